@@ -1,0 +1,54 @@
+// Package ingress translates Kubernetes objects (Ingress, IngressClass, Service,
+// EndpointSlice or Endpoints, Secret) and the AWS Load Balancer Controller's
+// alb.ingress.kubernetes.io/* annotations into a config.Model. Translation is pure: the same
+// objects always give the same model and the same problems, whether they came from files
+// (standalone) or from an API server (controller).
+package ingress
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// Objects is everything translation reads. Slices may be in any order.
+type Objects struct {
+	Ingresses      []*networkingv1.Ingress
+	IngressClasses []*networkingv1.IngressClass
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	Endpoints      []*corev1.Endpoints
+	Secrets        []*corev1.Secret
+	// Files maps ObjectName(kind, ns, name) to the file the object was read from, so that
+	// problems name it. Empty for objects from an API server.
+	Files map[string]string
+}
+
+// ObjectName is how problems and Files name an object: "Kind ns/name" ("Kind name" for
+// cluster-scoped kinds).
+func ObjectName(kind, namespace, name string) string {
+	if namespace == "" {
+		return kind + " " + name
+	}
+	return kind + " " + namespace + "/" + name
+}
+
+// ControllerName is the spec.controller of IngressClasses that milvus-lb serves, besides
+// the AWS controller's own "ingress.k8s.aws/alb" (so the guide's class alb works as is).
+const ControllerName = "milvus-lb.io/ingress-controller"
+
+// Labels and annotations milvus-lb puts on the Secrets that `cert import` creates; the
+// ARN is an annotation because label values cannot hold ':' or '/'.
+const (
+	CertificateIDLabel       = "milvus-lb.io/certificate-id"
+	CertificateARNAnnotation = "milvus-lb.io/certificate-arn"
+)
+
+// Options tune translation.
+type Options struct {
+	// Classes are the IngressClass names served; default DefaultClasses.
+	Classes []string
+}
+
+// DefaultClasses are served when Options.Classes is empty: the guide's "alb" and our own.
+var DefaultClasses = []string{"alb", "milvus-lb"}
