@@ -20,6 +20,8 @@ type Endpoint struct {
 	// its backend has no active check; otherwise it waits for its first passing check
 	// (as an ALB target starts in "initial").
 	healthy atomic.Bool
+	// checked is set by the first verdict, so a new configuration can wait for it.
+	checked atomic.Bool
 	// ejectedUntil is a unix-nano deadline set by passive outlier detection (a refused
 	// connection); zero means not ejected.
 	ejectedUntil atomic.Int64
@@ -44,12 +46,16 @@ func (e *Endpoint) Healthy() bool { return e.healthy.Load() }
 
 // SetHealthy records a health verdict; a transition to healthy restarts slow start.
 func (e *Endpoint) SetHealthy(ok bool) {
+	defer e.checked.Store(true)
 	if ok && !e.healthy.Swap(true) {
 		e.readySince.Store(time.Now().UnixNano())
 	} else if !ok {
 		e.healthy.Store(false)
 	}
 }
+
+// Checked reports whether a health verdict has been recorded since the endpoint was created.
+func (e *Endpoint) Checked() bool { return e.checked.Load() }
 
 // Eject keeps the endpoint from new calls for d (passive outlier detection).
 func (e *Endpoint) Eject(d time.Duration) { e.ejectedUntil.Store(time.Now().Add(d).UnixNano()) }

@@ -1,0 +1,260 @@
+// Package listener owns the sockets: one per listener port, serving HTTP/2 (h2 by ALPN on
+// TLS, h2c with prior knowledge in plaintext) and HTTP/1.1 on the same port, TLS
+// termination with the current snapshot's certificates, and graceful drain (GOAWAY, then
+// wait for in-flight calls).
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+)
+
+// Options are the limits and timeouts of every listener.
+type Options struct {
+	// BindAddress is the host part of every listener address; "" means all interfaces.
+	BindAddress string
+	// MaxConcurrentStreams per HTTP/2 connection; gRPC clients queue calls beyond it.
+	MaxConcurrentStreams uint32
+	// HandshakeTimeout bounds the TLS handshake and the request headers of HTTP/1.1,
+	// against slowloris.
+	HandshakeTimeout time.Duration
+	// PingInterval is how long a silent HTTP/2 connection waits before the server pings
+	// it; PingTimeout how long it then waits for the answer before closing. Idle
+	// connections that answer are kept: clients such as pymilvus keep one connection for
+	// hours and ping every 10 s with no call in flight.
+	PingInterval, PingTimeout time.Duration
+	// MaxHeaderBytes bounds the request header list (HTTP/1.1 and HTTP/2).
+	MaxHeaderBytes int
+}
+
+// DefaultOptions are the limits milvus-lb serves with unless flags change them.
+func DefaultOptions() Options {
+	return Options{
+		MaxConcurrentStreams: 1000,
+		HandshakeTimeout:     10 * time.Second,
+		PingInterval:         60 * time.Second,
+		PingTimeout:          15 * time.Second,
+		MaxHeaderBytes:       1 << 20,
+	}
+}
+
+// HandlerFunc returns the handler of one port.
+type HandlerFunc func(port int, tls bool) http.Handler
+
+// TLSFunc returns the TLS configuration in force for a port, or nil if it has none now.
+// It is called for every handshake, so certificates can change without a restart.
+type TLSFunc func(port int) *tls.Config
+
+// Manager opens, keeps and closes the listener sockets. Reconcile and Shutdown may be
+// called from different goroutines.
+type Manager struct {
+	opts    Options
+	handler HandlerFunc
+	tlsFor  TLSFunc
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	servers map[int]*server
+	closed  bool
+	drains  sync.WaitGroup
+}
+
+type server struct {
+	port int
+	tls  bool
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+}
+
+// NewManager returns a manager with no sockets open.
+func NewManager(opts Options, handler HandlerFunc, tlsFor TLSFunc, logger *slog.Logger) *Manager {
+	return &Manager{opts: opts, handler: handler, tlsFor: tlsFor, log: logger, servers: map[int]*server{}}
+}
+
+// Reconcile makes the open sockets match ls. New ports are opened first; if any cannot
+// be, those opened by this call are closed again and nothing else changes. Ports no longer
+// wanted are drained in the background.
+func (m *Manager) Reconcile(ls []config.Listener) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("listeners are shut down")
+	}
+	want := map[int]bool{}
+	var opened []*server
+	for _, l := range ls {
+		isTLS := l.Protocol == config.HTTPS
+		want[l.Port] = true
+		if s := m.servers[l.Port]; s != nil {
+			if s.tls == isTLS {
+				continue
+			}
+			// The protocol of a port changed: the old socket must go before the new one
+			// can bind, so this is the one change that is not free of side effects if
+			// the bind then fails.
+			m.closeNow(s)
+			delete(m.servers, l.Port)
+		}
+		s, err := m.open(l.Port, isTLS)
+		if err != nil {
+			for _, o := range opened {
+				m.closeNow(o)
+				delete(m.servers, o.port)
+			}
+			return err
+		}
+		opened = append(opened, s)
+	}
+	for _, s := range opened {
+		m.servers[s.port] = s
+		go m.serve(s)
+	}
+	for port, s := range m.servers {
+		if !want[port] {
+			delete(m.servers, port)
+			m.drain(s, 30*time.Second)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) open(port int, isTLS bool) (*server, error) {
+	addr := net.JoinHostPort(m.opts.BindAddress, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &server{port: port, tls: isTLS, done: make(chan struct{})}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	if isTLS {
+		protocols.SetHTTP2(true)
+		ln = tls.NewListener(ln, &tls.Config{
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				cfg := m.tlsFor(port)
+				if cfg == nil {
+					return nil, fmt.Errorf("port %d has no TLS configuration", port)
+				}
+				return cfg, nil
+			},
+			// Only used if GetConfigForClient is bypassed; never serves.
+			NextProtos: []string{"h2", "http/1.1"},
+		})
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           m.handler(port, isTLS),
+		Protocols:         &protocols,
+		ReadHeaderTimeout: m.opts.HandshakeTimeout,
+		MaxHeaderBytes:    m.opts.MaxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: int(m.opts.MaxConcurrentStreams),
+			// Larger windows than the 1 MiB default let a 64 MiB insert stream without
+			// stalling on WINDOW_UPDATE round trips; they also bound what one client can
+			// make the balancer buffer.
+			MaxReceiveBufferPerConnection: 16 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
+			MaxReadFrameSize:              1 << 20,
+			SendPingTimeout:               m.opts.PingInterval,
+			PingTimeout:                   m.opts.PingTimeout,
+			MaxDecoderHeaderTableSize:     4096,
+			MaxEncoderHeaderTableSize:     4096,
+		},
+		ErrorLog: log.New(slogWriter{m.log}, "", 0),
+	}
+	return s, nil
+}
+
+func (m *Manager) serve(s *server) {
+	defer close(s.done)
+	err := s.srv.Serve(s.ln)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		m.log.Error("listener stopped", "port", s.port, "error", err)
+	}
+}
+
+func (m *Manager) closeNow(s *server) {
+	_ = s.srv.Close()
+	_ = s.ln.Close()
+}
+
+// drain stops accepting on s, sends GOAWAY to HTTP/2 clients, and waits up to limit for
+// in-flight requests before closing what is left.
+func (m *Manager) drain(s *server, limit time.Duration) {
+	m.drains.Add(1)
+	go func() {
+		defer m.drains.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			m.log.Warn("drain deadline passed; closing remaining connections", "port", s.port, "limit", limit)
+			_ = s.srv.Close()
+		}
+	}()
+}
+
+// Ports returns the open ports, sorted.
+func (m *Manager) Ports() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ports := make([]int, 0, len(m.servers))
+	for p := range m.servers {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// Addr returns the bound address of port, or nil if the port is not open.
+func (m *Manager) Addr(port int) net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.servers[port]; s != nil {
+		return s.ln.Addr()
+	}
+	return nil
+}
+
+// Shutdown stops accepting on every port, sends GOAWAY, and waits until in-flight
+// requests finish or limit passes (then closes the rest). It returns when all is closed.
+func (m *Manager) Shutdown(limit time.Duration) {
+	m.mu.Lock()
+	m.closed = true
+	for port, s := range m.servers {
+		delete(m.servers, port)
+		m.drain(s, limit)
+	}
+	m.mu.Unlock()
+	m.drains.Wait()
+}
+
+// slogWriter sends net/http's internal error log (TLS handshake failures, protocol
+// errors from clients) to slog at debug level: they describe clients, not the balancer.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("http server", "msg", string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		return p[:n-1]
+	}
+	return p
+}

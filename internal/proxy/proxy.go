@@ -1,0 +1,187 @@
+// Package proxy is the data path: for each request it loads the current snapshot once,
+// routes by host and path, picks an endpoint, forwards the request as a stream, and copies
+// the response, its trailers and its errors back. gRPC calls are balanced per call, not
+// per connection: one client connection's calls spread over every ready endpoint.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
+)
+
+// Observer receives one record per finished request, for metrics. Implementations must
+// be cheap and safe for concurrent use.
+type Observer interface {
+	Observe(r Record)
+}
+
+// Record describes one finished request.
+type Record struct {
+	Backend  string // Backend.Key, "" when the request was not routed
+	Method   string // MilvusService method name, "grpc" for other gRPC, "http" for REST
+	GRPC     bool
+	Code     codes.Code // gRPC status (gRPC requests)
+	Status   int        // HTTP status (other requests)
+	Duration time.Duration
+	Retries  int
+}
+
+// Handler serves one listener port. It is immutable and safe for concurrent use.
+type Handler struct {
+	Port       int
+	TLS        bool // the listener terminates TLS
+	Snapshot   func() *gateway.Snapshot
+	Transports *Transports
+	Observer   Observer // may be nil
+	Log        *slog.Logger
+}
+
+// maxAttempts bounds how many endpoints one request may try when connections are refused.
+const maxAttempts = 3
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+	rec := Record{GRPC: isGRPC, Method: "http"}
+	if isGRPC {
+		rec.Method = "grpc"
+		if m := milvus.Lookup(r.URL.Path); m != nil {
+			rec.Method = m.Name
+		}
+	}
+	res := h.serve(w, r, isGRPC, &rec)
+	if res != nil {
+		h.fail(w, r, isGRPC, res, &rec)
+	}
+	if h.Observer != nil {
+		rec.Duration = time.Since(start)
+		h.Observer.Observe(rec)
+	}
+}
+
+// serve routes and forwards; it returns a failure only when nothing was written yet.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec *Record) *failure {
+	snap := h.Snapshot()
+	l := snap.Listeners[h.Port]
+	if l == nil {
+		return &failure{code: codes.Unavailable, msg: "listener is shutting down"}
+	}
+	e := l.Routes.Match(r.Host, r.URL.Path)
+	if e == nil {
+		return &failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(hostOnly(r.Host)) + " path " + strconv.Quote(r.URL.Path)}
+	}
+	if port := e.Route.SSLRedirect; port != 0 && !h.TLS && !isGRPC {
+		target := "https://" + hostOnly(r.Host)
+		if port != 443 {
+			target += ":" + strconv.Itoa(port)
+		}
+		http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusMovedPermanently)
+		rec.Status = http.StatusMovedPermanently
+		return nil
+	}
+	be := e.Target
+	rec.Backend = be.Key
+
+	ctx := r.Context()
+	if isGRPC {
+		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			// Enforce the deadline here too, so a hung backend is answered with
+			// DEADLINE_EXCEEDED rather than holding the call forever.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
+	body := &replayGuard{ReadCloser: r.Body}
+	for attempt := 0; ; attempt++ {
+		ep := be.Picker.Pick()
+		if ep == nil {
+			return &failure{code: codes.Unavailable, msg: "no healthy endpoint for Service " + be.Service + ":" + be.Port}
+		}
+		err := h.forward(ctx, w, r, body, be, ep, isGRPC, rec)
+		if err == nil {
+			return nil
+		}
+		f := classify(ctx, err, be.Service+":"+be.Port)
+		if f.code == codes.Unavailable && isDialError(err) {
+			// The endpoint refused before any byte was sent: take it out for a moment
+			// (passive outlier detection) and, if the body is untouched, try another.
+			ep.Eject(5 * time.Second)
+			h.Log.Warn("backend endpoint refused connection; ejected", "backend", be.Key, "endpoint", ep.Addr, "error", err)
+			if !body.read && attempt+1 < maxAttempts && len(be.Endpoints) > 1 {
+				rec.Retries++
+				continue
+			}
+		}
+		if f.code != codes.Canceled {
+			h.Log.Debug("request failed", "backend", be.Key, "endpoint", ep.Addr, "path", r.URL.Path, "error", err)
+		}
+		return f
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, isGRPC bool, f *failure, rec *Record) {
+	if isGRPC {
+		rec.Code = f.code
+		writeGRPCError(w, f)
+		return
+	}
+	rec.Status = f.httpStatus()
+	writeHTTPError(w, f)
+}
+
+// useH2 decides the protocol to the backend. gRPC always goes over HTTP/2: it cannot work
+// over HTTP/1.1, whatever backend-protocol-version says. REST goes over HTTP/1.1 to a GRPC
+// backend, because Milvus serves REST on its gRPC port only to HTTP/1.1 (cmux sends every
+// HTTP/2 connection to the gRPC server).
+func useH2(b *config.Backend, isGRPC bool) bool {
+	return isGRPC || b.Protocol == config.BackendHTTP2
+}
+
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
+}
+
+// parseGRPCTimeout reads a grpc-timeout header: up to 8 digits and a unit
+// (H, M, S, m, u, n), per the gRPC over HTTP/2 spec.
+func parseGRPCTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}

@@ -1,0 +1,132 @@
+// Package router is the immutable host/path table of one listener. Matching follows the
+// Ingress specification (networking.k8s.io/v1): an exact host beats a wildcard host, which
+// beats a rule without host; within a host an Exact path beats a Prefix path, and a longer
+// Prefix beats a shorter one. Prefix matching is by path element: /foo matches /foo and
+// /foo/bar, not /foobar.
+package router
+
+import (
+	"net"
+	"sort"
+	"strings"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+)
+
+// Entry is one route with the target chosen by the caller (the gateway puts its compiled
+// backend there).
+type Entry[T any] struct {
+	Route  config.Route
+	Target T
+}
+
+// Table is immutable once built and safe for concurrent Match calls.
+type Table[T any] struct {
+	exact    map[string][]*Entry[T] // host → entries, ordered by path specificity
+	wildcard []hostEntries[T]       // "*.suffix" rules, longest suffix first
+	any      []*Entry[T]
+}
+
+type hostEntries[T any] struct {
+	suffix  string // ".example.com"
+	entries []*Entry[T]
+}
+
+// New builds a table; entries may come in any order.
+func New[T any](entries []*Entry[T]) *Table[T] {
+	t := &Table[T]{exact: make(map[string][]*Entry[T])}
+	wild := map[string][]*Entry[T]{}
+	for _, e := range entries {
+		h := strings.ToLower(e.Route.Host)
+		switch {
+		case h == "":
+			t.any = append(t.any, e)
+		case strings.HasPrefix(h, "*."):
+			wild[h[1:]] = append(wild[h[1:]], e)
+		default:
+			t.exact[h] = append(t.exact[h], e)
+		}
+	}
+	for h, es := range t.exact {
+		t.exact[h] = sortPaths(es)
+	}
+	for s, es := range wild {
+		t.wildcard = append(t.wildcard, hostEntries[T]{suffix: s, entries: sortPaths(es)})
+	}
+	sort.Slice(t.wildcard, func(i, j int) bool { return len(t.wildcard[i].suffix) > len(t.wildcard[j].suffix) })
+	t.any = sortPaths(t.any)
+	return t
+}
+
+func sortPaths[T any](es []*Entry[T]) []*Entry[T] {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Route, es[j].Route
+		if (a.PathType == config.PathExact) != (b.PathType == config.PathExact) {
+			return a.PathType == config.PathExact
+		}
+		return len(a.Path) > len(b.Path)
+	})
+	return es
+}
+
+// Match returns the entry for a request to host (":authority" or Host, a port is ignored)
+// and path, or nil when no rule matches.
+func (t *Table[T]) Match(host, path string) *Entry[T] {
+	host = normalizeHost(host)
+	if es, ok := t.exact[host]; ok {
+		if e := matchPath(es, path); e != nil {
+			return e
+		}
+	}
+	// A wildcard covers exactly one label: *.example.com matches a.example.com, not
+	// a.b.example.com (networking.k8s.io/v1 IngressRule.Host).
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		suffix := host[i:]
+		for _, w := range t.wildcard {
+			if w.suffix == suffix {
+				if e := matchPath(w.entries, path); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	return matchPath(t.any, path)
+}
+
+func matchPath[T any](es []*Entry[T], path string) *Entry[T] {
+	for _, e := range es {
+		if pathMatches(e.Route, path) {
+			return e
+		}
+	}
+	return nil
+}
+
+func pathMatches(r config.Route, path string) bool {
+	if r.PathType == config.PathExact {
+		return path == r.Path
+	}
+	p := strings.TrimSuffix(r.Path, "/")
+	if p == "" {
+		return true // "/" matches everything
+	}
+	if !strings.HasPrefix(path, p) {
+		return false
+	}
+	return len(path) == len(p) || path[len(p)] == '/'
+}
+
+func normalizeHost(h string) string {
+	if strings.IndexByte(h, ':') >= 0 {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
