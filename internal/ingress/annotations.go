@@ -440,7 +440,7 @@ func parseHealthCheck(a annotations, proto config.BackendProtocol, backendTLS bo
 			hc.Kind = k
 		default:
 			a.errorf(AnnotationHealthCheckType, "invalid value %q: must be one of milvus, grpc-health, grpc, http, none", explicit)
-			hc.Kind = config.CheckMilvus
+			return hc, true // the Ingress is not served; more findings would be noise
 		}
 	case !shapeSet:
 		hc.Kind = config.CheckMilvus

@@ -1,0 +1,270 @@
+package ingress
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current output")
+
+// sharedFixtures are read with every case: the guide's Milvus Service and EndpointSlice,
+// and the certificate Secrets (see testdata/gencerts).
+var sharedFixtures = []string{"milvus.yaml", "secrets.yaml"}
+
+// loadObjects decodes multi-document YAML files from testdata into Objects, recording
+// each object's file under its base name, as the file source does.
+func loadObjects(t *testing.T, names ...string) Objects {
+	t.Helper()
+	objs := Objects{Files: map[string]string{}}
+	decode := scheme.Codecs.UniversalDeserializer()
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			doc, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+				continue
+			}
+			obj, gvk, err := decode.Decode(doc, nil, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			var ns, n string
+			switch o := obj.(type) {
+			case *networkingv1.Ingress:
+				objs.Ingresses = append(objs.Ingresses, o)
+				ns, n = o.Namespace, o.Name
+			case *networkingv1.IngressClass:
+				objs.IngressClasses = append(objs.IngressClasses, o)
+				n = o.Name
+			case *corev1.Service:
+				objs.Services = append(objs.Services, o)
+				ns, n = o.Namespace, o.Name
+			case *discoveryv1.EndpointSlice:
+				objs.EndpointSlices = append(objs.EndpointSlices, o)
+				ns, n = o.Namespace, o.Name
+			case *corev1.Endpoints:
+				objs.Endpoints = append(objs.Endpoints, o)
+				ns, n = o.Namespace, o.Name
+			case *corev1.Secret:
+				objs.Secrets = append(objs.Secrets, o)
+				ns, n = o.Namespace, o.Name
+			default:
+				t.Fatalf("%s: unexpected kind %s", name, gvk.Kind)
+			}
+			objs.Files[ObjectName(gvk.Kind, ns, n)] = name
+		}
+	}
+	return objs
+}
+
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			out = append(out, line...)
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+// golden is what a fixture's .golden.json holds.
+type golden struct {
+	Model    *config.Model `json:"model"`
+	Problems []string      `json:"problems"`
+}
+
+func problemLines(ps config.Problems) []string {
+	lines := []string{}
+	for _, p := range ps {
+		lines = append(lines, string(p.Severity)+": "+p.String())
+	}
+	return lines
+}
+
+// cases are the fixtures, each with the problem lines a user must see (exact), checked in
+// addition to the golden file so that regenerating goldens cannot hide a lost message.
+var cases = []struct {
+	name  string
+	opts  Options
+	clean bool // no problem at all
+	want  []string
+}{
+	{name: "guide", clean: true},
+	{name: "port-name", clean: true},
+	{name: "spec-tls", clean: true},
+	{name: "route-order", want: []string{
+		"warning: route-order.yaml: Ingress milvus/many-routes: spec.rules[3].http.paths[5]: duplicate of spec.rules[3].http.paths[0] (same host, path and path type); ignored",
+	}},
+	{name: "missing-service", want: []string{
+		"error: missing-service.yaml: Ingress milvus/milvus-demo: spec.rules[0].http.paths[0].backend.service.name: Service milvus/milvus-demoo not found",
+	}},
+	{name: "missing-port", want: []string{
+		"error: missing-port.yaml: Ingress milvus/wrong-number: spec.rules[0].http.paths[0].backend.service.port.number: Service milvus/milvus-demo has no port 19531 (ports: milvus 19530, metrics 9091)",
+		`error: missing-port.yaml: Ingress milvus/wrong-name: spec.rules[0].http.paths[0].backend.service.port.name: Service milvus/milvus-demo has no port named "grpc" (ports: milvus 19530, metrics 9091)`,
+	}},
+	{name: "bad-listen-ports", want: []string{
+		`error: bad-listen-ports.yaml: Ingress milvus/not-json: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: invalid listen-ports "[{\"HTTPS\":443]": want a JSON list such as [{"HTTP":80},{"HTTPS":443}]: invalid character ']' after object key:value pair`,
+		`error: bad-listen-ports.yaml: Ingress milvus/unknown-protocol: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: unknown protocol "TCP" for port 19530: must be HTTP or HTTPS`,
+		`error: bad-listen-ports.yaml: Ingress milvus/out-of-range: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: port 70000 of HTTP is out of range 1-65535`,
+	}},
+	{name: "bad-ssl-policy"},
+	{name: "certificate-not-found", want: []string{
+		"error: certificate-not-found.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: certificate arn:aws:acm:region:account-id:certificate/certificate-id not found; imported: " +
+			"arn:milvus-lb:acm:local:000000000000:certificate/11111111-1111-4111-8111-111111111111, " +
+			"arn:milvus-lb:acm:local:000000000000:certificate/22222222-2222-4222-8222-222222222222, " +
+			"arn:milvus-lb:acm:local:000000000000:certificate/33333333-3333-4333-8333-333333333333",
+	}},
+	{name: "secret-errors", want: []string{
+		"error: secret-errors.yaml: Ingress milvus/tls-secrets: spec.tls[0].secretName: Secret milvus/no-such-secret not found",
+		`error: secret-errors.yaml: Ingress milvus/tls-secrets: spec.tls[1].secretName: Secret milvus/opaque-secret has type "Opaque"; want kubernetes.io/tls`,
+		"error: secret-errors.yaml: Ingress milvus/tls-secrets: spec.tls[2].secretName: Secret milvus/mismatched-tls: tls.crt and tls.key are not a valid key pair: tls: private key does not match public key",
+		"error: secret-errors.yaml: Ingress milvus/arn-bad-key: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: certificate arn:milvus-lb:acm:local:000000000000:certificate/33333333-3333-4333-8333-333333333333 (Secret milvus-lb-system/milvus-lb-cert-badkey): tls.crt and tls.key are not a valid key pair: tls: private key does not match public key",
+	}},
+	{name: "https-no-certificate", want: []string{
+		"error: https-no-certificate.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: HTTPS port 443 has no certificate: set alb.ingress.kubernetes.io/certificate-arn or spec.tls",
+	}},
+	{name: "bad-target-group-attributes", want: []string{
+		`error: bad-target-group-attributes.yaml: Ingress milvus/bad-values: metadata.annotations[alb.ingress.kubernetes.io/target-group-attributes]: invalid load_balancing.algorithm.type "fastest": must be one of round_robin, least_outstanding_requests, weighted_random`,
+		`error: bad-target-group-attributes.yaml: Ingress milvus/bad-values: metadata.annotations[alb.ingress.kubernetes.io/target-group-attributes]: invalid deregistration_delay.timeout_seconds "4000": must be an integer from 0 to 3600`,
+		`error: bad-target-group-attributes.yaml: Ingress milvus/bad-values: metadata.annotations[alb.ingress.kubernetes.io/target-group-attributes]: invalid slow_start.duration_seconds "10": must be 0 (off) or an integer from 30 to 900`,
+		`error: bad-target-group-attributes.yaml: Ingress milvus/bad-values: metadata.annotations[alb.ingress.kubernetes.io/target-group-attributes]: invalid attribute "novalue": want key=value`,
+		"warning: bad-target-group-attributes.yaml: Ingress milvus/good-values: metadata.annotations[alb.ingress.kubernetes.io/target-group-attributes]: target group attribute stickiness.enabled is not supported and is ignored",
+	}},
+	{name: "bad-health-check", want: []string{
+		`error: bad-health-check.yaml: Ingress milvus/bad-numbers: metadata.annotations[alb.ingress.kubernetes.io/healthcheck-interval-seconds]: must be an integer from 5 to 300, got "1"`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-numbers: metadata.annotations[alb.ingress.kubernetes.io/healthcheck-timeout-seconds]: must be an integer from 2 to 120, got "ten"`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-numbers: metadata.annotations[alb.ingress.kubernetes.io/healthy-threshold-count]: must be an integer from 2 to 10, got "11"`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-numbers: metadata.annotations[alb.ingress.kubernetes.io/healthcheck-port]: invalid port "http": must be traffic-port or an integer from 1 to 65535`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-success-codes: metadata.annotations[alb.ingress.kubernetes.io/success-codes]: invalid success-codes "200": want gRPC status codes from 0 to 99, as a list (200,202) or a range (200-299)`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-timeout-path-type: metadata.annotations[alb.ingress.kubernetes.io/healthcheck-timeout-seconds]: timeout 10s must be shorter than the interval 10s`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-timeout-path-type: metadata.annotations[alb.ingress.kubernetes.io/healthcheck-path]: invalid path "healthz": must start with /`,
+		`error: bad-health-check.yaml: Ingress milvus/bad-timeout-path-type: metadata.annotations[milvus-lb.io/healthcheck-type]: invalid value "tcp": must be one of milvus, grpc-health, grpc, http, none`,
+	}},
+	{name: "bad-protocols", want: []string{
+		`error: bad-protocols.yaml: Ingress milvus/lower-case-grpc: metadata.annotations[alb.ingress.kubernetes.io/backend-protocol-version]: invalid value "grpc": must be one of GRPC, HTTP2, HTTP1`,
+		`error: bad-protocols.yaml: Ingress milvus/others: metadata.annotations[alb.ingress.kubernetes.io/backend-protocol]: invalid value "TCP": must be one of HTTP, HTTPS`,
+		`error: bad-protocols.yaml: Ingress milvus/others: metadata.annotations[alb.ingress.kubernetes.io/scheme]: invalid value "public": must be one of internal, internet-facing`,
+		`error: bad-protocols.yaml: Ingress milvus/others: metadata.annotations[alb.ingress.kubernetes.io/target-type]: invalid value "pod": must be one of instance, ip`,
+	}},
+	{name: "bad-rules"},
+	{name: "multiple-certs", want: []string{
+		"warning: multiple-certs.yaml: Ingress milvus/milvus-demo: spec.rules[3].host: no certificate on port 443 covers host uncovered.milvus.io; clients get the default certificate arn:milvus-lb:acm:local:000000000000:certificate/11111111-1111-4111-8111-111111111111",
+	}},
+	{name: "group-merge", want: []string{
+		"error: group-merge.yaml: Ingress milvus/same-route: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path \"/\" (Prefix) on port 443 is already routed by Ingress milvus/grpc",
+		"error: group-merge.yaml: Ingress milvus/other-group: metadata.annotations[alb.ingress.kubernetes.io/group.name]: port 443 is served by Ingress milvus/grpc (group milvus); Ingresses of different groups cannot share a port",
+		"error: group-merge.yaml: Ingress milvus/no-group: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: port 80 is served by Ingress milvus/grpc (group milvus); Ingresses of different groups cannot share a port",
+		"error: group-merge.yaml: Ingress milvus/conflicting-policy: metadata.annotations[alb.ingress.kubernetes.io/ssl-policy]: port 443 already uses ssl-policy ELBSecurityPolicy-TLS13-1-2-Res-2021-06 set by Ingress milvus/rest",
+	}},
+	{name: "classes", clean: true},
+	{name: "ignored-annotations", want: []string{
+		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/load-balancer-attributes]: annotation alb.ingress.kubernetes.io/load-balancer-attributes is not supported and is ignored",
+		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/group.order]: annotation alb.ingress.kubernetes.io/group.order is not supported and is ignored",
+		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/wafv2-acl-arn]: annotation alb.ingress.kubernetes.io/wafv2-acl-arn is not supported and is ignored",
+		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvus-lb.io/health-check-type]: annotation milvus-lb.io/health-check-type is not known and is ignored",
+	}},
+	{name: "health-check-kinds"},
+	{name: "duplicate-route", want: []string{
+		`error: duplicate-route.yaml: Ingress milvus/second: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path "/" (Prefix) on port 80 is already routed by Ingress milvus/first`,
+	}},
+}
+
+func TestTranslateFixtures(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := loadObjects(t, append([]string{tc.name + ".yaml"}, sharedFixtures...)...)
+			model, problems := Translate(objs, tc.opts)
+			got := golden{Model: model, Problems: problemLines(problems)}
+
+			if tc.clean && len(got.Problems) > 0 {
+				t.Errorf("want no problems, got:\n  %s", strings.Join(got.Problems, "\n  "))
+			}
+			for _, w := range tc.want {
+				if !contains(got.Problems, w) {
+					t.Errorf("missing problem:\n  %s\ngot:\n  %s", w, strings.Join(got.Problems, "\n  "))
+				}
+			}
+
+			out, err := json.MarshalIndent(got, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, '\n')
+			path := filepath.Join("testdata", tc.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(path, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/ingress -update)", err)
+			}
+			if !bytes.Equal(out, want) {
+				t.Errorf("%s differs from the output; if the change is intended, run go test ./internal/ingress -update and review the diff.\ngot:\n%s", path, out)
+			}
+
+			// Purity: the same objects in another order give the same result.
+			reverse(objs)
+			model2, problems2 := Translate(objs, tc.opts)
+			out2, _ := json.MarshalIndent(golden{Model: model2, Problems: problemLines(problems2)}, "", "  ")
+			if !bytes.Equal(append(out2, '\n'), out) {
+				t.Errorf("output depends on the order of the objects")
+			}
+		})
+	}
+}
+
+func contains(lines []string, s string) bool {
+	for _, l := range lines {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func reverse(o Objects) {
+	rev := func(n int, swap func(i, j int)) {
+		for i, j := 0, n-1; i < j; i, j = i+1, j-1 {
+			swap(i, j)
+		}
+	}
+	rev(len(o.Ingresses), func(i, j int) { o.Ingresses[i], o.Ingresses[j] = o.Ingresses[j], o.Ingresses[i] })
+	rev(len(o.Services), func(i, j int) { o.Services[i], o.Services[j] = o.Services[j], o.Services[i] })
+	rev(len(o.Secrets), func(i, j int) { o.Secrets[i], o.Secrets[j] = o.Secrets[j], o.Secrets[i] })
+	rev(len(o.EndpointSlices), func(i, j int) {
+		o.EndpointSlices[i], o.EndpointSlices[j] = o.EndpointSlices[j], o.EndpointSlices[i]
+	})
+	rev(len(o.IngressClasses), func(i, j int) {
+		o.IngressClasses[i], o.IngressClasses[j] = o.IngressClasses[j], o.IngressClasses[i]
+	})
+}
