@@ -39,7 +39,7 @@ func start(t *testing.T, opts Options) *Server {
 	return s
 }
 
-func dial(t *testing.T, addr string, opts ...grpc.DialOption) milvuspb.MilvusServiceClient {
+func dial(t testing.TB, addr string, opts ...grpc.DialOption) milvuspb.MilvusServiceClient {
 	t.Helper()
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
