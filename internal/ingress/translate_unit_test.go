@@ -1,0 +1,106 @@
+package ingress
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+)
+
+// apiObjects builds, in Go, what an API server would hand over: no Files, and an Ingress
+// written without a namespace (kubectl would put it in "default").
+func apiObjects(class string) Objects {
+	cert := selfSignedPEM()
+	ready := true
+	port := int32(19530)
+	name := "milvus"
+	return Objects{
+		Ingresses: []*networkingv1.Ingress{nil, {
+			ObjectMeta: metav1.ObjectMeta{Name: "demo"},
+			Spec: networkingv1.IngressSpec{
+				IngressClassName: &class,
+				TLS:              []networkingv1.IngressTLS{{SecretName: "demo-tls"}},
+				DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: "milvus", Port: networkingv1.ServiceBackendPort{Number: 19530},
+				}},
+			},
+		}},
+		Services: []*corev1.Service{{
+			ObjectMeta: metav1.ObjectMeta{Name: "milvus", Namespace: "default"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "milvus", Port: 19530}}},
+		}},
+		EndpointSlices: []*discoveryv1.EndpointSlice{{
+			ObjectMeta: metav1.ObjectMeta{Name: "milvus-1", Namespace: "default",
+				Labels: map[string]string{discoveryv1.LabelServiceName: "milvus"}},
+			Ports:     []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"fd00::1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		}},
+		// A Secret as written in a file, with stringData: the API server would fold it
+		// into data, a file source does not.
+		Secrets: []*corev1.Secret{{
+			ObjectMeta: metav1.ObjectMeta{Name: "demo-tls"},
+			Type:       corev1.SecretTypeTLS,
+			StringData: map[string]string{"tls.crt": string(cert.cert), "tls.key": string(cert.key)},
+		}},
+	}
+}
+
+func TestTranslateAPIObjects(t *testing.T) {
+	model, problems := Translate(apiObjects("alb"), Options{})
+	if len(problems) != 0 {
+		t.Fatalf("problems:\n%s", problems.Report())
+	}
+	if len(model.Listeners) != 1 || model.Listeners[0].Port != 443 || len(model.Listeners[0].Certificates) != 1 {
+		t.Fatalf("listeners = %+v; want HTTPS 443 with the spec.tls certificate", model.Listeners)
+	}
+	if ref := model.Listeners[0].Certificates[0].Ref; ref != "secret default/demo-tls" {
+		t.Errorf("certificate ref = %q", ref)
+	}
+	be := model.Backends["default/milvus:19530"]
+	if be == nil || len(be.Endpoints) != 1 || be.Endpoints[0].Address != "[fd00::1]:19530" {
+		t.Fatalf("backend = %+v; want the IPv6 endpoint in brackets", be)
+	}
+	st := model.Ingresses[0]
+	if st.Namespace != "default" || !st.Served || st.Source != "" {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestTranslateClassesOption(t *testing.T) {
+	objs := apiObjects("alb")
+	model, problems := Translate(objs, Options{Classes: []string{"internal"}})
+	if len(problems) != 0 || len(model.Listeners) != 0 || model.Ingresses[0].Served {
+		t.Errorf("class alb served although only internal is: %+v %v", model, problems)
+	}
+	model, _ = Translate(apiObjects("internal"), Options{Classes: []string{"internal"}})
+	if !model.Ingresses[0].Served {
+		t.Errorf("class internal not served")
+	}
+}
+
+func TestProblemsWithoutFiles(t *testing.T) {
+	objs := apiObjects("alb")
+	objs.Services = nil
+	_, problems := Translate(objs, Options{})
+	want := "Ingress default/demo: spec.defaultBackend.service.name: Service default/milvus not found"
+	if len(problems) != 1 || problems[0].String() != want || problems[0].Severity != config.Error {
+		t.Errorf("problems = %q; want exactly %q", problems.Report(), want)
+	}
+}
+
+func TestSupportedAnnotations(t *testing.T) {
+	got := SupportedAnnotations()
+	for _, a := range got {
+		if !strings.HasPrefix(a, ALBAnnotationPrefix) && a != AnnotationHealthCheckType {
+			t.Errorf("unexpected annotation %s", a)
+		}
+	}
+	if len(got) != len(supported)+1 {
+		t.Errorf("SupportedAnnotations() has %d names, want %d", len(got), len(supported)+1)
+	}
+}
