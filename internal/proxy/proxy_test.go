@@ -1,0 +1,430 @@
+package proxy_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+)
+
+const searchMethod = "/milvus.proto.milvus.MilvusService/Search"
+const versionMethod = "/milvus.proto.milvus.MilvusService/GetVersion"
+
+// One client connection, many calls: every backend gets its share, because balancing is
+// per call and not per connection (the reason to put a Layer-7 balancer before Milvus).
+func TestPerRequestRoundRobin(t *testing.T) {
+	bs := startBackends(t, 3, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for range 300 {
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bs {
+		if n := b.Count(versionMethod); n != 100 {
+			t.Errorf("backend %s got %d of 300 calls, want 100 (round robin)", b.Name(), n)
+		}
+	}
+}
+
+func TestLeastOutstandingAvoidsBusyEndpoint(t *testing.T) {
+	bs := startBackends(t, 2, fakemilvus.Options{})
+	l := newLB(t, bs, func(b *config.Backend) { b.Algorithm = config.LeastOutstandingRequests })
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	// Pin one slow call on whichever backend gets it, then see the quick calls avoid it.
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := c.Search(ctx, searchReq(map[string]string{fakemilvus.ParamSleep: "2s"}))
+		slowDone <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	var busy *fakemilvus.Server
+	for busy == nil && time.Now().Before(deadline) {
+		for _, b := range bs {
+			if b.Inflight() > 0 {
+				busy = b
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if busy == nil {
+		t.Fatal("slow call never reached a backend")
+	}
+	before := busy.Count(versionMethod)
+	for range 50 {
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := busy.Count(versionMethod) - before; n != 0 {
+		t.Errorf("busy backend got %d calls while another was idle", n)
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWeightedRandomUsesAll(t *testing.T) {
+	bs := startBackends(t, 3, fakemilvus.Options{})
+	l := newLB(t, bs, func(b *config.Backend) { b.Algorithm = config.WeightedRandom })
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for range 300 {
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range bs {
+		// Binomial(300, 1/3): below 60 has probability far under 1e-6.
+		if n := b.Count(versionMethod); n < 60 {
+			t.Errorf("backend %s got %d of 300 calls", b.Name(), n)
+		}
+	}
+}
+
+// An endpoint whose CheckHealth says is_healthy=false gets no new calls.
+func TestUnhealthyEndpointGetsNoCalls(t *testing.T) {
+	bs := startBackends(t, 3, fakemilvus.Options{})
+	bs[1].SetHealthy(false)
+	l := newLB(t, bs, func(b *config.Backend) {
+		b.HealthCheck = config.HealthCheck{Kind: config.CheckMilvus, Interval: config.Duration(50 * time.Millisecond),
+			Timeout: config.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	})
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for range 100 {
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := bs[1].Count(versionMethod); n != 0 {
+		t.Errorf("unhealthy backend got %d calls", n)
+	}
+	if bs[0].Count(versionMethod)+bs[2].Count(versionMethod) != 100 {
+		t.Errorf("healthy backends got %d+%d calls, want 100", bs[0].Count(versionMethod), bs[2].Count(versionMethod))
+	}
+}
+
+func TestMetadataAndTrailersPassThrough(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c := l.dialTLS()
+	ctx := metadata.AppendToOutgoingContext(ctxTimeout(t, 10*time.Second),
+		"authorization", "cm9vdDpNaWx2dXM=", "dbname", "db1", "identifier", "42", "client-request-id", "req-7")
+	var hdr, trl metadata.MD
+	if _, err := c.Search(ctx, searchReq(nil), grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
+		t.Fatal(err)
+	}
+	calls := bs[0].Calls()
+	if len(calls) != 1 {
+		t.Fatalf("backend saw %d calls, want 1", len(calls))
+	}
+	md := calls[0].MD
+	for k, want := range map[string]string{"authorization": "cm9vdDpNaWx2dXM=", "dbname": "db1", "identifier": "42", "client-request-id": "req-7"} {
+		if got := md.Get(k); len(got) != 1 || got[0] != want {
+			t.Errorf("backend metadata %s = %q, want %q", k, got, want)
+		}
+	}
+	if got := hdr.Get(fakemilvus.BackendHeader); len(got) != 1 || got[0] != "b0" {
+		t.Errorf("response header %s = %q, want b0", fakemilvus.BackendHeader, got)
+	}
+	// The client's 10 s deadline travels as grpc-timeout.
+	if d := time.Until(calls[0].Deadline); d <= 0 || d > 10*time.Second {
+		t.Errorf("backend deadline is %v away, want the client's (at most 10 s)", d)
+	}
+}
+
+// Errors without a message come back as Trailers-Only responses; they must reach the client
+// intact every time (a known failure mode of reverse proxies, research/protocol.md §5.3).
+func TestTrailersOnlyErrors(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	bs[0].SetFailure(codes.PermissionDenied, "privilege not granted: Search")
+	l := newLB(t, bs, nil)
+	for _, c := range []milvuspb.MilvusServiceClient{first(l.dial()), l.dialTLS()} {
+		ctx := ctxTimeout(t, 10*time.Second)
+		for range 50 {
+			_, err := c.Search(ctx, searchReq(nil))
+			if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "privilege not granted: Search" {
+				t.Fatalf("got %v, want PermissionDenied with the backend's message", err)
+			}
+		}
+	}
+}
+
+func TestNoRuleAndNoEndpoint(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, _ := l.dial(grpc.WithAuthority("other.example.com"))
+	_, err := c.GetVersion(ctxTimeout(t, 5*time.Second), &milvuspb.GetVersionRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), `no rule matches host "other.example.com"`) {
+		t.Errorf("unknown host: got %v", err)
+	}
+
+	l.backend().Endpoints = nil
+	l.apply()
+	c2, _ := l.dial()
+	start := time.Now()
+	_, err = c2.GetVersion(ctxTimeout(t, 5*time.Second), &milvuspb.GetVersionRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "no healthy endpoint for Service milvus/milvus-demo:19530") {
+		t.Errorf("no endpoint: got %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("no endpoint: answer took %v; it must not hang", time.Since(start))
+	}
+}
+
+func TestDeadlineAndCancellationReachBackend(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 300*time.Millisecond)
+	_, err := c.Search(ctx, searchReq(map[string]string{fakemilvus.ParamSleep: "10s"}))
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+	call := waitCall(t, bs[0], searchMethod)
+	if call.Deadline.IsZero() {
+		t.Error("backend saw no deadline: grpc-timeout was not forwarded")
+	}
+	if !call.Cancelled {
+		t.Error("backend call was not cancelled when the client's deadline passed")
+	}
+
+	bs[0].Reset()
+	ctx2, cancel := contextWithCancel(t)
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	_, err = c.Search(ctx2, searchReq(map[string]string{fakemilvus.ParamSleep: "10s"}))
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("got %v, want Canceled", err)
+	}
+	if call := waitCall(t, bs[0], searchMethod); !call.Cancelled || !call.Deadline.IsZero() {
+		t.Errorf("client cancellation: backend call %+v, want cancelled without deadline", call)
+	}
+}
+
+// A 64 MiB insert and a 200 MiB response pass over TLS (Milvus's own limits are 64 MiB in
+// and 256 MiB out; nothing in the balancer may impose gRPC's 4 MiB default).
+func TestLargeMessages(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c := l.dialTLS()
+	ctx := ctxTimeout(t, 60*time.Second)
+
+	const rows, dim = 1 << 14, 1024 // 16384 rows × 1024 floats × 4 bytes = 64 MiB
+	vec := make([]float32, rows*dim)
+	ins := &milvuspb.InsertRequest{CollectionName: "c1", NumRows: rows, FieldsData: []*schemapb.FieldData{{
+		FieldName: "vector", Type: schemapb.DataType_FloatVector,
+		Field: &schemapb.FieldData_Vectors{Vectors: &schemapb.VectorField{Dim: dim, Data: &schemapb.VectorField_FloatVector{FloatVector: &schemapb.FloatArray{Data: vec}}}},
+	}}}
+	res, err := c.Insert(ctx, ins)
+	if err != nil {
+		t.Fatalf("64 MiB insert: %v", err)
+	}
+	if res.GetInsertCnt() != rows {
+		t.Errorf("insert count %d, want %d", res.GetInsertCnt(), rows)
+	}
+	if call := waitCall(t, bs[0], "/milvus.proto.milvus.MilvusService/Insert"); call.RequestBytes < 64<<20 {
+		t.Errorf("backend received %d bytes, want at least 64 MiB", call.RequestBytes)
+	}
+
+	sr, err := c.Search(ctx, searchReq(map[string]string{fakemilvus.ParamResultBytes: strconv.Itoa(200 << 20)}))
+	if err != nil {
+		t.Fatalf("200 MiB response: %v", err)
+	}
+	if n := protoSize(sr); n < 200<<20 {
+		t.Errorf("response was %d bytes, want at least 200 MiB", n)
+	}
+}
+
+func TestStreamingRPCs(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c := l.dialTLS()
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	ds, err := c.DumpMessages(ctx, &milvuspb.DumpMessagesRequest{StartTimetick: 1, EndTimetick: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := ds.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("DumpMessages after %d messages: %v", n, err)
+		}
+		n++
+	}
+	if n != 10 {
+		t.Errorf("DumpMessages gave %d messages, want 10", n)
+	}
+
+	rs, err := c.CreateReplicateStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := rs.Send(&milvuspb.ReplicateRequest{}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if _, err := rs.Recv(); err != nil {
+			t.Fatalf("recv %d: %v", i, err)
+		}
+	}
+	if err := rs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("after CloseSend: %v, want EOF", err)
+	}
+}
+
+// A killed backend fails the calls it had (UNAVAILABLE), and new calls go to the others.
+func TestKilledBackend(t *testing.T) {
+	bs := startBackends(t, 2, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 { // round robin: one on each backend
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Search(ctx, searchReq(map[string]string{fakemilvus.ParamSleep: "5s"}))
+			errs <- err
+		}()
+	}
+	for bs[0].Inflight() == 0 || bs[1].Inflight() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("calls never reached both backends")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	bs[0].Kill()
+	if err := <-errs; status.Code(err) != codes.Unavailable {
+		t.Errorf("call on the killed backend: %v, want Unavailable", err)
+	}
+	before := bs[1].Count(versionMethod)
+	for range 20 {
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatalf("call after the kill: %v", err)
+		}
+	}
+	if got := bs[1].Count(versionMethod) - before; got != 20 {
+		t.Errorf("surviving backend got %d of 20 calls", got)
+	}
+	wg.Wait()
+}
+
+// Clients such as pymilvus ping every 5-10 s with no call in flight. The balancer must
+// accept that (no GOAWAY too_many_pings) and keep the idle connection.
+func TestIdlePingsKeepConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 s of idle pings")
+	}
+	t.Parallel()
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, cc := l.dial(grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
+	ctx := ctxTimeout(t, 60*time.Second)
+	if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(30 * time.Second)
+	for time.Now().Before(end) {
+		if s := cc.GetState().String(); s != "READY" {
+			t.Fatalf("connection state %s during idle pings; the balancer dropped it", s)
+		}
+		time.Sleep(time.Second)
+	}
+	if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Milvus REST v2 (HTTP/1.1 POST on the gRPC port) goes to the backend as HTTP/1.1.
+func TestRESTOverHTTP1(t *testing.T) {
+	bs := startBackends(t, 2, fakemilvus.Options{REST: true})
+	l := newLB(t, bs, nil)
+	seen := map[string]int{}
+	for range 4 {
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/collections/list", strings.NewReader(`{"dbName":"_default"}`))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"code":0`)) {
+			t.Fatalf("REST answer %d %s", resp.StatusCode, body)
+		}
+		seen[resp.Header.Get("X-Fake-Backend")]++
+	}
+	if seen["b0"] != 2 || seen["b1"] != 2 {
+		t.Errorf("REST calls per backend %v, want 2 each", seen)
+	}
+	// No healthy endpoint is 503 for REST.
+	l.backend().Endpoints = nil
+	l.apply()
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/collections/list", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("no endpoint: REST status %d, want 503", resp.StatusCode)
+	}
+}
+
+func searchReq(params map[string]string) *milvuspb.SearchRequest {
+	r := &milvuspb.SearchRequest{CollectionName: "c1", Nq: 1}
+	for k, v := range params {
+		r.SearchParams = append(r.SearchParams, &commonpb.KeyValuePair{Key: k, Value: v})
+	}
+	return r
+}
+
+func waitCall(t *testing.T, b *fakemilvus.Server, method string) fakemilvus.Call {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, c := range b.Calls() {
+			if c.Method == method {
+				return c
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("backend %s never finished a %s call", b.Name(), method)
+	return fakemilvus.Call{}
+}
+
+func first[A, B any](a A, _ B) A { return a }
