@@ -3,6 +3,7 @@ package ingress
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -223,6 +224,9 @@ func parseAnnotations(m map[string]string, hasTLS bool, r *reporter) settings {
 		}
 	}
 	s.ports, s.portsExplicit = parseListenPorts(a, len(s.certARNs) > 0 || hasTLS)
+	if len(s.certARNs) > 0 && len(s.ports) > 0 && !slices.ContainsFunc(s.ports, func(p listenPort) bool { return p.Protocol == config.HTTPS }) {
+		r.warnf(annotationPath(AnnotationCertificateARN), "unused: listen-ports declares no HTTPS port")
+	}
 
 	if v, ok := a.get(AnnotationSSLPolicy); ok {
 		if _, known := LookupSSLPolicy(v); known {

@@ -189,6 +189,9 @@ func (b *builder) result() []config.Listener {
 				cfg.Certificates = append(cfg.Certificates, c.Certificate)
 			}
 		}
+		if cfg.Routes == nil {
+			cfg.Routes = []config.Route{} // an Ingress may claim a port with no rule
+		}
 		sortRoutes(cfg.Routes)
 		out = append(out, cfg)
 	}

@@ -48,6 +48,23 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 
 	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
 	var plans []*plan
+	var dupProblems config.Problems
+	seen := map[string]bool{}
+	kept := ings[:0]
+	for _, ing := range ings {
+		// The same Ingress twice (two files defining it) is a mistake the user must see;
+		// only the first in precedence order is used.
+		if k := nsName(ing.Namespace, ing.Name); seen[k] {
+			r := &reporter{file: x.file("Ingress", ing.Namespace, ing.Name), object: ObjectName("Ingress", namespaceOf(ing.Namespace), ing.Name)}
+			r.errorf(nil, "defined more than once; only one definition is used")
+			dupProblems = append(dupProblems, r.problems...)
+			continue
+		} else {
+			seen[k] = true
+		}
+		kept = append(kept, ing)
+	}
+	ings = kept
 	for _, ing := range ings {
 		class, served := classes.classOf(ing)
 		statuses[ing] = &config.IngressStatus{
@@ -86,7 +103,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		return nsName(a.Namespace, a.Name) < nsName(b.Namespace, b.Name)
 	})
 
-	var problems config.Problems
+	problems := dupProblems
 	for _, p := range plans {
 		problems = append(problems, p.r.problems...)
 		if cr := b.conflicts[p]; cr != nil {

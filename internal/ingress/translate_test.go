@@ -191,6 +191,9 @@ var cases = []struct {
 		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvus-lb.io/health-check-type]: annotation milvus-lb.io/health-check-type is not known and is ignored",
 	}},
 	{name: "health-check-kinds"},
+	{name: "certificate-unused", want: []string{
+		"warning: certificate-unused.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: unused: listen-ports declares no HTTPS port",
+	}},
 	{name: "shared-backend", want: []string{
 		"warning: shared-backend.yaml: Ingress milvus/second: spec.rules[0].http.paths[0].backend.service.name: backend milvus/milvus-demo:19530 is also used by Ingress milvus/first with different target group settings (protocol, health check or attributes); the settings of milvus/first apply",
 	}},

@@ -104,3 +104,17 @@ func TestSupportedAnnotations(t *testing.T) {
 		t.Errorf("SupportedAnnotations() has %d names, want %d", len(got), len(supported)+1)
 	}
 }
+
+func TestTranslateDuplicateIngress(t *testing.T) {
+	objs := apiObjects("alb")
+	twin := objs.Ingresses[1].DeepCopy()
+	objs.Ingresses = append(objs.Ingresses, twin)
+	model, problems := Translate(objs, Options{})
+	want := "error: Ingress default/demo: defined more than once; only one definition is used\n"
+	if problems.Report() != want {
+		t.Errorf("problems:\n%s\nwant:\n%s", problems.Report(), want)
+	}
+	if len(model.Ingresses) != 1 || !model.Ingresses[0].Served {
+		t.Errorf("ingresses = %+v; want the first definition served", model.Ingresses)
+	}
+}
