@@ -59,9 +59,8 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 			r.errorf(nil, "defined more than once; only one definition is used")
 			dupProblems = append(dupProblems, r.problems...)
 			continue
-		} else {
-			seen[k] = true
 		}
+		seen[nsName(ing.Namespace, ing.Name)] = true
 		kept = append(kept, ing)
 	}
 	ings = kept
