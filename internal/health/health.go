@@ -5,9 +5,10 @@
 // because health is a property of the address (the Registry is keyed by address too). A
 // probe checks, waits Interval, checks again. An endpoint starts unhealthy and its first
 // result decides at once, so a fresh balancer serves after one check rather than after
-// HealthyThreshold × Interval; after that it takes HealthyThreshold passes in a row to
-// become healthy and UnhealthyThreshold failures in a row to become unhealthy, as on the
-// ALB.
+// HealthyThreshold × Interval. Until its first pass an endpoint is taken to be starting: it
+// is probed every second and that first pass counts at once. After that it takes
+// HealthyThreshold passes in a row to become healthy and UnhealthyThreshold failures in a
+// row to become unhealthy, as on the ALB.
 package health
 
 import (

@@ -200,22 +200,40 @@ func TestFirstResultDecides(t *testing.T) {
 
 func TestHealthyThresholdCountsChecks(t *testing.T) {
 	s := startFake(t, fakemilvus.Options{})
-	s.SetHealthy(false)
 	c, reg := newChecker(t)
 	hc := fast(config.CheckMilvus)
 	hc.HealthyThreshold = 4
+	hc.UnhealthyThreshold = 1
 	c.Update(backends(backend("ns/milvus:19530", hc, s.Addr())))
-	waitFor(t, func() bool { return s.Count("CheckHealth") >= 2 })
-	if ep, _ := reg.Get(s.Addr()); ep.Healthy() {
-		t.Fatal("healthy while the backend says it is not")
-	}
+	waitHealth(t, reg, s.Addr(), true)
+	s.SetHealthy(false)
+	waitHealth(t, reg, s.Addr(), false)
 	before := s.Count("CheckHealth")
 	s.SetHealthy(true)
 	waitHealth(t, reg, s.Addr(), true)
-	// One check may have started before SetHealthy and still read true.
+	// One check may have started before SetHealthy and still read false.
 	if n := s.Count("CheckHealth") - before; n < int64(hc.HealthyThreshold-1) {
-		t.Errorf("healthy after %d checks, want at least %d", n, hc.HealthyThreshold-1)
+		t.Errorf("healthy again after %d checks, want at least %d", n, hc.HealthyThreshold-1)
 	}
+}
+
+// An endpoint that has never passed is starting (Milvus answers "not ready yet" for a while
+// after it listens): it is re-probed every second and its first pass counts at once, so it
+// takes traffic without waiting HealthyThreshold × Interval.
+func TestStartingEndpointJoinsQuickly(t *testing.T) {
+	s := startFake(t, fakemilvus.Options{})
+	s.SetHealthy(false)
+	c, reg := newChecker(t)
+	hc := fast(config.CheckMilvus)
+	hc.Interval = config.Duration(time.Hour)
+	hc.HealthyThreshold = 10
+	c.Update(backends(backend("ns/milvus:19530", hc, s.Addr())))
+	waitFor(t, func() bool { return s.Count("CheckHealth") >= 1 })
+	if ep, _ := reg.Get(s.Addr()); ep.Healthy() {
+		t.Fatal("healthy while the backend says it is not")
+	}
+	s.SetHealthy(true)
+	waitHealth(t, reg, s.Addr(), true)
 }
 
 func TestUpdateAddsRemovesAndRestarts(t *testing.T) {

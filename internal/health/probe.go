@@ -48,6 +48,11 @@ type probe struct {
 	stopped bool // no more writes to ep
 	checked bool
 	healthy bool
+	// everHealthy is false until the first pass. Until then the endpoint is starting (a
+	// Milvus proxy answers "not ready yet" for seconds after it listens), so it is probed
+	// every startingInterval and its first pass counts at once: it takes traffic as soon as
+	// it is ready, not HealthyThreshold × Interval later (30 s with the ALB defaults).
+	everHealthy bool
 	streak  int // consecutive results that disagree with healthy
 	reason  string
 	last    time.Time
@@ -106,7 +111,7 @@ func (p *probe) run() {
 		}
 		p.observe(err)
 		// The interval runs from the end of a check, so checks never overlap.
-		t.Reset(p.interval)
+		t.Reset(p.nextInterval())
 	}
 }
 
@@ -123,7 +128,10 @@ func (p *probe) observe(err error) {
 	if !ok {
 		p.reason = err.Error()
 	}
-	initial := !p.checked
+	initial := !p.checked || (ok && !p.everHealthy)
+	if ok {
+		p.everHealthy = true
+	}
 	if !initial {
 		if ok == p.healthy {
 			p.streak = 0
@@ -146,6 +154,18 @@ func (p *probe) observe(err error) {
 	} else {
 		p.log.Warn("endpoint unhealthy", append(attrs, "reason", p.reason)...)
 	}
+}
+
+// startingInterval is the probe interval of an endpoint that has never passed.
+const startingInterval = time.Second
+
+func (p *probe) nextInterval() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.everHealthy {
+		return min(p.interval, startingInterval)
+	}
+	return p.interval
 }
 
 func (p *probe) status() Status {
