@@ -53,9 +53,9 @@ type probe struct {
 	// every startingInterval and its first pass counts at once: it takes traffic as soon as
 	// it is ready, not HealthyThreshold × Interval later (30 s with the ALB defaults).
 	everHealthy bool
-	streak  int // consecutive results that disagree with healthy
-	reason  string
-	last    time.Time
+	streak      int // consecutive results that disagree with healthy
+	reason      string
+	last        time.Time
 }
 
 func newProbe(s spec, ep *balancer.Endpoint, log *slog.Logger) *probe {
