@@ -10,13 +10,20 @@
 # Cold: about five minutes on two cores (it is niced and runs one compile at a time so that
 # the rest of the machine stays usable). Cached: instant.
 #
-#   MILVUS_LB_CACHE   cache root (default /var/cache/milvus-lb); the binary goes to
-#                     $MILVUS_LB_CACHE/bin/kube-apiserver-v1.37.2
+#   MILVUS_LB_CACHE   cache root (default /var/cache/milvus-lb as root, else
+#                     ~/.cache/milvus-lb); the binary goes to <cache>/bin/kube-apiserver-v1.37.2
 #   KUBE_VERSION      k8s.io/kubernetes version (default v1.37.2)
 set -euo pipefail
 
 version="${KUBE_VERSION:-v1.37.2}"
-cache="${MILVUS_LB_CACHE:-/var/cache/milvus-lb}"
+# The cache rule of scripts/lib.sh and internal/kubetest.
+if [[ -n "${MILVUS_LB_CACHE:-}" ]]; then
+	cache=$MILVUS_LB_CACHE
+elif [[ $(id -u) == 0 ]]; then
+	cache=/var/cache/milvus-lb
+else
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/milvus-lb
+fi
 bin="$cache/bin/kube-apiserver-$version"
 
 if [[ -x "$bin" ]]; then
