@@ -163,8 +163,8 @@ func TestParseEdgeCases(t *testing.T) {
 			objects: []string{"Service milvus/j"},
 		},
 		{
-			name: "old EndpointSlice version",
-			in:   "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata:\n  name: e\n",
+			name:     "old EndpointSlice version",
+			in:       "apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata:\n  name: e\n",
 			problems: []string{"error: m.yaml: EndpointSlice default/e: apiVersion discovery.k8s.io/v1beta1 is not supported for EndpointSlice; use discovery.k8s.io/v1"},
 		},
 		{
