@@ -1,0 +1,171 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
+)
+
+// manifests writes an Ingress serving host on an h2c port in front of the given backend
+// addresses, and returns the file path.
+func manifests(t *testing.T, port int, annotations string, backends ...string) string {
+	t.Helper()
+	var eps strings.Builder
+	for _, b := range backends {
+		h, p, _ := net.SplitHostPort(b)
+		fmt.Fprintf(&eps, `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: milvus-demo-%s
+  namespace: milvus
+  labels: {kubernetes.io/service-name: milvus-demo}
+addressType: IPv4
+ports: [{name: milvus, port: %s}]
+endpoints:
+  - addresses: ["%s"]
+    conditions: {ready: true}
+`, p, p, h)
+	}
+	doc := fmt.Sprintf(`apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: milvus-demo
+  namespace: milvus
+  annotations:
+    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
+    alb.ingress.kubernetes.io/target-type: ip
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP":%d}]'
+%s
+spec:
+  ingressClassName: alb
+  rules:
+    - host: milvus-demo.milvus.io
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: milvus-demo
+                port:
+                  number: 19530
+---
+apiVersion: v1
+kind: Service
+metadata: {name: milvus-demo, namespace: milvus}
+spec:
+  ports: [{name: milvus, port: 19530}]
+%s`, port, annotations, eps.String())
+	path := filepath.Join(t.TempDir(), "milvus.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// SIGTERM: stop accepting, GOAWAY, let the call in flight finish, exit 0.
+func TestDrainOnSIGTERM(t *testing.T) {
+	be := fakemilvus.New(fakemilvus.Options{})
+	if err := be.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(be.Stop)
+	port := testenv.FreePort(t)
+	file := manifests(t, port, `    alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=20
+    milvus-lb.io/healthcheck-type: none`, be.Addr())
+	lb := testenv.StartLB(t, "-f", file, "--state-dir", t.TempDir())
+
+	cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("milvus-demo.milvus.io"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := milvuspb.NewMilvusServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Search(ctx, &milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
+			SearchParams: []*commonpb.KeyValuePair{{Key: fakemilvus.ParamSleep, Value: "2s"}}})
+		done <- err
+	}()
+	for be.Inflight() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("call never reached the backend")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	exited := make(chan error, 1)
+	go func() { exited <- lb.Stop(syscall.SIGTERM, 25*time.Second) }()
+
+	// New connections are refused once the listener closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting 5 s after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("call in flight during drain failed: %v", err)
+	}
+	if err := <-exited; err != nil {
+		t.Errorf("milvus-lb after SIGTERM: %v, want exit 0\n%s", err, lb.Logs())
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("drain took %v; it should end when the last call does", d)
+	}
+}
+
+func TestValidateReportsProblems(t *testing.T) {
+	file := manifests(t, 8080, "", "127.0.0.1:19530")
+	b, _ := os.ReadFile(file)
+	bad := strings.Replace(string(b), "name: milvus-demo\n                port:", "name: milvus-demoo\n                port:", 1)
+	bad = strings.Replace(bad, "    alb.ingress.kubernetes.io/target-type: ip", "    alb.ingress.kubernetes.io/target-type: ip\n    alb.ingress.kubernetes.io/waf-acl-id: abc", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := testenv.RunMilvusLB(t, "validate", "-f", file, "--state-dir", t.TempDir())
+	if err == nil {
+		t.Fatalf("validate exited 0 on a broken Ingress:\n%s", stdout)
+	}
+	for _, want := range []string{
+		"error: " + file + ": Ingress milvus/milvus-demo: spec.rules[0].http.paths[0].backend.service.name: Service milvus/milvus-demoo not found",
+		"alb.ingress.kubernetes.io/waf-acl-id",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	// serve refuses to start on the same files and prints the same report.
+	_, stderr, err := testenv.RunMilvusLB(t, "serve", "-f", file, "--state-dir", t.TempDir(), "--admin-addr", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)), "--bind-address", "127.0.0.1")
+	if err == nil {
+		t.Fatal("serve started on a configuration with errors")
+	}
+	if !strings.Contains(stderr, "Service milvus/milvus-demoo not found") || !strings.Contains(stderr, "refusing to start") {
+		t.Errorf("serve's report lacks the problem:\n%s", stderr)
+	}
+}
