@@ -35,6 +35,19 @@ fi
 staging_version="v0.${version#v1.}"
 
 mkdir -p "$cache/bin" "$cache/build"
+
+# One build at a time (setup.sh and test.sh may both start one): a second run waits for
+# the first and then finds the binary cached.
+exec 9>"$cache/build/kube-apiserver.lock"
+if ! flock -n 9; then
+	echo "kube-apiserver.sh: another build is running; waiting for it" >&2
+	flock 9
+fi
+if [[ -x "$bin" ]]; then
+	echo "kube-apiserver $version: cached at $bin"
+	exit 0
+fi
+
 work="$(mktemp -d "$cache/build/kube-apiserver-$version.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -71,8 +84,8 @@ pkg=k8s.io/component-base/version
 minor="${version#v1.}"
 minor="${minor%%.*}"
 ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-nice -n 15 go build -p 1 -trimpath -ldflags "$ldflags" -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-mv "$bin.tmp" "$bin"
+nice -n 15 go build -p 1 -trimpath -ldflags "$ldflags" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+mv "$work/kube-apiserver" "$bin"
 
 echo "kube-apiserver $version: built in $(($(date +%s) - start)) s at $bin"
 "$bin" --version
