@@ -1,10 +1,12 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -167,5 +169,51 @@ func TestValidateReportsProblems(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "Service milvus/milvus-demoo not found") || !strings.Contains(stderr, "refusing to start") {
 		t.Errorf("serve's report lacks the problem:\n%s", stderr)
+	}
+}
+
+// get ingress prints kubectl's columns, and -w prints a row again when it changes (here: a
+// file edit that adds a host, reloaded without a restart).
+func TestGetIngressWatch(t *testing.T) {
+	port := testenv.FreePort(t)
+	file := manifests(t, port, "    milvus-lb.io/healthcheck-type: none", "127.0.0.1:1")
+	lb := testenv.StartLB(t, "-f", file, "--state-dir", t.TempDir())
+
+	out := testenv.MilvusLB(t, "get", "ingress", "--admin-addr", lb.AdminAddr)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME CLASS HOSTS ADDRESS PORTS AGE" {
+		t.Fatalf("get ingress printed:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); len(f) != 6 || f[0] != "milvus-demo" || f[1] != "alb" || f[2] != "milvus-demo.milvus.io" || f[3] != "127.0.0.1" || f[4] != strconv.Itoa(port) {
+		t.Fatalf("get ingress row: %q", lines[1])
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.BuildMilvusLB(t), "get", "ingress", "-w", "--admin-addr", lb.AdminAddr)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	rows := bufio.NewScanner(stdout)
+	for range 2 { // header and the current row
+		if !rows.Scan() {
+			t.Fatal("get ingress -w printed no table")
+		}
+	}
+	b, _ := os.ReadFile(file)
+	edited := strings.Replace(string(b), "    - host: milvus-demo.milvus.io\n", "    - host: milvus-demo.milvus.io\n      http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: milvus-demo\n                port:\n                  number: 19530\n    - host: second.milvus.io\n", 1)
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Scan() {
+		t.Fatalf("get ingress -w printed nothing after the edit; serve log:\n%s", lb.Logs())
+	}
+	if got := rows.Text(); !strings.Contains(got, "milvus-demo.milvus.io,second.milvus.io") {
+		t.Errorf("changed row %q, want both hosts", got)
 	}
 }
