@@ -139,7 +139,7 @@ func Import(certPEM, chainPEM, keyPEM []byte, now time.Time) (*Certificate, erro
 		CertPEM:    encodeCertificates([]*x509.Certificate{leaf}),
 		ChainPEM:   encodeCertificates(chain),
 		KeyPEM:     pem.EncodeToMemory(keyBlock),
-		ImportedAt: now.UTC(),
+		ImportedAt: now.UTC().Truncate(time.Second),
 	}
 	c.ID = idFor(leaf)
 	c.ARN = ARNPrefix + c.ID
