@@ -21,7 +21,7 @@ func newCertCmd() *cobra.Command {
 		Use:   "cert",
 		Short: "Import and list the TLS certificates that certificate-arn annotations name",
 	}
-	cmd.AddCommand(newCertImportCmd(), newCertListCmd())
+	cmd.AddCommand(newCertImportCmd(), newCertListCmd(), newCertDeleteCmd())
 	return cmd
 }
 
@@ -191,6 +191,29 @@ func newCertListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory holding imported certificates (default "+defaultStateDirHelp()+")")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newCertDeleteCmd() *cobra.Command {
+	var stateDir, arn string
+	cmd := &cobra.Command{
+		Use:   "delete --certificate-arn ARN",
+		Short: "Delete a certificate from the state directory, as 'aws acm delete-certificate' does",
+		Long: `Delete a certificate from the state directory. A running 'milvus-lb serve' notices at
+once; an Ingress that still names the ARN is then reported as naming a certificate that
+is not found.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := openStore(stateDir)
+			if err != nil {
+				return err
+			}
+			return store.Delete(arn)
+		},
+	}
+	cmd.Flags().StringVar(&arn, "certificate-arn", "", "ARN printed by 'cert import'")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory holding imported certificates (default "+defaultStateDirHelp()+")")
+	_ = cmd.MarkFlagRequired("certificate-arn")
 	return cmd
 }
 

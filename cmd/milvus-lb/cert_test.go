@@ -71,7 +71,7 @@ func TestCertCommand(t *testing.T) {
 
 	arnRE := regexp.MustCompile(`^\{\n    "CertificateArn": "(arn:milvus-lb:acm:local:000000000000:certificate/[0-9a-f-]{36})"\n\}\n$`)
 
-	t.Run("import, re-import and list", func(t *testing.T) {
+	t.Run("import, re-import, list and delete", func(t *testing.T) {
 		state := t.TempDir()
 		stdout, stderr, code := run(t, "cert", "import",
 			"--certificate", guide("Certificate.pem"),
@@ -126,6 +126,15 @@ func TestCertCommand(t *testing.T) {
 		if l := got.CertificateSummaryList; len(l) != 1 || l[0].CertificateArn != arn || l[0].DomainName != "milvus-demo.milvus.io" ||
 			l[0].Status != "ISSUED" || strings.Join(l[0].SubjectAlternativeNameSummaries, ",") != "milvus-demo.milvus.io" {
 			t.Errorf("list -o json = %+v", got)
+		}
+
+		stdout, stderr, code = run(t, "cert", "delete", "--certificate-arn", arn, "--state-dir", state)
+		if code != 0 || stdout != "" || stderr != "" {
+			t.Errorf("delete: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		_, stderr, code = run(t, "cert", "delete", "--certificate-arn", arn, "--state-dir", state)
+		if want := "milvus-lb: certificate " + arn + " not found in " + state + "\n"; code == 0 || stderr != want {
+			t.Errorf("second delete: exit %d, stderr %q, want %q", code, stderr, want)
 		}
 	})
 

@@ -258,6 +258,26 @@ func (s *Store) Secrets() ([]*corev1.Secret, error) {
 	return out, err
 }
 
+// Delete removes the certificate with this ARN. meta.json goes first, so that a reader
+// never sees a certificate without its key.
+func (s *Store) Delete(arn string) error {
+	id, ok := strings.CutPrefix(arn, ARNPrefix)
+	if !ok || id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
+		return fmt.Errorf("%q is not a milvus-lb certificate ARN (%s<id>)", arn, ARNPrefix)
+	}
+	dir := s.CertificateDir(id)
+	if err := os.Remove(filepath.Join(dir, metaFile)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("certificate %s not found in %s", arn, s.dir)
+		}
+		return fmt.Errorf("certificate store: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("certificate store: %w", err)
+	}
+	return nil
+}
+
 // Revision is a token that changes whenever a certificate is saved or removed, for
 // pollers that reload only on change. It costs a directory listing and a few stats.
 func (s *Store) Revision() (string, error) {

@@ -157,6 +157,38 @@ func TestStoreSkipsPartialAndReportsTampered(t *testing.T) {
 	}
 }
 
+func TestStoreDelete(t *testing.T) {
+	s := certs.NewStore(t.TempDir())
+	a, b := importNew(t, "a.milvus.io"), importNew(t, "b.milvus.io")
+	for _, c := range []*certs.Certificate{a, b} {
+		if err := s.Save(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, _ := s.Revision()
+	if err := s.Delete(a.ARN); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := os.Stat(s.CertificateDir(a.ID)); !os.IsNotExist(err) {
+		t.Errorf("%s still exists (%v)", s.CertificateDir(a.ID), err)
+	}
+	if list, err := s.List(); err != nil || len(list) != 1 || list[0].ARN != b.ARN {
+		t.Errorf("after Delete, List = %d certificates, %v", len(list), err)
+	}
+	if rev2, _ := s.Revision(); rev2 == rev {
+		t.Error("Revision did not change after Delete")
+	}
+	for arn, want := range map[string]string{
+		a.ARN:                    "certificate " + a.ARN + " not found in " + s.Dir(),
+		"arn:aws:acm:x":          `"arn:aws:acm:x" is not a milvus-lb certificate ARN (arn:milvus-lb:acm:local:000000000000:certificate/<id>)`,
+		certs.ARNPrefix + "../x": `"` + certs.ARNPrefix + `../x" is not a milvus-lb certificate ARN (arn:milvus-lb:acm:local:000000000000:certificate/<id>)`,
+	} {
+		if err := s.Delete(arn); err == nil || err.Error() != want {
+			t.Errorf("Delete(%q) = %v, want %q", arn, err, want)
+		}
+	}
+}
+
 func TestSaveRefusesForeignCertificate(t *testing.T) {
 	c := importNew(t, "a.milvus.io")
 	forged := *c
