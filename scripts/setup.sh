@@ -20,13 +20,13 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/setup.lock"
 flock 9
 
-step() { printf 'setup: %-28s ' "$1" >&2; }
+# say STEP STATUS prints one progress line: "setup: python venv ... ok (cached)".
+say() { printf 'setup: %s ... %s\n' "$1" "$2" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # Each entry is "command package": the package is wanted only when its command is missing.
 # kubectl comes from kubernetes-client only where no kubectl exists: on some machines another
 # package ships /usr/bin/kubectl and conflicts with Debian's.
-step "debian packages ..."
 t=$(now_s)
 missing=()
 for pair in "openssl openssl" "etcd etcd-server" "nginx nginx-light" "haproxy haproxy" \
@@ -40,15 +40,14 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 	missing+=(python3-venv)
 fi
 if ((${#missing[@]} == 0)); then
-	log "ok (present)"
+	say "debian packages" "ok (present)"
 else
-	log "installing ${missing[*]}"
+	say "debian packages" "installing ${missing[*]}"
 	[[ $(id -u) == 0 ]] || die "need root to install ${missing[*]} (or install them yourself)"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-	step "debian packages ..."
-	log "ok ($(since "$t")s)"
+	say "debian packages" "ok ($(since "$t")s)"
 fi
 
 for tool in go node npm python3; do
@@ -56,14 +55,13 @@ for tool in go node npm python3; do
 done
 
 # --- Python venv: milvus-lite + pymilvus -----------------------------------------------------
-step "python venv ..."
 t=$(now_s)
 want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
 stamp=$VENV/.milvus-lb-requirements
 if [[ -f $stamp && $(<"$stamp") == "$want" && -x $VENV/bin/milvus-lite ]]; then
-	log "ok (cached)"
+	say "python venv" "ok (cached)"
 else
-	log "building in $VENV"
+	say "python venv" "building in $VENV"
 	rm -rf "$VENV"
 	python3 -m venv "$VENV"
 	"$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS" >&2
@@ -71,12 +69,10 @@ else
 	"$VENV/bin/python" -c 'import milvus_lite, pymilvus' >&2
 	# The stamp goes last, so an interrupted build is redone next time.
 	printf '%s' "$want" >"$stamp"
-	step "python venv ..."
-	log "ok ($(since "$t")s)"
+	say "python venv" "ok ($(since "$t")s)"
 fi
 
 # --- Node SDK --------------------------------------------------------------------------------
-step "node sdk ..."
 t=$(now_s)
 lock=$ROOT/test/node/package-lock.json
 nodedir=$CACHE/node/$(cat "$ROOT/test/node/package.json" "$lock" | sha256sum | cut -c1-16)
@@ -95,17 +91,25 @@ if [[ -e $link && ! -L $link ]]; then
 	rm -rf "$link" # a developer's own npm install; the cached one is the pinned one
 fi
 ln -sfn "$nodedir/node_modules" "$link"
-log "$state"
+say "node sdk" "$state"
 
 # --- Go client -------------------------------------------------------------------------------
-step "go client ..."
 t=$(now_s)
 (cd "$ROOT/test/goclient" && CGO_ENABLED=0 go build -o "$CACHE/bin/milvus-goclient" . >&2)
-log "ok ($(since "$t")s)"
+say "go client" "ok ($(since "$t")s)"
 
-step "go main module ..."
 t=$(now_s)
 (cd "$ROOT" && go mod download >&2)
-log "ok ($(since "$t")s)"
+say "go modules" "ok ($(since "$t")s)"
+
+# --- Extra setup steps of other suites ------------------------------------------------------
+# HOOK: every executable scripts/setup.d/*.sh runs here, in name order, with CACHE exported.
+export CACHE
+for hook in "$ROOT"/scripts/setup.d/*.sh; do
+	[[ -x $hook ]] || continue
+	t=$(now_s)
+	"$hook" >&2
+	say "${hook#"$ROOT"/}" "ok ($(since "$t")s)"
+done
 
 log "setup: done in $(since "$start")s (cache $CACHE)"
