@@ -52,7 +52,8 @@ func NewFiles(paths []string, store *certs.Store, logger *slog.Logger) *Files {
 }
 
 // Run calls apply with the objects and problems of the files at once, then again each time
-// their content (or the cert store) changes, until ctx is done; then it returns nil. apply
+// their content (or the cert store) changes and stays changed for a poll, until ctx is
+// done; then it returns nil. apply
 // is called from Run's goroutine, one call at a time; Run waits for it, so it should not
 // block for long. A file that cannot be read or parsed is reported in the problems with
 // whatever else could be read: deciding to keep the previous configuration is apply's.
@@ -64,10 +65,12 @@ func (f *Files) Run(ctx context.Context, apply func(ingress.Objects, config.Prob
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	cur := scan(f.paths, f.store, nil)
-	objs, problems := cur.build(f.store)
+	applied := scan(f.paths, f.store, nil)
+	objs, problems := applied.build(f.store)
 	apply(objs, problems)
 
+	cur := applied
+	st := settler{applied: applied.key}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -76,16 +79,37 @@ func (f *Files) Run(ctx context.Context, apply func(ingress.Objects, config.Prob
 			return nil
 		case <-t.C:
 		}
-		next := scan(f.paths, f.store, cur)
-		if next.key == cur.key {
-			cur = next // keep the fresh stats, so unchanged files are not read again
+		cur = scan(f.paths, f.store, cur) // the last poll's stats spare reading unchanged files
+		if !st.settled(cur.key) {
 			continue
 		}
-		f.logger.Info("configuration changed, reloading", "changed", changedNames(cur, next))
-		cur = next
-		objs, problems := cur.build(f.store)
+		f.logger.Info("configuration changed, reloading", "changed", changedNames(applied, cur))
+		applied = cur
+		objs, problems := applied.build(f.store)
 		apply(objs, problems)
 	}
+}
+
+// settler applies a change once two polls in a row agree on it. An editor or `cat >` that
+// rewrites a file in place leaves it truncated or half-written for a moment; a poll that
+// lands then sees content that the next poll does not, and nothing is applied until the
+// writer is done. This costs one interval of latency per change.
+type settler struct {
+	applied, pending string
+}
+
+// settled is called with each poll's key and reports whether to apply it now.
+func (s *settler) settled(key string) bool {
+	switch {
+	case key == s.applied:
+		s.pending = "" // changed and changed back, or only touched
+		return false
+	case key != s.pending:
+		s.pending = key
+		return false
+	}
+	s.applied, s.pending = key, ""
+	return true
 }
 
 // Load reads paths and the certificates of store (nil for none) once, for `validate`.

@@ -226,6 +226,27 @@ func TestRunNeedsFiles(t *testing.T) {
 	}
 }
 
+func TestSettlerWaitsForStableContent(t *testing.T) {
+	s := settler{applied: "v1"}
+	for i, step := range []struct {
+		key  string
+		want bool
+	}{
+		{"v1", false},      // unchanged
+		{"partial", false}, // a poll landed mid-write...
+		{"v2", false},      // ...the next saw the finished file: wait for it to hold
+		{"v2", true},       // it held: apply
+		{"v2", false},      // applied already
+		{"v3", false},
+		{"v2", false}, // changed back before it settled: nothing to do
+		{"v2", false},
+	} {
+		if got := s.settled(step.key); got != step.want {
+			t.Errorf("step %d: settled(%q) = %v, want %v", i, step.key, got, step.want)
+		}
+	}
+}
+
 func service(name string) string {
 	return "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  ports: [{port: 19530}]\n"
 }
