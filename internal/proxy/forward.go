@@ -88,6 +88,7 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		h.record(rec, resp, isGRPC)
 		return nil
 	}
+	resp.Body = h.Limits.limitResponse(resp.Body, isGRPC)
 	w.WriteHeader(resp.StatusCode)
 	flush := isGRPC || resp.ContentLength < 0
 	rc := http.NewResponseController(w)
@@ -121,6 +122,9 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if copyErr != nil && r.Context().Err() == nil {
 		// The backend failed mid-response (or the call's deadline passed); the client is
 		// still there and must learn why.
+		if lf := limitFailure(body); lf != nil {
+			copyErr = lf
+		}
 		f := classify(ctx, copyErr, be.Service+":"+be.Port)
 		if isGRPC {
 			if resp.Trailer.Get("Grpc-Status") == "" {

@@ -45,6 +45,7 @@ type Handler struct {
 	Transports *Transports
 	Observer   Observer // may be nil
 	Log        *slog.Logger
+	Limits     Limits // the zero value limits nothing; see DefaultLimits
 }
 
 // maxAttempts bounds how many endpoints one request may try when connections are refused.
@@ -103,7 +104,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 			defer cancel()
 		}
 	}
-	body := &replayGuard{ReadCloser: r.Body}
+	reqBody, tooLarge := h.Limits.limitRequest(r.Body, r.ContentLength, isGRPC)
+	if tooLarge != nil {
+		return tooLarge
+	}
+	body := &replayGuard{ReadCloser: reqBody}
 	for attempt := 0; ; attempt++ {
 		ep := be.Picker.Pick()
 		if ep == nil {
@@ -112,6 +117,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 		err := h.forward(ctx, w, r, body, be, ep, isGRPC, rec)
 		if err == nil {
 			return nil
+		}
+		if f := limitFailure(body); f != nil {
+			return f
 		}
 		f := classify(ctx, err, be.Service+":"+be.Port)
 		if f.code == codes.Unavailable && isDialError(err) {
