@@ -33,6 +33,8 @@ const DefaultInterval = 500 * time.Millisecond
 // whose size, mtime and inode are unchanged is not read again; a file that did change is
 // read and hashed, and apply is called only if some content really differs, so touching a
 // file does not reload.
+//
+// Run is called once; Files holds no state outside it.
 type Files struct {
 	paths  []string
 	store  *certs.Store
