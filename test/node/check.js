@@ -32,6 +32,28 @@ function expect(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
+// The SDK turns a failed checkHealth or getVersion into an empty object, hiding the gRPC
+// status. probe makes the same call with grpc-js (the SDK's own transport, same channel
+// options) to say what the server answered.
+function probe(opts) {
+  const grpc = require(require.resolve('@grpc/grpc-js', {
+    paths: [require.resolve('@zilliz/milvus2-sdk-node')],
+  }));
+  const creds = opts.plain
+    ? grpc.credentials.createInsecure()
+    : grpc.credentials.createSsl(require('node:fs').readFileSync(opts.ca));
+  const options = opts.plain ? {} : { 'grpc.ssl_target_name_override': opts.serverName };
+  const client = new grpc.Client(opts.address, creds, options);
+  const id = (b) => b;
+  return new Promise((resolve) => {
+    client.makeUnaryRequest('/milvus.proto.milvus.MilvusService/CheckHealth', id, id,
+      Buffer.alloc(0), { deadline: Date.now() + 10000 }, (err) => {
+        client.close();
+        resolve(err ? `gRPC ${grpc.status[err.code]}: ${err.details}` : 'OK');
+      });
+  });
+}
+
 function randomVectors(n, seed) {
   // A small LCG: the same vectors every run, no dependency.
   let x = seed;
@@ -50,7 +72,9 @@ async function run(opts) {
   const client = new MilvusClient(config);
   try {
     const health = await client.checkHealth();
-    expect(health.isHealthy, `checkHealth: ${JSON.stringify(health)}`);
+    if (!health.isHealthy) {
+      throw new Error(`checkHealth returned ${JSON.stringify(health)}; the server answered ${await probe(opts)}`);
+    }
     const version = ok('getVersion', await client.getVersion()).version;
     say(`checkHealth ok, server ${version}`);
 
