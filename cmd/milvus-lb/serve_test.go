@@ -184,7 +184,7 @@ func TestGetIngressWatch(t *testing.T) {
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME CLASS HOSTS ADDRESS PORTS AGE" {
 		t.Fatalf("get ingress printed:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) != 6 || f[0] != "milvus-demo" || f[1] != "alb" || f[2] != "milvus-demo.milvus.io" || f[3] != "127.0.0.1" || f[4] != strconv.Itoa(port) {
+	if f := strings.Fields(lines[1]); len(f) != 6 || f[0] != "milvus-demo" || f[1] != "alb" || f[2] != "milvus-demo.milvus.io" || f[3] != "127.0.0.1" || f[4] != strconv.Itoa(port) || !strings.HasSuffix(f[5], "s") {
 		t.Fatalf("get ingress row: %q", lines[1])
 	}
 

@@ -67,8 +67,10 @@ func (f *Files) Run(ctx context.Context, apply func(ingress.Objects, config.Prob
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
+	seen := map[string]time.Time{}
 	applied := scan(f.paths, f.store, nil)
 	objs, problems := applied.build(f.store)
+	stampCreation(objs, seen, time.Now())
 	apply(objs, problems)
 
 	cur := applied
@@ -88,7 +90,27 @@ func (f *Files) Run(ctx context.Context, apply func(ingress.Objects, config.Prob
 		f.logger.Info("configuration changed, reloading", "changed", changedNames(applied, cur))
 		applied = cur
 		objs, problems := applied.build(f.store)
+		stampCreation(objs, seen, time.Now())
 		apply(objs, problems)
+	}
+}
+
+// stampCreation gives an Ingress read from a file without metadata.creationTimestamp the
+// time it was first read, as an API server would have set it on create, so that AGE in
+// `get ingress` means something and conflicts between Ingresses are settled by age, the
+// older first. seen keeps the first time across reloads.
+func stampCreation(objs ingress.Objects, seen map[string]time.Time, now time.Time) {
+	for _, in := range objs.Ingresses {
+		if !in.CreationTimestamp.IsZero() {
+			continue
+		}
+		key := ingress.ObjectName("Ingress", in.Namespace, in.Name)
+		t, ok := seen[key]
+		if !ok {
+			t = now.Truncate(time.Second)
+			seen[key] = t
+		}
+		in.CreationTimestamp = metav1.NewTime(t)
 	}
 }
 
