@@ -37,6 +37,15 @@ type Options struct {
 	PingInterval, PingTimeout time.Duration
 	// MaxHeaderBytes bounds the request header list (HTTP/1.1 and HTTP/2).
 	MaxHeaderBytes int
+	// MaxConnections bounds the client connections open at once over all ports; beyond
+	// it new connections are closed as soon as they are accepted. 0 means no limit.
+	MaxConnections int
+	// IdleTimeout closes a connection with no request in progress whose client has sent
+	// nothing of its own for this long (pings count). 0 means never.
+	IdleTimeout time.Duration
+	// WriteByteTimeout closes an HTTP/2 connection when no byte of what the balancer has
+	// to send could be written for this long: a client that stopped reading its socket.
+	WriteByteTimeout time.Duration
 }
 
 // DefaultOptions are the limits milvus-lb serves with unless flags change them.
@@ -47,6 +56,9 @@ func DefaultOptions() Options {
 		PingInterval:         60 * time.Second,
 		PingTimeout:          15 * time.Second,
 		MaxHeaderBytes:       1 << 20,
+		MaxConnections:       10000,
+		IdleTimeout:          time.Hour,
+		WriteByteTimeout:     30 * time.Second,
 	}
 }
 
@@ -64,6 +76,7 @@ type Manager struct {
 	handler HandlerFunc
 	tlsFor  TLSFunc
 	log     *slog.Logger
+	conns   *conns
 
 	mu      sync.Mutex
 	servers map[int]*server
@@ -81,8 +94,11 @@ type server struct {
 
 // NewManager returns a manager with no sockets open.
 func NewManager(opts Options, handler HandlerFunc, tlsFor TLSFunc, logger *slog.Logger) *Manager {
-	return &Manager{opts: opts, handler: handler, tlsFor: tlsFor, log: logger, servers: map[int]*server{}}
+	return &Manager{opts: opts, handler: handler, tlsFor: tlsFor, log: logger, conns: newConns(opts, logger), servers: map[int]*server{}}
 }
+
+// ConnStats returns the counters of the connection limits, over all ports.
+func (m *Manager) ConnStats() ConnStats { return m.conns.Stats() }
 
 // Reconcile makes the open sockets match ls. New ports are opened first; if any cannot
 // be, those opened by this call are closed again and nothing else changes. Ports no longer
@@ -137,6 +153,7 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	ln = m.conns.listener(ln)
 	s := &server{port: port, tls: isTLS, done: make(chan struct{})}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -158,7 +175,9 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 	}
 	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           m.handler(port, isTLS),
+		Handler:           m.conns.handler(m.handler(port, isTLS)),
+		ConnState:         m.conns.connState,
+		ConnContext:       m.conns.connContext,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: m.opts.HandshakeTimeout,
 		MaxHeaderBytes:    m.opts.MaxHeaderBytes,
@@ -174,6 +193,8 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 			PingTimeout:                   m.opts.PingTimeout,
 			MaxDecoderHeaderTableSize:     4096,
 			MaxEncoderHeaderTableSize:     4096,
+			WriteByteTimeout:              m.opts.WriteByteTimeout,
+			CountError:                    m.conns.countHTTP2Error,
 		},
 		ErrorLog: log.New(slogWriter{m.log}, "", 0),
 	}
