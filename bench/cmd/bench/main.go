@@ -1,0 +1,259 @@
+// Command bench measures milvus-lb against nginx, HAProxy and Caddy in front of the same
+// fake Milvus backend, and the backend directly as the limit, with the workloads of
+// docs/benchmarks.md; it writes the results into docs/benchmarks.md (between its
+// generated-results markers), docs/benchmarks.json and docs/benchmarks.png.
+//
+//	go run ./bench/cmd/bench            # the full run, about 15 minutes
+//	go run ./bench/cmd/bench -quick     # smaller and shorter, about 3 minutes
+//	go run ./bench/cmd/bench -workloads search,insert -peers haproxy -pprof /tmp/prof
+//
+// Run it on a quiet machine: it starts every process on this host and they share the
+// CPUs. Any failed call fails the run.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/milvus-lb/milvus-lb/bench/internal/harness"
+)
+
+func main() {
+	harness.MaybeBackend()
+	log.SetFlags(log.Ltime)
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	var (
+		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
+		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
+		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
+		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
+		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
+		out       = flag.String("out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
+		jsonOut   = flag.String("json", "", "results as JSON (default: beside -out, .json)")
+		pngOut    = flag.String("png", "", "plot (default: beside -out, .png; \"-\" for none)")
+		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here")
+		keep      = flag.Bool("keep", false, "keep the run directory (configurations, logs)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	resolve := func(p string) string {
+		if p == "" || p == "-" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(root, p)
+	}
+	*out = resolve(*out)
+	if *out != "" {
+		base := strings.TrimSuffix(*out, filepath.Ext(*out))
+		if *jsonOut == "" {
+			*jsonOut = base + ".json"
+		}
+		if *pngOut == "" {
+			*pngOut = base + ".png"
+		}
+	}
+	*jsonOut, *pngOut = resolve(*jsonOut), resolve(*pngOut)
+
+	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: 1}
+	if *quick {
+		params, plan.Rounds = harness.QuickParams(), 2
+	}
+	if *rounds > 0 {
+		plan.Rounds = *rounds
+	}
+	plan.Workloads = split(*workloads)
+	peerList := split(*peers)
+
+	dir, err := os.MkdirTemp("", "milvus-lb-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		log.Printf("run directory %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if *lb == "" {
+		*lb = filepath.Join(dir, "bin", "milvus-lb")
+		log.Printf("building milvus-lb")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", *lb, "./cmd/milvus-lb")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build milvus-lb: %w", err)
+		}
+	}
+	var lbEnv []string
+	if *pprofDir != "" {
+		if err := os.MkdirAll(*pprofDir, 0o755); err != nil {
+			return err
+		}
+		lbEnv = harness.ProfileEnv
+	}
+
+	machine := harness.DescribeMachine(peerList)
+	log.Printf("load average before: %s on %d cores", machine.LoadBefore, machine.Cores)
+	start := time.Now()
+	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, LBEnv: lbEnv, Peers: peerList, Logf: log.Printf})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+
+	runner := harness.NewRunner(params)
+	runner.Logf = log.Printf
+	if *pprofDir != "" {
+		runner.Profile = harness.PprofCapture(*pprofDir, log.Printf)
+	}
+	s, i, b := runner.MessageSizes()
+	log.Printf("messages: search %d B, insert %d B, big insert %d B", s, i, b)
+	results, err := runner.RunPlan(ctx, env, plan)
+	if err != nil {
+		return fmt.Errorf("run failed: %w", err)
+	}
+	machine.LoadAfter = harness.LoadAverage()
+	machine.Minutes = time.Since(start).Minutes()
+	env.Close()
+
+	var targets []string
+	for _, t := range env.Targets {
+		targets = append(targets, t.Name)
+	}
+	sum := harness.Summary(results)
+	table := harness.Table(sum, targets)
+	goals := harness.Goals(sum)
+	fmt.Println(table)
+	for _, g := range goals {
+		fmt.Println("- " + g)
+	}
+	log.Printf("load average after: %s", machine.LoadAfter)
+
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(map[string]any{"machine": machine, "params": params, "plan": plan, "summary": sum, "results": results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if *pngOut != "" && *pngOut != "-" {
+		chart, err := harness.Chart(fmt.Sprintf("milvus-lb and peers in front of a fake Milvus, %d cores (medians of %d rounds)", machine.Cores, plan.Rounds), sum, targets)
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, "go", "run", ".", "-out", *pngOut)
+		cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = filepath.Join(root, "bench", "plot"), bytes.NewReader(chart), os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	if *out != "" {
+		section := report(machine, params, plan, *quick, table, goals, *pngOut, *out)
+		if err := replaceSection(*out, section); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", *out)
+	}
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func moduleRoot() (string, error) {
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(b))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run bench from inside the milvus-lb module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+const (
+	beginMarker = "<!-- bench:results:begin (generated by go run ./bench/cmd/bench; do not edit) -->"
+	endMarker   = "<!-- bench:results:end -->"
+)
+
+func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, table string, goals []string, png, out string) string {
+	var b strings.Builder
+	args := strings.Join(os.Args[1:], " ")
+	fmt.Fprintf(&b, "Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes).\n\n", strings.TrimSpace(args), m.Started, m.Minutes)
+	fmt.Fprintf(&b, "Machine: %s, %d cores, %.0f GiB, Linux %s, %s; %s. ", m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, strings.Join(m.Versions, ", "))
+	fmt.Fprintf(&b, "Load average before the run %s, after %s (the load generator, the backend and the balancers share these cores).\n\n", m.LoadBefore, m.LoadAfter)
+	mode := "full"
+	if quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(&b, "Workloads (%s): Search %d callers over %d connections; Insert %d rows × %d dims, %d callers over %d connections; ",
+		mode, p.SearchCallers, p.SearchConns, p.InsertRows, harness.Dim, p.InsertCallers, p.InsertConns)
+	fmt.Fprintf(&b, "big insert %d concurrent × %d rows (%.0f MiB) × %d each; many clients %d connections × 1 Search/s for %v; idle %d connections held %v. ",
+		p.BigCallers, p.BigRows, float64(p.BigRows*(4*harness.Dim+2))/(1<<20), p.BigPerCaller, p.ManyConns, p.ManyDuration, p.IdleConns, p.IdleHold)
+	fmt.Fprintf(&b, "Search and Insert: %v measured after %v warm-up. Medians of %d interleaved rounds (idle: %d).\n\n", p.Duration, p.Warmup, plan.Rounds, plan.IdleRounds)
+	b.WriteString(table)
+	b.WriteString("\nGoals:\n\n")
+	for _, g := range goals {
+		b.WriteString("- " + g + "\n")
+	}
+	if png != "" && png != "-" {
+		rel, err := filepath.Rel(filepath.Dir(out), png)
+		if err != nil {
+			rel = png
+		}
+		fmt.Fprintf(&b, "\n![benchmark figures](%s)\n", rel)
+	}
+	return b.String()
+}
+
+// replaceSection writes section between the markers of file, adding them at the end if
+// the file has none (or creating the file).
+func replaceSection(file, section string) error {
+	old, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s := string(old)
+	block := beginMarker + "\n" + section + endMarker
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if i >= 0 && j > i {
+		s = s[:i] + block + s[j+len(endMarker):]
+	} else {
+		if s == "" {
+			s = "# Benchmarks\n"
+		}
+		s += "\n## Results\n\n" + block + "\n"
+	}
+	return os.WriteFile(file, []byte(s), 0o644)
+}

@@ -1,0 +1,453 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"text/template"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/milvus-lb/milvus-lb/bench/peers"
+	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+)
+
+// Target names. Direct is the fake backend itself, in plaintext h2c: the limit.
+const (
+	Direct   = "direct"
+	MilvusLB = "milvus-lb"
+	Nginx    = "nginx"
+	HAProxy  = "haproxy"
+	Caddy    = "caddy"
+)
+
+// AllPeers are the balancers milvus-lb is compared with.
+var AllPeers = []string{Nginx, HAProxy, Caddy}
+
+// backendEnv tells a re-executed harness binary to be the fake backend on that address.
+const backendEnv = "MILVUS_LB_BENCH_BACKEND"
+
+// MaybeBackend runs the fake Milvus backend and never returns if this process was started
+// as one by the harness; otherwise it returns at once. Call it first thing in main (and in
+// TestMain): the harness re-executes its own binary for the backend, so that the backend
+// is a process of its own (its CPU and memory apart from the load generator's) without a
+// second build.
+func MaybeBackend() {
+	addr := os.Getenv(backendEnv)
+	if addr == "" {
+		return
+	}
+	s := fakemilvus.New(fakemilvus.Options{Name: "bench", NoRecord: true})
+	if err := s.Start(addr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	s.Kill()
+	os.Exit(0)
+}
+
+// Config says what an Env starts.
+type Config struct {
+	// Dir holds the generated configurations, certificates and logs.
+	Dir string
+	// LB is the milvus-lb binary; "" leaves milvus-lb out.
+	LB string
+	// LBEnv is added to milvus-lb's environment (GODEBUG, GOGC, ...).
+	LBEnv []string
+	// Peers to start, from AllPeers. A peer whose binary is missing is an error.
+	Peers []string
+	// Logf reports progress; nil is quiet.
+	Logf func(format string, args ...any)
+}
+
+// Env is a running backend and the balancers in front of it.
+type Env struct {
+	cfg     Config
+	noFile  uint64
+	cert    *certFiles
+	backend *proc
+	// Targets are in the order of a round: Direct first, then milvus-lb, then the peers.
+	Targets []*Target
+}
+
+// Target is one way to reach the backend.
+type Target struct {
+	Name      string
+	Addr      string // host:port the clients dial
+	TLS       bool
+	AdminAddr string // milvus-lb's admin server (pprof), else ""
+	proc      *proc
+	cert      *certFiles
+}
+
+// PIDs are the processes whose memory counts as the target's.
+func (t *Target) PIDs() []int { return tree(t.proc.pid()) }
+
+// Start starts the backend and the balancers and waits until each answers a call.
+func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	e := &Env{cfg: cfg}
+	if e.noFile, err = raiseFileLimit(200000); err != nil {
+		cfg.Logf("cannot raise the open file limit: %v", err)
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.cert, err = newCert(cfg.Dir); err != nil {
+		return nil, err
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	backendAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), backendEnv+"="+backendAddr)
+	if e.backend, err = startProc("backend", filepath.Join(cfg.Dir, "backend.log"), cmd); err != nil {
+		return nil, err
+	}
+	direct := &Target{Name: Direct, Addr: backendAddr, proc: e.backend}
+	if err := e.waitReady(ctx, direct); err != nil {
+		return nil, err
+	}
+	e.Targets = append(e.Targets, direct)
+
+	if cfg.LB != "" {
+		t, err := e.startMilvusLB(backendAddr)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.waitReady(ctx, t); err != nil {
+			return nil, err
+		}
+		e.Targets = append(e.Targets, t)
+	}
+	for _, name := range cfg.Peers {
+		t, err := e.startPeer(name, backendAddr)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.waitReady(ctx, t); err != nil {
+			return nil, err
+		}
+		e.Targets = append(e.Targets, t)
+	}
+	return e, nil
+}
+
+// Close stops every process.
+func (e *Env) Close() {
+	for i := len(e.Targets) - 1; i >= 0; i-- {
+		if t := e.Targets[i]; t.proc != e.backend {
+			if err := t.proc.stop(); err != nil {
+				e.cfg.Logf("stop %s: %v", t.Name, err)
+			}
+		}
+	}
+	if e.backend != nil {
+		_ = e.backend.stop()
+	}
+}
+
+// Target returns the target called name, or nil.
+func (e *Env) Target(name string) *Target {
+	for _, t := range e.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitReady waits until a GetVersion call through t succeeds.
+func (e *Env) waitReady(ctx context.Context, t *Target) error {
+	t.cert = e.cert
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var last error
+	for {
+		if t.proc.exited() {
+			return fmt.Errorf("%s exited: %v\n%s", t.Name, t.proc.err, t.proc.tail())
+		}
+		last = func() error {
+			cc, err := t.Dial()
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+			defer ccancel()
+			return cc.Invoke(cctx, getVersionMethod, &encoded{}, &response{})
+		}()
+		if last == nil {
+			e.cfg.Logf("%s ready on %s (pid %d)", t.Name, t.Addr, t.proc.pid())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer on %s: %v\n%s", t.Name, t.Addr, last, t.proc.tail())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Dial opens one client connection to t, as a Milvus SDK does: TLS with SNI Host to a
+// balancer, h2c to the backend; no message size limits; the raw codec.
+func (t *Target) Dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if t.TLS {
+		creds = credentials.NewTLS(&tls.Config{RootCAs: t.cert.pool, ServerName: Host})
+	}
+	opts = append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithAuthority(Host),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
+	}, opts...)
+	cc, err := grpc.NewClient(t.Addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cc.Connect()
+	return cc, nil
+}
+
+// idleDialOptions are pymilvus' keepalive settings: a ping every 10 s, also with no call
+// in flight.
+func idleDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
+		// Small buffers: 10,000 connections in one load generator.
+		grpc.WithReadBufferSize(4 << 10),
+		grpc.WithWriteBufferSize(4 << 10),
+	}
+}
+
+// manifests is what `milvus-lb serve -f` reads: the guide's Ingress with its certificate
+// in a Secret (spec.tls), a Service, and an EndpointSlice naming the backend.
+const manifests = `apiVersion: v1
+kind: Secret
+metadata: {namespace: bench, name: bench-tls}
+type: kubernetes.io/tls
+data:
+  tls.crt: {{.Cert}}
+  tls.key: {{.Key}}
+---
+apiVersion: v1
+kind: Service
+metadata: {namespace: bench, name: milvus}
+spec:
+  ports: [{name: milvus, port: 19530, targetPort: {{.BackendPort}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  namespace: bench
+  name: milvus-1
+  labels: {kubernetes.io/service-name: milvus}
+addressType: IPv4
+ports: [{name: milvus, port: {{.BackendPort}}, protocol: TCP}]
+endpoints:
+- addresses: ["{{.BackendIP}}"]
+  conditions: {ready: true}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  namespace: bench
+  name: milvus
+  annotations:
+    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
+spec:
+  ingressClassName: alb
+  tls:
+  - hosts: [{{.Host}}]
+    secretName: bench-tls
+  rules:
+  - host: {{.Host}}
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {name: milvus, port: {number: 19530}}
+`
+
+func (e *Env) startMilvusLB(backendAddr string) (*Target, error) {
+	dir := filepath.Join(e.cfg.Dir, MilvusLB)
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	bip, bport, _ := net.SplitHostPort(backendAddr)
+	var buf bytes.Buffer
+	err = template.Must(template.New("m").Parse(manifests)).Execute(&buf, map[string]string{
+		"Cert": base64.StdEncoding.EncodeToString(e.cert.certPEM), "Key": base64.StdEncoding.EncodeToString(e.cert.keyPEM),
+		"BackendIP": bip, "BackendPort": bport, "Port": port, "Host": Host,
+	})
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(dir, "milvus.yaml")
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(e.cfg.LB, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
+		"--admin-addr", admin, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), e.cfg.LBEnv...)
+	p, err := startProc(MilvusLB, filepath.Join(dir, "milvus-lb.log"), cmd)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Name: MilvusLB, Addr: addr, TLS: true, AdminAddr: admin, proc: p}
+	// The listener opens once the first configuration is applied: wait for /readyz.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return t, nil
+			}
+		}
+		if p.exited() || time.Now().After(deadline) {
+			_ = p.stop()
+			return nil, fmt.Errorf("milvus-lb did not become ready: %v\n%s", err, p.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// PeerConfig is the data of the templates in bench/peers.
+type PeerConfig struct {
+	Dir               string // the peer's own directory (pid file, temp files, logs)
+	Listen, IP, Port  string // the TLS listener
+	Host              string
+	Backend           string // host:port of the h2c backend
+	CertFile, KeyFile string
+	PEMFile           string // certificate and key in one file
+	Threads           int
+	NoFile            uint64 // the open file limit the harness could set
+}
+
+// peerBinary finds a peer's executable; Debian puts nginx and haproxy in /usr/sbin, which
+// is not on every PATH.
+func peerBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/bin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not installed (scripts/setup.sh installs it): %w", name, exec.ErrNotFound)
+}
+
+func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
+	bin, err := peerBinary(name)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(e.cfg.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	ip, port, _ := net.SplitHostPort(addr)
+	pc := PeerConfig{
+		Dir: dir, Listen: addr, IP: ip, Port: port, Host: Host, Backend: backendAddr,
+		CertFile: e.cert.certFile, KeyFile: e.cert.keyFile, PEMFile: e.cert.both, Threads: runtime.NumCPU(), NoFile: e.noFile,
+	}
+	var tmplName, confName string
+	switch name {
+	case Nginx:
+		tmplName, confName = "nginx.conf.tmpl", "nginx.conf"
+	case HAProxy:
+		tmplName, confName = "haproxy.cfg.tmpl", "haproxy.cfg"
+	case Caddy:
+		tmplName, confName = "Caddyfile.tmpl", "Caddyfile"
+	default:
+		return nil, fmt.Errorf("unknown peer %q (want one of %v)", name, AllPeers)
+	}
+	tmpl, err := template.ParseFS(peers.FS, tmplName)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", tmplName, err)
+	}
+	conf := filepath.Join(dir, confName)
+	if err := os.WriteFile(conf, buf.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	switch name {
+	case Nginx:
+		cmd = exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr")
+	case HAProxy:
+		cmd = exec.Command(bin, "-db", "-f", conf)
+	case Caddy:
+		cmd = exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	}
+	p, err := startProc(name, filepath.Join(dir, name+".log"), cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{Name: name, Addr: addr, TLS: true, proc: p}, nil
+}
+
+// errFailedCall marks a workload that saw a failed call: the run fails.
+var errFailedCall = errors.New("a call failed")
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,25 @@
+package harness
+
+import (
+	"fmt"
+	"strings"
+)
+
+// String is one line for the progress log.
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s %-9s round %d:", r.Workload, r.Target, r.Round)
+	switch r.Workload {
+	case Search:
+		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms", r.RPS, r.P50ms, r.P99ms)
+	case Insert:
+		fmt.Fprintf(&b, " %.1f msg/s, %.1f MB/s, p50 %.1f ms, p99 %.1f ms", r.RPS, r.MBps, r.P50ms, r.P99ms)
+	case Big:
+		fmt.Fprintf(&b, " %d inserts in %.1f s (%.0f MB/s), peak RSS %.1f MiB", r.Calls, r.Seconds, r.MBps, r.PeakMiB)
+	case Many:
+		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms, RSS %.1f MiB", r.RPS, r.P50ms, r.P99ms, r.RSSMiB)
+	case Idle:
+		fmt.Fprintf(&b, " %d connections, RSS %.1f MiB, %.1f KiB per connection", r.Calls, r.RSSMiB, r.PerConnKiB)
+	}
+	return b.String()
+}

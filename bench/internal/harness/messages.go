@@ -1,0 +1,207 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// The methods the workloads call.
+const (
+	searchMethod     = "/milvus.proto.milvus.MilvusService/Search"
+	insertMethod     = "/milvus.proto.milvus.MilvusService/Insert"
+	getVersionMethod = "/milvus.proto.milvus.MilvusService/GetVersion"
+)
+
+// Dim is the vector dimension of every workload (a common text-embedding size).
+const Dim = 768
+
+// TopK is the number of hits a Search asks for.
+const TopK = 10
+
+// encoded is a request message marshalled once and sent many times. The load generator
+// must be cheap: encoding a 3 MiB insert per call would cost more CPU than a balancer
+// spends forwarding it, and 32 copies of a 32 MiB insert would dwarf the balancer's RSS.
+type encoded struct{ b []byte }
+
+// response collects a reply's wire bytes into a buffer reused call after call.
+type response struct{ b []byte }
+
+// rawCodec sends encoded messages without copying them (a SliceBuffer is never recycled
+// by gRPC) and receives replies as bytes, so that checking a reply costs a memcmp.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*encoded)
+	if !ok {
+		return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*response)
+	if !ok {
+		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
+	}
+	r.b = r.b[:0]
+	for _, buf := range data {
+		r.b = append(r.b, buf.ReadOnlyData()...)
+	}
+	return nil
+}
+
+// vectorBytes is n little-endian float32 values in [0, 1), seeded so runs are the same.
+func randomFloats(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = rng.Float32()
+	}
+	return v
+}
+
+// SearchRequest is what pymilvus sends for client.search(collection, data=[one 768-dim
+// vector], limit=10): the vector in a serialized PlaceholderGroup, the search parameters
+// as key-value pairs, and nq=1.
+func SearchRequest() *milvuspb.SearchRequest {
+	rng := rand.New(rand.NewPCG(1, 2))
+	vec := randomFloats(rng, Dim)
+	raw := make([]byte, 4*Dim)
+	for i, f := range vec {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+	}
+	pg, err := proto.Marshal(&commonpb.PlaceholderGroup{Placeholders: []*commonpb.PlaceholderValue{{
+		Tag: "$0", Type: commonpb.PlaceholderType_FloatVector, Values: [][]byte{raw},
+	}}})
+	if err != nil {
+		panic(err)
+	}
+	return &milvuspb.SearchRequest{
+		DbName:         "default",
+		CollectionName: "bench",
+		Dsl:            "",
+		SearchInput:    &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: pg},
+		DslType:        commonpb.DslType_BoolExprV1,
+		OutputFields:   []string{"id"},
+		SearchParams: []*commonpb.KeyValuePair{
+			{Key: "anns_field", Value: "vector"},
+			{Key: "topk", Value: strconv.Itoa(TopK)},
+			{Key: "metric_type", Value: "COSINE"},
+			{Key: "params", Value: `{"nprobe": 16}`},
+			{Key: "round_decimal", Value: "-1"},
+			{Key: "offset", Value: "0"},
+		},
+		GuaranteeTimestamp:    2,
+		Nq:                    1,
+		UseDefaultConsistency: true,
+	}
+}
+
+// InsertRequest is what pymilvus sends for client.insert(collection, rows) with rows of
+// an int64 primary key and a Dim-dim float vector.
+func InsertRequest(rows int) *milvuspb.InsertRequest {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]int64, rows)
+	for i := range ids {
+		ids[i] = int64(i)
+	}
+	return &milvuspb.InsertRequest{
+		DbName:         "default",
+		CollectionName: "bench",
+		NumRows:        uint32(rows),
+		FieldsData: []*schemapb.FieldData{
+			{
+				Type: schemapb.DataType_Int64, FieldName: "id",
+				Field: &schemapb.FieldData_Scalars{Scalars: &schemapb.ScalarField{
+					Data: &schemapb.ScalarField_LongData{LongData: &schemapb.LongArray{Data: ids}},
+				}},
+			},
+			{
+				Type: schemapb.DataType_FloatVector, FieldName: "vector",
+				Field: &schemapb.FieldData_Vectors{Vectors: &schemapb.VectorField{
+					Dim:  Dim,
+					Data: &schemapb.VectorField_FloatVector{FloatVector: &schemapb.FloatArray{Data: randomFloats(rng, rows*Dim)}},
+				}},
+			},
+		},
+	}
+}
+
+// RowsForBytes is the number of rows whose insert message is about n bytes.
+func RowsForBytes(n int) int { return max(1, n/(4*Dim+2)) }
+
+func encode(m proto.Message) *encoded {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return &encoded{b: b}
+}
+
+// checkSearch verifies a Search reply the slow way: status OK, one query, ids 0..TopK-1
+// with descending scores, as the fake backend answers.
+func checkSearch(b []byte) error {
+	var r milvuspb.SearchResults
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("search reply: %w", err)
+	}
+	if c := r.GetStatus().GetCode(); c != 0 {
+		return fmt.Errorf("search reply: status %d %q", c, r.GetStatus().GetReason())
+	}
+	res := r.GetResults()
+	ids := res.GetIds().GetIntId().GetData()
+	if res.GetNumQueries() != 1 || res.GetTopK() != TopK || len(ids) != TopK || len(res.GetScores()) != TopK {
+		return fmt.Errorf("search reply: nq %d topk %d with %d ids, want 1, %d, %d", res.GetNumQueries(), res.GetTopK(), len(ids), TopK, TopK)
+	}
+	for i, id := range ids {
+		if id != int64(i) {
+			return fmt.Errorf("search reply: id %d at rank %d", id, i)
+		}
+	}
+	return nil
+}
+
+// checkInsert verifies an Insert reply: status OK and every row counted.
+func checkInsert(b []byte, rows int) error {
+	var r milvuspb.MutationResult
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("insert reply: %w", err)
+	}
+	if c := r.GetStatus().GetCode(); c != 0 {
+		return fmt.Errorf("insert reply: status %d %q", c, r.GetStatus().GetReason())
+	}
+	if r.GetInsertCnt() != int64(rows) || len(r.GetIDs().GetIntId().GetData()) != rows {
+		return fmt.Errorf("insert reply: %d rows inserted, want %d", r.GetInsertCnt(), rows)
+	}
+	return nil
+}
+
+// searchChecker checks the first reply fully and every later one against its bytes: the
+// fake backend's Search reply is the same for the same request.
+type searchChecker struct{ want []byte }
+
+func (c *searchChecker) check(b []byte) error {
+	if c.want == nil {
+		if err := checkSearch(b); err != nil {
+			return err
+		}
+		c.want = bytes.Clone(b)
+		return nil
+	}
+	if !bytes.Equal(b, c.want) {
+		return errors.New("search reply differs from the first one")
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package harness
+
+import (
+	"context"
+	"slices"
+)
+
+// Plan is what one run measures.
+type Plan struct {
+	Workloads []string
+	// Rounds of each workload; in a round every target runs once, in order, so that
+	// targets take turns (A B C D A B C D) and a slow minute of the machine falls on all.
+	Rounds int
+	// IdleRounds is the number of rounds of the idle workload, usually 1: memory a
+	// process freed is often kept and reused, so a second round reads lower.
+	IdleRounds int
+}
+
+// Run runs the plan through every target of env. The first failed call ends the run with
+// an error; the results so far are returned with it.
+func (r *Runner) RunPlan(ctx context.Context, env *Env, plan Plan) ([]Result, error) {
+	var out []Result
+	for _, w := range plan.Workloads {
+		rounds := plan.Rounds
+		if w == Idle && plan.IdleRounds > 0 {
+			rounds = plan.IdleRounds
+		}
+		for round := 1; round <= rounds; round++ {
+			for _, t := range env.Targets {
+				res, err := r.Run(ctx, w, t, round)
+				if err != nil {
+					return out, err
+				}
+				r.Logf("%s", res)
+				out = append(out, res)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Summary is the median of each figure over the rounds of one workload and target.
+func Summary(results []Result) []Result {
+	type key struct{ w, t string }
+	groups := map[key][]Result{}
+	var order []key
+	for _, r := range results {
+		k := key{r.Workload, r.Target}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []Result
+	for _, k := range order {
+		g := groups[k]
+		med := func(f func(Result) float64) float64 {
+			v := make([]float64, len(g))
+			for i, r := range g {
+				v[i] = f(r)
+			}
+			slices.Sort(v)
+			if n := len(v); n%2 == 0 {
+				return (v[n/2-1] + v[n/2]) / 2
+			}
+			return v[len(v)/2]
+		}
+		s := Result{Workload: k.w, Target: k.t, Round: len(g)}
+		s.RPS = med(func(r Result) float64 { return r.RPS })
+		s.MBps = med(func(r Result) float64 { return r.MBps })
+		s.P50ms = med(func(r Result) float64 { return r.P50ms })
+		s.P99ms = med(func(r Result) float64 { return r.P99ms })
+		s.RSSMiB = med(func(r Result) float64 { return r.RSSMiB })
+		s.PeakMiB = med(func(r Result) float64 { return r.PeakMiB })
+		s.PerConnKiB = med(func(r Result) float64 { return r.PerConnKiB })
+		s.Seconds = med(func(r Result) float64 { return r.Seconds })
+		var calls int64
+		for _, r := range g {
+			calls += r.Calls
+		}
+		s.Calls = calls
+		out = append(out, s)
+	}
+	return out
+}

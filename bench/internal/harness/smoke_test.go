@@ -1,0 +1,81 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	MaybeBackend()
+	os.Exit(m.Run())
+}
+
+// buildMilvusLB builds the balancer from this tree, as the benchmark does.
+func buildMilvusLB(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "milvus-lb")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/milvus-lb/milvus-lb/cmd/milvus-lb").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build milvus-lb: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSmoke runs every workload, tiny, through every target: the backend directly,
+// milvus-lb, and the three peers (installed by scripts/setup.sh; missing ones fail the
+// test). It asserts that every call succeeds with the expected reply (the workloads check
+// each reply and fail on the first bad one) and that every figure was measured; nothing
+// about speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: AllPeers, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if len(env.Targets) != 5 {
+		t.Fatalf("%d targets started, want 5", len(env.Targets))
+	}
+	r := NewRunner(SmokeParams())
+	r.Logf = t.Logf
+	results, err := r.RunPlan(ctx, env, Plan{Workloads: AllWorkloads, Rounds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(AllWorkloads) * len(env.Targets); len(results) != want {
+		t.Fatalf("%d results, want %d", len(results), want)
+	}
+	for _, res := range results {
+		var missing string
+		switch {
+		case res.Calls == 0:
+			missing = "calls"
+		case (res.Workload == Search || res.Workload == Many) && res.P99ms <= 0:
+			missing = "p99"
+		case (res.Workload == Insert || res.Workload == Big) && res.MBps <= 0:
+			missing = "throughput"
+		case res.Workload == Big && res.PeakMiB <= 0:
+			missing = "peak RSS"
+		case (res.Workload == Many || res.Workload == Idle) && res.RSSMiB <= 0:
+			missing = "RSS"
+		}
+		if missing != "" {
+			t.Errorf("%s: no %s measured", res, missing)
+		}
+	}
+	for _, t0 := range env.Targets {
+		if t0.proc.exited() {
+			t.Errorf("%s exited during the run: %v\n%s", t0.Name, t0.proc.err, t0.proc.tail())
+		}
+	}
+}
