@@ -57,7 +57,7 @@ cd "$work"
 
 banner "0. a Milvus is running: milvus-lite, the Service milvus/milvus-demo"
 lite_port=$(free_port)
-PYTHONUNBUFFERED=1 "$VENV/bin/milvus-lite" server --data-dir "$work/milvus-data" \
+PYTHONUNBUFFERED=1 "$VENV/bin/python" "$ROOT/test/clients/milvus_lite_server.py" --data-dir "$work/milvus-data" \
 	--host 127.0.0.1 --port "$lite_port" >"$work/milvus-lite.log" 2>&1 &
 lite_pid=$!
 wait_port "$lite_port" "$lite_pid" 60 || die "milvus-lite did not start"

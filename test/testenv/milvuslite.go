@@ -30,15 +30,13 @@ type MilvusLite struct {
 // stops it with SIGINT (its only clean shutdown) when the test ends.
 func StartMilvusLite(t testing.TB) *MilvusLite {
 	t.Helper()
-	bin := filepath.Join(Venv(t), "bin", "milvus-lite")
 	data := filepath.Join(t.TempDir(), "milvus-lite")
 	// The port is chosen here and not with --port 0: milvus-lite prints the requested port,
 	// not the bound one, so the caller could not learn it.
 	var last error
 	for range 3 {
 		port := FreePort(t)
-		c := exec.Command(bin, "server", "--data-dir", data, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-		c.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+		c := MilvusLiteCommand(t, data, "127.0.0.1", port)
 		p := startProcess(t, "milvus-lite:"+strconv.Itoa(port), c, syscall.SIGINT, 15*time.Second, false)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		last = waitFor(60*time.Second, p.Exited(), func() error { return CheckHealth(addr) })
@@ -55,6 +53,19 @@ func StartMilvusLite(t testing.TB) *MilvusLite {
 	}
 	t.Fatalf("milvus-lite would not start: %v", last)
 	return nil
+}
+
+// MilvusLiteCommand is the command that runs a milvus-lite server in the foreground on
+// host:port with data in dataDir, for tests that start it their own way (another address,
+// a network namespace). It goes through test/clients/milvus_lite_server.py, which makes
+// SIGINT, milvus-lite's only clean shutdown, work even when this process ignores SIGINT
+// (as a background job of a script does); stop it with SIGINT.
+func MilvusLiteCommand(t testing.TB, dataDir, host string, port int) *exec.Cmd {
+	t.Helper()
+	c := exec.Command(Python(t), filepath.Join(Root(t), "test", "clients", "milvus_lite_server.py"),
+		"--data-dir", dataDir, "--host", host, "--port", strconv.Itoa(port))
+	c.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	return c
 }
 
 // CheckHealth calls Milvus' CheckHealth on a plaintext address and returns an error unless
