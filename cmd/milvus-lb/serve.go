@@ -37,6 +37,7 @@ type dataPlaneOptions struct {
 	AdvertiseAddress string
 	Classes          []string
 	Listener         listener.Options
+	Limits           proxy.Limits
 	LogLevel         string
 	// RejectOnError keeps the previous configuration whole when a new one has any error
 	// (file mode: an edit is all or nothing). Without it, a broken Ingress only loses its
@@ -49,6 +50,7 @@ type dataPlaneOptions struct {
 func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f := cmd.Flags()
 	o.Listener = listener.DefaultOptions()
+	o.Limits = proxy.DefaultLimits()
 	f.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:9901", "address of the admin server (status page, /metrics, get ingress API, pprof); loopback by default")
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address clients connect to, shown as ADDRESS (default: this host's first non-loopback IP)")
 	f.StringSliceVar(&o.Classes, "ingress-class", ingress.DefaultClasses, "IngressClass names to serve")
@@ -56,6 +58,7 @@ func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f.Uint32Var(&o.Listener.MaxConcurrentStreams, "max-concurrent-streams", o.Listener.MaxConcurrentStreams, "HTTP/2 streams per client connection")
 	f.DurationVar(&o.Listener.HandshakeTimeout, "handshake-timeout", o.Listener.HandshakeTimeout, "limit for a TLS handshake and HTTP/1.1 request headers")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	addLimitFlags(f, o)
 }
 
 func newServeCmd() *cobra.Command {
@@ -136,7 +139,7 @@ func runDataPlane(ctx context.Context, src objectSource, o dataPlaneOptions, onA
 	var metrics *admin.Metrics
 	lm := listener.NewManager(o.Listener,
 		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: gw.Current, Transports: transports, Observer: metrics, Log: logger}
+			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: gw.Current, Transports: transports, Observer: metrics, Log: logger, Limits: o.Limits}
 		},
 		func(port int) *tls.Config {
 			if l := gw.Current().Listeners[port]; l != nil {
