@@ -25,12 +25,13 @@ say() { printf 'setup: %s ... %s\n' "$1" "$2" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # Each entry is "command package": the package is wanted only when its command is missing.
+# gcc is for go test -race (the race detector needs cgo).
 # kubectl comes from kubernetes-client only where no kubectl exists: on some machines another
 # package ships /usr/bin/kubectl and conflicts with Debian's.
 t=$(now_s)
 missing=()
 for pair in "openssl openssl" "etcd etcd-server" "nginx nginx-light" "haproxy haproxy" \
-	"caddy caddy" "h2load nghttp2-client" "kubectl kubernetes-client" "flock util-linux"; do
+	"caddy caddy" "h2load nghttp2-client" "kubectl kubernetes-client" "flock util-linux" "gcc gcc"; do
 	cmd=${pair% *} pkg=${pair#* }
 	if ! command -v "$cmd" >/dev/null && [[ ! -x /usr/sbin/$cmd && ! -x /sbin/$cmd ]]; then
 		missing+=("$pkg")
