@@ -71,6 +71,7 @@ var supported = map[string]bool{
 	AnnotationHealthCheckInterval: true, AnnotationHealthCheckTimeout: true,
 	AnnotationHealthyThreshold: true, AnnotationUnhealthyThreshold: true,
 	AnnotationSuccessCodes: true, AnnotationTargetGroupAttributes: true,
+	AnnotationMutualAuthentication: true,
 }
 
 // ALB defaults for target group health checks and attributes.
@@ -143,6 +144,7 @@ type settings struct {
 	group          string
 	backend        backendSettings
 	healthExplicit bool
+	mtls           []mtlsPort // HTTPS ports with mutual authentication on (mtls.go)
 }
 
 // backendSettings are the target-group-level policies an Ingress gives its backends.
@@ -227,6 +229,8 @@ func parseAnnotations(m map[string]string, hasTLS bool, r *reporter) settings {
 	if len(s.certARNs) > 0 && len(s.ports) > 0 && !slices.ContainsFunc(s.ports, func(p listenPort) bool { return p.Protocol == config.HTTPS }) {
 		r.warnf(annotationPath(AnnotationCertificateARN), "unused: listen-ports declares no HTTPS port")
 	}
+
+	s.mtls = checkMutualAuthPorts(parseMutualAuth(a), s.ports, r)
 
 	if v, ok := a.get(AnnotationSSLPolicy); ok {
 		if _, known := LookupSSLPolicy(v); known {

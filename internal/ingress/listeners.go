@@ -13,6 +13,8 @@ type listenerState struct {
 	owner        string // the Ingress that claimed the port first
 	policy       string // the explicit ssl-policy, if any Ingress set one
 	policyOwner  string
+	mtls         *config.MutualTLS // the mutual-authentication of the port, if any Ingress set one
+	mtlsOwner    string
 	certs        []certificate
 	plans        []*plan
 	certRefsSeen map[string]bool
@@ -78,6 +80,8 @@ func (b *builder) add(p *plan) bool {
 			cr.errorf(annotationPath(AnnotationListenPorts), "port %d is %s for Ingress %s; it cannot also be %s", lp.Port, l.cfg.Protocol, l.owner, lp.Protocol)
 		case lp.Protocol == config.HTTPS && p.s.sslPolicy != "" && l.policy != "" && l.policy != p.s.sslPolicy:
 			cr.errorf(annotationPath(AnnotationSSLPolicy), "port %d already uses ssl-policy %s set by Ingress %s", lp.Port, l.policy, l.policyOwner)
+		case lp.Protocol == config.HTTPS && p.mtls[lp.Port] != nil && l.mtls != nil && !sameMutualTLS(l.mtls, p.mtls[lp.Port]):
+			cr.errorf(annotationPath(AnnotationMutualAuthentication), "port %d already uses mutual-authentication %s set by Ingress %s", lp.Port, describeMTLS(l.mtls), l.mtlsOwner)
 		}
 	}
 	for _, rt := range p.routes {
@@ -107,6 +111,9 @@ func (b *builder) add(p *plan) bool {
 		if lp.Protocol == config.HTTPS {
 			if p.s.sslPolicy != "" && l.policy == "" {
 				l.policy, l.policyOwner = p.s.sslPolicy, p.key
+			}
+			if m := p.mtls[lp.Port]; m != nil && l.mtls == nil {
+				l.mtls, l.mtlsOwner = m, p.key
 			}
 			for _, c := range p.certs {
 				if !l.certRefsSeen[c.Ref] {
@@ -182,6 +189,7 @@ func (b *builder) result() []config.Listener {
 		cfg := l.cfg
 		if cfg.Protocol == config.HTTPS {
 			cfg.SSLPolicy = l.policy
+			cfg.MutualTLS = l.mtls
 			if cfg.SSLPolicy == "" {
 				cfg.SSLPolicy = DefaultSSLPolicy
 			}
@@ -238,4 +246,11 @@ func describeHost(h string) string {
 		return "(any)"
 	}
 	return h
+}
+
+func describeMTLS(m *config.MutualTLS) string {
+	if m.TrustStore != "" {
+		return m.Mode + " with trust store " + m.TrustStore
+	}
+	return m.Mode
 }

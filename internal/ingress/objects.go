@@ -48,6 +48,9 @@ const (
 type Options struct {
 	// Classes are the IngressClass names served; default DefaultClasses.
 	Classes []string
+	// ReadFile reads the files that annotations name (mutual-authentication trust
+	// stores); os.ReadFile when nil. Tests give a fake to keep translation hermetic.
+	ReadFile ReadFileFunc
 }
 
 // DefaultClasses are served when Options.Classes is empty: the guide's "alb" and our own.

@@ -18,8 +18,9 @@ import (
 const awsControllerName = "ingress.k8s.aws/alb"
 
 // Translate turns objects into the model milvus-lb serves and the problems found on the
-// way. It is pure: it reads only objs and opts, and the same input always gives the same
-// output.
+// way. It is pure: it reads only objs and opts (and, through opts.ReadFile, the trust-store
+// files that mutual-authentication annotations name), and the same input always gives the
+// same output.
 //
 // Only Ingresses of a served class are considered; others are listed in Model.Ingresses
 // with Served false and no problem, as the AWS controller ignores them. An Ingress with an
@@ -28,6 +29,7 @@ const awsControllerName = "ingress.k8s.aws/alb"
 // groups), the one created first keeps it and the later one gets the error.
 func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 	x := newIndex(objs)
+	x.readFile = opts.ReadFile
 	classes := newClassSet(objs.IngressClasses, opts)
 
 	ings := make([]*networkingv1.Ingress, 0, len(objs.Ingresses))
@@ -145,6 +147,7 @@ type plan struct {
 	r        *reporter
 	s        settings
 	certs    []certificate
+	mtls     map[int]*config.MutualTLS // by port
 	routes   []plannedRoute
 	backends []plannedBackend
 	hosts    []plannedHost
@@ -180,6 +183,7 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 	if len(p.s.certARNs) > 0 || len(ing.Spec.TLS) > 0 {
 		p.certs = x.certificates(ing, p.s.certARNs, p.r)
 	}
+	p.mtls = resolveMutualAuth(p.s.mtls, p.r.file, x.readFile, p.r)
 
 	seen := map[routeKey]*field.Path{}
 	seenBackend := map[string]bool{}
@@ -361,6 +365,7 @@ type index struct {
 	secrets         map[string]*corev1.Secret
 	byARN           map[string][]*corev1.Secret
 	files           map[string]string
+	readFile        ReadFileFunc
 }
 
 func newIndex(objs Objects) *index {

@@ -197,6 +197,19 @@ var cases = []struct {
 	{name: "shared-backend", want: []string{
 		"warning: shared-backend.yaml: Ingress milvus/second: spec.rules[0].http.paths[0].backend.service.name: backend milvus/milvus-demo:19530 is also used by Ingress milvus/first with different target group settings (protocol, health check or attributes); the settings of milvus/first apply",
 	}},
+	{name: "mutual-authentication", opts: Options{ReadFile: testdataFile}, want: []string{
+		"error: mutual-authentication.yaml: Ingress milvus/conflicting-mode: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 443 already uses mutual-authentication verify with trust store client-ca.pem set by Ingress milvus/mtls",
+		`error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 1 (port 10443): unknown mode "strict": must be off, passthrough or verify`,
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 2 (port 10444): mode verify needs a trustStore (a PEM file of the CA certificates that issue client certificates)",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 3 (port 10445): trustStore is only used with mode verify, not passthrough",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 10446: trustStore arn:aws:elasticloadbalancing:us-east-1:123456789012:truststore/clients/0123456789abcdef: an ELB trust store ARN cannot be read outside AWS: give the path of a PEM file of the CA certificates instead",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 10447: trustStore missing.pem: cannot read missing.pem: no such file or directory",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 6 (port 10447): port 10447 is listed more than once",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 8080 is an HTTP listener; mutual authentication needs HTTPS",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 10448 is not in listen-ports",
+		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 9 (port 10449): ignoreClientCertificateExpiry true is not supported: expired client certificates are always refused",
+		`error: mutual-authentication.yaml: Ingress milvus/not-json: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: invalid mutual-authentication "[{\"port\":11443,\"mode\":\"verify\",\"trustStore\":\"client-ca.pem\",\"trustStoreArn\":\"x\"}]": want a JSON list such as [{"port":443,"mode":"verify","trustStore":"/path/to/ca-bundle.pem"}]: json: unknown field "trustStoreArn"`,
+	}},
 	{name: "duplicate-route", want: []string{
 		`error: duplicate-route.yaml: Ingress milvus/second: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path "/" (Prefix) on port 80 is already routed by Ingress milvus/first`,
 	}},
@@ -247,6 +260,12 @@ func TestTranslateFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testdataFile reads the files annotations name from testdata, as the file source would
+// read them beside the manifest.
+func testdataFile(path string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("testdata", path))
 }
 
 func contains(lines []string, s string) bool {
