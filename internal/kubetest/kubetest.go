@@ -200,9 +200,9 @@ func (c *Cluster) startEtcd(t testing.TB, etcd string) string {
 		"--logger=zap",
 		"--log-level=warn",
 	}
-	start(t, "etcd", filepath.Join(c.dir, "etcd.log"), etcd, args...)
+	exited := start(t, "etcd", filepath.Join(c.dir, "etcd.log"), etcd, args...)
 	// kube-apiserver retries etcd itself, but waiting here makes an etcd failure say so.
-	waitFor(t, 30*time.Second, "etcd", filepath.Join(c.dir, "etcd.log"), func() error {
+	waitFor(t, 30*time.Second, "etcd", filepath.Join(c.dir, "etcd.log"), exited, func() error {
 		resp, err := http.Get(clientURL + "/health")
 		if err != nil {
 			return err
@@ -251,6 +251,9 @@ func (c *Cluster) startAPIServer(t testing.TB, apiserver, etcdURL string) {
 		"--service-account-key-file=" + filepath.Join(c.dir, "sa.pub"),
 		"--service-account-signing-key-file=" + filepath.Join(c.dir, "sa.key"),
 		"--authorization-mode=RBAC",
+		// The "kubernetes" Service's endpoints would have to be a non-loopback address;
+		// nothing here uses them.
+		"--endpoint-reconciler-type=none",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		// Nothing here needs flow control, and it costs start-up time and CPU.
 		"--enable-priority-and-fairness=false",
@@ -258,12 +261,12 @@ func (c *Cluster) startAPIServer(t testing.TB, apiserver, etcdURL string) {
 		"--v=1",
 	}
 	logPath := filepath.Join(c.dir, "kube-apiserver.log")
-	start(t, "kube-apiserver", logPath, apiserver, args...)
+	exited := start(t, "kube-apiserver", logPath, apiserver, args...)
 
 	// /readyz covers etcd, the RBAC bootstrap roles and the default namespace.
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig(caPEM)}}
 	t.Cleanup(hc.CloseIdleConnections)
-	waitFor(t, 90*time.Second, "kube-apiserver", logPath, func() error {
+	waitFor(t, 90*time.Second, "kube-apiserver", logPath, exited, func() error {
 		req, _ := http.NewRequest(http.MethodGet, c.Host+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+c.adminToken)
 		resp, err := hc.Do(req)
@@ -282,8 +285,8 @@ func (c *Cluster) startAPIServer(t testing.TB, apiserver, etcdURL string) {
 
 // start runs a child process whose output goes to logPath. It is killed when the test
 // ends, and by the kernel if the test binary dies first (Pdeathsig), so that a crashed
-// or timed-out test leaves no etcd behind.
-func start(t testing.TB, name, logPath, bin string, args ...string) {
+// or timed-out test leaves no etcd behind. The channel is closed when it exits.
+func start(t testing.TB, name, logPath, bin string, args ...string) <-chan struct{} {
 	t.Helper()
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -320,15 +323,21 @@ func start(t testing.TB, name, logPath, bin string, args ...string) {
 			t.Logf("%s log (last lines):\n%s", name, tail(logPath, 30))
 		}
 	})
+	return done
 }
 
-func waitFor(t testing.TB, timeout time.Duration, name, logPath string, check func() error) {
+func waitFor(t testing.TB, timeout time.Duration, name, logPath string, exited <-chan struct{}, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
 		if err == nil {
 			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready: %v\n%s", name, err, tail(logPath, 30))
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready after %s: %v\n%s", name, timeout, err, tail(logPath, 30))

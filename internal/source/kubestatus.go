@@ -285,8 +285,9 @@ func (r *Reporter) reconcile(ctx context.Context, model *config.Model, problems 
 			r.writeStatus(ctx, ing, withPorts(addrs, st.Ports))
 		}
 		if sig := fmt.Sprintf("ok generation %d", ing.Generation); r.events[key] != sig {
-			r.event(ctx, ing, corev1.EventTypeNormal, ReasonSuccessfullyReconciled, "Successfully reconciled")
-			r.events[key] = sig
+			if r.event(ctx, ing, corev1.EventTypeNormal, ReasonSuccessfullyReconciled, "Successfully reconciled") {
+				r.events[key] = sig
+			}
 		}
 	}
 	for key := range r.events {
@@ -312,10 +313,13 @@ func (r *Reporter) recordFailures(ctx context.Context, ing *networkingv1.Ingress
 	if r.events[key] == sig {
 		return
 	}
+	ok := true
 	for _, m := range msgs {
-		r.event(ctx, ing, corev1.EventTypeWarning, ReasonFailedBuildModel, "Failed build model due to "+m)
+		ok = r.event(ctx, ing, corev1.EventTypeWarning, ReasonFailedBuildModel, "Failed build model due to "+m) && ok
 	}
-	r.events[key] = sig
+	if ok { // else try again on the next reconcile
+		r.events[key] = sig
+	}
 }
 
 // address is what goes into status.loadBalancer.ingress, without ports.
@@ -408,10 +412,10 @@ func describeLB(lbs []networkingv1.IngressLoadBalancerIngress) string {
 	return strings.Join(parts, ",")
 }
 
-// event records an Event on ing. Events are written directly rather than through
-// client-go's record.EventBroadcaster: the Reporter already deduplicates, and a direct
-// write ends with Run instead of in a background goroutine.
-func (r *Reporter) event(ctx context.Context, ing *networkingv1.Ingress, typ, reason, msg string) {
+// event records an Event on ing and reports whether it was written. Events are written
+// directly rather than through client-go's record.EventBroadcaster: the Reporter already
+// deduplicates, and a direct write ends with Run instead of in a background goroutine.
+func (r *Reporter) event(ctx context.Context, ing *networkingv1.Ingress, typ, reason, msg string) bool {
 	const maxMessage = 1024 // the API server rejects longer Event messages
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage-3] + "..."
@@ -442,7 +446,11 @@ func (r *Reporter) event(ctx context.Context, ing *networkingv1.Ingress, typ, re
 		ReportingInstance:   r.opts.Identity,
 		Action:              "Reconcile",
 	}
-	if _, err := r.client.CoreV1().Events(ing.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil && ctx.Err() == nil {
-		r.log.Warn("record Event", "ingress", ing.Namespace+"/"+ing.Name, "reason", reason, "err", err)
+	if _, err := r.client.CoreV1().Events(ing.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("record Event", "ingress", ing.Namespace+"/"+ing.Name, "reason", reason, "err", err)
+		}
+		return false
 	}
+	return true
 }

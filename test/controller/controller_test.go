@@ -17,11 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -204,12 +207,11 @@ func TestControllerGuide(t *testing.T) {
 		kubectl("apply", "-f", filepath.Join(root, "deploy", f))
 	}
 
-	// 1. Milvus runs: two proxies.
-	lites := map[int]*testenv.Process{}
-	for n := 1; n <= 2; n++ {
-		lites[n] = startLite(t, fmt.Sprintf(liteIP, n))
-	}
-	apply("milvus.yaml", milvusService+"---\n"+slice("1", "2"))
+	// 1. Milvus runs. Each milvus-lite keeps its own data, unlike the proxies of one
+	// Milvus, so pymilvus (which creates a collection and reads it back) runs while the
+	// Service has a single endpoint; the endpoint changes below use a stateless call.
+	lites := map[int]*testenv.Process{1: startLite(t, fmt.Sprintf(liteIP, 1))}
+	apply("milvus.yaml", milvusService+"---\n"+slice("1"))
 
 	// 2. The certificate goes into the cluster; the ARN is printed.
 	ca := certtest.WriteGuideFiles(t, dir, host)
@@ -233,7 +235,11 @@ func TestControllerGuide(t *testing.T) {
 	// 3-4. kubectl apply -f ingress.yaml; watch until ADDRESS fills in.
 	apply("ingress.yaml", fmt.Sprintf(ingressYAML, imported.CertificateArn))
 	leader := waitAddress(t, cluster, "", lbA, lbB)
-	t.Logf("$ kubectl get ingress -n milvus\n%s", kubectl("get", "ingress", "-n", "milvus"))
+	table := kubectl("get", "ingress", "-n", "milvus")
+	t.Logf("$ kubectl get ingress -n milvus\n%s", table)
+	if row := strings.Fields(lastLine(table)); len(row) != 6 || row[0] != "milvus-demo" || row[1] != "alb" || row[3] != leader {
+		t.Errorf("kubectl get ingress row = %v, want milvus-demo alb %s %s ADDRESS=%s", row, host, leader, leader)
+	}
 
 	// 5. pymilvus as the guide connects, through the address shown.
 	argv := append(testenv.GuideCheck(t), "--host", leader, "--port", strconv.Itoa(listenPort), "--server-name", host, "--ca", ca)
@@ -242,21 +248,41 @@ func TestControllerGuide(t *testing.T) {
 	// Endpoint changes, under a steady stream of calls through the leader's address
 	// that must all succeed.
 	calls := startCalls(t, net.JoinHostPort(leader, strconv.Itoa(listenPort)), ca)
+	lites[2] = startLite(t, fmt.Sprintf(liteIP, 2))
 	lites[3] = startLite(t, fmt.Sprintf(liteIP, 3))
 	for _, step := range []struct {
-		what string
-		eps  []string
-		kill int // milvus-lite that no call may reach any more after the change
+		what  string
+		eps   []string
+		ready []int // milvus-lites taking new calls afterwards
+		kill  int   // milvus-lite that no call may reach any more after the change
 	}{
-		{"add 3", []string{"1", "2", "3"}, 0},
-		{"2 not ready", []string{"1", "2:notready", "3"}, 2},
-		{"1 terminating", []string{"1:terminating", "3"}, 1},
+		{"add 2 and 3", []string{"1", "2", "3"}, []int{1, 2, 3}, 0},
+		{"2 not ready", []string{"1", "2:notready", "3"}, []int{1, 3}, 2},
+		{"1 terminating", []string{"1:terminating", "3"}, []int{3}, 1},
 	} {
 		before := calls.ok.Load()
 		apply("slice.yaml", slice(step.eps...))
-		// Within a second every balancer has the change; then the endpoint taken out
-		// may go away, and calls must not notice.
-		time.Sleep(time.Second)
+		// Within a second both balancers take new calls to exactly the ready endpoints.
+		applied := time.Now()
+		var want []string
+		for _, n := range step.ready {
+			want = append(want, net.JoinHostPort(fmt.Sprintf(liteIP, n), "19530"))
+		}
+		for _, lb := range []string{lbA, lbB} {
+			for {
+				got, err := takingCalls(lb)
+				if err == nil && slices.Equal(got, want) {
+					break
+				}
+				if time.Since(applied) > time.Second {
+					t.Fatalf("%s: %s takes calls to %v (%v) a second after the change, want %v", step.what, lb, got, err, want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		t.Logf("%s: both balancers changed within %s", step.what, time.Since(applied).Round(time.Millisecond))
+		// The endpoint taken out may now go away, and no call may notice: none fails,
+		// and none even has to be retried on another endpoint.
 		if step.kill != 0 {
 			lites[step.kill].Kill()
 		}
@@ -267,11 +293,15 @@ func TestControllerGuide(t *testing.T) {
 		if err := calls.failure(); err != nil {
 			t.Fatalf("%s: a call failed: %v", step.what, err)
 		}
+		if n, err := retries(leader); err != nil || n != 0 {
+			t.Fatalf("%s: %v calls were retried on another endpoint (%v): one went to an endpoint that was taken out", step.what, n, err)
+		}
 	}
 	calls.stop()
-	t.Logf("%d calls, none failed, through three endpoint changes", calls.ok.Load())
+	t.Logf("%d calls, none failed or retried, through three endpoint changes", calls.ok.Load())
 
-	// A broken Ingress gets an Event and disturbs nobody.
+	// Only milvus-lite 3 is left: pymilvus works again. A broken Ingress gets an Event
+	// and disturbs nobody.
 	apply("broken.yaml", strings.NewReplacer("name: milvus-demo\n  annotations", "name: broken\n  annotations",
 		"host: milvus-demo.milvus.io", "host: broken.milvus.io", "name: milvus-demo\n", "name: no-such-service\n").
 		Replace(fmt.Sprintf(ingressYAML, imported.CertificateArn)))
@@ -289,6 +319,79 @@ func TestControllerGuide(t *testing.T) {
 	testenv.RunClient(t, 2*time.Minute, "guide_check: PASS", argv...)
 }
 
+// takingCalls lists the endpoints of milvus/milvus-demo:19530 that the balancer at ip
+// sends new calls to, from its admin status API.
+func takingCalls(ip string) ([]string, error) {
+	var st struct {
+		Backends []struct {
+			Key       string
+			Endpoints []struct {
+				Address string
+				Ready   bool
+			}
+		}
+	}
+	if err := getJSON("http://"+net.JoinHostPort(ip, "9901")+"/api/v1/status", &st); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range st.Backends {
+		if b.Key != "milvus/milvus-demo:19530" {
+			continue
+		}
+		for _, ep := range b.Endpoints {
+			if ep.Ready {
+				out = append(out, ep.Address)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// retries sums milvus_lb_retries_total of the balancer at ip.
+func retries(ip string) (float64, error) {
+	resp, err := http.Get("http://" + net.JoinHostPort(ip, "9901") + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, "milvus_lb_retries_total") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
 func repoRoot(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
@@ -297,9 +400,7 @@ func repoRoot(t *testing.T) string {
 // startLite runs milvus-lite on ip:19530, as a Milvus proxy pod listens on its pod IP.
 func startLite(t *testing.T, ip string) *testenv.Process {
 	t.Helper()
-	bin := filepath.Join(testenv.Venv(t), "bin", "milvus-lite")
-	c := exec.Command(bin, "server", "--data-dir", filepath.Join(t.TempDir(), "milvus-lite"), "--host", ip, "--port", "19530")
-	c.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	c := testenv.MilvusLiteCommand(t, filepath.Join(t.TempDir(), "milvus-lite"), ip, 19530)
 	p := testenv.StartProcess(t, "milvus-lite "+ip, c, syscall.SIGINT, 15*time.Second, false)
 	addr := net.JoinHostPort(ip, "19530")
 	deadline := time.Now().Add(60 * time.Second)
