@@ -118,6 +118,9 @@ func keyPair(s *corev1.Secret) (certificate, error) {
 	if err != nil {
 		return certificate{}, fmt.Errorf("tls.crt: %w", err)
 	}
+	if err := checkChainOrder(pair.Certificate); err != nil {
+		return certificate{}, err
+	}
 	sum := sha256.Sum256(pair.Certificate[0])
 	return certificate{
 		Certificate: config.Certificate{

@@ -197,6 +197,9 @@ var cases = []struct {
 	{name: "shared-backend", want: []string{
 		"warning: shared-backend.yaml: Ingress milvus/second: spec.rules[0].http.paths[0].backend.service.name: backend milvus/milvus-demo:19530 is also used by Ingress milvus/first with different target group settings (protocol, health check or attributes); the settings of milvus/first apply",
 	}},
+	{name: "chain-order", want: []string{
+		"error: chain-order.yaml: Ingress milvus/out-of-order: spec.tls[0].secretName: Secret milvus/chain-out-of-order: tls.crt is out of order: certificate 1 (CN=*.milvus.io) is not issued by certificate 2 (CN=milvus-lb test root) after it; list the server certificate first, then its issuer, then that one's issuer, up to the root",
+	}},
 	{name: "mutual-authentication", opts: Options{ReadFile: testdataFile}, want: []string{
 		"error: mutual-authentication.yaml: Ingress milvus/conflicting-mode: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: port 443 already uses mutual-authentication verify with trust store client-ca.pem set by Ingress milvus/mtls",
 		`error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 1 (port 10443): unknown mode "strict": must be off, passthrough or verify`,
