@@ -14,9 +14,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/milvus-lb/milvus-lb/internal/admin"
 )
+
+// IngressRow is one row of `milvus-lb get ingress -o json`, decoded the way a user's script
+// would: from the documented JSON, not from milvus-lb's Go types, so that the end-to-end tests
+// check the contract and build even while the data path is being edited.
+type IngressRow struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Class     string    `json:"class"`
+	Hosts     []string  `json:"hosts"`
+	Address   string    `json:"address"`
+	Ports     []int     `json:"ports"`
+	Created   time.Time `json:"created"`
+	Served    bool      `json:"served"`
+}
 
 // LB is a running `milvus-lb serve`.
 type LB struct {
@@ -74,10 +86,10 @@ func (lb *LB) ready() error {
 }
 
 // Ingresses runs `milvus-lb get ingress -o json` against this balancer, as a user would.
-func (lb *LB) Ingresses(t testing.TB) []admin.IngressRow {
+func (lb *LB) Ingresses(t testing.TB) []IngressRow {
 	t.Helper()
 	out := MilvusLB(t, "get", "ingress", "-o", "json", "--admin-addr", lb.AdminAddr)
-	var rows []admin.IngressRow
+	var rows []IngressRow
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("get ingress -o json printed something that is not a JSON list: %v\n%s", err, out)
 	}
@@ -86,9 +98,9 @@ func (lb *LB) Ingresses(t testing.TB) []admin.IngressRow {
 
 // WaitAddress polls `get ingress` until the Ingress namespace/name has an ADDRESS (the
 // guide's "wait until ADDRESS fills in") and returns its row.
-func (lb *LB) WaitAddress(t testing.TB, namespace, name string) admin.IngressRow {
+func (lb *LB) WaitAddress(t testing.TB, namespace, name string) IngressRow {
 	t.Helper()
-	var row admin.IngressRow
+	var row IngressRow
 	err := waitFor(30*time.Second, lb.Exited(), func() error {
 		for _, r := range lb.Ingresses(t) {
 			if r.Namespace == namespace && r.Name == name {

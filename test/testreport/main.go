@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 )
 
 // event is one line of `go test -json` (see `go doc test2json`).
@@ -35,12 +34,12 @@ type report struct {
 	output                  map[key]*strings.Builder // buffered until the test ends
 	passed, failed, skipped int
 	failedPkgs              []string
+	failedPkg               map[string]bool
 	skips                   []string
-	last                    time.Time
 }
 
 func main() {
-	r := &report{out: os.Stdout, output: map[key]*strings.Builder{}, last: time.Now()}
+	r := &report{out: os.Stdout, output: map[key]*strings.Builder{}, failedPkg: map[string]bool{}}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -66,7 +65,7 @@ func (r *report) handle(e event) {
 		fmt.Fprint(r.out, e.Output)
 		return
 	case "build-fail":
-		r.failedPkgs = append(r.failedPkgs, e.ImportPath+" (build failed)")
+		r.failPackage(e.ImportPath, "build failed")
 		return
 	}
 	k := key{e.Package, e.Test}
@@ -93,9 +92,9 @@ func (r *report) handle(e event) {
 			r.skips = append(r.skips, fmt.Sprintf("%s %s: %s", e.Package, e.Test, skipReason(out)))
 		case "fail":
 			r.failed++
-			fmt.Fprintf(r.out, "--- FAIL: %s %s (%.2fs)\n", e.Package, e.Test, e.Elapsed)
+			// The test's own output ends with go's "--- FAIL: Name (time)" line.
 			if out != nil {
-				fmt.Fprint(r.out, indent(out.String()))
+				fmt.Fprint(r.out, withoutProgress(out.String()))
 			}
 		}
 	}
@@ -110,19 +109,34 @@ func (r *report) endPackage(e event, out *strings.Builder) {
 	case "skip":
 		fmt.Fprintf(r.out, "?   \t%s\t[no test files]\n", e.Package)
 	case "fail":
-		r.failedPkgs = append(r.failedPkgs, e.Package)
+		r.failPackage(e.Package, "")
+		// The package's output holds go's own FAIL lines; print them as they are.
 		if out != nil {
 			fmt.Fprint(r.out, out.String())
+		} else {
+			fmt.Fprintf(r.out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
 		}
-		fmt.Fprintf(r.out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
 	}
+}
+
+// failPackage records a failed package once; a build failure is reported twice by go test
+// (build-fail, then the package's fail), and the first reason is kept.
+func (r *report) failPackage(pkg, reason string) {
+	if r.failedPkg[pkg] {
+		return
+	}
+	r.failedPkg[pkg] = true
+	if reason != "" {
+		pkg += " (" + reason + ")"
+	}
+	r.failedPkgs = append(r.failedPkgs, pkg)
 }
 
 func (r *report) finish() int {
 	// Output of tests that never ended: the binary was killed (timeout, crash).
 	for k, b := range r.output {
 		if k.test != "" && b.Len() > 0 {
-			fmt.Fprintf(r.out, "--- unfinished: %s %s\n%s", k.pkg, k.test, indent(b.String()))
+			fmt.Fprintf(r.out, "--- unfinished: %s %s\n%s", k.pkg, k.test, withoutProgress(b.String()))
 		}
 	}
 	if len(r.skips) > 0 {
@@ -163,13 +177,14 @@ func skipReason(out *strings.Builder) string {
 	return reason
 }
 
-func indent(s string) string {
+// withoutProgress drops go test's "=== RUN/PAUSE/CONT/NAME" lines: noise in a failure
+// report, since only this test's output is shown.
+func withoutProgress(s string) string {
 	var b strings.Builder
 	for line := range strings.Lines(s) {
-		if strings.HasPrefix(line, "=== ") {
-			continue // === RUN/PAUSE/CONT lines are noise in a failure report
+		if strings.HasPrefix(strings.TrimLeft(line, " "), "=== ") {
+			continue
 		}
-		b.WriteString("    ")
 		b.WriteString(line)
 	}
 	return b.String()
