@@ -180,8 +180,14 @@ func build(t testing.TB, key string, cmd func(out string) *exec.Cmd) string {
 // BuildMilvusLB builds ./cmd/milvus-lb once per test binary and returns its path. When the
 // tests run with -race, so is the binary built: its data races then fail the test through
 // its exit status.
+//
+// MILVUS_LB_BIN, if set, names a milvus-lb binary to use instead (a release build, or one
+// built from another checkout).
 func BuildMilvusLB(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("MILVUS_LB_BIN"); bin != "" {
+		return bin
+	}
 	return build(t, "milvus-lb", func(out string) *exec.Cmd {
 		args := []string{"build", "-o", out}
 		if raceEnabled {
