@@ -101,6 +101,12 @@ func runController(ctx context.Context, o dataPlaneOptions, co controllerOptions
 		Logger:              logger,
 	}
 	if co.LeaderElect {
+		// client-go's own rule (leaderelection.NewLeaderElector), checked here so that a
+		// bad flag stops the start instead of silently disabling status writes.
+		if !(co.LeaseDuration > co.RenewDeadline && co.RenewDeadline > time.Duration(1.2*float64(co.RetryPeriod))) {
+			return fmt.Errorf("leader election needs --leader-election-lease-duration > --leader-election-renew-deadline > 1.2 × --leader-election-retry-period (got %s, %s, %s)",
+				co.LeaseDuration, co.RenewDeadline, co.RetryPeriod)
+		}
 		statusOpts.LeaderElection = &source.LeaderElection{
 			Namespace:     co.LeaderNamespace,
 			LeaseDuration: co.LeaseDuration,

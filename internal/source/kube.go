@@ -244,8 +244,8 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 	}
 	apply(k.Snapshot(), nil)
 
-	timer := time.NewTimer(0)
-	<-timer.C
+	timer := time.NewTimer(k.opts.Debounce)
+	timer.Stop() // armed at the first change; since Go 1.23 a stopped timer delivers nothing stale
 	defer timer.Stop()
 	for {
 		select {

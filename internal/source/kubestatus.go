@@ -163,18 +163,21 @@ func (r *Reporter) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		elector, err := leaderelection.NewLeaderElector(cfg) // validates the durations
+		if err != nil {
+			return fmt.Errorf("leader election: %w", err)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// Run returns when leadership is lost; campaign again. All replicas serve
 			// traffic either way: the Lease only decides who writes.
-			for ctx.Err() == nil {
-				elector, err := leaderelection.NewLeaderElector(cfg)
-				if err != nil {
-					r.log.Error("leader election", "err", err)
+			for {
+				elector.Run(ctx)
+				if ctx.Err() != nil {
 					return
 				}
-				elector.Run(ctx)
+				elector, _ = leaderelection.NewLeaderElector(cfg) // valid: it was before
 			}
 		}()
 	} else {
