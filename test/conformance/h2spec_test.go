@@ -114,6 +114,13 @@ func TestH2spec(t *testing.T) {
 			if big.passed != 1 {
 				t.Errorf("h2spec http2/4.2/3 with a 1.3 MB HEADERS frame: %d passed, %d failed:\n%s", big.passed, big.failed, big.output)
 			}
+
+			// 8.1.2.2: the malformed requests Go answers with 400 must not reach a backend.
+			before, _ := be.Requests()
+			runH2spec(t, h2spec, append(l.args, "http2/8.1.2.2"))
+			if after, _ := be.Requests(); after != before {
+				t.Errorf("h2spec http2/8.1.2.2: %d requests with connection-specific headers reached the backend", after-before)
+			}
 		})
 	}
 	if n, _ := be.Requests(); n == 0 {
