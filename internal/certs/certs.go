@@ -133,6 +133,15 @@ func Import(certPEM, chainPEM, keyPEM []byte, now time.Time) (*Certificate, erro
 	if err := verifyChain(leaf, chain, now); err != nil {
 		return nil, err
 	}
+	// A chain that verifies may still be out of order, which TLS 1.2 clients refuse; ACM
+	// refuses it on import, and so does this.
+	der := [][]byte{leaf.Raw}
+	for _, c := range chain {
+		der = append(der, c.Raw)
+	}
+	if err := ingress.CheckChainOrder("the certificate chain", der); err != nil {
+		return nil, err
+	}
 
 	c := &Certificate{
 		Leaf:       leaf,

@@ -93,13 +93,18 @@ func TestImportChainWithoutRoot(t *testing.T) {
 	if _, err := certs.Import(certPEM, inter.CertPEM, keyPEM, time.Now()); err != nil {
 		t.Fatalf("Import(chain = intermediate): %v", err)
 	}
-	// Root first, then intermediate: order does not matter.
-	chain := append(append([]byte(nil), root.CertPEM...), inter.CertPEM...)
+	// Intermediate then root is the order TLS sends; root first is refused, as ACM does,
+	// because TLS 1.2 clients fail on it.
+	chain := append(append([]byte(nil), inter.CertPEM...), root.CertPEM...)
 	if _, err := certs.Import(certPEM, chain, keyPEM, time.Now()); err != nil {
-		t.Fatalf("Import(chain = root, intermediate): %v", err)
+		t.Fatalf("Import(chain = intermediate, root): %v", err)
 	}
+	chain = append(append([]byte(nil), root.CertPEM...), inter.CertPEM...)
+	_, err := certs.Import(certPEM, chain, keyPEM, time.Now())
+	wantErr(t, err, "the certificate chain is out of order: certificate 1 (CN=milvus-demo.milvus.io) is not issued by certificate 2 "+
+		"(CN=milvus-lb test CA,O=milvus-lb tests) after it; list the server certificate first, then its issuer, then that one's issuer, up to the root")
 	// The root alone does not connect the leaf to it.
-	_, err := certs.Import(certPEM, root.CertPEM, keyPEM, time.Now())
+	_, err = certs.Import(certPEM, root.CertPEM, keyPEM, time.Now())
 	wantErr(t, err, "certificate chain does not verify the certificate: x509: certificate signed by unknown authority")
 }
 

@@ -118,7 +118,7 @@ func keyPair(s *corev1.Secret) (certificate, error) {
 	if err != nil {
 		return certificate{}, fmt.Errorf("tls.crt: %w", err)
 	}
-	if err := checkChainOrder(pair.Certificate); err != nil {
+	if err := CheckChainOrder("tls.crt", pair.Certificate); err != nil {
 		return certificate{}, err
 	}
 	sum := sha256.Sum256(pair.Certificate[0])
