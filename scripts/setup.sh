@@ -46,8 +46,17 @@ else
 	say "debian packages" "installing ${missing[*]}"
 	[[ $(id -u) == 0 ]] || die "need root to install ${missing[*]} (or install them yourself)"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# etcd, nginx and haproxy are tools the tests start themselves, on loopback ports of their
+	# choosing; keep their packages from starting system daemons on the default ports.
+	policy=''
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+	fi
+	status=0
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2 || status=$?
+	[[ -n $policy ]] && rm -f "$policy"
+	((status == 0)) || die "apt-get install ${missing[*]} failed"
 	say "debian packages" "ok ($(since "$t")s)"
 fi
 

@@ -41,7 +41,8 @@ step() {
 
 gofmt_check() {
 	local files
-	files=$(gofmt -l cmd internal test 2>&1)
+	# Every tracked Go file, in every module of the repository.
+	files=$(git ls-files -z '*.go' | xargs -0 gofmt -l 2>&1)
 	if [[ -n $files ]]; then
 		echo "not gofmt'ed:"
 		echo "$files"
@@ -68,6 +69,7 @@ if ! step "setup" bash scripts/setup.sh; then
 fi
 step "gofmt" gofmt_check
 step "go vet" go vet ./...
+step "go vet (test/goclient)" bash -c 'cd test/goclient && CGO_ENABLED=0 go vet ./...'
 
 # HOOK: extra suites and their preparation. Every executable scripts/test.d/*.sh runs here,
 # in name order, from the repository root, with CACHE (scripts/lib.sh) exported; a non-zero
