@@ -120,6 +120,15 @@ endpoints:
 // milvus-lb serves it; `get ingress` shows ADDRESS and PORTS.
 func runGuide(t *testing.T, port int) *guide {
 	t.Helper()
+	g := prepareGuide(t, port)
+	g.serve(t)
+	return g
+}
+
+// prepareGuide does the guide's steps 1-3: Milvus runs, the certificate is imported, and
+// ingress.yaml and milvus.yaml are written.
+func prepareGuide(t *testing.T, port int) *guide {
+	t.Helper()
 	g := &guide{dir: t.TempDir(), port: port}
 	g.stateDir = filepath.Join(g.dir, "state")
 
@@ -145,6 +154,17 @@ func runGuide(t *testing.T, port int) *guide {
 	milvusFile := filepath.Join(g.dir, "milvus.yaml")
 	writeFile(t, ingressFile, fmt.Sprintf(ingressYAML, port, g.arn))
 	writeFile(t, milvusFile, fmt.Sprintf(milvusYAML, g.lite.Port))
+	return g
+}
+
+func (g *guide) ingressFile() string { return filepath.Join(g.dir, "ingress.yaml") }
+func (g *guide) milvusFile() string  { return filepath.Join(g.dir, "milvus.yaml") }
+
+// serve does step 4: milvus-lb serves the files and `get ingress` shows ADDRESS and PORTS.
+func (g *guide) serve(t *testing.T) {
+	t.Helper()
+	port := g.port
+	ingressFile, milvusFile := g.ingressFile(), g.milvusFile()
 
 	// 4. Serve it and wait for ADDRESS, as `kubectl get ingress -w` does in the guide.
 	g.lb = testenv.StartLB(t, "-f", ingressFile, "-f", milvusFile, "--state-dir", g.stateDir)
@@ -157,7 +177,6 @@ func runGuide(t *testing.T, port int) *guide {
 		t.Fatalf("ADDRESS = %q, want the --advertise-address 127.0.0.1", g.address)
 	}
 	checkTable(t, testenv.MilvusLB(t, "get", "ingress", "--admin-addr", g.lb.AdminAddr), g.address, port)
-	return g
 }
 
 // checkTable checks the kubectl-style table a user reads in step 4.
