@@ -46,6 +46,9 @@ type Options struct {
 	// WriteByteTimeout closes an HTTP/2 connection when no byte of what the balancer has
 	// to send could be written for this long: a client that stopped reading its socket.
 	WriteByteTimeout time.Duration
+	// NetHTTP2 serves HTTP/2 with net/http's server and transport instead of the proxy's
+	// frame relay: slower, kept as the reference implementation.
+	NetHTTP2 bool
 }
 
 // DefaultOptions are the limits milvus-lb serves with unless flags change them.
@@ -85,11 +88,12 @@ type Manager struct {
 }
 
 type server struct {
-	port int
-	tls  bool
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	port  int
+	tls   bool
+	ln    net.Listener
+	srv   *http.Server
+	relay *dispatcher // nil when net/http serves HTTP/2 too
+	done  chan struct{}
 }
 
 // NewManager returns a manager with no sockets open.
@@ -157,9 +161,10 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 	s := &server{port: port, tls: isTLS, done: make(chan struct{})}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	var tlsCfg *tls.Config
 	if isTLS {
 		protocols.SetHTTP2(true)
-		ln = tls.NewListener(ln, &tls.Config{
+		tlsCfg = &tls.Config{
 			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 				cfg := m.tlsFor(port)
 				if cfg == nil {
@@ -169,13 +174,20 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 			},
 			// Only used if GetConfigForClient is bypassed; never serves.
 			NextProtos: []string{"h2", "http/1.1"},
-		})
+		}
 	} else {
 		protocols.SetUnencryptedHTTP2(true)
 	}
+	handler := m.handler(port, isTLS)
+	if r, ok := handler.(relayer); ok && !m.opts.NetHTTP2 {
+		s.relay = newDispatcher(ln, tlsCfg, m, r)
+		ln = s.relay
+	} else if isTLS {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           m.conns.handler(m.handler(port, isTLS)),
+		Handler:           m.conns.handler(handler),
 		ConnState:         m.conns.connState,
 		ConnContext:       m.conns.connContext,
 		Protocols:         &protocols,
@@ -203,6 +215,9 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 
 func (m *Manager) serve(s *server) {
 	defer close(s.done)
+	if s.relay != nil {
+		go s.relay.run()
+	}
 	err := s.srv.Serve(s.ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		m.log.Error("listener stopped", "port", s.port, "error", err)
@@ -212,6 +227,9 @@ func (m *Manager) serve(s *server) {
 func (m *Manager) closeNow(s *server) {
 	_ = s.srv.Close()
 	_ = s.ln.Close()
+	if s.relay != nil {
+		s.relay.closeAll()
+	}
 }
 
 // drain stops accepting on s, sends GOAWAY to HTTP/2 clients, and waits up to limit for
@@ -222,6 +240,11 @@ func (m *Manager) drain(s *server, limit time.Duration) {
 		defer m.drains.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		defer cancel()
+		if s.relay != nil {
+			relayDone := make(chan struct{})
+			go func() { defer close(relayDone); s.relay.shutdown(ctx) }()
+			defer func() { <-relayDone }()
+		}
 		if err := s.srv.Shutdown(ctx); err != nil {
 			m.log.Warn("drain deadline passed; closing remaining connections", "port", s.port, "limit", limit)
 			_ = s.srv.Close()

@@ -17,6 +17,7 @@ type Transports struct {
 	h2c   *http2.Transport // gRPC to a plaintext Milvus: HTTP/2 with prior knowledge
 	h2tls *http2.Transport // gRPC to a TLS Milvus (backend-protocol: HTTPS)
 	h1    *http.Transport  // REST (HTTP/1.1), plaintext or TLS by URL scheme
+	relay *relayPool       // gRPC relayed frame by frame (H2Conn)
 }
 
 // NewTransports returns the backend transports.
@@ -56,7 +57,7 @@ func NewTransports() *Transports {
 		ForceAttemptHTTP2:   false,
 	}
 	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
-	return &Transports{h2c: h2(true), h2tls: h2(false), h1: h1}
+	return &Transports{h2c: h2(true), h2tls: h2(false), h1: h1, relay: newRelayPool(dialer, insecure.Clone())}
 }
 
 // For returns the transport and URL scheme for a request to a backend.
@@ -78,4 +79,5 @@ func (t *Transports) Close() {
 	t.h2c.CloseIdleConnections()
 	t.h2tls.CloseIdleConnections()
 	t.h1.CloseIdleConnections()
+	t.relay.close()
 }

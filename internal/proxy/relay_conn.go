@@ -1,0 +1,252 @@
+package proxy
+
+// The relay is milvus-lb's HTTP/2 data path for gRPC: it reads frames from the client's
+// connection, and writes them, with rewritten headers, to a stream it opens on a shared
+// HTTP/2 connection to the chosen backend endpoint, and the backend's frames back the same
+// way. No goroutine, no http.Request and no body pipe exist per call; flow control is
+// passed through (a peer's WINDOW_UPDATE is returned only once the bytes it covers were
+// written on the other side), so the balancer holds at most one window of data per
+// stream, whatever the message size. Writes are batched: a connection's frames collect
+// in its buffer and go out in one write when the goroutine that produced them has no more
+// input buffered. net/http keeps serving HTTP/1.1 and stays the reference implementation.
+//
+// Locking: every relayConn has mu (its write buffer, encoder, connection-level windows,
+// peer settings and stream table); every relayStream has mu (all its fields). A goroutine
+// may take a stream's mu and then one connection's mu, never the other way round, never
+// two connections' at once, and never two streams' at once.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Windows the relay advertises. A stream's window bounds what the relay may have to hold
+// for it when the other side is slower; the connection window bounds a connection's
+// total. 1 MiB per stream keeps a 3 MiB insert moving in a few round trips.
+const (
+	relayStreamWindow      = 1 << 20
+	relayClientConnWindow  = 4 << 20
+	relayBackendConnWindow = 16 << 20
+	// flushThreshold bounds a connection's write buffer: beyond it, the writer flushes
+	// at once instead of waiting for its batch to end.
+	flushThreshold = 64 << 10
+	initialWindow  = 65535
+	defaultFrame   = 16384
+)
+
+// relayConn is one HTTP/2 connection of the relay: a client's (server side) or one to a
+// backend endpoint (client side).
+type relayConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	fr     *http2.Framer
+	server bool // faces a client
+	name   string
+
+	writeTimeout time.Duration
+
+	// lastRead is when a frame last arrived (unix nanoseconds), for keepalive pings.
+	lastRead atomic.Int64
+	closing  atomic.Bool
+
+	mu         sync.Mutex
+	wbuf       []byte
+	henc       *hpack.Encoder
+	hbuf       bytes.Buffer
+	werr       error
+	sendWin    int64 // connection-level window for what we send
+	peerWin    int32 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame  uint32
+	peerMaxStr uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
+	recvOwed   int64  // bytes received and consumed, not yet returned by WINDOW_UPDATE
+	connWindow int64  // the connection window we advertise
+	streams    map[uint32]*relayStream
+	blocked    []*relayStream // streams waiting for connection-level window
+	nextID     uint32         // next stream id (client side)
+	lastID     uint32         // highest stream id seen (server side)
+	goAway     bool           // no new streams: GOAWAY sent or received
+	closed     bool
+	closeErr   error
+	pingOut    bool // a keepalive PING of ours awaits its ACK
+	active     bool // has streams, for the idle hook (server side)
+}
+
+func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *relayConn {
+	c := &relayConn{
+		nc: nc, server: server,
+		sendWin: initialWindow, peerWin: initialWindow, peerFrame: defaultFrame, peerMaxStr: 1 << 31,
+		connWindow: connWindow,
+		streams:    make(map[uint32]*relayStream),
+		nextID:     1,
+	}
+	c.br = bufio.NewReaderSize(nc, readBuf)
+	c.fr = http2.NewFramer(c, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// Write appends to the write buffer; it is the Framer's writer and is only called with
+// c.mu held.
+func (c *relayConn) Write(p []byte) (int, error) {
+	c.wbuf = append(c.wbuf, p...)
+	return len(p), nil
+}
+
+// wbufPool holds write buffers big enough for a batch up to flushThreshold and one more
+// frame, so that appending never grows them. A connection holds one only while it has
+// frames to write: an idle connection costs no buffer.
+var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+defaultFrame+64); return &b }}
+
+// lockWrite takes c.mu for writing frames and makes sure a buffer is there.
+func (c *relayConn) lockWrite() bool {
+	c.mu.Lock()
+	if c.closed || c.werr != nil {
+		c.mu.Unlock()
+		return false
+	}
+	if c.wbuf == nil {
+		c.wbuf = (*wbufPool.Get().(*[]byte))[:0]
+	}
+	return true
+}
+
+// unlockWrite releases c.mu after writing frames, flushing first when the buffer is
+// large, and marks c for the batch's flush.
+func (c *relayConn) unlockWrite(b *batch) {
+	if len(c.wbuf) >= flushThreshold {
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+	b.mark(c)
+}
+
+// flush writes the buffer out.
+func (c *relayConn) flush() {
+	c.mu.Lock()
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+func (c *relayConn) flushLocked() {
+	if len(c.wbuf) == 0 || c.werr != nil {
+		return
+	}
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	_, err := c.nc.Write(c.wbuf)
+	if cap(c.wbuf) > 256<<10 {
+		c.wbuf = nil // a large burst: let the memory go
+	} else {
+		buf := c.wbuf[:0]
+		wbufPool.Put(&buf)
+		c.wbuf = nil
+	}
+	if err != nil {
+		c.werr = err
+		// The reader notices the closed socket and tears the connection down.
+		_ = c.nc.Close()
+	}
+}
+
+// batch collects the connections a goroutine wrote to, to flush them together once it
+// has nothing more to do at once: one write per connection for many frames.
+type batch struct{ dirty []*relayConn }
+
+func (b *batch) mark(c *relayConn) {
+	for _, d := range b.dirty {
+		if d == c {
+			return
+		}
+	}
+	b.dirty = append(b.dirty, c)
+}
+
+func (b *batch) flush() {
+	for i, c := range b.dirty {
+		c.flush()
+		b.dirty[i] = nil
+	}
+	b.dirty = b.dirty[:0]
+}
+
+// writeHeaders encodes fields and writes HEADERS (and CONTINUATION) frames. c.mu held.
+func (c *relayConn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
+	c.hbuf.Reset()
+	for _, f := range fields {
+		_ = c.henc.WriteField(f)
+	}
+	block := c.hbuf.Bytes()
+	max := int(c.peerFrame)
+	first := true
+	for first || len(block) > 0 {
+		frag := block
+		if len(frag) > max {
+			frag = frag[:max]
+		}
+		block = block[len(frag):]
+		if first {
+			_ = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
+			first = false
+		} else {
+			_ = c.fr.WriteContinuation(id, len(block) == 0, frag)
+		}
+	}
+}
+
+// consumed returns n received bytes of stream id to the peer's windows (connection, and
+// stream when id != 0 and streamOwed crosses the threshold). c.mu held.
+func (c *relayConn) consumedLocked(n int64) {
+	c.recvOwed += n
+	if c.recvOwed >= c.connWindow/4 {
+		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
+		c.recvOwed = 0
+	}
+}
+
+// close tears the connection down once; streams are told by the caller.
+func (c *relayConn) markClosed(err error) (streams []*relayStream, first bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false
+	}
+	c.closed = true
+	c.closeErr = err
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	clear(c.streams)
+	c.blocked = nil
+	if c.wbuf != nil {
+		c.wbuf = nil
+	}
+	_ = c.nc.Close()
+	return streams, true
+}
+
+// errorDescription is the text for logs of why a connection ended.
+func errorDescription(err error) string {
+	switch {
+	case err == nil:
+		return "closed"
+	case errors.Is(err, io.EOF):
+		return "peer closed the connection"
+	default:
+		return err.Error()
+	}
+}
+
+func (c *relayConn) String() string { return fmt.Sprintf("%s(%s)", c.name, c.nc.RemoteAddr()) }

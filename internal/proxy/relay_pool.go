@@ -1,0 +1,332 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// relayPool keeps the relay's HTTP/2 connections to backend endpoints: calls to an
+// endpoint share its connections, as many streams on each as the backend allows. Safe
+// for concurrent use.
+type relayPool struct {
+	dialer *net.Dialer
+	tlsCfg *tls.Config
+
+	mu      sync.Mutex
+	conns   map[poolKey][]*relayConn
+	dialing map[poolKey]*pendingDial
+	closed  bool
+}
+
+type poolKey struct {
+	addr string
+	tls  bool
+}
+
+// pendingDial is a dial in progress; calls that need the endpoint meanwhile wait for it.
+type pendingDial struct {
+	done chan struct{}
+	c    *relayConn
+	err  error
+}
+
+// maxStreamsPerBackendConn caps the streams of one backend connection even when the
+// backend allows more (grpc-go allows any number): past it a second connection spreads
+// the load over two sockets.
+const maxStreamsPerBackendConn = 256
+
+func newRelayPool(dialer *net.Dialer, tlsCfg *tls.Config) *relayPool {
+	return &relayPool{dialer: dialer, tlsCfg: tlsCfg, conns: map[poolKey][]*relayConn{}, dialing: map[poolKey]*pendingDial{}}
+}
+
+// ready returns a connection to key with room for one more stream, or nil.
+func (p *relayPool) ready(key poolKey) *relayConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns[key] {
+		c.mu.Lock()
+		ok := !c.closed && !c.goAway && c.werr == nil && uint32(len(c.streams)) < min(c.peerMaxStr, maxStreamsPerBackendConn)
+		c.mu.Unlock()
+		if ok {
+			return c
+		}
+	}
+	return nil
+}
+
+// get returns a connection to key, dialing one if none has room. It blocks for the dial.
+func (p *relayPool) get(ctx context.Context, key poolKey) (*relayConn, error) {
+	for {
+		if c := p.ready(key); c != nil {
+			return c, nil
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errors.New("backend connections are closed")
+		}
+		d := p.dialing[key]
+		if d == nil {
+			d = &pendingDial{done: make(chan struct{})}
+			p.dialing[key] = d
+			p.mu.Unlock()
+			d.c, d.err = p.dial(ctx, key)
+			p.mu.Lock()
+			delete(p.dialing, key)
+			if d.err == nil {
+				p.conns[key] = append(p.conns[key], d.c)
+			}
+			p.mu.Unlock()
+			close(d.done)
+			if d.err != nil {
+				return nil, d.err
+			}
+			return d.c, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-d.done:
+			if d.err != nil {
+				return nil, d.err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (p *relayPool) remove(c *relayConn, key poolKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cs := p.conns[key]
+	for i, x := range cs {
+		if x == c {
+			p.conns[key] = append(cs[:i:i], cs[i+1:]...)
+			break
+		}
+	}
+	if len(p.conns[key]) == 0 {
+		delete(p.conns, key)
+	}
+}
+
+// dial opens a connection, sends the preface and settings, and starts its reader.
+func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	nc, err := p.dialer.DialContext(ctx, "tcp", key.addr)
+	if err != nil {
+		return nil, err
+	}
+	if key.tls {
+		tc := tls.Client(nc, p.tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", key.addr, err)
+		}
+		if proto := tc.ConnectionState().NegotiatedProtocol; proto != "h2" {
+			tc.Close()
+			return nil, fmt.Errorf("backend %s does not speak HTTP/2 over TLS (ALPN %q)", key.addr, proto)
+		}
+		nc = tc
+	}
+	c := newRelayConn(nc, false, 64<<10, relayBackendConnWindow)
+	c.name = "backend"
+	c.mu.Lock()
+	c.wbuf = append(c.wbuf, http2.ClientPreface...)
+	_ = c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: relayStreamWindow},
+	)
+	_ = c.fr.WriteWindowUpdate(0, uint32(relayBackendConnWindow-initialWindow))
+	c.flushLocked()
+	err = c.werr
+	c.mu.Unlock()
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	go p.readLoop(c, key)
+	return c, nil
+}
+
+// readLoop reads the frames of a backend connection until it fails.
+func (p *relayPool) readLoop(c *relayConn, key poolKey) {
+	var b batch
+	err := func() error {
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				return err
+			}
+			c.lastRead.Store(time.Now().UnixNano())
+			if err := c.backendFrame(f, &b); err != nil {
+				return err
+			}
+			if c.br.Buffered() == 0 {
+				b.flush()
+			}
+		}
+	}()
+	b.flush()
+	p.remove(c, key)
+	streams, _ := c.markClosed(err)
+	for _, s := range streams {
+		s.backendGone(c, err)
+	}
+}
+
+func (p *relayPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	var all []*relayConn
+	for _, cs := range p.conns {
+		all = append(all, cs...)
+	}
+	p.mu.Unlock()
+	for _, c := range all {
+		c.mu.Lock()
+		idle := len(c.streams) == 0
+		c.mu.Unlock()
+		if idle {
+			_ = c.nc.Close()
+		}
+	}
+}
+
+// backendFrame handles one frame from a backend.
+func (c *relayConn) backendFrame(f http2.Frame, b *batch) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		if s := c.stream(f.StreamID); s != nil {
+			s.fromBackendHeaders(f, b)
+		}
+	case *http2.DataFrame:
+		s := c.stream(f.StreamID)
+		if s == nil {
+			c.returnConnWindow(int64(f.Length), b)
+			return nil
+		}
+		s.fromBackendData(f, b)
+	case *http2.RSTStreamFrame:
+		if s := c.stream(f.StreamID); s != nil {
+			s.backendReset(f.ErrCode, b)
+		}
+	case *http2.SettingsFrame:
+		return c.settings(f, b)
+	case *http2.WindowUpdateFrame:
+		c.windowUpdate(f, b)
+	case *http2.PingFrame:
+		if !f.IsAck() && c.lockWrite() {
+			_ = c.fr.WritePing(true, f.Data)
+			c.unlockWrite(b)
+		}
+	case *http2.GoAwayFrame:
+		// Calls already opened below LastStreamID go on; no new ones here. Streams above
+		// it were never seen by the backend and fail as UNAVAILABLE: it is shutting down.
+		c.mu.Lock()
+		c.goAway = true
+		var lost []*relayStream
+		for id, s := range c.streams {
+			if id > f.LastStreamID {
+				lost = append(lost, s)
+			}
+		}
+		c.mu.Unlock()
+		for _, s := range lost {
+			s.backendGone(c, io.EOF)
+		}
+	}
+	return nil
+}
+
+// stream looks a stream up by id on this connection.
+func (c *relayConn) stream(id uint32) *relayStream {
+	c.mu.Lock()
+	s := c.streams[id]
+	c.mu.Unlock()
+	return s
+}
+
+// returnConnWindow gives back connection window for bytes that will not be forwarded.
+func (c *relayConn) returnConnWindow(n int64, b *batch) {
+	if n == 0 || !c.lockWrite() {
+		return
+	}
+	c.consumedLocked(n)
+	c.unlockWrite(b)
+}
+
+// settings applies the peer's SETTINGS and acknowledges them.
+func (c *relayConn) settings(f *http2.SettingsFrame, b *batch) error {
+	if f.IsAck() {
+		return nil
+	}
+	var delta int32
+	var changed bool
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta += int32(s.Val) - c.peerWin
+			c.peerWin = int32(s.Val)
+			changed = true
+		case http2.SettingMaxFrameSize:
+			c.peerFrame = s.Val
+		case http2.SettingMaxConcurrentStreams:
+			c.peerMaxStr = s.Val
+		case http2.SettingHeaderTableSize:
+			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if c.lockWrite() {
+		_ = c.fr.WriteSettingsAck()
+		c.unlockWrite(b)
+	}
+	if changed && delta != 0 {
+		c.mu.Lock()
+		streams := make([]*relayStream, 0, len(c.streams))
+		for _, s := range c.streams {
+			streams = append(streams, s)
+		}
+		c.mu.Unlock()
+		for _, s := range streams {
+			s.adjustWindow(c, int64(delta), b)
+		}
+	}
+	return nil
+}
+
+// windowUpdate opens the connection or a stream window and sends what waited for it.
+func (c *relayConn) windowUpdate(f *http2.WindowUpdateFrame, b *batch) {
+	if f.StreamID != 0 {
+		if s := c.stream(f.StreamID); s != nil {
+			s.adjustWindow(c, int64(f.Increment), b)
+		}
+		return
+	}
+	c.mu.Lock()
+	c.sendWin += int64(f.Increment)
+	blocked := c.blocked
+	c.blocked = nil
+	c.mu.Unlock()
+	for _, s := range blocked {
+		s.adjustWindow(c, 0, b)
+	}
+}

@@ -1,0 +1,478 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
+)
+
+// H2Options configure the relay's side of one client connection.
+type H2Options struct {
+	MaxConcurrentStreams uint32
+	MaxHeaderBytes       int
+	// HandshakeTimeout bounds the wait for the client's connection preface.
+	HandshakeTimeout time.Duration
+	// PingInterval of silence from the client makes the relay ping it; without an
+	// answer within PingTimeout the connection is closed. Zero: no pings.
+	PingInterval, PingTimeout time.Duration
+	// WriteTimeout closes the connection when a write to the client blocks this long.
+	WriteTimeout time.Duration
+	// OnActive, if set, is called when the connection gets its first open stream (true)
+	// and when its last one ends (false), for the idle timeout.
+	OnActive func(active bool)
+	// OnStreamEnd, if set, is called when a stream ends, early when the client reset it
+	// within a second of opening it; it returns true to close the connection (the
+	// rapid-reset guard).
+	OnStreamEnd func(early bool) (closeConn bool)
+}
+
+// H2Conn is a client's HTTP/2 connection served by the relay. Serve runs it; Shutdown
+// and Close may be called from other goroutines.
+type H2Conn struct {
+	s *relayServer
+}
+
+// relayServer is the server side of a client connection.
+type relayServer struct {
+	h    *Handler
+	c    *relayConn
+	o    H2Options
+	tls  *tls.ConnectionState
+	ip   string // the client's address, for X-Forwarded-For
+	cert string // X-Amzn-Mtls-Clientcert value, "" without a client certificate
+
+	pingTimer *time.Timer
+	closeOnce sync.Once
+}
+
+// NewH2Conn prepares to serve nc, on which the client speaks HTTP/2 (ALPN h2 after TLS,
+// or the h2c preface), with gRPC calls relayed frame by frame. Requests that are not
+// gRPC are refused with HTTP_1_1_REQUIRED (RFC 9113 §8.2.2 permits it; clients retry
+// them over HTTP/1.1, which net/http serves).
+func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
+	s := &relayServer{h: h, o: o}
+	s.c = newRelayConn(nc, true, 4<<10, relayClientConnWindow)
+	s.c.name = "client"
+	s.c.writeTimeout = o.WriteTimeout
+	if o.MaxHeaderBytes > 0 {
+		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		s.tls = &st
+		if len(st.PeerCertificates) > 0 {
+			s.cert = clientCertValue(st.PeerCertificates)
+		}
+	}
+	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+		s.ip = host
+	}
+	return &H2Conn{s: s}
+}
+
+// Serve serves the connection until it closes.
+func (hc *H2Conn) Serve() { hc.s.serve() }
+
+// Shutdown sends GOAWAY: calls in progress finish, no new ones start, and the
+// connection closes when the last one ends.
+func (hc *H2Conn) Shutdown() {
+	s := hc.s
+	c := s.c
+	var b batch
+	if c.lockWrite() {
+		if !c.goAway {
+			c.goAway = true
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+		}
+		idle := len(c.streams) == 0
+		c.unlockWrite(&b)
+		b.flush()
+		if idle {
+			hc.Close()
+		}
+	}
+}
+
+// Close closes the connection at once; its calls are cancelled.
+func (hc *H2Conn) Close() { _ = hc.s.c.nc.Close() }
+
+func (s *relayServer) serve() {
+	c := s.c
+	var b batch
+	err := func() error {
+		if s.o.HandshakeTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(s.o.HandshakeTimeout))
+		}
+		var preface [len(http2.ClientPreface)]byte
+		if _, err := io.ReadFull(c.br, preface[:]); err != nil {
+			return err
+		}
+		if string(preface[:]) != http2.ClientPreface {
+			return errors.New("not an HTTP/2 connection preface")
+		}
+		_ = c.nc.SetReadDeadline(time.Time{})
+		if !c.lockWrite() {
+			return c.werr
+		}
+		settings := []http2.Setting{
+			{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
+			{ID: http2.SettingInitialWindowSize, Val: relayStreamWindow},
+		}
+		if s.o.MaxHeaderBytes > 0 {
+			settings = append(settings, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(s.o.MaxHeaderBytes)})
+		}
+		_ = c.fr.WriteSettings(settings...)
+		_ = c.fr.WriteWindowUpdate(0, uint32(relayClientConnWindow-initialWindow))
+		c.unlockWrite(&b)
+		b.flush()
+		if s.o.PingInterval > 0 {
+			s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
+		}
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				var se http2.StreamError
+				if errors.As(err, &se) {
+					s.resetStream(se.StreamID, se.Code, &b)
+					continue
+				}
+				return err
+			}
+			c.lastRead.Store(time.Now().UnixNano())
+			if err := s.frame(f, &b); err != nil {
+				return err
+			}
+			if c.br.Buffered() == 0 {
+				b.flush()
+			}
+		}
+	}()
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) && c.lockWrite() {
+		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), nil)
+		c.unlockWrite(&b)
+	}
+	b.flush()
+	s.close(err)
+}
+
+func (s *relayServer) maxStreams() uint32 {
+	if s.o.MaxConcurrentStreams > 0 {
+		return s.o.MaxConcurrentStreams
+	}
+	return 1000
+}
+
+func (s *relayServer) close(err error) {
+	s.closeOnce.Do(func() {
+		if s.pingTimer != nil {
+			s.pingTimer.Stop()
+		}
+		streams, _ := s.c.markClosed(err)
+		var b batch
+		for _, st := range streams {
+			st.clientGone(&b)
+		}
+		b.flush()
+	})
+}
+
+// keepalive pings a client that has been silent for PingInterval and closes the
+// connection if the PING is not answered within PingTimeout.
+func (s *relayServer) keepalive() {
+	c := s.c
+	silent := time.Duration(time.Now().UnixNano() - c.lastRead.Load())
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.pingOut {
+		if silent >= s.o.PingTimeout {
+			c.mu.Unlock()
+			_ = c.nc.Close()
+			return
+		}
+	}
+	c.mu.Unlock()
+	next := s.o.PingInterval - silent
+	if silent >= s.o.PingInterval {
+		var b batch
+		if c.lockWrite() {
+			_ = c.fr.WritePing(false, [8]byte{'m', 'l', 'b'})
+			c.pingOut = true
+			c.unlockWrite(&b)
+		}
+		b.flush()
+		next = s.o.PingTimeout
+	}
+	s.pingTimer.Reset(max(next, time.Second))
+}
+
+// frame handles one frame from the client.
+func (s *relayServer) frame(f http2.Frame, b *batch) error {
+	c := s.c
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		if st := c.stream(f.StreamID); st != nil {
+			if f.StreamEnded() {
+				st.fromClientEnd(b)
+			}
+			return nil
+		}
+		return s.newStream(f, b)
+	case *http2.DataFrame:
+		st := c.stream(f.StreamID)
+		if st == nil {
+			c.returnConnWindow(int64(f.Length), b)
+			c.mu.Lock()
+			unknown := f.StreamID > c.lastID
+			c.mu.Unlock()
+			if unknown {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+			return nil
+		}
+		st.fromClientData(f, b)
+	case *http2.RSTStreamFrame:
+		if st := c.stream(f.StreamID); st != nil {
+			st.fromClientReset(b)
+		}
+	case *http2.SettingsFrame:
+		return c.settings(f, b)
+	case *http2.WindowUpdateFrame:
+		c.windowUpdate(f, b)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			c.mu.Lock()
+			c.pingOut = false
+			c.mu.Unlock()
+		} else if c.lockWrite() {
+			_ = c.fr.WritePing(true, f.Data)
+			c.unlockWrite(b)
+		}
+	case *http2.GoAwayFrame:
+		// The client will open no more streams; those it has go on.
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+func (s *relayServer) resetStream(id uint32, code http2.ErrCode, b *batch) {
+	if st := s.c.stream(id); st != nil {
+		st.fromClientReset(b)
+	}
+	if s.c.lockWrite() {
+		_ = s.c.fr.WriteRSTStream(id, code)
+		s.c.unlockWrite(b)
+	}
+}
+
+// newStream starts a call from the client's HEADERS.
+func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
+	c := s.c
+	id := f.StreamID
+	c.mu.Lock()
+	if id%2 == 0 || id <= c.lastID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.lastID = id
+	refuse := c.goAway || uint32(len(c.streams)) >= s.maxStreams()
+	c.mu.Unlock()
+	if refuse {
+		if c.lockWrite() {
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+			c.unlockWrite(b)
+		}
+		return nil
+	}
+	if f.Truncated {
+		s.rejectHeaders(id, b)
+		return nil
+	}
+	path := f.PseudoValue("path")
+	authority := f.PseudoValue("authority")
+	ct := ""
+	timeout := ""
+	for _, hf := range f.RegularFields() {
+		switch hf.Name {
+		case "content-type":
+			ct = hf.Value
+		case "grpc-timeout":
+			timeout = hf.Value
+		}
+	}
+	if f.PseudoValue("method") != "POST" || !isGRPCContentType(ct) {
+		// Not gRPC: HTTP/1.1 serves it (REST, redirects, errors as HTTP statuses).
+		if c.lockWrite() {
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeHTTP11Required)
+			c.unlockWrite(b)
+		}
+		return nil
+	}
+	if authority == "" {
+		for _, hf := range f.RegularFields() {
+			if hf.Name == "host" {
+				authority = hf.Value
+			}
+		}
+	}
+
+	st := &relayStream{sc: s, h: s.h, cc: c, cid: id, start: time.Now()}
+	st.rec = Record{GRPC: true, Method: "grpc"}
+	if m := milvus.Lookup(path); m != nil {
+		st.rec.Method = m.Name
+	}
+	st.clientEnded = f.StreamEnded()
+
+	c.mu.Lock()
+	st.down.win = int64(c.peerWin)
+	c.streams[id] = st
+	first := len(c.streams) == 1 && !c.active
+	if first {
+		c.active = true
+	}
+	c.mu.Unlock()
+	if first && s.o.OnActive != nil {
+		s.o.OnActive(true)
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	snap := s.h.Snapshot()
+	l := snap.Listeners[s.h.Port]
+	if l == nil {
+		st.failLocked(&failure{code: codes.Unavailable, msg: "listener is shutting down"}, b)
+		return nil
+	}
+	e := l.Routes.Match(authority, path)
+	if e == nil {
+		st.failLocked(&failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(hostOnly(authority)) + " path " + strconv.Quote(path)}, b)
+		return nil
+	}
+	st.be = e.Target
+	st.rec.Backend = st.be.Key
+	st.reqFields = s.requestFields(f, st.be.TLS)
+	if d, ok := parseGRPCTimeout(timeout); ok {
+		st.timer = time.AfterFunc(d, st.expire)
+	}
+	st.connectLocked(b)
+	return nil
+}
+
+// expire fails a call whose grpc-timeout passed.
+func (s *relayStream) expire() {
+	var b batch
+	defer b.flush()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.be != nil {
+		s.failLocked(&failure{code: codes.DeadlineExceeded, msg: "deadline exceeded waiting for " + s.be.Service + ":" + s.be.Port}, &b)
+	}
+}
+
+func (s *relayServer) rejectHeaders(id uint32, b *batch) {
+	fields := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
+		{Name: "grpc-status", Value: strconv.Itoa(int(codes.ResourceExhausted))},
+		{Name: "grpc-message", Value: "milvus-lb: request headers too large"}}
+	if s.c.lockWrite() {
+		s.c.writeHeaders(id, true, fields)
+		s.c.unlockWrite(b)
+	}
+}
+
+// requestFields are the headers sent to the backend: the client's metadata untouched
+// minus connection-specific fields, plus X-Forwarded-* as the ALB adds them.
+func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) []hpack.HeaderField {
+	scheme := "http"
+	if backendTLS {
+		scheme = "https"
+	}
+	out := make([]hpack.HeaderField, 0, len(f.Fields)+5)
+	out = append(out,
+		hpack.HeaderField{Name: ":method", Value: "POST"},
+		hpack.HeaderField{Name: ":scheme", Value: scheme},
+		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
+		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
+	xff := ""
+	for _, hf := range f.RegularFields() {
+		switch {
+		case isHopLower(hf.Name), hf.Name == "x-amzn-mtls-clientcert", hf.Name == "x-forwarded-proto", hf.Name == "x-forwarded-port":
+			continue
+		case hf.Name == "x-forwarded-for":
+			xff = hf.Value // the last one, as outHeader does
+			continue
+		}
+		out = append(out, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive || hf.Name == "authorization"})
+	}
+	out = append(out, hpack.HeaderField{Name: "te", Value: "trailers"})
+	if s.ip != "" {
+		if xff != "" {
+			xff += ", " + s.ip
+		} else {
+			xff = s.ip
+		}
+	}
+	if xff != "" {
+		out = append(out, hpack.HeaderField{Name: "x-forwarded-for", Value: xff})
+	}
+	proto := "http"
+	if s.h.TLS {
+		proto = "https"
+	}
+	out = append(out, hpack.HeaderField{Name: "x-forwarded-proto", Value: proto},
+		hpack.HeaderField{Name: "x-forwarded-port", Value: strconv.Itoa(s.h.Port)})
+	if s.cert != "" {
+		out = append(out, hpack.HeaderField{Name: "x-amzn-mtls-clientcert", Value: s.cert})
+	}
+	return out
+}
+
+// streamDone removes a finished stream from the client connection and runs the hooks.
+// The stream's mu is held.
+func (s *relayServer) streamDone(st *relayStream, early bool, b *batch) {
+	c := s.c
+	c.mu.Lock()
+	if c.streams[st.cid] == st {
+		delete(c.streams, st.cid)
+	}
+	last := len(c.streams) == 0 && c.active
+	if last {
+		c.active = false
+	}
+	drained := c.goAway && len(c.streams) == 0
+	c.mu.Unlock()
+	if last && s.o.OnActive != nil {
+		s.o.OnActive(false)
+	}
+	if s.o.OnStreamEnd != nil && s.o.OnStreamEnd(early) {
+		s.h.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
+		_ = c.nc.Close()
+		return
+	}
+	if drained {
+		// Shutdown was called and this was the last call: let its frames out, then close.
+		c.flush()
+		_ = c.nc.Close()
+	}
+}
+
+// IsH2Preface reports whether p starts with the HTTP/2 client connection preface (or
+// the part of it that p holds).
+func IsH2Preface(p []byte) bool {
+	n := min(len(p), len(http2.ClientPreface))
+	return n > 0 && bytes.Equal(p[:n], []byte(http2.ClientPreface)[:n])
+}

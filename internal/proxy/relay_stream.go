@@ -1,0 +1,675 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc/codes"
+
+	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/gateway"
+)
+
+// outFlow is one direction of a relayed stream, seen from the side it is sent to.
+type outFlow struct {
+	win      int64     // the destination stream's send window
+	chunks   []*[]byte // data waiting for window (a copy: frame buffers are reused)
+	poff     int       // read offset in chunks[0]
+	qlen     int
+	end      bool // END_STREAM follows pending
+	trailers []hpack.HeaderField
+	hasTrl   bool // trailers follow pending
+	closed   bool // END_STREAM or RST_STREAM was sent: nothing more goes this way
+	waiting  bool // in the destination's blocked list
+	owed     int64
+}
+
+// relayStream is one call: a stream on the client's connection and one on a backend's.
+// All fields are guarded by mu (see the locking rules in relay_conn.go).
+type relayStream struct {
+	mu sync.Mutex
+	sc *relayServer
+	h  *Handler
+
+	cc  *relayConn // client side
+	cid uint32
+	bc  *relayConn // backend side, nil until the stream is open there
+	bid uint32
+	key poolKey
+
+	up, down      outFlow // up: to the backend; down: to the client
+	upScan        msgScan
+	downScan      msgScan
+	clientEnded   bool // the client sent END_STREAM
+	backendEnded  bool // the backend sent END_STREAM or RST_STREAM
+	respStarted   bool // response HEADERS went to the client
+	connecting    bool
+	finished      bool
+	clientReset   bool
+	reqFields     []hpack.HeaderField
+	be            *gateway.Backend
+	ep            *balancer.Endpoint
+	epDone        func()
+	attempts      int
+	timer         *time.Timer
+	cancelDial    context.CancelFunc
+	start         time.Time
+	rec           Record
+	statusFromHdr string
+}
+
+// queueChunk is the unit of queued data; chunks are pooled, so a stream that waits for
+// window costs no allocation and gives the memory back as soon as it catches up.
+const queueChunk = 64 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, queueChunk); return &b }}
+
+// queuedLen is the number of bytes waiting to be sent.
+func (o *outFlow) queuedLen() int { return o.qlen }
+
+// head is the first contiguous piece of the queue.
+func (o *outFlow) head() []byte {
+	if len(o.chunks) == 0 {
+		return nil
+	}
+	return (*o.chunks[0])[o.poff:]
+}
+
+func (o *outFlow) queue(p []byte) {
+	o.qlen += len(p)
+	for len(p) > 0 {
+		if n := len(o.chunks); n == 0 || len(*o.chunks[n-1]) == cap(*o.chunks[n-1]) {
+			c := chunkPool.Get().(*[]byte)
+			*c = (*c)[:0]
+			o.chunks = append(o.chunks, c)
+		}
+		last := o.chunks[len(o.chunks)-1]
+		k := min(len(p), cap(*last)-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+}
+
+// consume drops n sent bytes from the head of the queue.
+func (o *outFlow) consume(n int) {
+	o.qlen -= n
+	o.poff += n
+	for len(o.chunks) > 0 && o.poff >= len(*o.chunks[0]) && (len(o.chunks) > 1 || o.qlen == 0) {
+		o.poff -= len(*o.chunks[0])
+		chunkPool.Put(o.chunks[0])
+		o.chunks[0] = nil
+		o.chunks = o.chunks[1:]
+	}
+	if len(o.chunks) == 0 {
+		o.chunks, o.poff = nil, 0
+	}
+}
+
+// reset drops the queue.
+func (o *outFlow) reset() {
+	for _, c := range o.chunks {
+		chunkPool.Put(c)
+	}
+	o.chunks, o.poff, o.qlen = nil, 0, 0
+}
+
+// msgScan follows the gRPC length prefixes of a byte stream to enforce a message limit
+// without buffering: it only reads the 5-byte prefixes as they pass.
+type msgScan struct {
+	have   int
+	prefix [grpcPrefixLen]byte
+	remain int64
+}
+
+// scan consumes p and reports false as soon as a prefix declares more than max bytes.
+func (m *msgScan) scan(p []byte, max int64) bool {
+	for len(p) > 0 {
+		if m.remain > 0 {
+			k := min(int64(len(p)), m.remain)
+			m.remain -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(m.prefix[m.have:], p)
+		m.have += k
+		p = p[k:]
+		if m.have == grpcPrefixLen {
+			m.have = 0
+			size := int64(binary.BigEndian.Uint32(m.prefix[1:]))
+			if size > max {
+				return false
+			}
+			m.remain = size
+		}
+	}
+	return true
+}
+
+// sendLocked sends p (and END_STREAM after it if end) on o's direction to dst, as far as
+// the windows allow, and queues the rest. It returns how many bytes of p went out now.
+// s.mu held; dst may be nil while the backend stream is being opened.
+func (s *relayStream) sendLocked(o *outFlow, dst *relayConn, id uint32, p []byte, end bool, b *batch) int64 {
+	if o.closed {
+		return 0
+	}
+	if dst == nil || o.queuedLen() > 0 || o.hasTrl {
+		o.queue(p)
+		o.end = o.end || end
+		return 0
+	}
+	if !dst.lockWrite() {
+		return 0
+	}
+	sent := s.writeDataLocked(o, dst, id, p, end)
+	if rest := p[sent:]; len(rest) > 0 {
+		o.queue(rest)
+		o.end = end
+		s.blockLocked(o, dst)
+	}
+	dst.unlockWrite(b)
+	return int64(sent)
+}
+
+// writeDataLocked writes DATA frames within the windows. Both s.mu and dst.mu held.
+func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p []byte, end bool) int {
+	sent := 0
+	for {
+		n := int64(len(p) - sent)
+		n = min(n, o.win, dst.sendWin, int64(dst.peerFrame))
+		if n < 0 {
+			n = 0
+		}
+		last := sent+int(n) == len(p)
+		if n == 0 && !(last && end) {
+			return sent
+		}
+		_ = dst.fr.WriteData(id, last && end, p[sent:sent+int(n)])
+		if len(dst.wbuf) >= flushThreshold {
+			dst.flushLocked()
+			dst.wbuf = (*wbufPool.Get().(*[]byte))[:0]
+		}
+		o.win -= n
+		dst.sendWin -= n
+		sent += int(n)
+		if last {
+			if end {
+				o.closed = true
+			}
+			return sent
+		}
+	}
+}
+
+// blockLocked notes that o waits for window on dst: the connection's, when that is what
+// ran out (a stream window opening arrives as a WINDOW_UPDATE for the stream itself).
+func (s *relayStream) blockLocked(o *outFlow, dst *relayConn) {
+	if dst.sendWin <= 0 && !o.waiting {
+		o.waiting = true
+		dst.blocked = append(dst.blocked, s)
+	}
+}
+
+// drainLocked sends what o has pending, then its trailers or END_STREAM. It returns the
+// bytes sent. s.mu held.
+func (s *relayStream) drainLocked(o *outFlow, dst *relayConn, id uint32, b *batch) int64 {
+	if dst == nil || o.closed || (o.queuedLen() == 0 && !o.end && !o.hasTrl) {
+		return 0
+	}
+	if !dst.lockWrite() {
+		return 0
+	}
+	o.waiting = false
+	sent := 0
+	for {
+		seg := o.head()
+		lastSeg := len(seg) == o.queuedLen()
+		n := s.writeDataLocked(o, dst, id, seg, lastSeg && o.end && !o.hasTrl)
+		o.consume(n)
+		sent += n
+		if n < len(seg) || lastSeg {
+			break
+		}
+	}
+	if o.queuedLen() == 0 {
+		if o.hasTrl && !o.closed {
+			dst.writeHeaders(id, true, o.trailers)
+			o.hasTrl, o.trailers, o.closed = false, nil, true
+		}
+	} else {
+		s.blockLocked(o, dst)
+	}
+	dst.unlockWrite(b)
+	return int64(sent)
+}
+
+// ackLocked returns n bytes received from src on stream id to src's windows. s.mu held.
+func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded bool, n int64, b *batch) {
+	if n <= 0 || src == nil || !src.lockWrite() {
+		return
+	}
+	src.consumedLocked(n)
+	if !srcEnded {
+		o.owed += n
+		if o.owed >= relayStreamWindow/4 {
+			_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
+			o.owed = 0
+		}
+	}
+	src.unlockWrite(b)
+}
+
+// adjustWindow opens o's stream window on c by delta and sends what waited.
+func (s *relayStream) adjustWindow(c *relayConn, delta int64, b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	if c == s.bc {
+		s.up.win += delta
+		if n := s.drainLocked(&s.up, s.bc, s.bid, b); n > 0 {
+			s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, n, b)
+		}
+	}
+	if c == s.cc {
+		s.down.win += delta
+		if n := s.drainLocked(&s.down, s.cc, s.cid, b); n > 0 {
+			s.ackLocked(s.bc, s.bid, &s.down, s.backendEnded, n, b)
+		}
+	}
+	s.maybeCompleteLocked(b)
+}
+
+// --- client side ---------------------------------------------------------------------
+
+// fromClientData relays a DATA frame of the client.
+func (s *relayStream) fromClientData(f *http2.DataFrame, b *batch) {
+	data := f.Data()
+	pad := int64(f.Length) - int64(len(data))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.clientEnded || s.up.closed {
+		s.cc.returnConnWindow(int64(f.Length), b)
+		return
+	}
+	end := f.StreamEnded()
+	if end {
+		s.clientEnded = true
+	}
+	if max := s.h.Limits.MaxRequestMessageBytes; max > 0 && !s.upScan.scan(data, max) {
+		s.cc.returnConnWindow(int64(f.Length), b)
+		s.failLocked(tooLarge("request", max), b)
+		return
+	}
+	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
+	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
+}
+
+// fromClientEnd is the client's END_STREAM on a HEADERS frame (trailers, which gRPC
+// clients do not send, are dropped: the backend only needs the end).
+func (s *relayStream) fromClientEnd(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.clientEnded {
+		return
+	}
+	s.clientEnded = true
+	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
+}
+
+// fromClientReset is the client's RST_STREAM: the call is cancelled.
+func (s *relayStream) fromClientReset(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	s.clientReset = true
+	s.down.closed = true
+	s.resetBackendLocked(http2.ErrCodeCancel, b)
+	s.rec.Code = codes.Canceled
+	s.finishLocked(b)
+}
+
+// clientGone ends the stream when the client's connection closed.
+func (s *relayStream) clientGone(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	s.down.closed = true
+	s.resetBackendLocked(http2.ErrCodeCancel, b)
+	s.rec.Code = codes.Canceled
+	s.finishLocked(b)
+}
+
+// --- backend side --------------------------------------------------------------------
+
+// connectLocked picks an endpoint and opens the backend stream, at once on a pooled
+// connection or, when one must be dialed, from a goroutine. s.mu held.
+func (s *relayStream) connectLocked(b *batch) {
+	ep := s.be.Picker.Pick()
+	if ep == nil {
+		s.failLocked(&failure{code: codes.Unavailable, msg: "no healthy endpoint for Service " + s.be.Service + ":" + s.be.Port}, b)
+		return
+	}
+	s.ep, s.epDone = ep, ep.Start()
+	s.key = poolKey{addr: ep.Addr, tls: s.be.TLS}
+	if bc := s.h.Transports.relay.ready(s.key); bc != nil && s.openLocked(bc, b) {
+		return
+	}
+	s.connecting = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancelDial = cancel
+	go s.dial(ctx)
+}
+
+func (s *relayStream) dial(ctx context.Context) {
+	var b batch
+	defer b.flush()
+	bc, err := s.h.Transports.relay.get(ctx, s.key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cancelDial = nil
+	if s.finished {
+		return
+	}
+	if err == nil && s.openLocked(bc, &b) {
+		return
+	}
+	if err == nil {
+		// The connection went away between dial and use: dial again.
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancelDial = cancel
+		go s.dial(ctx)
+		return
+	}
+	f := classify(ctx, err, s.be.Service+":"+s.be.Port)
+	if f.code == codes.Unavailable && isDialError(err) {
+		s.ep.Eject(5 * time.Second)
+		s.h.Log.Warn("backend endpoint refused connection; ejected", "backend", s.be.Key, "endpoint", s.ep.Addr, "error", err)
+		if s.attempts+1 < maxAttempts && len(s.be.Endpoints) > 1 {
+			s.attempts++
+			s.rec.Retries++
+			s.epDone()
+			s.epDone = nil
+			s.connectLocked(&b)
+			return
+		}
+	}
+	s.failLocked(f, &b)
+}
+
+// openLocked opens the stream on bc and sends the headers and what the client sent so
+// far. It reports false if bc can take no new stream. s.mu held.
+func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
+	if !bc.lockWrite() {
+		return false
+	}
+	if bc.goAway || bc.nextID >= 1<<31-1 {
+		bc.goAway = true
+		bc.mu.Unlock()
+		return false
+	}
+	id := bc.nextID
+	bc.nextID += 2
+	bc.streams[id] = s
+	s.bc, s.bid = bc, id
+	s.connecting = false
+	s.up.win = int64(bc.peerWin)
+	endNow := s.clientEnded && s.up.queuedLen() == 0
+	bc.writeHeaders(id, endNow, s.reqFields)
+	s.reqFields = nil
+	if endNow {
+		s.up.closed, s.up.end = true, false
+	}
+	bc.unlockWrite(b)
+	if n := s.drainLocked(&s.up, bc, id, b); n > 0 {
+		s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, n, b)
+	}
+	return true
+}
+
+// fromBackendHeaders relays response headers or trailers.
+func (s *relayStream) fromBackendHeaders(f *http2.MetaHeadersFrame, b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.down.closed {
+		return
+	}
+	end := f.StreamEnded()
+	var fields []hpack.HeaderField
+	if !s.respStarted {
+		st := f.PseudoValue("status")
+		if len(st) == 3 && st[0] == '1' {
+			return // 1xx: nothing for a gRPC client
+		}
+		fields = append(make([]hpack.HeaderField, 0, len(f.Fields)), hpack.HeaderField{Name: ":status", Value: st})
+	}
+	for _, hf := range f.RegularFields() {
+		if isHopLower(hf.Name) {
+			continue
+		}
+		if hf.Name == "grpc-status" {
+			s.statusFromHdr = hf.Value
+		}
+		fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
+	}
+	if end {
+		// The call is over for the backend: nothing more of the request is wanted.
+		s.backendEnded = true
+		s.up.closed = true
+		s.up.reset()
+	}
+	if !s.respStarted {
+		s.respStarted = true
+		if s.cc.lockWrite() {
+			s.cc.writeHeaders(s.cid, end, fields)
+			s.cc.unlockWrite(b)
+		}
+		if end {
+			s.down.closed = true
+		}
+	} else if end {
+		if s.down.queuedLen() > 0 {
+			s.down.trailers, s.down.hasTrl = fields, true
+		} else {
+			if s.cc.lockWrite() {
+				s.cc.writeHeaders(s.cid, true, fields)
+				s.cc.unlockWrite(b)
+			}
+			s.down.closed = true
+		}
+	}
+	s.maybeCompleteLocked(b)
+}
+
+// fromBackendData relays response data.
+func (s *relayStream) fromBackendData(f *http2.DataFrame, b *batch) {
+	data := f.Data()
+	pad := int64(f.Length) - int64(len(data))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.down.closed || !s.respStarted {
+		s.bc.returnConnWindow(int64(f.Length), b)
+		return
+	}
+	if max := s.h.Limits.MaxResponseMessageBytes; max > 0 && !s.downScan.scan(data, max) {
+		s.bc.returnConnWindow(int64(f.Length), b)
+		s.failLocked(tooLarge("response", max), b)
+		return
+	}
+	end := f.StreamEnded()
+	if end {
+		s.backendEnded = true
+	}
+	sent := s.sendLocked(&s.down, s.cc, s.cid, data, end, b)
+	s.ackLocked(s.bc, s.bid, &s.down, s.backendEnded, sent+pad, b)
+	s.maybeCompleteLocked(b)
+}
+
+// backendReset is the backend's RST_STREAM.
+func (s *relayStream) backendReset(code http2.ErrCode, b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	s.backendEnded = true
+	s.up.closed = true
+	if !s.respStarted || code == http2.ErrCodeRefusedStream {
+		s.failLocked(&failure{code: codes.Unavailable, msg: "backend " + s.be.Service + ":" + s.be.Port + " reset the stream: " + code.String()}, b)
+		return
+	}
+	if !s.down.closed {
+		s.down.closed = true
+		if s.cc.lockWrite() {
+			_ = s.cc.fr.WriteRSTStream(s.cid, code)
+			s.cc.unlockWrite(b)
+		}
+	}
+	s.rec.Code = codes.Unavailable
+	s.finishLocked(b)
+}
+
+// backendGone fails the stream when its backend connection (c) ended.
+func (s *relayStream) backendGone(c *relayConn, err error) {
+	var b batch
+	defer b.flush()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished || s.bc != c {
+		return
+	}
+	s.backendEnded = true
+	s.up.closed = true
+	s.failLocked(&failure{code: codes.Unavailable, msg: "backend " + s.be.Service + ":" + s.be.Port + " is unavailable", cause: err}, &b)
+}
+
+// resetBackendLocked cancels the backend stream unless it has ended. s.mu held.
+func (s *relayStream) resetBackendLocked(code http2.ErrCode, b *batch) {
+	if s.cancelDial != nil {
+		s.cancelDial()
+		s.cancelDial = nil
+	}
+	if s.bc == nil || s.backendEnded {
+		return
+	}
+	s.backendEnded = true
+	s.up.closed = true
+	if s.bc.lockWrite() {
+		_ = s.bc.fr.WriteRSTStream(s.bid, code)
+		s.bc.unlockWrite(b)
+	}
+}
+
+// failLocked answers the client with f's gRPC status (Trailers-Only when nothing was
+// sent yet, else trailers after what was) and cancels the backend stream. s.mu held.
+func (s *relayStream) failLocked(f *failure, b *batch) {
+	if s.finished {
+		return
+	}
+	s.resetBackendLocked(http2.ErrCodeCancel, b)
+	if !s.down.closed {
+		s.down.reset()
+		s.down.hasTrl, s.down.trailers, s.down.end = false, nil, false
+		fields := make([]hpack.HeaderField, 0, 4)
+		if !s.respStarted {
+			fields = append(fields, hpack.HeaderField{Name: ":status", Value: "200"}, hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+		}
+		fields = append(fields,
+			hpack.HeaderField{Name: "grpc-status", Value: strconv.Itoa(int(f.code))},
+			hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage("milvus-lb: " + f.msg)})
+		if s.cc.lockWrite() {
+			s.cc.writeHeaders(s.cid, true, fields)
+			s.cc.unlockWrite(b)
+		}
+		s.respStarted = true
+		s.down.closed = true
+	}
+	if f.code != codes.Canceled && f.cause != nil {
+		s.h.Log.Debug("request failed", "backend", s.be.Key, "path", s.rec.Method, "error", f)
+	}
+	s.rec.Code = f.code
+	s.finishLocked(b)
+}
+
+// maybeCompleteLocked finishes the stream once the response has ended toward the client.
+func (s *relayStream) maybeCompleteLocked(b *batch) {
+	if s.finished || !s.down.closed {
+		return
+	}
+	if !s.backendEnded {
+		// The response ended with the backend stream still open on our side: cancel it.
+		s.resetBackendLocked(http2.ErrCodeCancel, b)
+	}
+	s.finishLocked(b)
+}
+
+// finishLocked releases the stream: tables, endpoint count, timer, metrics. s.mu held.
+func (s *relayStream) finishLocked(b *batch) {
+	if s.finished {
+		return
+	}
+	s.finished = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.cancelDial != nil {
+		s.cancelDial()
+		s.cancelDial = nil
+	}
+	s.up.reset()
+	s.down.reset()
+	s.up, s.down = outFlow{closed: true}, outFlow{closed: true}
+	if s.bc != nil {
+		s.bc.mu.Lock()
+		if s.bc.streams[s.bid] == s {
+			delete(s.bc.streams, s.bid)
+		}
+		s.bc.mu.Unlock()
+	}
+	if s.epDone != nil {
+		s.epDone()
+		s.epDone = nil
+	}
+	if s.rec.Code == codes.OK && s.statusFromHdr != "" {
+		if n, err := strconv.Atoi(s.statusFromHdr); err == nil {
+			s.rec.Code = codes.Code(n)
+		} else {
+			s.rec.Code = codes.Unknown
+		}
+	}
+	if s.h.Observer != nil {
+		s.rec.Duration = time.Since(s.start)
+		s.h.Observer.Observe(s.rec)
+	}
+	early := s.clientReset && time.Since(s.start) < prematureResetLifetime
+	s.sc.streamDone(s, early, b)
+}
+
+// prematureResetLifetime: a stream the client resets sooner than this after opening it
+// counts toward the rapid-reset guard (the listener's rule, see listener/limits.go).
+const prematureResetLifetime = time.Second
+
+// isHopLower reports a connection-specific header field (lower case, as in HTTP/2).
+func isHopLower(name string) bool {
+	switch name {
+	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade",
+		"te", "trailer", "proxy-authenticate", "proxy-authorization":
+		return true
+	}
+	return false
+}
+
+// isGRPCContentType reports whether a content-type is gRPC's.
+func isGRPCContentType(ct string) bool {
+	return strings.HasPrefix(ct, "application/grpc")
+}
