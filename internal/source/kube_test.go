@@ -307,9 +307,26 @@ func TestKubeSnapshot(t *testing.T) {
 	if err := c.DiscoveryV1().EndpointSlices("milvus").Delete(ctx, "milvus-demo-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	a.wait(t, next, time.Second, "the slice deleted", func(o ingress.Objects) bool {
+	_, next = a.wait(t, next, time.Second, "the slice deleted", func(o ingress.Objects) bool {
 		return findSlice(o, "milvus", "milvus-demo-a") == nil
 	})
+
+	// A burst of changes, as a rolling update makes, is gathered into a few snapshots
+	// rather than one per object.
+	const burst = 40
+	before := a.count()
+	start = time.Now()
+	for i := range burst {
+		create(t, c, endpointSlice("milvus", fmt.Sprintf("burst-%02d", i), "milvus-demo", endpoint(fmt.Sprintf("10.0.1.%d", i+1), true, true, false)))
+	}
+	took := time.Since(start)
+	a.wait(t, next, time.Second, "the whole burst", func(o ingress.Objects) bool { return findSlice(o, "milvus", fmt.Sprintf("burst-%02d", burst-1)) != nil })
+	applies := a.count() - before
+	// At most one snapshot per debounce window while the burst lasted, plus the last.
+	if limit := int(took/source.DefaultDebounce) + 2; applies > limit {
+		t.Errorf("%d changes in %s gave %d snapshots, want at most %d", burst, took.Round(time.Millisecond), applies, limit)
+	}
+	t.Logf("%d changes in %s gave %d snapshots", burst, took.Round(time.Millisecond), applies)
 }
 
 // TestKubeWatchNamespace checks that --watch-namespace keeps other namespaces out, but

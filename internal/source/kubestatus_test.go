@@ -349,6 +349,45 @@ func TestReporterLeaderElection(t *testing.T) {
 	}
 }
 
+// TestReporterGracefulHandover: a leader that shuts down cleanly (SIGTERM in a pod)
+// releases its Lease, so the other replica takes over at once rather than after the
+// lease duration.
+func TestReporterGracefulHandover(t *testing.T) {
+	cluster := kubetest.Start(t)
+	c := cluster.Client
+	for _, ns := range []string{"milvus", source.DefaultControllerNamespace} {
+		createNamespace(t, c, ns)
+	}
+	create(t, c,
+		&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "milvus-lb"}, Spec: networkingv1.IngressClassSpec{Controller: ingress.ControllerName}},
+		service("milvus", "milvus-demo"),
+		simpleIngress("milvus", "milvus-demo", "milvus-lb", "milvus-demo.milvus.io", "milvus-demo", `[{"HTTP":80}]`),
+	)
+	const lease = 15 * time.Second // client-go's default: a crash would cost this long
+	le := &source.LeaderElection{LeaseDuration: lease, RenewDeadline: 10 * time.Second, RetryPeriod: 250 * time.Millisecond, ReleaseOnCancel: true}
+	a := startReplica(t, c, source.KubeOptions{}, source.StatusOptions{AdvertiseAddress: "10.1.0.1", Identity: "a", LeaderElection: le})
+	eventually(t, 15*time.Second, func() error {
+		if s := lbStatus(t, c, "milvus", "milvus-demo"); len(s) != 1 || s[0].IP != "10.1.0.1" {
+			return fmt.Errorf("status = %+v, want a's address", s)
+		}
+		return nil
+	})
+	b := startReplica(t, c, source.KubeOptions{}, source.StatusOptions{AdvertiseAddress: "10.1.0.2", Identity: "b", LeaderElection: le})
+
+	stopped := time.Now()
+	a.kill() // cancels its context: with ReleaseOnCancel the Lease is given up
+	eventually(t, 5*time.Second, func() error {
+		if s := lbStatus(t, c, "milvus", "milvus-demo"); len(s) != 1 || s[0].IP != "10.1.0.2" {
+			return fmt.Errorf("status = %+v, want b's address", s)
+		}
+		return nil
+	})
+	t.Logf("b took over %s after a stopped (lease %s)", time.Since(stopped).Round(10*time.Millisecond), lease)
+	if !b.rep.Leading() {
+		t.Error("b writes status but does not say it leads")
+	}
+}
+
 // TestRBACFromDeploy applies deploy/ as an administrator would, then runs the controller
 // with the token of its ServiceAccount: the ClusterRole and Role there must be enough for
 // everything it does (watch, status, Events, Lease), and nothing works without them.
