@@ -251,31 +251,33 @@ func TestControllerGuide(t *testing.T) {
 	lites[2] = startLite(t, fmt.Sprintf(liteIP, 2))
 	lites[3] = startLite(t, fmt.Sprintf(liteIP, 3))
 	for _, step := range []struct {
-		what  string
-		eps   []string
-		ready []int // milvus-lites taking new calls afterwards
-		kill  int   // milvus-lite that no call may reach any more after the change
+		what string
+		eps  []string
+		want []string // the balancers' endpoints afterwards: "N" takes new calls, "N-" does not
+		kill int      // milvus-lite that no call may reach any more after the change
 	}{
-		{"add 2 and 3", []string{"1", "2", "3"}, []int{1, 2, 3}, 0},
-		{"2 not ready", []string{"1", "2:notready", "3"}, []int{1, 3}, 2},
-		{"1 terminating", []string{"1:terminating", "3"}, []int{3}, 1},
+		{"add 2 and 3", []string{"1", "2", "3"}, []string{"1", "2", "3"}, 0},
+		{"2 not ready", []string{"1", "2:notready", "3"}, []string{"1", "2-", "3"}, 2},
+		{"1 terminating", []string{"1:terminating", "3"}, []string{"1-", "3"}, 1},
+		{"1 removed", []string{"3"}, []string{"3"}, 0},
 	} {
 		before := calls.ok.Load()
 		apply("slice.yaml", slice(step.eps...))
-		// Within a second both balancers take new calls to exactly the ready endpoints.
+		// Within a second both balancers have exactly these endpoints in these states.
 		applied := time.Now()
 		var want []string
-		for _, n := range step.ready {
-			want = append(want, net.JoinHostPort(fmt.Sprintf(liteIP, n), "19530"))
+		for _, e := range step.want {
+			n, off := strings.CutSuffix(e, "-")
+			want = append(want, fmt.Sprintf("%s ready=%t", net.JoinHostPort(fmt.Sprintf(liteIP, mustAtoi(n)), "19530"), !off))
 		}
 		for _, lb := range []string{lbA, lbB} {
 			for {
-				got, err := takingCalls(lb)
+				got, err := endpoints(lb)
 				if err == nil && slices.Equal(got, want) {
 					break
 				}
 				if time.Since(applied) > time.Second {
-					t.Fatalf("%s: %s takes calls to %v (%v) a second after the change, want %v", step.what, lb, got, err, want)
+					t.Fatalf("%s: %s has endpoints %v (%v) a second after the change, want %v", step.what, lb, got, err, want)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -298,7 +300,7 @@ func TestControllerGuide(t *testing.T) {
 		}
 	}
 	calls.stop()
-	t.Logf("%d calls, none failed or retried, through three endpoint changes", calls.ok.Load())
+	t.Logf("%d calls, none failed or retried, through four endpoint changes", calls.ok.Load())
 
 	// Only milvus-lite 3 is left: pymilvus works again. A broken Ingress gets an Event
 	// and disturbs nobody.
@@ -319,9 +321,9 @@ func TestControllerGuide(t *testing.T) {
 	testenv.RunClient(t, 2*time.Minute, "guide_check: PASS", argv...)
 }
 
-// takingCalls lists the endpoints of milvus/milvus-demo:19530 that the balancer at ip
-// sends new calls to, from its admin status API.
-func takingCalls(ip string) ([]string, error) {
+// endpoints lists the endpoints of milvus/milvus-demo:19530 in the balancer at ip, from
+// its admin status API, as "address ready=BOOL" (ready: it takes new calls).
+func endpoints(ip string) ([]string, error) {
 	var st struct {
 		Backends []struct {
 			Key       string
@@ -340,9 +342,7 @@ func takingCalls(ip string) ([]string, error) {
 			continue
 		}
 		for _, ep := range b.Endpoints {
-			if ep.Ready {
-				out = append(out, ep.Address)
-			}
+			out = append(out, fmt.Sprintf("%s ready=%t", ep.Address, ep.Ready))
 		}
 	}
 	slices.Sort(out)
