@@ -2,7 +2,7 @@ package source
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -47,7 +47,9 @@ type KubeOptions struct {
 
 // Kube is the controller-mode source: it watches Ingress, IngressClass, Service,
 // EndpointSlice and Secret objects with client-go informers and hands translation a
-// consistent snapshot of them after every burst of changes.
+// snapshot of their caches after every burst of changes. The caches are each up to date
+// with their own watch, not with one another: a Service and its new EndpointSlice may
+// arrive in consecutive snapshots, which translation handles like any other change.
 //
 // Run may be called once. Ingress may be called concurrently with Run.
 type Kube struct {
@@ -210,7 +212,7 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 	started := false
 	k.once.Do(func() { started = true })
 	if !started {
-		return fmt.Errorf("kube source: Run called twice")
+		return errors.New("kube source: Run called twice")
 	}
 	factories := []informers.SharedInformerFactory{k.factory, k.tlsSecret}
 	if k.certSecret != nil {
