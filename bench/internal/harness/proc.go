@@ -207,3 +207,58 @@ func raiseFileLimit(want uint64) (uint64, error) {
 	}
 	return n.Cur, nil
 }
+
+// cpuTicks is the CPU time (user and system, in clock ticks of 1/100 s) used so far by
+// the processes pids.
+func cpuTicks(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		// Fields after the command: state ppid ... utime is the 12th, stime the 13th.
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += u + st
+	}
+	return total
+}
+
+// cpuMeter measures the CPU time a target uses during a window, from a goroutine that
+// wakes at its start and end.
+type cpuMeter struct {
+	done  chan struct{}
+	ticks int64
+}
+
+func meterCPU(pids func() []int, w window) *cpuMeter {
+	m := &cpuMeter{done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		time.Sleep(time.Until(w.from))
+		p := pids()
+		start := cpuTicks(p)
+		time.Sleep(time.Until(w.to))
+		m.ticks = cpuTicks(p) - start
+	}()
+	return m
+}
+
+// perCall is the CPU time per call in microseconds.
+func (m *cpuMeter) perCall(calls int64) float64 {
+	<-m.done
+	if calls == 0 {
+		return 0
+	}
+	return float64(m.ticks) * 1e4 / float64(calls)
+}

@@ -94,14 +94,25 @@ var figures = []figure{
 	{Search, "calls/s", "calls/s", func(r Result) float64 { return r.RPS }, true, 0, true},
 	{Search, "p50", "ms", func(r Result) float64 { return r.P50ms }, false, 0, false},
 	{Search, "p99", "ms", func(r Result) float64 { return r.P99ms }, false, 0, true},
+	{Search, "CPU per call", "µs", func(r Result) float64 { return r.CPUus }, false, 0, true},
 	{Insert, "messages/s", "msg/s", func(r Result) float64 { return r.RPS }, true, 0, false},
 	{Insert, "MB/s", "MB/s", func(r Result) float64 { return r.MBps }, true, 0, true},
 	{Insert, "p99", "ms", func(r Result) float64 { return r.P99ms }, false, 0, false},
+	{Insert, "CPU per call", "µs", func(r Result) float64 { return r.CPUus }, false, 0, false},
 	{Big, "peak RSS", "MiB", func(r Result) float64 { return r.PeakMiB }, false, 256, true},
 	{Big, "MB/s", "MB/s", func(r Result) float64 { return r.MBps }, true, 0, false},
 	{Many, "p99", "ms", func(r Result) float64 { return r.P99ms }, false, 0, true},
 	{Many, "RSS", "MiB", func(r Result) float64 { return r.RSSMiB }, false, 0, false},
 	{Idle, "RSS per connection", "KiB", func(r Result) float64 { return r.PerConnKiB }, false, 30, true},
+}
+
+func figureOf(workload, name string) figure {
+	for _, f := range figures {
+		if f.workload == workload && f.name == name {
+			return f
+		}
+	}
+	panic("no figure " + workload + " " + name)
 }
 
 func lookup(sum []Result, w, t string) (Result, bool) {
@@ -203,7 +214,7 @@ func Goals(sum []Result) []string {
 	}
 	get := func(w, t string) (Result, bool) { return lookup(sum, w, t) }
 	if lb, ok := get(Search, MilvusLB); ok {
-		if name, best, ok := bestPeer(sum, figures[0]); ok {
+		if name, best, ok := bestPeer(sum, figureOf(Search, "calls/s")); ok {
 			peer, _ := get(Search, name)
 			r := lb.RPS / best
 			out = append(out, fmt.Sprintf("Search: %.2f× the calls/s of the best peer (%s), goal ≥ 1.3×: %s; p99 %.2f ms vs %s's %.2f ms: %s",
@@ -211,7 +222,7 @@ func Goals(sum []Result) []string {
 		}
 	}
 	if lb, ok := get(Insert, MilvusLB); ok {
-		if name, best, ok := bestPeer(sum, figures[4]); ok {
+		if name, best, ok := bestPeer(sum, figureOf(Insert, "MB/s")); ok {
 			r := lb.MBps / best
 			out = append(out, fmt.Sprintf("Insert: %.2f× the throughput of the best peer (%s), goal ≥ 1.3×: %s", r, name, mark(r >= 1.3)))
 		}

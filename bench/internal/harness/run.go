@@ -73,6 +73,7 @@ func Summary(results []Result) []Result {
 		s.RSSMiB = med(func(r Result) float64 { return r.RSSMiB })
 		s.PeakMiB = med(func(r Result) float64 { return r.PeakMiB })
 		s.PerConnKiB = med(func(r Result) float64 { return r.PerConnKiB })
+		s.CPUus = med(func(r Result) float64 { return r.CPUus })
 		s.Seconds = med(func(r Result) float64 { return r.Seconds })
 		var calls int64
 		for _, r := range g {

@@ -96,6 +96,9 @@ type Result struct {
 	PeakMiB float64 `json:"peak_rss_mib,omitempty"`
 	// PerConnKiB is the growth of the resident set per idle connection.
 	PerConnKiB float64 `json:"per_conn_kib,omitempty"`
+	// CPUus is the target's CPU time (all its processes, user and system) per call in
+	// the measured window, in microseconds: what the balancer costs, whatever else runs.
+	CPUus float64 `json:"cpu_us_per_call,omitempty"`
 }
 
 // Profiler, if set on a Runner, is called when a measured window starts and returns a
@@ -275,6 +278,7 @@ func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result) error {
 	defer closeAll(conns)
 	checkers := sync.Pool{New: func() any { return &searchChecker{} }}
 	w := r.window()
+	cpu := meterCPU(t.PIDs, w)
 	var end func()
 	var once sync.Once
 	lat, err := loop(ctx, conns, r.P.SearchCallers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
@@ -296,6 +300,7 @@ func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result) error {
 	}
 	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
+	res.CPUus = cpu.perCall(res.Calls)
 	percentiles(lat, res)
 	return nil
 }
@@ -307,6 +312,7 @@ func (r *Runner) runInsert(ctx context.Context, t *Target, res *Result) error {
 	}
 	defer closeAll(conns)
 	w := r.window()
+	cpu := meterCPU(t.PIDs, w)
 	var end func()
 	var once sync.Once
 	lat, err := loop(ctx, conns, r.P.InsertCallers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
@@ -327,6 +333,7 @@ func (r *Runner) runInsert(ctx context.Context, t *Target, res *Result) error {
 	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
 	res.MBps = res.RPS * float64(len(r.insert.b)) / 1e6
+	res.CPUus = cpu.perCall(res.Calls)
 	percentiles(lat, res)
 	return nil
 }
