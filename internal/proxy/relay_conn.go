@@ -54,6 +54,11 @@ type relayConn struct {
 	name   string
 
 	writeTimeout time.Duration
+	// async connections (to backends) have a writer goroutine: a flush hands the buffer
+	// to it, so frames from many client connections that arrive while it writes go out
+	// together in its next write.
+	async bool
+	kick  chan struct{}
 
 	// lastRead is when a frame last arrived (unix nanoseconds), for keepalive pings.
 	lastRead atomic.Int64
@@ -132,32 +137,72 @@ func (c *relayConn) unlockWrite(b *batch) {
 	b.mark(c)
 }
 
-// flush writes the buffer out.
+// flush writes the buffer out and lets it go: an idle connection holds no buffer.
 func (c *relayConn) flush() {
 	c.mu.Lock()
 	c.flushLocked()
+	if !c.async && c.wbuf != nil {
+		putWbuf(c.wbuf)
+		c.wbuf = nil
+	}
 	c.mu.Unlock()
 }
 
+func putWbuf(b []byte) {
+	if cap(b) <= 256<<10 { // a large burst's buffer is let go
+		b = b[:0]
+		wbufPool.Put(&b)
+	}
+}
+
+// flushLocked writes the buffer (or, async, hands it to the writer) and keeps it for
+// more frames. c.mu held.
 func (c *relayConn) flushLocked() {
-	if len(c.wbuf) == 0 || c.werr != nil {
+	if len(c.wbuf) == 0 || c.werr != nil || c.closed {
+		return
+	}
+	if c.async {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if c.writeTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	_, err := c.nc.Write(c.wbuf)
-	if cap(c.wbuf) > 256<<10 {
-		c.wbuf = nil // a large burst: let the memory go
-	} else {
-		buf := c.wbuf[:0]
-		wbufPool.Put(&buf)
-		c.wbuf = nil
-	}
+	c.wbuf = c.wbuf[:0]
 	if err != nil {
 		c.werr = err
 		// The reader notices the closed socket and tears the connection down.
 		_ = c.nc.Close()
+	}
+}
+
+// writer is the writer goroutine of an async connection.
+func (c *relayConn) writer() {
+	for range c.kick {
+		c.mu.Lock()
+		buf := c.wbuf
+		c.wbuf = nil
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		if len(buf) == 0 {
+			continue
+		}
+		_, err := c.nc.Write(buf)
+		putWbuf(buf)
+		if err != nil {
+			c.mu.Lock()
+			c.werr = err
+			c.mu.Unlock()
+			_ = c.nc.Close()
+			return
+		}
 	}
 }
 
@@ -230,8 +275,9 @@ func (c *relayConn) markClosed(err error) (streams []*relayStream, first bool) {
 	}
 	clear(c.streams)
 	c.blocked = nil
-	if c.wbuf != nil {
-		c.wbuf = nil
+	c.wbuf = nil
+	if c.async {
+		close(c.kick)
 	}
 	_ = c.nc.Close()
 	return streams, true

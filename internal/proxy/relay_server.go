@@ -52,8 +52,21 @@ type relayServer struct {
 	ip   string // the client's address, for X-Forwarded-For
 	cert string // X-Amzn-Mtls-Clientcert value, "" without a client certificate
 
+	port      string // the listener port, for X-Forwarded-Port
 	pingTimer *time.Timer
 	closeOnce sync.Once
+}
+
+// fieldsPool recycles the header lists built for backends: they live only until the
+// HEADERS frame is encoded.
+var fieldsPool = sync.Pool{New: func() any { f := make([]hpack.HeaderField, 0, 24); return &f }}
+
+func putFields(f []hpack.HeaderField) {
+	if cap(f) <= 64 {
+		clear(f[:cap(f)])
+		f = f[:0]
+		fieldsPool.Put(&f)
+	}
 }
 
 // NewH2Conn prepares to serve nc, on which the client speaks HTTP/2 (ALPN h2 after TLS,
@@ -61,7 +74,7 @@ type relayServer struct {
 // gRPC are refused with HTTP_1_1_REQUIRED (RFC 9113 §8.2.2 permits it; clients retry
 // them over HTTP/1.1, which net/http serves).
 func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
-	s := &relayServer{h: h, o: o}
+	s := &relayServer{h: h, o: o, port: strconv.Itoa(h.Port)}
 	s.c = newRelayConn(nc, true, 4<<10, relayClientConnWindow)
 	s.c.name = "client"
 	s.c.writeTimeout = o.WriteTimeout
@@ -401,7 +414,7 @@ func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) 
 	if backendTLS {
 		scheme = "https"
 	}
-	out := make([]hpack.HeaderField, 0, len(f.Fields)+5)
+	out := (*fieldsPool.Get().(*[]hpack.HeaderField))[:0]
 	out = append(out,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
@@ -434,7 +447,7 @@ func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) 
 		proto = "https"
 	}
 	out = append(out, hpack.HeaderField{Name: "x-forwarded-proto", Value: proto},
-		hpack.HeaderField{Name: "x-forwarded-port", Value: strconv.Itoa(s.h.Port)})
+		hpack.HeaderField{Name: "x-forwarded-port", Value: s.port})
 	if s.cert != "" {
 		out = append(out, hpack.HeaderField{Name: "x-amzn-mtls-clientcert", Value: s.cert})
 	}

@@ -192,7 +192,9 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 		_ = dst.fr.WriteData(id, last && end, p[sent:sent+int(n)])
 		if len(dst.wbuf) >= flushThreshold {
 			dst.flushLocked()
-			dst.wbuf = (*wbufPool.Get().(*[]byte))[:0]
+			if dst.wbuf == nil { // handed to an async writer
+				dst.wbuf = (*wbufPool.Get().(*[]byte))[:0]
+			}
 		}
 		o.win -= n
 		dst.sendWin -= n
@@ -426,6 +428,7 @@ func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
 	s.up.win = int64(bc.peerWin)
 	endNow := s.clientEnded && s.up.queuedLen() == 0
 	bc.writeHeaders(id, endNow, s.reqFields)
+	putFields(s.reqFields)
 	s.reqFields = nil
 	if endNow {
 		s.up.closed, s.up.end = true, false
