@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -219,6 +220,7 @@ func tlsSecret(ns, name string, annotations map[string]string, labels map[string
 // second.
 func TestKubeSnapshot(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	ctx := ctxT(t)
 	createNamespace(t, c, "milvus")
@@ -333,6 +335,7 @@ func TestKubeSnapshot(t *testing.T) {
 // still reads the certificates of the controller namespace.
 func TestKubeWatchNamespace(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	for _, ns := range []string{"team-a", "team-b", source.DefaultControllerNamespace} {
 		createNamespace(t, c, ns)
@@ -388,4 +391,35 @@ func guideIngress(arn string) *networkingv1.Ingress {
 			}},
 		},
 	}
+}
+
+// checkNoLeaks registers a cleanup, to run after those registered later (the sources and
+// reporters of the test), that fails the test if any goroutine of this package, of
+// client-go's informers or of its leader election is still running.
+func checkNoLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		patterns := []string{"milvus-lb/internal/source.", "k8s.io/client-go/tools/cache.", "k8s.io/client-go/tools/leaderelection."}
+		var leaked string
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			leaked = ""
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			for g := range strings.SplitSeq(string(buf), "\n\n") {
+				for _, p := range patterns {
+					if strings.Contains(g, p) {
+						leaked += g + "\n\n"
+						break
+					}
+				}
+			}
+			if leaked == "" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if leaked != "" {
+			t.Errorf("goroutines left running:\n%s", leaked)
+		}
+	})
 }

@@ -189,6 +189,7 @@ func lbStatus(t *testing.T, c kubernetes.Interface, ns, name string) []networkin
 // changes, and a fixed one is served.
 func TestReporterStatusAndEvents(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	ctx := ctxT(t)
 	for _, ns := range []string{"milvus", source.DefaultControllerNamespace} {
@@ -287,6 +288,7 @@ func TestReporterStatusAndEvents(t *testing.T) {
 // releasing its Lease the other takes over within the lease duration.
 func TestReporterLeaderElection(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	for _, ns := range []string{"milvus", source.DefaultControllerNamespace} {
 		createNamespace(t, c, ns)
@@ -354,6 +356,7 @@ func TestReporterLeaderElection(t *testing.T) {
 // lease duration.
 func TestReporterGracefulHandover(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	for _, ns := range []string{"milvus", source.DefaultControllerNamespace} {
 		createNamespace(t, c, ns)
@@ -393,6 +396,7 @@ func TestReporterGracefulHandover(t *testing.T) {
 // everything it does (watch, status, Events, Lease), and nothing works without them.
 func TestRBACFromDeploy(t *testing.T) {
 	cluster := kubetest.Start(t)
+	checkNoLeaks(t)
 	c := cluster.Client
 	ctx := ctxT(t)
 	sa, err := kubernetes.NewForConfig(cluster.ControllerConfig())
