@@ -109,10 +109,10 @@ func (c *relayConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// wbufPool holds write buffers big enough for a batch up to flushThreshold and one more
-// frame, so that appending never grows them. A connection holds one only while it has
-// frames to write: an idle connection costs no buffer.
-var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+defaultFrame+64); return &b }}
+// wbufPool holds write buffers. A connection holds one only while it has frames to
+// write: an idle connection costs no buffer. They start small (most batches are a few
+// small frames) and the large ones that bulk transfers grow are recycled too.
+var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // lockWrite takes c.mu for writing frames and makes sure a buffer is there.
 func (c *relayConn) lockWrite() bool {

@@ -76,6 +76,13 @@ func run() error {
 		}
 	}
 	*jsonOut, *pngOut = resolve(*jsonOut), resolve(*pngOut)
+	for _, f := range []string{*out, *jsonOut, *pngOut} {
+		if f != "" && f != "-" {
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				return err
+			}
+		}
+	}
 
 	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: 1}
 	if *quick {
