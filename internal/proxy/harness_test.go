@@ -85,7 +85,7 @@ func newLB(t *testing.T, backends []*fakemilvus.Server, tweak func(*config.Backe
 	opts.BindAddress = "127.0.0.1"
 	l.lm = listener.NewManager(opts,
 		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: func() *gateway.Snapshot { return l.gw.Current() }, Transports: tr, Log: logger}
+			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: func() *gateway.Snapshot { return l.gw.Current() }, Transports: tr, Log: logger, Limits: proxy.DefaultLimits()}
 		},
 		func(port int) *tls.Config {
 			if ls := l.gw.Current().Listeners[port]; ls != nil {
