@@ -235,10 +235,11 @@ func TestControllerGuide(t *testing.T) {
 	// 3-4. kubectl apply -f ingress.yaml; watch until ADDRESS fills in.
 	apply("ingress.yaml", fmt.Sprintf(ingressYAML, imported.CertificateArn))
 	leader := waitAddress(t, cluster, "", lbA, lbB)
-	table := kubectl("get", "ingress", "-n", "milvus")
-	t.Logf("$ kubectl get ingress -n milvus\n%s", table)
-	if row := strings.Fields(lastLine(table)); len(row) != 6 || row[0] != "milvus-demo" || row[1] != "alb" || row[3] != leader {
-		t.Errorf("kubectl get ingress row = %v, want milvus-demo alb %s %s ADDRESS=%s", row, host, leader, leader)
+	// The guide's own command, without -w.
+	table := kubectl("-f", filepath.Join(dir, "ingress.yaml"), "get")
+	t.Logf("$ kubectl -f ingress.yaml get\n%s", table)
+	if row := strings.Fields(lastLine(table)); len(row) != 6 || row[0] != "milvus-demo" || row[1] != "alb" || row[2] != host || row[3] != leader {
+		t.Errorf("kubectl -f ingress.yaml get: row %v, want NAME milvus-demo, CLASS alb, HOSTS %s, ADDRESS %s", row, host, leader)
 	}
 
 	// 5. pymilvus as the guide connects, through the address shown.
