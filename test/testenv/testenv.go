@@ -145,9 +145,10 @@ func PortFree(port int) bool {
 }
 
 var (
-	binMu    sync.Mutex
-	binDir   string
-	binBuilt = map[string]string{}
+	binMu     sync.Mutex
+	binDir    string
+	binBuilt  = map[string]string{}
+	binFailed = map[string]string{} // key -> why its build failed
 )
 
 // build runs `go build` once per test binary for each key, into a directory that Main
@@ -158,6 +159,9 @@ func build(t testing.TB, key string, cmd func(out string) *exec.Cmd) string {
 	defer binMu.Unlock()
 	if p, ok := binBuilt[key]; ok {
 		return p
+	}
+	if msg, ok := binFailed[key]; ok {
+		t.Fatalf("testenv: %s (failed earlier in this test binary)", msg) // not again per test
 	}
 	if binDir == "" {
 		d, err := os.MkdirTemp("", "milvus-lb-testenv-")
@@ -170,7 +174,8 @@ func build(t testing.TB, key string, cmd func(out string) *exec.Cmd) string {
 	c := cmd(out)
 	start := time.Now()
 	if b, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: %s: %v\n%s", strings.Join(c.Args, " "), err, b)
+		binFailed[key] = fmt.Sprintf("%s: %v\n%s", strings.Join(c.Args, " "), err, b)
+		t.Fatalf("testenv: %s", binFailed[key])
 	}
 	t.Logf("testenv: built %s in %v", key, time.Since(start).Round(time.Millisecond))
 	binBuilt[key] = out
