@@ -151,6 +151,7 @@ func runDataPlane(ctx context.Context, src objectSource, o dataPlaneOptions, onA
 	defer checker.Close()
 	gw = gateway.New(reg, lm, checker, logger)
 	metrics = admin.NewMetrics(gw, reg)
+	metrics.Registry.MustRegister(admin.ConnCollector(lm.ConnStats))
 
 	adminLn, err := net.Listen("tcp", o.AdminAddr)
 	if err != nil {
