@@ -25,7 +25,11 @@ case "${1:-}" in
 esac
 
 HOST=milvus-demo.milvus.io
-banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold='' green='' red='' plain=''
+if [[ -t 1 ]]; then
+	bold=$'\033[1m' green=$'\033[1;32m' red=$'\033[1;31m' plain=$'\033[0m'
+fi
+banner() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '$ %s\n' "$*"; }
 
 bash "$ROOT/scripts/setup.sh"
@@ -167,9 +171,9 @@ set -e
 
 echo
 if ((status == 0)); then
-	printf '\033[1;32mdemo: PASS\033[0m: pymilvus reached Milvus through milvus-lb at %s:%s with TLS (server_name %s)\n' "$address" "$port" "$HOST"
+	printf '%sdemo: PASS%s: pymilvus reached Milvus through milvus-lb at %s:%s with TLS (server_name %s)\n' "$green" "$plain" "$address" "$port" "$HOST"
 else
-	printf '\033[1;31mdemo: FAIL\033[0m: the pymilvus check failed (status %s); logs follow\n' "$status"
+	printf '%sdemo: FAIL%s: the pymilvus check failed (status %s); logs follow\n' "$red" "$plain" "$status"
 	exit "$status"
 fi
 
