@@ -369,7 +369,9 @@ func underAttack(t *testing.T, l *lb, a attack) error {
 	if before < 0.5*legitRate {
 		t.Logf("warning: the machine could not sustain the paced rate even without the attack")
 	}
-	if ratio < minRatio {
+	if ratio < minRatio && raceBuild {
+		t.Logf("race build: legitimate clients kept %.0f%% of their rate; not asserted (see race_on_test.go)", 100*ratio)
+	} else if ratio < minRatio {
 		t.Errorf("legitimate clients kept %.0f%% of their rate under attack, want at least %.0f%%", 100*ratio, 100*minRatio)
 	}
 	if mem.growth() > maxHeapGrowth {
