@@ -65,7 +65,10 @@ func (r *report) handle(e event) {
 		fmt.Fprint(r.out, e.Output)
 		return
 	case "build-fail":
-		r.failPackage(e.ImportPath, "build failed")
+		// ImportPath names the test binary's build ("p [p.test]"); the package's own fail
+		// event that follows says just "p".
+		pkg, _, _ := strings.Cut(e.ImportPath, " ")
+		r.failPackage(pkg, "build failed")
 		return
 	}
 	k := key{e.Package, e.Test}
