@@ -149,43 +149,21 @@ func shortErr(err error) string {
 // those streams to the backend, and keep serving the legitimate client.
 func TestRapidReset(t *testing.T) {
 	l := newLB(t, testOptions(), proxy.DefaultLimits())
-	block := grpcHeaders("GetVersion")
-	stats := [2]*floodStats{{}, {}}
+	var stats []*floodStats
 	backendBefore := l.backend.Total()
 	err := underAttack(t, l, attack{duration: 10 * time.Second, run: func(ctx context.Context) error {
-		var wg sync.WaitGroup
-		for i, useTLS := range []bool{false, true} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var id uint32
-				flood(ctx, l, stats[i], 1, useTLS, true,
-					func(*rawConn) error { id = 1; return nil },
-					func(c *rawConn) error {
-						for range 64 {
-							if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
-								return err
-							}
-							if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
-								return err
-							}
-							id += 2
-						}
-						stats[i].frames.Add(128)
-						return c.bw.Flush()
-					})
-			}()
-		}
-		wg.Wait()
-		return nil
+		var err error
+		stats, err = l.attackFromProcess(context.Background(), "rapid-reset", 10*time.Second)
+		return err
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var streams int64
 	for _, s := range stats {
 		s.check(t, 2*time.Second)
+		streams += s.frames.Load() / 2
 	}
-	streams := (stats[0].frames.Load() + stats[1].frames.Load()) / 2
 	// The backend also served the legitimate calls and checkServes's two.
 	served := l.backend.Total() - backendBefore - l.legitCalls - 2
 	t.Logf("%d streams opened and reset; the backend served %d calls beyond the legitimate ones", streams, max(served, 0))
@@ -237,26 +215,16 @@ func TestContinuationFlood(t *testing.T) {
 		// the connection is closed after ping-interval + ping-timeout.
 		o := testOptions()
 		l := newLB(t, o, proxy.DefaultLimits())
-		s := &floodStats{}
+		var stats []*floodStats
 		err := underAttack(t, l, attack{duration: 4 * time.Second, run: func(ctx context.Context) error {
-			// One connection: on a 2-core machine a second one measures the attacker's
-			// own CPU rather than the balancer.
-			flood(ctx, l, s, 1, true, true, func(c *rawConn) error {
-				return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start})
-			}, func(c *rawConn) error {
-				for range 256 {
-					if err := c.fr.WriteContinuation(1, false, nil); err != nil {
-						return err
-					}
-				}
-				s.frames.Add(256)
-				return c.bw.Flush()
-			})
-			return nil
+			var err error
+			stats, err = l.attackFromProcess(context.Background(), "empty-continuation", 4*time.Second)
+			return err
 		}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		s := stats[0]
 		s.check(t, o.PingInterval+o.PingTimeout+1500*time.Millisecond)
 	})
 }

@@ -171,6 +171,11 @@ func (l *lb) plainAddr() string { return "127.0.0.1:" + strconv.Itoa(l.plain) }
 func (l *lb) tlsAddr() string   { return "127.0.0.1:" + strconv.Itoa(l.tlsPort) }
 
 func (l *lb) clientTLS() *tls.Config {
+	if l.ca == nil {
+		// An attacker process (attacker_test.go) has no CA, and an attacker would not
+		// verify the certificate anyway.
+		return &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"h2"}} //nolint:gosec // the attacker
+	}
 	return &tls.Config{RootCAs: l.ca.Pool(), ServerName: host, NextProtos: []string{"h2"}}
 }
 
