@@ -14,3 +14,9 @@ func setDeathSignal(c *exec.Cmd) {
 	}
 	c.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
+
+// processExists reports whether a process with this pid is alive (signal 0 probes it).
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}

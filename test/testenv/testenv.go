@@ -164,8 +164,9 @@ func build(t testing.TB, key string, cmd func(out string) *exec.Cmd) string {
 		t.Fatalf("testenv: %s (failed earlier in this test binary)", msg) // not again per test
 	}
 	if binDir == "" {
-		d, err := os.MkdirTemp("", "milvus-lb-testenv-")
-		if err != nil {
+		removeStaleBinDirs()
+		d := filepath.Join(os.TempDir(), binDirPrefix+strconv.Itoa(os.Getpid()))
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
 		binDir = d
@@ -180,6 +181,22 @@ func build(t testing.TB, key string, cmd func(out string) *exec.Cmd) string {
 	t.Logf("testenv: built %s in %v", key, time.Since(start).Round(time.Millisecond))
 	binBuilt[key] = out
 	return out
+}
+
+// binDirPrefix + the test binary's pid names the directory of the binaries it built.
+const binDirPrefix = "milvus-lb-testenv-"
+
+// removeStaleBinDirs removes the binary directories of test processes that are gone: Main
+// removes its own, but a test binary killed by -timeout or a crash never reaches it.
+func removeStaleBinDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binDirPrefix+"*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), binDirPrefix))
+		if err != nil || pid == os.Getpid() || processExists(pid) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // BuildMilvusLB builds ./cmd/milvus-lb once per test binary and returns its path. When the
