@@ -97,6 +97,7 @@ type Target struct {
 	AdminAddr string // milvus-lb's admin server (pprof), else ""
 	proc      *proc
 	cert      *certFiles
+	start     func() (*Target, error) // starts a fresh process, nil for Direct
 }
 
 // PIDs are the processes whose memory counts as the target's.
@@ -139,27 +140,50 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.Targets = append(e.Targets, direct)
 
+	var starts []func() (*Target, error)
 	if cfg.LB != "" {
-		t, err := e.startMilvusLB(backendAddr)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.waitReady(ctx, t); err != nil {
-			return nil, err
-		}
-		e.Targets = append(e.Targets, t)
+		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(backendAddr) })
 	}
 	for _, name := range cfg.Peers {
-		t, err := e.startPeer(name, backendAddr)
+		starts = append(starts, func() (*Target, error) { return e.startPeer(name, backendAddr) })
+	}
+	for _, start := range starts {
+		t, err := start()
 		if err != nil {
 			return nil, err
 		}
+		t.start = start
 		if err := e.waitReady(ctx, t); err != nil {
+			_ = t.proc.stop()
 			return nil, err
 		}
 		e.Targets = append(e.Targets, t)
 	}
 	return e, nil
+}
+
+// Restart replaces t's process by a fresh one (on new ports), so that a memory workload
+// measures what it costs and not what earlier workloads left in the allocator. Direct
+// (the shared backend) is not restarted.
+func (e *Env) Restart(ctx context.Context, t *Target) error {
+	if t.start == nil {
+		return nil
+	}
+	if err := t.proc.stop(); err != nil {
+		return fmt.Errorf("stop %s: %w", t.Name, err)
+	}
+	nt, err := t.start()
+	if err != nil {
+		return err
+	}
+	if err := e.waitReady(ctx, nt); err != nil {
+		_ = nt.proc.stop()
+		return err
+	}
+	start := t.start
+	*t = *nt
+	t.start = start
+	return nil
 }
 
 // Close stops every process.

@@ -11,8 +11,9 @@ type Plan struct {
 	// Rounds of each workload; in a round every target runs once, in order, so that
 	// targets take turns (A B C D A B C D) and a slow minute of the machine falls on all.
 	Rounds int
-	// IdleRounds is the number of rounds of the idle workload, usually 1: memory a
-	// process freed is often kept and reused, so a second round reads lower.
+	// IdleRounds is the number of rounds of the idle workload (each long). Before each
+	// run of a memory workload (idle, big-insert) the balancer is restarted: memory a
+	// process freed is often kept and reused, which would hide what the workload costs.
 	IdleRounds int
 }
 
@@ -27,6 +28,11 @@ func (r *Runner) RunPlan(ctx context.Context, env *Env, plan Plan) ([]Result, er
 		}
 		for round := 1; round <= rounds; round++ {
 			for _, t := range env.Targets {
+				if w == Big || w == Idle {
+					if err := env.Restart(ctx, t); err != nil {
+						return out, err
+					}
+				}
 				res, err := r.Run(ctx, w, t, round)
 				if err != nil {
 					return out, err
