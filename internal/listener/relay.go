@@ -152,13 +152,18 @@ func (d *dispatcher) route(nc net.Conn) {
 	d.conns[hc] = struct{}{}
 	d.wg.Add(1)
 	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.conns, hc)
-		d.mu.Unlock()
-		d.wg.Done()
+	// Serve on a new goroutine: this one's stack grew for the TLS handshake, and an idle
+	// connection's reader should not keep that for hours (10,000 idle clients are a
+	// workload milvus-lb must hold in little memory).
+	go func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.conns, hc)
+			d.mu.Unlock()
+			d.wg.Done()
+		}()
+		hc.Serve()
 	}()
-	hc.Serve()
 }
 
 // shutdown sends GOAWAY on every relayed connection and waits until they end or ctx
