@@ -18,6 +18,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/milvus"
+	"github.com/milvus-lb/milvus-lb/internal/router"
 )
 
 // Observer receives one record per finished request, for metrics. Implementations must
@@ -78,9 +79,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 	if l == nil {
 		return &failure{code: codes.Unavailable, msg: "listener is shutting down"}
 	}
-	e := l.Routes.Match(r.Host, r.URL.Path)
-	if e == nil {
-		return &failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(hostOnly(r.Host)) + " path " + strconv.Quote(r.URL.Path)}
+	sni := ""
+	if r.TLS != nil {
+		sni = r.TLS.ServerName
+	}
+	e, f := match(l, r.Host, sni, r.URL.Path)
+	if f != nil {
+		return f
 	}
 	if port := e.Route.SSLRedirect; port != 0 && !h.TLS && !isGRPC {
 		target := "https://" + hostOnly(r.Host)
@@ -155,6 +160,36 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, isGRPC bool, f *f
 // HTTP/2 connection to the gRPC server).
 func useH2(b *config.Backend, isGRPC bool) bool {
 	return isGRPC || b.Protocol == config.BackendHTTP2
+}
+
+// match finds the rule for a request. Rules match the :authority (Host), as on the ALB.
+// One exception: on a TLS connection whose :authority is an IP address, or names no rule,
+// the TLS server name (SNI) is tried too. A client that dials an address and sets only
+// the server name sends that: grpc-js, and so the Milvus Node SDK, maps its serverName
+// option to grpc.ssl_target_name_override, which changes SNI but not :authority.
+func match(l *gateway.Listener, authority, sni, path string) (*router.Entry[*gateway.Backend], *failure) {
+	host := hostOnly(authority)
+	names := [2]string{authority, ""}
+	if sni != "" && !strings.EqualFold(sni, host) {
+		names[1] = sni
+		if net.ParseIP(strings.Trim(host, "[]")) != nil {
+			// An address says nothing about which site is meant; the server name does.
+			names[0], names[1] = sni, authority
+		}
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if e := l.Routes.Match(n, path); e != nil {
+			return e, nil
+		}
+	}
+	return nil, noRule(host, path)
+}
+
+func noRule(host, path string) *failure {
+	return &failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(host) + " path " + strconv.Quote(path)}
 }
 
 func hostOnly(h string) string {

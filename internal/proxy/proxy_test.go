@@ -2,8 +2,11 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -428,3 +431,26 @@ func waitCall(t *testing.T, b *fakemilvus.Server, method string) fakemilvus.Call
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// A client that dials an address and sets only the TLS server name (grpc-js, and so the
+// Milvus Node SDK, with serverName) is routed by the server name.
+func TestRouteBySNIWhenAuthorityIsAnAddress(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	// grpc-go itself refuses an authority other than the server name, so TLS is dialled
+	// here and gRPC runs over it as grpc-js does.
+	tlsDial := grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		d := tls.Dialer{Config: &tls.Config{RootCAs: l.ca.Pool(), ServerName: host, NextProtos: []string{"h2"}}}
+		return d.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(l.tlsPort))
+	})
+	c, _ := l.dial(tlsDial, grpc.WithAuthority("127.0.0.1:"+strconv.Itoa(l.tlsPort)))
+	if _, err := c.GetVersion(ctxTimeout(t, 10*time.Second), &milvuspb.GetVersionRequest{}); err != nil {
+		t.Fatalf("authority 127.0.0.1, SNI %s: %v", host, err)
+	}
+	// Without TLS there is no server name: an address matches no host rule.
+	c3, _ := l.dial(grpc.WithAuthority("127.0.0.1:" + strconv.Itoa(l.plain)))
+	_, err := c3.GetVersion(ctxTimeout(t, 10*time.Second), &milvuspb.GetVersionRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), `no rule matches host "127.0.0.1"`) {
+		t.Errorf("h2c with an address: %v", err)
+	}
+}

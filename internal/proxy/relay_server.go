@@ -378,9 +378,13 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 		st.failLocked(&failure{code: codes.Unavailable, msg: "listener is shutting down"}, b)
 		return nil
 	}
-	e := l.Routes.Match(authority, path)
-	if e == nil {
-		st.failLocked(&failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(hostOnly(authority)) + " path " + strconv.Quote(path)}, b)
+	sni := ""
+	if s.tls != nil {
+		sni = s.tls.ServerName
+	}
+	e, fl := match(l, authority, sni, path)
+	if fl != nil {
+		st.failLocked(fl, b)
 		return nil
 	}
 	st.be = e.Target
