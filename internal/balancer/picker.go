@@ -75,18 +75,31 @@ type roundRobin struct {
 }
 
 func (p *roundRobin) Pick() *Endpoint {
-	n := uint64(len(p.eps))
-	if n == 0 {
+	if len(p.eps) == 0 {
 		return nil
 	}
 	now := time.Now().UnixNano()
+	// Rotate over the endpoints available now, not over all of them: skipping the
+	// unavailable ones in place would hand their turns to whichever endpoint follows them.
+	var buf [64]*Endpoint
+	avail := buf[:0]
+	for _, ep := range p.eps {
+		if ep.Available(now) {
+			avail = append(avail, ep)
+		}
+	}
+	m := uint64(len(avail))
+	if m == 0 {
+		return nil
+	}
 	start := p.next.Add(1) - 1
-	for i := range n {
-		if ep := p.eps[(start+i)%n]; p.admit(ep, now) {
+	for i := range m {
+		if ep := avail[(start+i)%m]; p.admit(ep, now) {
 			return ep
 		}
 	}
-	return p.fallback(now, start)
+	// Only warming endpoints, all declining this call: one still serves it.
+	return avail[start%m]
 }
 
 // leastOutstanding picks the available endpoint with the fewest calls in flight, starting
