@@ -54,6 +54,8 @@ type relayServer struct {
 
 	port      string // the listener port, for X-Forwarded-Port
 	pingTimer *time.Timer
+	// rest holds the streams served by Handler.ServeHTTP (relay_rest.go); guarded by c.mu.
+	rest      map[uint32]*restStream
 	closeOnce sync.Once
 }
 
@@ -71,8 +73,7 @@ func putFields(f []hpack.HeaderField) {
 
 // NewH2Conn prepares to serve nc, on which the client speaks HTTP/2 (ALPN h2 after TLS,
 // or the h2c preface), with gRPC calls relayed frame by frame. Requests that are not
-// gRPC are refused with HTTP_1_1_REQUIRED (RFC 9113 §8.2.2 permits it; clients retry
-// them over HTTP/1.1, which net/http serves).
+// gRPC are served by h.ServeHTTP (relay_rest.go).
 func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	s := &relayServer{h: h, o: o, port: strconv.Itoa(h.Port)}
 	// Under TLS the reader only copies out of tls.Conn's own record buffer, so a small
@@ -85,6 +86,9 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	s.c = newRelayConn(nc, true, readBuf, relayClientConnWindow)
 	s.c.name = "client"
 	s.c.writeTimeout = o.WriteTimeout
+	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
+	// 16 KiB, which bounds the read buffer of every connection.
+	s.c.fr.SetMaxReadFrameSize(defaultFrame)
 	if o.MaxHeaderBytes > 0 {
 		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
 	}
@@ -115,7 +119,7 @@ func (hc *H2Conn) Shutdown() {
 			c.goAway = true
 			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
 		}
-		idle := len(c.streams) == 0
+		idle := len(c.streams)+len(s.rest) == 0
 		c.unlockWrite(&b)
 		b.flush()
 		if idle {
@@ -161,16 +165,23 @@ func (s *relayServer) serve() {
 		}
 		for {
 			f, err := c.fr.ReadFrame()
-			if err != nil {
-				var se http2.StreamError
-				if errors.As(err, &se) {
-					s.resetStream(se.StreamID, se.Code, &b)
-					continue
-				}
-				return err
+			if err == nil {
+				c.lastRead.Store(time.Now().UnixNano())
+				err = s.frame(f, &b)
+			} else if errors.Is(err, http2.ErrFrameTooLarge) {
+				err = http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
-			c.lastRead.Store(time.Now().UnixNano())
-			if err := s.frame(f, &b); err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				// A stream error (RFC 9113 §5.4.2): that stream is reset, the connection
+				// goes on. A malformed HEADERS frame still used up its stream id.
+				c.mu.Lock()
+				if se.StreamID%2 == 1 && se.StreamID > c.lastID {
+					c.lastID = se.StreamID
+				}
+				c.mu.Unlock()
+				s.resetStream(se.StreamID, se.Code, &b)
+			} else if err != nil {
 				return err
 			}
 			if c.br.Buffered() == 0 {
@@ -205,6 +216,15 @@ func (s *relayServer) close(err error) {
 			st.clientGone(&b)
 		}
 		b.flush()
+		s.c.mu.Lock()
+		rest := make([]*restStream, 0, len(s.rest))
+		for _, r := range s.rest {
+			rest = append(rest, r)
+		}
+		s.c.mu.Unlock()
+		for _, r := range rest {
+			r.reset(errStreamClosed)
+		}
 	})
 }
 
@@ -240,39 +260,123 @@ func (s *relayServer) keepalive() {
 	s.pingTimer.Reset(max(next, time.Second))
 }
 
-// frame handles one frame from the client.
+// frame handles one frame from the client, with the stream state checks of RFC 9113
+// §5.1: an id above every one the client opened is idle, an id at or below it with no
+// stream is closed, and a stream whose client sent END_STREAM is half-closed (remote).
+// It returns a StreamError to reset one stream, or any other error to end the connection.
 func (s *relayServer) frame(f http2.Frame, b *batch) error {
 	c := s.c
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
-		if st := c.stream(f.StreamID); st != nil {
-			if f.StreamEnded() {
-				st.fromClientEnd(b)
+		id := f.StreamID
+		if r := s.restStream(id); r != nil {
+			return r.trailers(f)
+		}
+		if st := c.stream(id); st != nil {
+			st.mu.Lock()
+			ended := st.clientEnded
+			st.mu.Unlock()
+			if ended {
+				return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 			}
+			if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+				// Trailers must end the stream and carry no pseudo-header (§8.1).
+				return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+			}
+			st.fromClientEnd(b)
 			return nil
+		}
+		if id%2 == 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if !s.idle(id) {
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
 		}
 		return s.newStream(f, b)
 	case *http2.DataFrame:
-		st := c.stream(f.StreamID)
-		if st == nil {
-			c.returnConnWindow(int64(f.Length), b)
-			c.mu.Lock()
-			unknown := f.StreamID > c.lastID
-			c.mu.Unlock()
-			if unknown {
-				return http2.ConnectionError(http2.ErrCodeProtocol)
-			}
-			return nil
+		id := f.StreamID
+		if r := s.restStream(id); r != nil {
+			return r.data(f, b)
 		}
-		st.fromClientData(f, b)
+		st := c.stream(id)
+		if st != nil {
+			st.mu.Lock()
+			ended := st.clientEnded
+			st.mu.Unlock()
+			if !ended {
+				st.fromClientData(f, b)
+				return nil
+			}
+		}
+		// Not forwarded: the connection window is given back all the same.
+		c.returnConnWindow(int64(f.Length), b)
+		if st == nil && s.idle(id) {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	case *http2.RSTStreamFrame:
-		if st := c.stream(f.StreamID); st != nil {
+		if s.idle(f.StreamID) {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if r := s.restStream(f.StreamID); r != nil {
+			r.reset(errStreamReset)
+		} else if st := c.stream(f.StreamID); st != nil {
 			st.fromClientReset(b)
 		}
 	case *http2.SettingsFrame:
-		return c.settings(f, b)
+		c.mu.Lock()
+		old := c.peerWin
+		c.mu.Unlock()
+		if err := c.settings(f, b); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		delta := int64(c.peerWin) - int64(old)
+		c.mu.Unlock()
+		if delta != 0 {
+			for _, r := range s.restStreams() {
+				if !r.windowUpdate(delta) {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+		}
 	case *http2.WindowUpdateFrame:
-		c.windowUpdate(f, b)
+		id, inc := f.StreamID, int64(f.Increment)
+		if id == 0 {
+			c.mu.Lock()
+			over := c.sendWin+inc > maxWindow
+			c.mu.Unlock()
+			if over {
+				return http2.ConnectionError(http2.ErrCodeFlowControl)
+			}
+			c.windowUpdate(f, b)
+			for _, r := range s.restStreams() {
+				r.wake()
+			}
+			return nil
+		}
+		if s.idle(id) {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if r := s.restStream(id); r != nil {
+			if !r.windowUpdate(inc) {
+				return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+			}
+			return nil
+		}
+		if st := c.stream(id); st != nil {
+			st.mu.Lock()
+			over := !st.finished && st.down.win+inc > maxWindow
+			st.mu.Unlock()
+			if over {
+				return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+			}
+			c.windowUpdate(f, b)
+		}
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
 	case *http2.PingFrame:
 		if f.IsAck() {
 			c.mu.Lock()
@@ -290,8 +394,41 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 	return nil
 }
 
+// idle reports whether id names a stream the client has not opened (RFC 9113 §5.1):
+// above every id it used, or even (the relay never pushes).
+func (s *relayServer) idle(id uint32) bool {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return id%2 == 0 || id > c.lastID
+}
+
+// restStream looks a REST stream up by id.
+func (s *relayServer) restStream(id uint32) *restStream {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.rest[id]
+}
+
+func (s *relayServer) restStreams() []*restStream {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(s.rest) == 0 {
+		return nil
+	}
+	out := make([]*restStream, 0, len(s.rest))
+	for _, r := range s.rest {
+		out = append(out, r)
+	}
+	return out
+}
+
 func (s *relayServer) resetStream(id uint32, code http2.ErrCode, b *batch) {
-	if st := s.c.stream(id); st != nil {
+	if r := s.restStream(id); r != nil {
+		r.reset(errStreamReset)
+	} else if st := s.c.stream(id); st != nil {
 		st.fromClientReset(b)
 	}
 	if s.c.lockWrite() {
@@ -305,12 +442,8 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 	c := s.c
 	id := f.StreamID
 	c.mu.Lock()
-	if id%2 == 0 || id <= c.lastID {
-		c.mu.Unlock()
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	}
 	c.lastID = id
-	refuse := c.goAway || uint32(len(c.streams)) >= s.maxStreams()
+	refuse := c.goAway || uint32(len(c.streams)+len(s.rest)) >= s.maxStreams()
 	c.mu.Unlock()
 	if refuse {
 		if c.lockWrite() {
@@ -322,6 +455,10 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 	if f.Truncated {
 		s.rejectHeaders(id, b)
 		return nil
+	}
+	cl, ok := checkRequest(f)
+	if !ok {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	path := f.PseudoValue("path")
 	authority := f.PseudoValue("authority")
@@ -336,11 +473,8 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 		}
 	}
 	if f.PseudoValue("method") != "POST" || !isGRPCContentType(ct) {
-		// Not gRPC: HTTP/1.1 serves it (REST, redirects, errors as HTTP statuses).
-		if c.lockWrite() {
-			_ = c.fr.WriteRSTStream(id, http2.ErrCodeHTTP11Required)
-			c.unlockWrite(b)
-		}
+		// Not gRPC: served by Handler.ServeHTTP (REST, redirects, errors as HTTP statuses).
+		s.startREST(f, cl, b)
 		return nil
 	}
 	if authority == "" {
@@ -361,10 +495,8 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 	c.mu.Lock()
 	st.down.win = int64(c.peerWin)
 	c.streams[id] = st
-	first := len(c.streams) == 1 && !c.active
-	if first {
-		c.active = true
-	}
+	first := !c.active
+	c.active = true
 	c.mu.Unlock()
 	if first && s.o.OnActive != nil {
 		s.o.OnActive(true)
@@ -473,11 +605,20 @@ func (s *relayServer) streamDone(st *relayStream, early bool, b *batch) {
 	if c.streams[st.cid] == st {
 		delete(c.streams, st.cid)
 	}
-	last := len(c.streams) == 0 && c.active
+	c.mu.Unlock()
+	s.afterStreamEnd(early, b)
+}
+
+// afterStreamEnd runs the hooks of a stream's end (gRPC or REST): the idle clock, the
+// rapid-reset guard, and the close of a draining connection with its last stream.
+func (s *relayServer) afterStreamEnd(early bool, b *batch) {
+	c := s.c
+	c.mu.Lock()
+	last := len(c.streams)+len(s.rest) == 0 && c.active
 	if last {
 		c.active = false
 	}
-	drained := c.goAway && len(c.streams) == 0
+	drained := c.goAway && len(c.streams)+len(s.rest) == 0
 	c.mu.Unlock()
 	if last && s.o.OnActive != nil {
 		s.o.OnActive(false)
