@@ -54,11 +54,6 @@ type relayConn struct {
 	name   string
 
 	writeTimeout time.Duration
-	// async connections (to backends) have a writer goroutine: a flush hands the buffer
-	// to it, so frames from many client connections that arrive while it writes go out
-	// together in its next write.
-	async bool
-	kick  chan struct{}
 
 	// lastRead is when a frame last arrived (unix nanoseconds), for keepalive pings.
 	lastRead atomic.Int64
@@ -114,6 +109,64 @@ func (c *relayConn) Write(p []byte) (int, error) {
 // small frames) and the large ones that bulk transfers grow are recycled too.
 var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
+// bigBufSize fits a batch of DATA frames up to flushThreshold plus one more frame, so a
+// bulk transfer's buffer never grows (growing copies it) once taken from bigBufPool.
+const bigBufSize = flushThreshold + defaultFrame + 2*frameHeaderLen
+
+// bigBufs keeps big write buffers in a free list rather than a sync.Pool: a bulk
+// transfer allocates fast enough to run the GC every few milliseconds, and every cycle
+// empties a sync.Pool. A connection holds one only while it writes, so few are in use
+// at once; at most 64 are kept (5 MiB).
+var bigBufs = bufList{max: 64}
+
+type bufList struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+}
+
+func (l *bufList) get() []byte {
+	l.mu.Lock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		l.mu.Unlock()
+		return b[:0]
+	}
+	l.mu.Unlock()
+	return make([]byte, 0, bigBufSize)
+}
+
+func (l *bufList) put(b []byte) {
+	l.mu.Lock()
+	if len(l.free) < l.max {
+		l.free = append(l.free, b[:0])
+	}
+	l.mu.Unlock()
+}
+
+const frameHeaderLen = 9
+
+// appendData appends a DATA frame straight to the write buffer, with one copy of p
+// (the Framer would build the frame in its own buffer first). c.mu held; len(p) is
+// within the peer's frame size.
+func (c *relayConn) appendData(id uint32, end bool, p []byte) {
+	if need := len(c.wbuf) + frameHeaderLen + len(p); need > cap(c.wbuf) && need <= bigBufSize {
+		nb := append(bigBufs.get(), c.wbuf...)
+		putWbuf(c.wbuf)
+		c.wbuf = nb
+	}
+	var flags byte
+	if end {
+		flags = byte(http2.FlagDataEndStream)
+	}
+	n := len(p)
+	c.wbuf = append(c.wbuf, byte(n>>16), byte(n>>8), byte(n), byte(http2.FrameData), flags,
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+	c.wbuf = append(c.wbuf, p...)
+}
+
 // lockWrite takes c.mu for writing frames and makes sure a buffer is there.
 func (c *relayConn) lockWrite() bool {
 	c.mu.Lock()
@@ -141,7 +194,7 @@ func (c *relayConn) unlockWrite(b *batch) {
 func (c *relayConn) flush() {
 	c.mu.Lock()
 	c.flushLocked()
-	if !c.async && c.wbuf != nil {
+	if c.wbuf != nil {
 		putWbuf(c.wbuf)
 		c.wbuf = nil
 	}
@@ -149,23 +202,18 @@ func (c *relayConn) flush() {
 }
 
 func putWbuf(b []byte) {
-	if cap(b) <= 256<<10 { // a large burst's buffer is let go
+	switch c := cap(b); {
+	case c >= bigBufSize && c <= 2*bigBufSize:
+		bigBufs.put(b)
+	case c < bigBufSize:
 		b = b[:0]
 		wbufPool.Put(&b)
-	}
+	} // a larger buffer (headers of a huge response) is let go
 }
 
-// flushLocked writes the buffer (or, async, hands it to the writer) and keeps it for
-// more frames. c.mu held.
+// flushLocked writes the buffer out and keeps it for more frames. c.mu held.
 func (c *relayConn) flushLocked() {
 	if len(c.wbuf) == 0 || c.werr != nil || c.closed {
-		return
-	}
-	if c.async {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
 		return
 	}
 	if c.writeTimeout > 0 {
@@ -177,32 +225,6 @@ func (c *relayConn) flushLocked() {
 		c.werr = err
 		// The reader notices the closed socket and tears the connection down.
 		_ = c.nc.Close()
-	}
-}
-
-// writer is the writer goroutine of an async connection.
-func (c *relayConn) writer() {
-	for range c.kick {
-		c.mu.Lock()
-		buf := c.wbuf
-		c.wbuf = nil
-		closed := c.closed
-		c.mu.Unlock()
-		if closed {
-			return
-		}
-		if len(buf) == 0 {
-			continue
-		}
-		_, err := c.nc.Write(buf)
-		putWbuf(buf)
-		if err != nil {
-			c.mu.Lock()
-			c.werr = err
-			c.mu.Unlock()
-			_ = c.nc.Close()
-			return
-		}
 	}
 }
 
@@ -276,9 +298,6 @@ func (c *relayConn) markClosed(err error) (streams []*relayStream, first bool) {
 	clear(c.streams)
 	c.blocked = nil
 	c.wbuf = nil
-	if c.async {
-		close(c.kick)
-	}
 	_ = c.nc.Close()
 	return streams, true
 }

@@ -154,8 +154,6 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 		nc.Close()
 		return nil, err
 	}
-	c.async, c.kick = true, make(chan struct{}, 1)
-	go c.writer()
 	go p.readLoop(c, key)
 	return c, nil
 }

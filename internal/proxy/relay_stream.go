@@ -189,12 +189,9 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 		if n == 0 && !(last && end) {
 			return sent
 		}
-		_ = dst.fr.WriteData(id, last && end, p[sent:sent+int(n)])
+		dst.appendData(id, last && end, p[sent:sent+int(n)])
 		if len(dst.wbuf) >= flushThreshold {
 			dst.flushLocked()
-			if dst.wbuf == nil { // handed to an async writer
-				dst.wbuf = (*wbufPool.Get().(*[]byte))[:0]
-			}
 		}
 		o.win -= n
 		dst.sendWin -= n
