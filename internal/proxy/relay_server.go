@@ -57,6 +57,9 @@ type relayServer struct {
 	// rest holds the streams served by Handler.ServeHTTP (relay_rest.go); guarded by c.mu.
 	rest      map[uint32]*restStream
 	closeOnce sync.Once
+	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
+	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
+	ctrlRun int
 }
 
 // fieldsPool recycles the header lists built for backends: they live only until the
@@ -260,12 +263,30 @@ func (s *relayServer) keepalive() {
 	s.pingTimer.Reset(max(next, time.Second))
 }
 
+// maxControlRun is how many PING and SETTINGS frames in a row, with no other frame
+// between them, end a connection (GOAWAY ENHANCE_YOUR_CALM). Each asks for an
+// acknowledgement; a client flooding them without reading the answers fills the kernel's
+// socket buffers (megabytes) before any write blocks long enough for --write-timeout, and
+// meanwhile costs a write per batch. Legitimate clients send a few: keepalive pings and
+// grpc-go's BDP pings, which come with the DATA and WINDOW_UPDATE frames of their calls.
+// net/http's server has the same bound on queued control frames.
+const maxControlRun = 10000
+
 // frame handles one frame from the client, with the stream state checks of RFC 9113
 // §5.1: an id above every one the client opened is idle, an id at or below it with no
 // stream is closed, and a stream whose client sent END_STREAM is half-closed (remote).
 // It returns a StreamError to reset one stream, or any other error to end the connection.
 func (s *relayServer) frame(f http2.Frame, b *batch) error {
 	c := s.c
+	switch f.(type) {
+	case *http2.PingFrame, *http2.SettingsFrame:
+		if s.ctrlRun++; s.ctrlRun > maxControlRun {
+			s.h.Log.Warn("closing connection: flood of PING or SETTINGS frames", "remote", c.nc.RemoteAddr().String())
+			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+		}
+	default:
+		s.ctrlRun = 0
+	}
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
 		id := f.StreamID
