@@ -126,6 +126,7 @@ func (d *dispatcher) route(nc net.Conn) {
 		PingInterval:         d.m.opts.PingInterval,
 		PingTimeout:          d.m.opts.PingTimeout,
 		WriteTimeout:         d.m.opts.WriteByteTimeout,
+		CountError:           d.m.conns.countHTTP2Error,
 	}
 	if t != nil {
 		o.OnActive = func(active bool) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,12 @@ type H2Options struct {
 	// within a second of opening it; it returns true to close the connection (the
 	// rapid-reset guard).
 	OnStreamEnd func(early bool) (closeConn bool)
+	// CountError, if set, counts an HTTP/2 error or defence, by a name from a small fixed
+	// set: "conn_" or "stream_" and the lower-case error code sent
+	// ("stream_protocol_error", "conn_enhance_your_calm"), net/http's names where the
+	// event is the same ("conn_close_lost_ping", "too_many_early_resets"), and
+	// "headers_too_large". The same counter as http.HTTP2Config.CountError.
+	CountError func(kind string)
 }
 
 // H2Conn is a client's HTTP/2 connection served by the relay. Serve runs it; Shutdown
@@ -183,6 +190,7 @@ func (s *relayServer) serve() {
 					c.lastID = se.StreamID
 				}
 				c.mu.Unlock()
+				s.countError("stream_" + strings.ToLower(se.Code.String()))
 				s.resetStream(se.StreamID, se.Code, &b)
 			} else if err != nil {
 				return err
@@ -193,12 +201,21 @@ func (s *relayServer) serve() {
 		}
 	}()
 	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		s.countError("conn_" + strings.ToLower(http2.ErrCode(ce).String()))
+	}
 	if errors.As(err, &ce) && c.lockWrite() {
 		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), nil)
 		c.unlockWrite(&b)
 	}
 	b.flush()
 	s.close(err)
+}
+
+func (s *relayServer) countError(kind string) {
+	if s.o.CountError != nil {
+		s.o.CountError(kind)
+	}
 }
 
 func (s *relayServer) maxStreams() uint32 {
@@ -244,6 +261,7 @@ func (s *relayServer) keepalive() {
 	if c.pingOut {
 		if silent >= s.o.PingTimeout {
 			c.mu.Unlock()
+			s.countError("conn_close_lost_ping")
 			_ = c.nc.Close()
 			return
 		}
@@ -474,6 +492,7 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 		return nil
 	}
 	if f.Truncated {
+		s.countError("headers_too_large")
 		s.rejectHeaders(id, b)
 		return nil
 	}
@@ -646,6 +665,7 @@ func (s *relayServer) afterStreamEnd(early bool, b *batch) {
 	}
 	if s.o.OnStreamEnd != nil && s.o.OnStreamEnd(early) {
 		s.h.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
+		s.countError("too_many_early_resets")
 		_ = c.nc.Close()
 		return
 	}

@@ -258,6 +258,10 @@ func TestControlFrameFloods(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.check(t, 3*time.Second)
+			// The defence is visible in milvus_lb_http2_errors_total.
+			if n := l.lm.ConnStats().HTTP2Errors["conn_enhance_your_calm"]; n == 0 {
+				t.Errorf("milvus_lb_http2_errors_total{kind=\"conn_enhance_your_calm\"} = 0 after a %s flood the balancer closed", name)
+			}
 		})
 	}
 }
