@@ -37,6 +37,10 @@ const (
 	relayStreamWindow      = 1 << 20
 	relayClientConnWindow  = 4 << 20
 	relayBackendConnWindow = 16 << 20
+	// backendStreamWindow is the stream window the relay announces to backends; a
+	// stream's grows to relayStreamWindow once its client is sent some of its data,
+	// unless its client connection holds too much already (see clientConnBuffered).
+	backendStreamWindow = 64 << 10
 	// flushThreshold bounds a connection's write buffer: beyond it, the writer flushes
 	// at once instead of waiting for its batch to end.
 	flushThreshold = 64 << 10
@@ -79,6 +83,12 @@ type relayConn struct {
 	closeErr   error
 	pingOut    bool // a keepalive PING of ours awaits its ACK
 	active     bool // has streams, for the idle hook (server side)
+
+	// Client side: deferred are streams whose backend window is held back while queued
+	// (bytes waiting in the streams' queues for this connection) is over
+	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
+	deferred []*relayStream
+	queued   atomic.Int64
 }
 
 func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *relayConn {

@@ -144,7 +144,7 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 	c.wbuf = append(c.wbuf, http2.ClientPreface...)
 	_ = c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: relayStreamWindow},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: backendStreamWindow},
 	)
 	_ = c.fr.WriteWindowUpdate(0, uint32(relayBackendConnWindow-initialWindow))
 	c.flushLocked()

@@ -278,7 +278,7 @@ func (s *relayServer) keepalive() {
 		b.flush()
 		next = s.o.PingTimeout
 	}
-	s.pingTimer.Reset(max(next, time.Second))
+	s.pingTimer.Reset(max(next, 100*time.Millisecond))
 }
 
 // maxControlRun is how many PING and SETTINGS frames in a row, with no other frame
@@ -361,6 +361,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 			r.reset(errStreamReset)
 		} else if st := c.stream(f.StreamID); st != nil {
 			st.fromClientReset(b)
+			c.grantDeferred(b)
 		}
 	case *http2.SettingsFrame:
 		c.mu.Lock()
@@ -389,6 +390,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 				return http2.ConnectionError(http2.ErrCodeFlowControl)
 			}
 			c.windowUpdate(f, b)
+			c.grantDeferred(b)
 			for _, r := range s.restStreams() {
 				r.wake()
 			}
@@ -411,6 +413,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 				return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
 			}
 			c.windowUpdate(f, b)
+			c.grantDeferred(b)
 		}
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
@@ -532,6 +535,7 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 	}
 	st.clientEnded = f.StreamEnded()
 
+	st.down.acct = &c.queued
 	c.mu.Lock()
 	st.down.win = int64(c.peerWin)
 	c.streams[id] = st

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -28,6 +29,14 @@ type outFlow struct {
 	closed   bool // END_STREAM or RST_STREAM was sent: nothing more goes this way
 	waiting  bool // in the destination's blocked list
 	owed     int64
+	// deferred: owed stream window is held back from the sender because the client
+	// connection has clientConnBuffered bytes waiting (down only; see ackLocked).
+	deferred bool
+	// grown: the backend's stream window grew from backendStreamWindow to
+	// relayStreamWindow, which it does once data is delivered to the client (down only).
+	grown bool
+	// acct, if set, follows qlen: the client connection's count of bytes queued for it.
+	acct *atomic.Int64
 }
 
 // relayStream is one call: a stream on the client's connection and one on a backend's.
@@ -83,6 +92,9 @@ func (o *outFlow) head() []byte {
 
 func (o *outFlow) queue(p []byte) {
 	o.qlen += len(p)
+	if o.acct != nil {
+		o.acct.Add(int64(len(p)))
+	}
 	for len(p) > 0 {
 		if n := len(o.chunks); n == 0 || len(*o.chunks[n-1]) == cap(*o.chunks[n-1]) {
 			c := chunkPool.Get().(*[]byte)
@@ -99,6 +111,9 @@ func (o *outFlow) queue(p []byte) {
 // consume drops n sent bytes from the head of the queue.
 func (o *outFlow) consume(n int) {
 	o.qlen -= n
+	if o.acct != nil {
+		o.acct.Add(-int64(n))
+	}
 	o.poff += n
 	for len(o.chunks) > 0 && o.poff >= len(*o.chunks[0]) && (len(o.chunks) > 1 || o.qlen == 0) {
 		o.poff -= len(*o.chunks[0])
@@ -113,6 +128,9 @@ func (o *outFlow) consume(n int) {
 
 // reset drops the queue.
 func (o *outFlow) reset() {
+	if o.acct != nil {
+		o.acct.Add(-int64(o.qlen))
+	}
 	for _, c := range o.chunks {
 		chunkPool.Put(c)
 	}
@@ -247,9 +265,44 @@ func (s *relayStream) drainLocked(o *outFlow, dst *relayConn, id uint32, b *batc
 	return int64(sent)
 }
 
-// ackLocked returns n bytes received from src on stream id to src's windows. s.mu held.
+// ackLocked returns n bytes received from src on stream id, now sent on, to src's
+// windows. s.mu held.
+//
+// Up (client to backend), the connection window is returned here too: the client's
+// connection window (relayClientConnWindow) bounds what one client connection can make
+// the relay hold. Down (backend to client), the backend's connection window was returned
+// when the bytes arrived (fromBackendData): the backend connection is shared by many
+// clients, and a client that does not read must not stall the others' calls on it. What
+// bounds the relay there is the stream window, returned only here, and, per client
+// connection, clientConnBuffered: past it the stream windows are held back too.
 func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded bool, n int64, b *batch) {
-	if n <= 0 || src == nil || !src.lockWrite() {
+	if n <= 0 || src == nil {
+		return
+	}
+	down := o == &s.down
+	if down && srcEnded {
+		return
+	}
+	if down {
+		o.owed += n
+		if s.cc.queued.Load() > clientConnBuffered {
+			s.deferLocked()
+			return
+		}
+		if !o.grown {
+			// The client reads this stream: its window grows to the full size.
+			o.grown = true
+			o.owed += relayStreamWindow - backendStreamWindow
+		}
+		if o.owed < relayStreamWindow/4 || !src.lockWrite() {
+			return
+		}
+		_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
+		o.owed = 0
+		src.unlockWrite(b)
+		return
+	}
+	if !src.lockWrite() {
 		return
 	}
 	src.consumedLocked(n)
@@ -261,6 +314,63 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 		}
 	}
 	src.unlockWrite(b)
+}
+
+// clientConnBuffered bounds the response bytes the relay holds for one client
+// connection's streams (beyond each stream's first backendStreamWindow): past it, no
+// backend stream of that connection gets more window until the client reads. A
+// backend stream starts with backendStreamWindow and grows to relayStreamWindow once
+// the client has been sent some of its data, so streams a client never reads cost
+// backendStreamWindow each, and a client connection holds at most about
+// clientConnBuffered + streams × backendStreamWindow + relayStreamWindow.
+const clientConnBuffered = relayClientConnWindow
+
+// deferLocked puts s on its client connection's list of streams whose backend window is
+// held back. s.mu held.
+func (s *relayStream) deferLocked() {
+	if s.down.deferred {
+		return
+	}
+	s.down.deferred = true
+	s.cc.mu.Lock()
+	s.cc.deferred = append(s.cc.deferred, s)
+	s.cc.mu.Unlock()
+}
+
+// grantDeferred returns the backend window held back from c's streams once c's queued
+// bytes are below clientConnBuffered again. Called after what can drain c's queues.
+func (c *relayConn) grantDeferred(b *batch) {
+	c.mu.Lock()
+	if len(c.deferred) == 0 || c.queued.Load() > clientConnBuffered {
+		c.mu.Unlock()
+		return
+	}
+	list := c.deferred
+	c.deferred = nil
+	c.mu.Unlock()
+	for _, s := range list {
+		s.grantWindow(b)
+	}
+}
+
+// grantWindow sends the backend the stream window owed to it.
+func (s *relayStream) grantWindow(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down.deferred = false
+	if s.finished || s.backendEnded || s.bc == nil {
+		return
+	}
+	if !s.down.grown {
+		s.down.grown = true
+		s.down.owed += relayStreamWindow - backendStreamWindow
+	}
+	if s.down.owed <= 0 || !s.bc.lockWrite() {
+		return
+	}
+	_ = s.bc.fr.WriteWindowUpdate(s.bid, uint32(s.down.owed))
+	s.down.owed = 0
+	s.bc.unlockWrite(b)
 }
 
 // adjustWindow opens o's stream window on c by delta and sends what waited.
@@ -510,6 +620,8 @@ func (s *relayStream) fromBackendData(f *http2.DataFrame, b *batch) {
 	if end {
 		s.backendEnded = true
 	}
+	// The backend connection's window comes back at once (see ackLocked).
+	s.bc.returnConnWindow(int64(f.Length), b)
 	sent := s.sendLocked(&s.down, s.cc, s.cid, data, end, b)
 	s.ackLocked(s.bc, s.bid, &s.down, s.backendEnded, sent+pad, b)
 	s.maybeCompleteLocked(b)
@@ -626,9 +738,25 @@ func (s *relayStream) finishLocked(b *batch) {
 		s.cancelDial()
 		s.cancelDial = nil
 	}
+	queued := s.down.qlen > 0
 	s.up.reset()
 	s.down.reset()
 	s.up, s.down = outFlow{closed: true}, outFlow{closed: true}
+	if queued {
+		// Its queue no longer counts against the client connection: streams held back
+		// for it may go on. On a goroutine: s.mu is held and they have locks of their own.
+		cc := s.cc
+		cc.mu.Lock()
+		waiting := len(cc.deferred) > 0
+		cc.mu.Unlock()
+		if waiting {
+			go func() {
+				var b batch
+				cc.grantDeferred(&b)
+				b.flush()
+			}()
+		}
+	}
 	if s.bc != nil {
 		s.bc.mu.Lock()
 		if s.bc.streams[s.bid] == s {
