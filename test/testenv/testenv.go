@@ -126,13 +126,31 @@ func Python(t testing.TB) string {
 // may take it before the caller binds it; callers that can should listen on :0 instead.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
+	// The kernel may hand the same ephemeral port to the next bind once this one closes,
+	// and a test that asks for several ports before binding any would get duplicates:
+	// never return a port twice in one process.
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !given[port] {
+			given[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("testenv: no fresh free port after 100 tries")
+	return 0
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // PortFree reports whether 127.0.0.1:port can be bound now.
 func PortFree(port int) bool {
