@@ -84,32 +84,11 @@ else
 	port=$(free_port)
 	echo "note: port 443 is taken or needs root here; listening on $port instead (only listen-ports changes)"
 fi
-cat >ingress.yaml <<EOF
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":$port}]'
-    alb.ingress.kubernetes.io/certificate-arn: "$arn"
-spec:
-  ingressClassName: alb
-  rules:
-    - host: $HOST
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-EOF
+# The guide's file, test/testdata/guide/ingress.yaml, with only the ARN (and, if need be,
+# the port) replaced.
+sed -e "s|arn:aws:acm:region:account-id:certificate/certificate-id|$arn|" \
+	-e "s|'\[{\"HTTPS\":443}\]'|'[{\"HTTPS\":$port}]'|" \
+	"$ROOT/test/testdata/guide/ingress.yaml" >ingress.yaml
 cat ingress.yaml
 # What a cluster has and the guide takes as given: the Service and its endpoints (here, the
 # milvus-lite above, where a cluster would list its proxy pods).

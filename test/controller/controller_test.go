@@ -83,33 +83,6 @@ const (
 	listenPort = 443 // the guide's port: free in our own network namespace
 )
 
-// ingressYAML is the guide's ingress.yaml with the ARN that `cert import` printed.
-const ingressYAML = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":443}]'
-    alb.ingress.kubernetes.io/certificate-arn: "%s"
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
-
 // milvusYAML is what the Milvus Helm chart and the EndpointSlice controller would have
 // made: the Service and one slice listing its proxies.
 const milvusService = `apiVersion: v1
@@ -233,7 +206,7 @@ func TestControllerGuide(t *testing.T) {
 	}
 
 	// 3-4. kubectl apply -f ingress.yaml; watch until ADDRESS fills in.
-	apply("ingress.yaml", fmt.Sprintf(ingressYAML, imported.CertificateArn))
+	apply("ingress.yaml", testenv.GuideIngress(t, imported.CertificateArn, listenPort))
 	leader := waitAddress(t, cluster, "", lbA, lbB)
 	// The guide's own command, without -w.
 	table := kubectl("-f", filepath.Join(dir, "ingress.yaml"), "get")
@@ -307,7 +280,7 @@ func TestControllerGuide(t *testing.T) {
 	// and disturbs nobody.
 	apply("broken.yaml", strings.NewReplacer("name: milvus-demo\n  annotations", "name: broken\n  annotations",
 		"host: milvus-demo.milvus.io", "host: broken.milvus.io", "name: milvus-demo\n", "name: no-such-service\n").
-		Replace(fmt.Sprintf(ingressYAML, imported.CertificateArn)))
+		Replace(testenv.GuideIngress(t, imported.CertificateArn, listenPort)))
 	waitEvent(t, cluster, "broken", "FailedBuildModel")
 	testenv.RunClient(t, 2*time.Minute, "guide_check: PASS", argv...)
 

@@ -23,6 +23,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/kubetest"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 // TestControllerEndpointStates follows EndpointSlice conditions with backends that say
@@ -68,7 +69,7 @@ func TestControllerEndpointStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(milvusService + "---\n" + slice("1", "2"))
-	apply(fmt.Sprintf(ingressYAML, crt.ARN))
+	apply(testenv.GuideIngress(t, crt.ARN, listenPort))
 	startController(t, cluster.ControllerKubeconfig(t), "milvus-lb-a", lbA)
 	waitEndpoints(t, time.Now().Add(30*time.Second), "1", "2")
 

@@ -47,34 +47,6 @@ type guide struct {
 	address  string // ADDRESS from `get ingress`
 }
 
-// ingressYAML is the guide's ingress.yaml, byte for byte but for the certificate ARN and,
-// where tests cannot bind 443, the listen port.
-const ingressYAML = `apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: milvus
-  name: milvus-demo
-  annotations:
-    alb.ingress.kubernetes.io/scheme: internet-facing
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":%d}]'
-    alb.ingress.kubernetes.io/certificate-arn: "%s"
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: milvus-demo
-              port:
-                number: 19530
-`
-
 // milvusYAML is what a Milvus cluster has in Kubernetes and the guide takes as given: the
 // Service milvus-demo (port 19530, named milvus) and the EndpointSlice listing its proxy
 // pods, here one milvus-lite on 127.0.0.1. The Service maps 19530 to the pod's port, as
@@ -152,7 +124,7 @@ func prepareGuide(t *testing.T, port int) *guide {
 	// 3. Write ingress.yaml with that ARN, beside the cluster's own objects.
 	ingressFile := filepath.Join(g.dir, "ingress.yaml")
 	milvusFile := filepath.Join(g.dir, "milvus.yaml")
-	writeFile(t, ingressFile, fmt.Sprintf(ingressYAML, port, g.arn))
+	writeFile(t, ingressFile, testenv.GuideIngress(t, g.arn, port))
 	writeFile(t, milvusFile, fmt.Sprintf(milvusYAML, g.lite.Port))
 	return g
 }
