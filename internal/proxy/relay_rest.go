@@ -202,7 +202,7 @@ func (r *restStream) data(f *http2.DataFrame, b *batch) error {
 	}
 	if r.dead != nil || r.bodyDone {
 		// Nothing reads the body any more, so the bytes are given back.
-		r.returnLocked(int64(len(p)), b)
+		c.returnConnWindow(int64(len(p)), b)
 	} else {
 		r.body = append(r.body, p...)
 	}
@@ -263,14 +263,26 @@ func (r *restStream) wake() {
 // reset ends the stream from the client's side (RST_STREAM, a stream error we sent, or
 // the connection's end): the handler's context is cancelled and its reads and writes fail.
 func (r *restStream) reset(err error) {
+	var b batch
 	r.mu.Lock()
 	if r.dead == nil {
 		r.dead = err
 	}
+	r.dropBodyLocked(&b)
 	r.cond.Broadcast()
 	r.mu.Unlock()
+	b.flush()
 	r.cancel()
 	r.remove(true)
+}
+
+// dropBodyLocked lets go of request bytes nobody will read, giving their connection
+// window back (the client's other streams share it). r.mu held.
+func (r *restStream) dropBodyLocked(b *batch) {
+	if n := int64(len(r.body)); n > 0 {
+		r.sc.c.returnConnWindow(n, b)
+	}
+	r.body = nil
 }
 
 // halfClosedRemote reports whether the client ended its side of the stream.
@@ -338,13 +350,10 @@ func (rb restBody) Close() error {
 	r := rb.r
 	r.mu.Lock()
 	r.bodyDone = true
-	if n := int64(len(r.body)); n > 0 {
-		var b batch
-		r.returnLocked(n, &b)
-		defer b.flush()
-	}
-	r.body = nil
+	var b batch
+	r.dropBodyLocked(&b)
 	r.mu.Unlock()
+	b.flush()
 	return nil
 }
 
@@ -534,7 +543,6 @@ func (r *restStream) finish() {
 			r.ended = true
 		}
 	}
-	early := false
 	if r.ended && !r.bodyEnd && r.dead == nil {
 		// The response is complete but the client is still sending: tell it to stop
 		// (RFC 9113 §8.1), as net/http does.
@@ -546,11 +554,11 @@ func (r *restStream) finish() {
 	if r.dead == nil {
 		r.dead = errStreamClosed
 	}
-	r.body = nil
+	r.dropBodyLocked(&b)
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	r.cancel()
-	r.removeEarly(early, &b)
+	r.removeEarly(false, &b)
 }
 
 // abort resets the stream after a handler panic (http.ErrAbortHandler above all: a
@@ -568,6 +576,7 @@ func (r *restStream) abort(code http2.ErrCode) {
 	if r.dead == nil {
 		r.dead = errStreamClosed
 	}
+	r.dropBodyLocked(&b)
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	r.cancel()

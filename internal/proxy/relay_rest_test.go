@@ -2,12 +2,14 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 )
@@ -78,16 +80,26 @@ func TestRESTOverHTTP2(t *testing.T) {
 			}
 			// milvus-lb's own errors are HTTP statuses too. (Over h2c only: on TLS an
 			// unknown :authority is routed by the server name.)
+			// Each request carries a 512 KiB body that nothing reads (no rule matches):
+			// twelve of them are 6 MiB, more than the connection's window (4 MiB), so
+			// they are only all answered if the window of unread bodies is given back,
+			// whether the bytes arrive before the answer or after it.
 			if tc.name == "h2c" {
-				req, _ := http.NewRequest(http.MethodPost, tc.base+"/v2/vectordb/collections/list", nil)
-				req.Host = "no-such-host.example"
-				r, err := tc.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.Body.Close()
-				if r.StatusCode != http.StatusNotFound {
-					t.Errorf("no rule: status %d, want 404", r.StatusCode)
+				unread := bytes.Repeat([]byte("x"), 512<<10)
+				for i := range 12 {
+					req, _ := http.NewRequest(http.MethodPost, tc.base+"/v2/vectordb/collections/list", bytes.NewReader(unread))
+					req.Host = "no-such-host.example"
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					r, err := tc.client.Do(req.WithContext(ctx))
+					if err != nil {
+						cancel()
+						t.Fatalf("no rule, request %d: %v", i, err)
+					}
+					r.Body.Close()
+					cancel()
+					if r.StatusCode != http.StatusNotFound {
+						t.Errorf("no rule: status %d, want 404", r.StatusCode)
+					}
 				}
 			}
 		})
