@@ -114,17 +114,25 @@ func freePort(t *testing.T) int {
 // newLB starts a balancer with opts and limits in front of a new fake Milvus.
 func newLB(t *testing.T, opts listener.Options, limits proxy.Limits) *lb {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() && os.Getenv("ATTACK_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	be := fakemilvus.New(fakemilvus.Options{Name: "b0", NoRecord: true})
 	if err := be.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(be.Stop)
+	l := newLBAt(t, opts, limits, be.Addr())
+	l.backend = be
+	return l
+}
 
-	l := &lb{plain: freePort(t), tlsPort: freePort(t), ca: certtest.NewCA(t), backend: be, opts: opts, limits: limits}
+// newLBAt starts a balancer with opts and limits in front of the fake Milvus at addr (of
+// another process: see startBackendProcess); l.backend is nil.
+func newLBAt(t *testing.T, opts listener.Options, limits proxy.Limits, addr string) *lb {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() && os.Getenv("ATTACK_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	l := &lb{plain: freePort(t), tlsPort: freePort(t), ca: certtest.NewCA(t), opts: opts, limits: limits}
 	reg := balancer.NewRegistry()
 	tr := proxy.NewTransports()
 	t.Cleanup(tr.Close)
@@ -151,7 +159,7 @@ func newLB(t *testing.T, opts listener.Options, limits proxy.Limits) *lb {
 		Protocol: config.BackendGRPC, Algorithm: config.RoundRobin,
 		HealthCheck:         config.HealthCheck{Kind: config.CheckNone},
 		DeregistrationDelay: config.Duration(time.Second),
-		Endpoints:           []config.Endpoint{{Address: be.Addr(), Ready: true}},
+		Endpoints:           []config.Endpoint{{Address: addr, Ready: true}},
 	}
 	routes := []config.Route{{Host: host, Path: "/", PathType: config.PathPrefix, Backend: b.Key, Ingress: "milvus/milvus-demo"}}
 	model := &config.Model{
