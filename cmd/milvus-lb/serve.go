@@ -58,6 +58,7 @@ func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f.Uint32Var(&o.Listener.MaxConcurrentStreams, "max-concurrent-streams", o.Listener.MaxConcurrentStreams, "HTTP/2 streams per client connection")
 	f.DurationVar(&o.Listener.HandshakeTimeout, "handshake-timeout", o.Listener.HandshakeTimeout, "limit for a TLS handshake and HTTP/1.1 request headers")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&o.Listener.NetHTTP2, "net-http2", false, "serve HTTP/2 with Go's net/http server and transport instead of milvus-lb's frame relay (the reference path: slower, same behaviour)")
 	addLimitFlags(f, o)
 }
 
