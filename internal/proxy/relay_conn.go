@@ -89,6 +89,19 @@ type relayConn struct {
 	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
 	deferred []*relayStream
 	queued   atomic.Int64
+	grown    atomic.Int64 // the extra window its streams' backends were given (growLocked)
+
+	// Client side, write-behind: the socket is written by a goroutine of its own while
+	// writing is set (writeOut), never by the goroutine that produced the frames, which
+	// for responses is a backend connection's reader: a client that stops reading its
+	// socket must stall only itself, not every call on that backend connection. While it
+	// writes, more frames collect in wbuf, DATA up to maxWriteBacklog (then the streams
+	// wait in blocked, full set). writerIdle is closed when the writer stops.
+	writing    bool
+	full       bool
+	writerIdle chan struct{}
+	// onWritable wakes what waits for room in wbuf (set by the relay server).
+	onWritable func(b *batch)
 }
 
 func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *relayConn {
@@ -204,7 +217,7 @@ func (c *relayConn) unlockWrite(b *batch) {
 func (c *relayConn) flush() {
 	c.mu.Lock()
 	c.flushLocked()
-	if c.wbuf != nil {
+	if c.wbuf != nil && len(c.wbuf) == 0 { // not empty: a writer goroutine takes it next
 		putWbuf(c.wbuf)
 		c.wbuf = nil
 	}
@@ -221,11 +234,43 @@ func putWbuf(b []byte) {
 	} // a larger buffer (headers of a huge response) is let go
 }
 
-// flushLocked writes the buffer out and keeps it for more frames. c.mu held.
+// maxWriteBacklog bounds the DATA a client connection's buffer takes while its writer is
+// busy: beyond it, data waits in its streams' queues, which flow control bounds.
+const maxWriteBacklog = 1 << 20
+
+// flushWaitLimit bounds the wait for the last frames (a GOAWAY) before a close.
+const flushWaitLimit = 250 * time.Millisecond
+
+// roomLocked is how many more DATA bytes c's buffer takes now. c.mu held.
+func (c *relayConn) roomLocked() int64 {
+	if !c.writing {
+		return 1 << 62
+	}
+	return max(0, maxWriteBacklog-int64(len(c.wbuf)))
+}
+
+// flushLocked writes the buffer out (client side: hands it to the writer goroutine) and
+// keeps it for more frames. c.mu held.
 func (c *relayConn) flushLocked() {
 	if len(c.wbuf) == 0 || c.werr != nil || c.closed {
 		return
 	}
+	if c.server {
+		if c.writing {
+			return // the writer takes it after what it is writing
+		}
+		c.writing = true
+		c.writerIdle = make(chan struct{})
+		buf := c.wbuf
+		c.wbuf = nil
+		go c.writeOut(buf)
+		return
+	}
+	c.writeSyncLocked()
+}
+
+// writeSyncLocked writes the buffer from this goroutine. c.mu held.
+func (c *relayConn) writeSyncLocked() {
 	if c.writeTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
@@ -236,6 +281,80 @@ func (c *relayConn) flushLocked() {
 		// The reader notices the closed socket and tears the connection down.
 		_ = c.nc.Close()
 	}
+}
+
+// writeOut is the writer goroutine of a client connection: it writes buf and what
+// collected meanwhile, and stops when nothing is left.
+func (c *relayConn) writeOut(buf []byte) {
+	for {
+		if c.writeTimeout > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		}
+		_, err := c.nc.Write(buf)
+		putWbuf(buf)
+		c.mu.Lock()
+		if err != nil || c.closed || len(c.wbuf) == 0 {
+			if err != nil && c.werr == nil {
+				c.werr = err
+			}
+			c.writing = false
+			close(c.writerIdle)
+			if c.wbuf != nil && len(c.wbuf) == 0 { // an idle connection holds no buffer
+				putWbuf(c.wbuf)
+				c.wbuf = nil
+			}
+			wake := c.full && err == nil
+			c.full = false
+			c.mu.Unlock()
+			if err != nil {
+				// The reader notices the closed socket and tears the connection down.
+				_ = c.nc.Close()
+			}
+			if wake {
+				c.wake()
+			}
+			return
+		}
+		buf = c.wbuf
+		c.wbuf = nil
+		wake := c.full
+		c.full = false
+		c.mu.Unlock()
+		if wake {
+			c.wake()
+		}
+	}
+}
+
+// wake lets the streams that wait for room in the buffer go on.
+func (c *relayConn) wake() {
+	if c.onWritable != nil {
+		var b batch
+		c.onWritable(&b)
+		b.flush()
+	}
+}
+
+// flushWait writes out everything buffered, waiting up to flushWaitLimit for the writer
+// goroutine, before the connection is closed: a GOAWAY must not be lost to a client that
+// reads, and a client that does not read must not keep the connection.
+func (c *relayConn) flushWait() {
+	c.mu.Lock()
+	if c.writing && !c.closed {
+		idle := c.writerIdle
+		c.mu.Unlock()
+		t := time.NewTimer(flushWaitLimit)
+		select {
+		case <-idle:
+		case <-t.C:
+		}
+		t.Stop()
+		c.mu.Lock()
+	}
+	if !c.writing && len(c.wbuf) > 0 && c.werr == nil && !c.closed {
+		c.writeSyncLocked()
+	}
+	c.mu.Unlock()
 }
 
 // batch collects the connections a goroutine wrote to, to flush them together once it

@@ -410,7 +410,7 @@ func (r *restStream) Write(p []byte) (int, error) {
 		if !c.lockWrite() {
 			return written, errStreamClosed
 		}
-		n := min(int64(len(p)-written), r.sendWin, c.sendWin, int64(c.peerFrame))
+		n := min(int64(len(p)-written), r.sendWin, c.sendWin, int64(c.peerFrame), c.roomLocked())
 		if n > 0 {
 			_ = c.fr.WriteData(r.id, false, p[written:written+int(n)])
 			c.sendWin -= n
@@ -431,6 +431,9 @@ func (r *restStream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// connWindowLocked is what the connection lets a stream send now: its window, and room
+// in its write buffer (when there is none, the writer wakes the REST streams once it
+// takes the buffer). r.mu held.
 func (r *restStream) connWindowLocked() int64 {
 	c := r.sc.c
 	c.mu.Lock()
@@ -438,7 +441,11 @@ func (r *restStream) connWindowLocked() int64 {
 	if c.closed {
 		return 1 // let the writer find the connection closed
 	}
-	return c.sendWin
+	room := c.roomLocked()
+	if room <= 0 {
+		c.full = true
+	}
+	return min(c.sendWin, room)
 }
 
 // Flush sends the response header if it has not gone yet; written data goes out with

@@ -99,6 +99,7 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
 	// 16 KiB, which bounds the read buffer of every connection.
 	s.c.fr.SetMaxReadFrameSize(defaultFrame)
+	s.c.onWritable = s.writable
 	if o.MaxHeaderBytes > 0 {
 		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
 	}
@@ -133,7 +134,10 @@ func (hc *H2Conn) Shutdown() {
 		c.unlockWrite(&b)
 		b.flush()
 		if idle {
-			hc.Close()
+			go func() {
+				c.flushWait()
+				hc.Close()
+			}()
 		}
 	}
 }
@@ -209,7 +213,24 @@ func (s *relayServer) serve() {
 		c.unlockWrite(&b)
 	}
 	b.flush()
+	c.flushWait()
 	s.close(err)
+}
+
+// writable wakes what waits for room in the client connection's write buffer.
+func (s *relayServer) writable(b *batch) {
+	c := s.c
+	c.mu.Lock()
+	blocked := c.blocked
+	c.blocked = nil
+	c.mu.Unlock()
+	for _, st := range blocked {
+		st.adjustWindow(c, 0, b)
+	}
+	c.grantDeferred(b)
+	for _, r := range s.restStreams() {
+		r.wake()
+	}
 }
 
 func (s *relayServer) countError(kind string) {
@@ -674,9 +695,13 @@ func (s *relayServer) afterStreamEnd(early bool, b *batch) {
 		return
 	}
 	if drained {
-		// Shutdown was called and this was the last call: let its frames out, then close.
+		// Shutdown was called and this was the last call: let its frames out, then close
+		// (on a goroutine: the stream's mu is held, and the client may be slow to read).
 		c.flush()
-		_ = c.nc.Close()
+		go func() {
+			c.flushWait()
+			_ = c.nc.Close()
+		}()
 	}
 }
 

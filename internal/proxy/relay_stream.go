@@ -199,7 +199,7 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 	sent := 0
 	for {
 		n := int64(len(p) - sent)
-		n = min(n, o.win, dst.sendWin, int64(dst.peerFrame))
+		n = min(n, o.win, dst.sendWin, int64(dst.peerFrame), dst.roomLocked())
 		if n < 0 {
 			n = 0
 		}
@@ -226,7 +226,11 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 // blockLocked notes that o waits for window on dst: the connection's, when that is what
 // ran out (a stream window opening arrives as a WINDOW_UPDATE for the stream itself).
 func (s *relayStream) blockLocked(o *outFlow, dst *relayConn) {
-	if dst.sendWin <= 0 && !o.waiting {
+	full := dst.roomLocked() <= 0
+	if full {
+		dst.full = true // the writer wakes the blocked streams when it takes the buffer
+	}
+	if (dst.sendWin <= 0 || full) && !o.waiting {
 		o.waiting = true
 		dst.blocked = append(dst.blocked, s)
 	}
@@ -289,12 +293,12 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 			s.deferLocked()
 			return
 		}
+		s.growLocked()
+		threshold := int64(relayStreamWindow / 4)
 		if !o.grown {
-			// The client reads this stream: its window grows to the full size.
-			o.grown = true
-			o.owed += relayStreamWindow - backendStreamWindow
+			threshold = backendStreamWindow / 4
 		}
-		if o.owed < relayStreamWindow/4 || !src.lockWrite() {
+		if o.owed < threshold || !src.lockWrite() {
 			return
 		}
 		_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
@@ -314,6 +318,24 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 		}
 	}
 	src.unlockWrite(b)
+}
+
+// growLocked grows the backend's window for s from backendStreamWindow to
+// relayStreamWindow, once its client reads it, if its client connection's budget allows:
+// the extra windows of one client connection's streams add up to at most
+// clientConnBuffered (4 streams at full speed at a time; the others keep 64 KiB, which
+// is plenty at the round-trip time to a backend in the same cluster). s.mu held.
+func (s *relayStream) growLocked() {
+	const extra = relayStreamWindow - backendStreamWindow
+	if s.down.grown {
+		return
+	}
+	if s.cc.grown.Add(extra) > clientConnBuffered {
+		s.cc.grown.Add(-extra)
+		return
+	}
+	s.down.grown = true
+	s.down.owed += extra
 }
 
 // clientConnBuffered bounds the response bytes the relay holds for one client
@@ -361,10 +383,7 @@ func (s *relayStream) grantWindow(b *batch) {
 	if s.finished || s.backendEnded || s.bc == nil {
 		return
 	}
-	if !s.down.grown {
-		s.down.grown = true
-		s.down.owed += relayStreamWindow - backendStreamWindow
-	}
+	s.growLocked()
 	if s.down.owed <= 0 || !s.bc.lockWrite() {
 		return
 	}
@@ -739,6 +758,9 @@ func (s *relayStream) finishLocked(b *batch) {
 		s.cancelDial = nil
 	}
 	queued := s.down.qlen > 0
+	if s.down.grown {
+		s.cc.grown.Add(-(relayStreamWindow - backendStreamWindow))
+	}
 	s.up.reset()
 	s.down.reset()
 	s.up, s.down = outFlow{closed: true}, outFlow{closed: true}

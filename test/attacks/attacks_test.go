@@ -606,10 +606,19 @@ func (o *oversized) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestNeverReads opens streams that ask for large results and never reads the socket,
-// so that the balancer's writes stall on flow control (window exhaustion, as in
-// CVE-2019-9517): what it buffers must stay bounded and the connection must be closed.
+// TestNeverReads opens streams that ask for large results and never reads the socket.
+// With the default windows the balancer's writes stall on flow control (window
+// exhaustion, as in CVE-2019-9517); with windows opened to the maximum they stall on the
+// socket once the kernel's buffers are full, and the goroutine that writes must not be one
+// other clients' calls depend on (a backend connection's reader). Either way what the
+// balancer holds must stay bounded, other clients must keep their rate, and the
+// connection must be closed.
 func TestNeverReads(t *testing.T) {
+	t.Run("windows", func(t *testing.T) { neverReads(t, false) })
+	t.Run("socket", func(t *testing.T) { neverReads(t, true) })
+}
+
+func neverReads(t *testing.T, openWindows bool) {
 	o := testOptions()
 	// The backend runs in a process of its own: it holds the 100 responses of 8 MiB
 	// whole (see startBackendProcess), and the heap bound is about the balancer.
@@ -629,11 +638,20 @@ func TestNeverReads(t *testing.T) {
 		start := time.Now()
 		openBefore := l.lm.ConnStats().Open
 		for range conns {
-			c, err := l.dialRaw(ctx, false)
+			var settings []http2.Setting
+			if openWindows {
+				settings = append(settings, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+			}
+			c, err := l.dialRaw(ctx, false, settings...)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if openWindows {
+				if err := c.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+					return err
+				}
+			}
 			for i := range streams {
 				id := uint32(2*i + 1)
 				if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
