@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
@@ -75,22 +77,7 @@ func APIServerPath() string {
 	if p := os.Getenv("KUBE_APISERVER"); p != "" {
 		return p
 	}
-	return filepath.Join(cacheDir(), "bin", "kube-apiserver-"+Version)
-}
-
-// cacheDir follows scripts/lib.sh (and test/testenv): $MILVUS_LB_CACHE, else
-// /var/cache/milvus-lb for root, else ~/.cache/milvus-lb.
-func cacheDir() string {
-	if d := os.Getenv("MILVUS_LB_CACHE"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/milvus-lb"
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "milvus-lb")
-	}
-	return filepath.Join(os.TempDir(), "milvus-lb-cache")
+	return filepath.Join(testenv.CacheDir(), "bin", "kube-apiserver-"+Version)
 }
 
 // Start runs etcd and kube-apiserver and waits until the API server is ready. It fails
