@@ -558,14 +558,7 @@ func (r *restStream) finish() {
 			c.unlockWrite(&b)
 		}
 	}
-	if r.dead == nil {
-		r.dead = errStreamClosed
-	}
-	r.dropBodyLocked(&b)
-	r.cond.Broadcast()
-	r.mu.Unlock()
-	r.cancel()
-	r.removeEarly(false, &b)
+	r.closeLocked(&b)
 }
 
 // abort resets the stream after a handler panic (http.ErrAbortHandler above all: a
@@ -580,14 +573,20 @@ func (r *restStream) abort(code http2.ErrCode) {
 			c.unlockWrite(&b)
 		}
 	}
+	r.closeLocked(&b)
+}
+
+// closeLocked marks the stream closed, drops what is left of the request body, wakes the
+// handler's waiters and forgets the stream. It is called with r.mu held and unlocks it.
+func (r *restStream) closeLocked(b *batch) {
 	if r.dead == nil {
 		r.dead = errStreamClosed
 	}
-	r.dropBodyLocked(&b)
+	r.dropBodyLocked(b)
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	r.cancel()
-	r.removeEarly(false, &b)
+	r.removeEarly(false, b)
 }
 
 func (r *restStream) remove(clientReset bool) {
