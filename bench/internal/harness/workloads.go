@@ -271,20 +271,8 @@ func (r *Runner) profile(t *Target, w string, round int) func() {
 }
 
 func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result) error {
-	conns, err := dialN(ctx, t, r.P.SearchConns)
-	if err != nil {
-		return err
-	}
-	defer closeAll(conns)
 	checkers := sync.Pool{New: func() any { return &searchChecker{} }}
-	w := r.window()
-	cpu := meterCPU(t.PIDs, w)
-	var end func()
-	var once sync.Once
-	lat, err := loop(ctx, conns, r.P.SearchCallers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
-		if time.Now().After(w.from) {
-			once.Do(func() { end = r.profile(t, Search, res.Round) })
-		}
+	return r.measure(ctx, t, res, Search, r.P.SearchConns, r.P.SearchCallers, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
 		if err := cc.Invoke(ctx, searchMethod, r.search, resp); err != nil {
 			return err
 		}
@@ -292,21 +280,24 @@ func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result) error {
 		defer checkers.Put(c)
 		return c.check(resp.b)
 	})
-	if end != nil {
-		end()
-	}
-	if err != nil {
-		return err
-	}
-	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
-	res.RPS = float64(res.Calls) / res.Seconds
-	res.CPUus = cpu.perCall(res.Calls)
-	percentiles(lat, res)
-	return nil
 }
 
 func (r *Runner) runInsert(ctx context.Context, t *Target, res *Result) error {
-	conns, err := dialN(ctx, t, r.P.InsertConns)
+	err := r.measure(ctx, t, res, Insert, r.P.InsertConns, r.P.InsertCallers, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
+		if err := cc.Invoke(ctx, insertMethod, r.insert, resp); err != nil {
+			return err
+		}
+		return checkInsert(resp.b, r.P.InsertRows)
+	})
+	res.MBps = res.RPS * float64(len(r.insert.b)) / 1e6
+	return err
+}
+
+// measure runs callers over nConns connections for one window, profiling its measured
+// part, and fills in res's calls/s, CPU per call and latency percentiles.
+func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload string, nConns, callers int,
+	call func(ctx context.Context, cc *grpc.ClientConn, resp *response) error) error {
+	conns, err := dialN(ctx, t, nConns)
 	if err != nil {
 		return err
 	}
@@ -315,14 +306,11 @@ func (r *Runner) runInsert(ctx context.Context, t *Target, res *Result) error {
 	cpu := meterCPU(t.PIDs, w)
 	var end func()
 	var once sync.Once
-	lat, err := loop(ctx, conns, r.P.InsertCallers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
+	lat, err := loop(ctx, conns, callers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
 		if time.Now().After(w.from) {
-			once.Do(func() { end = r.profile(t, Insert, res.Round) })
+			once.Do(func() { end = r.profile(t, workload, res.Round) })
 		}
-		if err := cc.Invoke(ctx, insertMethod, r.insert, resp); err != nil {
-			return err
-		}
-		return checkInsert(resp.b, r.P.InsertRows)
+		return call(ctx, cc, resp)
 	})
 	if end != nil {
 		end()
@@ -332,7 +320,6 @@ func (r *Runner) runInsert(ctx context.Context, t *Target, res *Result) error {
 	}
 	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
-	res.MBps = res.RPS * float64(len(r.insert.b)) / 1e6
 	res.CPUus = cpu.perCall(res.Calls)
 	percentiles(lat, res)
 	return nil
