@@ -30,7 +30,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -173,7 +172,7 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 
 func (c *Cluster) startEtcd(t testing.TB, etcd string) string {
 	t.Helper()
-	client, peer := freePort(t), freePort(t)
+	client, peer := testenv.FreePort(t), testenv.FreePort(t)
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(client)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
 	args := []string{
@@ -205,7 +204,7 @@ func (c *Cluster) startEtcd(t testing.TB, etcd string) string {
 
 func (c *Cluster) startAPIServer(t testing.TB, apiserver, etcdURL string) {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	c.Host = "https://127.0.0.1:" + strconv.Itoa(port)
 
 	caPEM, certPEM, keyPEM := servingCert(t)
@@ -331,31 +330,6 @@ func waitFor(t testing.TB, timeout time.Duration, name, logPath string, exited <
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-var portsMu sync.Mutex
-var portsTaken = map[int]bool{}
-
-// freePort returns a loopback port nobody listens on now and that this process has not
-// handed out before (the kernel may return the same ephemeral port twice in a row).
-func freePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsTaken[port] {
-			portsTaken[port] = true
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 func randomToken(t testing.TB) string {

@@ -1,7 +1,6 @@
 package source_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/kubetest"
 	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 // replica is one controller replica without its data plane: source → Translate →
@@ -34,13 +34,13 @@ type replica struct {
 	rep    *source.Reporter
 	stop   context.CancelFunc
 	done   chan struct{}
-	logs   *logBuffer
+	logs   *testenv.LogBuffer
 	models chan *config.Model
 }
 
 func startReplica(t *testing.T, client kubernetes.Interface, kopts source.KubeOptions, sopts source.StatusOptions) *replica {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	kopts.Logger, sopts.Logger = logger, logger
 	k := source.NewKube(client, kopts)
@@ -83,23 +83,6 @@ func startReplica(t *testing.T, client kubernetes.Interface, kopts source.KubeOp
 func (r *replica) kill() {
 	r.stop()
 	<-r.done
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // eventually polls check every 50 ms until it returns nil or timeout passes.

@@ -15,7 +15,7 @@ import (
 type Process struct {
 	Name   string
 	cmd    *exec.Cmd
-	logs   logBuffer
+	logs   LogBuffer
 	exited chan struct{}
 	err    error // Wait's result; read only after exited is closed
 	// reaped is set when the test itself stopped or killed the process: the test then owns

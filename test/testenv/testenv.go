@@ -305,19 +305,19 @@ func RunClient(t testing.TB, timeout time.Duration, passPrefix string, argv ...s
 	return ""
 }
 
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
+// LogBuffer collects a process's or a logger's output; safe for concurrent use.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
