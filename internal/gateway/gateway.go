@@ -54,9 +54,10 @@ type ListenerSet interface {
 	Reconcile(ls []config.Listener) error
 }
 
-// HealthChecker probes endpoints and records verdicts in the registry.
+// HealthChecker probes endpoints and records verdicts in the registry. Update starts
+// probing new endpoints; the retire it returns stops probing those that left.
 type HealthChecker interface {
-	Update(backends map[string]*config.Backend)
+	Update(backends map[string]*config.Backend) (retire func())
 }
 
 // Gateway owns the current snapshot. Apply may be called from one goroutine at a time
@@ -103,8 +104,9 @@ func (g *Gateway) Apply(ctx context.Context, m *config.Model, problems config.Pr
 			return nil, fmt.Errorf("opening listeners: %w", err)
 		}
 	}
+	retire := func() {}
 	if g.health != nil {
-		g.health.Update(m.Backends)
+		retire = g.health.Update(m.Backends)
 		// Let the first probe of new endpoints land before they can be picked, so a fresh
 		// start or a new backend does not answer "no healthy endpoint" for a moment.
 		waitChecked(ctx, snap, 3*time.Second)
@@ -113,6 +115,8 @@ func (g *Gateway) Apply(ctx context.Context, m *config.Model, problems config.Pr
 	snap.Generation = g.gen
 	snap.Applied = time.Now()
 	g.current.Store(snap)
+	// Endpoints that left are marked down only now that no new call can pick them.
+	retire()
 
 	keep := map[string]bool{}
 	for _, b := range m.Backends {

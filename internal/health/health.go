@@ -69,9 +69,13 @@ type spec struct {
 // check. A probe whose check changed restarts, and its first result decides at once; an
 // address that is no longer probed is marked unhealthy.
 //
+// The probes of addresses that are gone are stopped by retire, which the caller runs once
+// the snapshot without them is in force: until then the old snapshot still picks them,
+// and marking them unhealthy earlier would answer "no healthy endpoint" in between.
+//
 // Update does not block on probes in flight. Call it before balancer.Registry.Retain, so
 // that an address still in the model is never dropped from the registry under its probe.
-func (c *Checker) Update(backends map[string]*config.Backend) {
+func (c *Checker) Update(backends map[string]*config.Backend) (retire func()) {
 	want := make(map[string]spec)
 	for _, key := range slices.Sorted(maps.Keys(backends)) {
 		b := backends[key]
@@ -91,14 +95,20 @@ func (c *Checker) Update(backends map[string]*config.Backend) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var gone []*probe
+	retire = func() {
+		for _, p := range gone {
+			p.stop(true)
+		}
+	}
 	if c.closed {
-		return
+		return retire
 	}
 	for addr, p := range c.probes {
 		s, ok := want[addr]
 		switch {
 		case !ok:
-			p.stop(true)
+			gone = append(gone, p)
 			delete(c.probes, addr)
 		case s != p.spec:
 			p.stop(false)
@@ -122,6 +132,7 @@ func (c *Checker) Update(backends map[string]*config.Backend) {
 			p.run()
 		}()
 	}
+	return retire
 }
 
 // specFor resolves a backend's check for one address.

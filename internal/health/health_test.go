@@ -257,10 +257,15 @@ func TestUpdateAddsRemovesAndRestarts(t *testing.T) {
 		t.Errorf("unready endpoint was probed")
 	}
 
-	// s2 leaves: no more probes, and its verdict is cleared.
-	c.Update(backends(backend("ns/milvus:19530", fast(config.CheckMilvus), s1.Addr())))
+	// s2 leaves: its verdict stands while the snapshot that lists it may still be in
+	// force (until retire), then it is cleared and probes stop.
+	retire := c.Update(backends(backend("ns/milvus:19530", fast(config.CheckMilvus), s1.Addr())))
+	if ep, _ := reg.Get(s2.Addr()); !ep.Healthy() {
+		t.Errorf("removed endpoint marked unhealthy before retire: calls still routed by the old snapshot would find no endpoint")
+	}
+	retire()
 	if ep, _ := reg.Get(s2.Addr()); ep.Healthy() {
-		t.Errorf("removed endpoint still healthy")
+		t.Errorf("removed endpoint still healthy after retire")
 	}
 	n := s2.Count("CheckHealth")
 	time.Sleep(5 * interval)
