@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // Connection-level limits: how many client connections may be open at once, when an idle
@@ -111,7 +113,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		c.open.Add(1)
 		c.accepted.Add(1)
-		t := &trackedConn{Conn: nc, c: c}
+		// The socket layer gives the relay writes that never block (internal/sock).
+		t := &trackedConn{Conn: sock.New(nc), c: c}
 		now := time.Now().UnixNano()
 		t.lastRead.Store(now)
 		t.lastActive.Store(now)
@@ -168,6 +171,9 @@ func (t *trackedConn) Write(p []byte) (int, error) {
 	}
 	return t.Conn.Write(p)
 }
+
+// NetConn is the connection under t (sock.Find looks through it).
+func (t *trackedConn) NetConn() net.Conn { return t.Conn }
 
 func (t *trackedConn) Close() error {
 	err := t.Conn.Close()

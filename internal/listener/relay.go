@@ -207,6 +207,9 @@ type prefixConn struct {
 	prefix []byte
 }
 
+// NetConn is the connection under c (sock.Find looks through it).
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n := copy(p, c.prefix)

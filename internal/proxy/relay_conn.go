@@ -7,8 +7,10 @@ package proxy
 // passed through (a peer's WINDOW_UPDATE is returned only once the bytes it covers were
 // written on the other side), so the balancer holds at most one window of data per
 // stream, whatever the message size. Writes are batched: a connection's frames collect
-// in its buffer and go out in one write when the goroutine that produced them has no more
-// input buffered. net/http keeps serving HTTP/1.1 and stays the reference implementation.
+// in its buffer and go out in one write when the goroutine that produced them is about to
+// read from its socket again (sock.Conn.BeforeRead), and writes never block: what the
+// kernel does not take waits in the socket's backlog (internal/sock). net/http keeps
+// serving HTTP/1.1 and stays the reference implementation.
 //
 // Locking: every relayConn has mu (its write buffer, encoder, connection-level windows,
 // peer settings and stream table); every relayStream has mu (all its fields). A goroutine
@@ -28,6 +30,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // Windows the relay advertises. A stream's window bounds what the relay may have to hold
@@ -51,20 +55,28 @@ const (
 // relayConn is one HTTP/2 connection of the relay: a client's (server side) or one to a
 // backend endpoint (client side).
 type relayConn struct {
-	nc     net.Conn
+	nc     net.Conn // what frames are read from and closed: the TLS connection, if any
+	sk     *sock.Conn
+	over   io.Writer // nc when it is a wrapper over sk (TLS): writes go through it first
 	br     *bufio.Reader
 	fr     *http2.Framer
 	server bool // faces a client
 	name   string
 
-	writeTimeout time.Duration
+	// rb is the batch of the connection's reader goroutine, flushed when it is about to
+	// wait for the socket (sk.BeforeRead). Reader goroutine only, as is framesRead.
+	rb         batch
+	framesRead int
 
-	// lastRead is when a frame last arrived (unix nanoseconds), for keepalive pings.
+	// lastRead is when frames last arrived (unix nanoseconds, see frameRead), for
+	// keepalive pings.
 	lastRead atomic.Int64
 	closing  atomic.Bool
 
 	mu         sync.Mutex
 	wbuf       []byte
+	sealed     [][]byte // full buffers waiting for the writer, before wbuf (see appendData)
+	queued     int      // bytes in sealed and wbuf
 	henc       *hpack.Encoder
 	hbuf       bytes.Buffer
 	werr       error
@@ -84,27 +96,28 @@ type relayConn struct {
 	pingOut    bool // a keepalive PING of ours awaits its ACK
 	active     bool // has streams, for the idle hook (server side)
 
-	// Client side: deferred are streams whose backend window is held back while queued
-	// (bytes waiting in the streams' queues for this connection) is over
+	// Client side: deferred are streams whose backend window is held back while
+	// respQueued (bytes waiting in the streams' queues for this connection) is over
 	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
-	deferred []*relayStream
-	queued   atomic.Int64
-	grown    atomic.Int64 // the extra window its streams' backends were given (growLocked)
+	deferred   []*relayStream
+	respQueued atomic.Int64
+	grown      atomic.Int64 // the extra window its streams' backends were given (growLocked)
 
-	// Client side, write-behind: the socket is written by a goroutine of its own while
-	// writing is set (writeOut), never by the goroutine that produced the frames, which
-	// for responses is a backend connection's reader: a client that stops reading its
-	// socket must stall only itself, not every call on that backend connection. While it
-	// writes, more frames collect in wbuf, DATA up to maxWriteBacklog (then the streams
-	// wait in blocked, full set). writerIdle is closed when the writer stops.
-	writing    bool
-	full       bool
-	writerIdle chan struct{}
-	// onWritable wakes what waits for room in wbuf (set by the relay server).
+	// Writing: one goroutine at a time writes the connection (writing is set), the one
+	// that flushed while nobody was, or, when the kernel would not take everything, the
+	// socket's drain goroutine (drained). Meanwhile frames collect in wbuf, DATA up to
+	// maxWriteBacklog (then the streams wait in blocked, full set): a peer that stops
+	// reading stalls only its own connection, never the goroutine that produced its
+	// frames, which for responses is a backend connection's reader shared by many calls.
+	writing bool
+	full    bool
+	// idle, if set, is closed when writing ends (flushWait).
+	idle chan struct{}
+	// onWritable wakes what waits for room in wbuf.
 	onWritable func(b *batch)
 }
 
-func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *relayConn {
+func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, writeTimeout time.Duration) *relayConn {
 	c := &relayConn{
 		nc: nc, server: server,
 		sendWin: initialWindow, peerWin: initialWindow, peerFrame: defaultFrame, peerMaxStr: 1 << 31,
@@ -112,7 +125,20 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *rela
 		streams:    make(map[uint32]*relayStream),
 		nextID:     1,
 	}
-	c.br = bufio.NewReaderSize(nc, readBuf)
+	var rd io.Reader = nc
+	if c.sk = sock.Find(nc); c.sk == nil {
+		// No socket of ours under nc (a connection made in a test): the wrapper writes
+		// through nc from its drain goroutine every time, and reads through it for the
+		// flush before each read.
+		c.sk = sock.New(nc)
+		rd = c.sk
+	} else if c.sk != nc {
+		c.over = nc
+	}
+	c.sk.BeforeRead = c.beforeRead
+	c.sk.Buffer(writeTimeout, c.drained)
+	c.onWritable = c.wakeBlocked
+	c.br = bufio.NewReaderSize(rd, readBuf)
 	c.fr = http2.NewFramer(c, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -120,10 +146,49 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64) *rela
 	return c
 }
 
+// beforeRead flushes what the reader's frames produced, for every connection they went
+// to, once everything received so far is handled: one write per connection per batch.
+// If frames were handled since the last note, now is when the connection was last active
+// (lastRead). Bytes that complete no frame do not count: a header block that never ends
+// must not keep its connection alive.
+func (c *relayConn) beforeRead() {
+	if c.framesRead > 0 {
+		c.noteRead()
+	}
+	c.rb.flush()
+}
+
+// frameRead notes a frame for keepalive, reading the clock only every 64 frames: a busy
+// connection's reader runs out of input (beforeRead) often enough to keep lastRead
+// fresh, and one streaming without pause still marks it every megabyte or so.
+func (c *relayConn) frameRead() {
+	if c.framesRead++; c.framesRead >= 64 {
+		c.noteRead()
+	}
+}
+
+func (c *relayConn) noteRead() {
+	c.framesRead = 0
+	c.lastRead.Store(time.Now().UnixNano())
+}
+
+// wakeBlocked lets the streams waiting for room in the buffer go on (the server side
+// replaces it with one that also wakes its REST streams).
+func (c *relayConn) wakeBlocked(b *batch) {
+	c.mu.Lock()
+	blocked := c.blocked
+	c.blocked = nil
+	c.mu.Unlock()
+	for _, st := range blocked {
+		st.adjustWindow(c, 0, b)
+	}
+}
+
 // Write appends to the write buffer; it is the Framer's writer and is only called with
 // c.mu held.
 func (c *relayConn) Write(p []byte) (int, error) {
 	c.wbuf = append(c.wbuf, p...)
+	c.queued += len(p)
 	return len(p), nil
 }
 
@@ -173,9 +238,15 @@ const frameHeaderLen = 9
 
 // appendData appends a DATA frame straight to the write buffer, with one copy of p
 // (the Framer would build the frame in its own buffer first). c.mu held; len(p) is
-// within the peer's frame size.
+// within the peer's frame size and roomLocked.
 func (c *relayConn) appendData(id uint32, end bool, p []byte) {
-	if need := len(c.wbuf) + frameHeaderLen + len(p); need > cap(c.wbuf) && need <= bigBufSize {
+	need := len(c.wbuf) + frameHeaderLen + len(p)
+	if need > bigBufSize && len(c.wbuf) > 0 {
+		// Another goroutine is writing (else the buffer would have been flushed at
+		// flushThreshold): the full buffer waits for it as it is, and a new one starts.
+		c.sealed = append(c.sealed, c.wbuf)
+		c.wbuf = bigBufs.get()
+	} else if need > cap(c.wbuf) {
 		nb := append(bigBufs.get(), c.wbuf...)
 		putWbuf(c.wbuf)
 		c.wbuf = nb
@@ -188,6 +259,7 @@ func (c *relayConn) appendData(id uint32, end bool, p []byte) {
 	c.wbuf = append(c.wbuf, byte(n>>16), byte(n>>8), byte(n), byte(http2.FrameData), flags,
 		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
 	c.wbuf = append(c.wbuf, p...)
+	c.queued += frameHeaderLen + n
 }
 
 // lockWrite takes c.mu for writing frames and makes sure a buffer is there.
@@ -203,25 +275,16 @@ func (c *relayConn) lockWrite() bool {
 	return true
 }
 
-// unlockWrite releases c.mu after writing frames, flushing first when the buffer is
-// large, and marks c for the batch's flush.
+// unlockWrite releases c.mu after writing frames and marks c for the batch's flush, or
+// flushes at once when the buffer is large. The caller may hold a stream's lock, so the
+// streams waiting for room are woken by the batch's flush, not here.
 func (c *relayConn) unlockWrite(b *batch) {
-	if len(c.wbuf) >= flushThreshold {
-		c.flushLocked()
-	}
+	big := c.queued >= flushThreshold && !c.writing
 	c.mu.Unlock()
+	if big {
+		c.flush(false)
+	}
 	b.mark(c)
-}
-
-// flush writes the buffer out and lets it go: an idle connection holds no buffer.
-func (c *relayConn) flush() {
-	c.mu.Lock()
-	c.flushLocked()
-	if c.wbuf != nil && len(c.wbuf) == 0 { // not empty: a writer goroutine takes it next
-		putWbuf(c.wbuf)
-		c.wbuf = nil
-	}
-	c.mu.Unlock()
 }
 
 func putWbuf(b []byte) {
@@ -234,96 +297,135 @@ func putWbuf(b []byte) {
 	} // a larger buffer (headers of a huge response) is let go
 }
 
-// maxWriteBacklog bounds the DATA a client connection's buffer takes while its writer is
-// busy: beyond it, data waits in its streams' queues, which flow control bounds.
+// maxWriteBacklog bounds the DATA a connection's buffer takes while it is being written:
+// beyond it, data waits in its streams' queues, which flow control bounds.
 const maxWriteBacklog = 1 << 20
 
 // flushWaitLimit bounds the wait for the last frames (a GOAWAY) before a close.
 const flushWaitLimit = 250 * time.Millisecond
 
-// roomLocked is how many more DATA bytes c's buffer takes now. c.mu held.
+// roomLocked is how many more DATA bytes c's buffer takes now: up to maxWriteBacklog
+// while it is being written, else up to a big buffer (the writer flushes it at
+// flushThreshold). c.mu held.
 func (c *relayConn) roomLocked() int64 {
-	if !c.writing {
-		return 1 << 62
+	if c.writing {
+		return max(0, maxWriteBacklog-int64(c.queued))
 	}
-	return max(0, maxWriteBacklog-int64(len(c.wbuf)))
+	return max(0, int64(bigBufSize-frameHeaderLen-len(c.wbuf)))
 }
 
-// flushLocked writes the buffer out (client side: hands it to the writer goroutine) and
-// keeps it for more frames. c.mu held.
-func (c *relayConn) flushLocked() {
-	if len(c.wbuf) == 0 || c.werr != nil || c.closed {
-		return
-	}
-	if c.server {
-		if c.writing {
-			return // the writer takes it after what it is writing
+// flush writes the buffer out, unless another goroutine is writing (it takes the buffer
+// next). wake says whether it may run the streams that wait for room (no stream lock is
+// held); if not, they are woken by the next flush that may. An idle connection is left
+// holding no buffer.
+func (c *relayConn) flush(wake bool) {
+	c.mu.Lock()
+	if c.writing || c.closed || c.werr != nil || c.queued == 0 {
+		if !c.writing && c.wbuf != nil && c.queued == 0 {
+			putWbuf(c.wbuf)
+			c.wbuf = nil
 		}
-		c.writing = true
-		c.writerIdle = make(chan struct{})
-		buf := c.wbuf
-		c.wbuf = nil
-		go c.writeOut(buf)
-		return
-	}
-	c.writeSyncLocked()
-}
-
-// writeSyncLocked writes the buffer from this goroutine. c.mu held.
-func (c *relayConn) writeSyncLocked() {
-	if c.writeTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
-	_, err := c.nc.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
-	if err != nil {
-		c.werr = err
-		// The reader notices the closed socket and tears the connection down.
-		_ = c.nc.Close()
-	}
-}
-
-// writeOut is the writer goroutine of a client connection: it writes buf and what
-// collected meanwhile, and stops when nothing is left.
-func (c *relayConn) writeOut(buf []byte) {
-	for {
-		if c.writeTimeout > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-		}
-		_, err := c.nc.Write(buf)
-		putWbuf(buf)
-		c.mu.Lock()
-		if err != nil || c.closed || len(c.wbuf) == 0 {
-			if err != nil && c.werr == nil {
-				c.werr = err
-			}
-			c.writing = false
-			close(c.writerIdle)
-			if c.wbuf != nil && len(c.wbuf) == 0 { // an idle connection holds no buffer
-				putWbuf(c.wbuf)
-				c.wbuf = nil
-			}
-			wake := c.full && err == nil
+		w := wake && c.full && !c.writing
+		if w {
 			c.full = false
+		}
+		c.mu.Unlock()
+		if w {
+			c.wake()
+		}
+		return
+	}
+	c.writing = true
+	c.writeLoop(wake)
+}
+
+// writeLoop writes the buffers until none is left or the kernel takes no more (then the
+// socket's drain goroutine goes on and calls drained). c.mu held and c.writing set; it
+// returns with c.mu released.
+func (c *relayConn) writeLoop(wake bool) {
+	for {
+		bufs := c.sealed
+		c.sealed = nil
+		if len(c.wbuf) > 0 {
+			bufs = append(bufs, c.wbuf)
+			c.wbuf = nil
+		}
+		c.queued = 0
+		c.mu.Unlock()
+		var pending int
+		var err error
+		for i, buf := range bufs {
+			if err == nil {
+				pending, err = c.writeOut(buf)
+			}
+			putWbuf(buf)
+			bufs[i] = nil
+		}
+		c.mu.Lock()
+		if err != nil && c.werr == nil {
+			c.werr = err
+		}
+		if pending > 0 && err == nil && !c.closed {
 			c.mu.Unlock()
+			return
+		}
+		if err != nil || c.closed || c.queued == 0 {
+			c.doneWritingLocked(wake)
 			if err != nil {
 				// The reader notices the closed socket and tears the connection down.
 				_ = c.nc.Close()
 			}
-			if wake {
-				c.wake()
-			}
 			return
 		}
-		buf = c.wbuf
-		c.wbuf = nil
-		wake := c.full
-		c.full = false
-		c.mu.Unlock()
-		if wake {
-			c.wake()
-		}
 	}
+}
+
+// doneWritingLocked ends a write, waking the streams that wait for room if wake allows,
+// and releases c.mu.
+func (c *relayConn) doneWritingLocked(wake bool) {
+	c.writing = false
+	if c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+	if c.wbuf != nil && c.queued == 0 { // an idle connection holds no buffer
+		putWbuf(c.wbuf)
+		c.wbuf = nil
+	}
+	w := wake && c.full && c.werr == nil
+	if w {
+		c.full = false
+	}
+	c.mu.Unlock()
+	if w {
+		c.wake()
+	}
+}
+
+// writeOut hands buf to the socket (through TLS, if any) and returns what waits there.
+func (c *relayConn) writeOut(buf []byte) (int, error) {
+	if c.over == nil {
+		return c.sk.WriteNow(buf)
+	}
+	if _, err := c.over.Write(buf); err != nil {
+		return 0, err
+	}
+	return c.sk.Flush()
+}
+
+// drained is called by the socket's drain goroutine when its backlog is written: what
+// collected meanwhile goes next.
+func (c *relayConn) drained() {
+	c.mu.Lock()
+	if !c.writing {
+		c.mu.Unlock()
+		return
+	}
+	if c.closed || c.werr != nil || c.queued == 0 {
+		c.doneWritingLocked(true)
+		return
+	}
+	c.writeLoop(true)
 }
 
 // wake lets the streams that wait for room in the buffer go on.
@@ -335,26 +437,27 @@ func (c *relayConn) wake() {
 	}
 }
 
-// flushWait writes out everything buffered, waiting up to flushWaitLimit for the writer
-// goroutine, before the connection is closed: a GOAWAY must not be lost to a client that
+// flushWait writes out everything buffered, waiting up to flushWaitLimit for the socket
+// to take it, before the connection is closed: a GOAWAY must not be lost to a client that
 // reads, and a client that does not read must not keep the connection.
 func (c *relayConn) flushWait() {
+	c.flush(false)
 	c.mu.Lock()
-	if c.writing && !c.closed {
-		idle := c.writerIdle
+	if !c.writing || c.closed {
 		c.mu.Unlock()
-		t := time.NewTimer(flushWaitLimit)
-		select {
-		case <-idle:
-		case <-t.C:
-		}
-		t.Stop()
-		c.mu.Lock()
+		return
 	}
-	if !c.writing && len(c.wbuf) > 0 && c.werr == nil && !c.closed {
-		c.writeSyncLocked()
+	if c.idle == nil {
+		c.idle = make(chan struct{})
 	}
+	idle := c.idle
 	c.mu.Unlock()
+	t := time.NewTimer(flushWaitLimit)
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+	t.Stop()
 }
 
 // batch collects the connections a goroutine wrote to, to flush them together once it
@@ -371,10 +474,11 @@ func (b *batch) mark(c *relayConn) {
 }
 
 func (b *batch) flush() {
-	for i, c := range b.dirty {
-		c.flush()
-		b.dirty[i] = nil
+	for i := 0; i < len(b.dirty); i++ {
+		// Waking streams may mark more connections: the loop takes them too.
+		b.dirty[i].flush(true)
 	}
+	clear(b.dirty)
 	b.dirty = b.dirty[:0]
 }
 
@@ -426,7 +530,7 @@ func (c *relayConn) markClosed(err error) (streams []*relayStream, first bool) {
 	}
 	clear(c.streams)
 	c.blocked = nil
-	c.wbuf = nil
+	c.wbuf, c.sealed, c.queued = nil, nil, 0
 	_ = c.nc.Close()
 	return streams, true
 }

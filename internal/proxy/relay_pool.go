@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // relayPool keeps the relay's HTTP/2 connections to backend endpoints: calls to an
@@ -122,10 +124,11 @@ func (p *relayPool) remove(c *relayConn, key poolKey) {
 func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	nc, err := p.dialer.DialContext(ctx, "tcp", key.addr)
+	raw, err := p.dialer.DialContext(ctx, "tcp", key.addr)
 	if err != nil {
 		return nil, err
 	}
+	var nc net.Conn = sock.New(raw)
 	if key.tls {
 		tc := tls.Client(nc, p.tlsCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -138,16 +141,19 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 		}
 		nc = tc
 	}
-	c := newRelayConn(nc, false, 64<<10, relayBackendConnWindow)
+	c := newRelayConn(nc, false, 64<<10, relayBackendConnWindow, backendWriteTimeout)
 	c.name = "backend"
 	c.mu.Lock()
 	c.wbuf = append(c.wbuf, http2.ClientPreface...)
+	c.queued += len(http2.ClientPreface)
 	_ = c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: backendStreamWindow},
 	)
 	_ = c.fr.WriteWindowUpdate(0, uint32(relayBackendConnWindow-initialWindow))
-	c.flushLocked()
+	c.mu.Unlock()
+	c.flush(true)
+	c.mu.Lock()
 	err = c.werr
 	c.mu.Unlock()
 	if err != nil {
@@ -158,21 +164,23 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 	return c, nil
 }
 
+// backendWriteTimeout closes a backend connection whose socket has taken nothing for
+// this long: the endpoint is wedged, and its calls fail as UNAVAILABLE.
+const backendWriteTimeout = time.Minute
+
 // readLoop reads the frames of a backend connection until it fails.
 func (p *relayPool) readLoop(c *relayConn, key poolKey) {
-	var b batch
+	b := &c.rb
 	err := func() error {
 		for {
 			f, err := c.fr.ReadFrame()
 			if err != nil {
 				return err
 			}
-			c.lastRead.Store(time.Now().UnixNano())
-			if err := c.backendFrame(f, &b); err != nil {
+			c.frameRead()
+			// What the frame produced is flushed before the next read from the socket.
+			if err := c.backendFrame(f, b); err != nil {
 				return err
-			}
-			if c.br.Buffered() == 0 {
-				b.flush()
 			}
 		}
 	}()

@@ -93,9 +93,8 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	if _, ok := nc.(*tls.Conn); ok {
 		readBuf = 512
 	}
-	s.c = newRelayConn(nc, true, readBuf, relayClientConnWindow)
+	s.c = newRelayConn(nc, true, readBuf, relayClientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	s.c.writeTimeout = o.WriteTimeout
 	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
 	// 16 KiB, which bounds the read buffer of every connection.
 	s.c.fr.SetMaxReadFrameSize(defaultFrame)
@@ -147,7 +146,7 @@ func (hc *H2Conn) Close() { _ = hc.s.c.nc.Close() }
 
 func (s *relayServer) serve() {
 	c := s.c
-	var b batch
+	b := &c.rb
 	err := func() error {
 		if s.o.HandshakeTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(s.o.HandshakeTimeout))
@@ -172,7 +171,7 @@ func (s *relayServer) serve() {
 		}
 		_ = c.fr.WriteSettings(settings...)
 		_ = c.fr.WriteWindowUpdate(0, uint32(relayClientConnWindow-initialWindow))
-		c.unlockWrite(&b)
+		c.unlockWrite(b)
 		b.flush()
 		if s.o.PingInterval > 0 {
 			s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
@@ -180,8 +179,8 @@ func (s *relayServer) serve() {
 		for {
 			f, err := c.fr.ReadFrame()
 			if err == nil {
-				c.lastRead.Store(time.Now().UnixNano())
-				err = s.frame(f, &b)
+				c.frameRead()
+				err = s.frame(f, b)
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
 				err = http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
@@ -195,13 +194,12 @@ func (s *relayServer) serve() {
 				}
 				c.mu.Unlock()
 				s.countError("stream_" + strings.ToLower(se.Code.String()))
-				s.resetStream(se.StreamID, se.Code, &b)
+				s.resetStream(se.StreamID, se.Code, b)
 			} else if err != nil {
 				return err
 			}
-			if c.br.Buffered() == 0 {
-				b.flush()
-			}
+			// What the frame produced is flushed when the reader next reads from the
+			// socket (beforeRead), with what the frames after it produce.
 		}
 	}()
 	var ce http2.ConnectionError
@@ -210,7 +208,7 @@ func (s *relayServer) serve() {
 	}
 	if errors.As(err, &ce) && c.lockWrite() {
 		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCode(ce), nil)
-		c.unlockWrite(&b)
+		c.unlockWrite(b)
 	}
 	b.flush()
 	c.flushWait()
@@ -220,13 +218,7 @@ func (s *relayServer) serve() {
 // writable wakes what waits for room in the client connection's write buffer.
 func (s *relayServer) writable(b *batch) {
 	c := s.c
-	c.mu.Lock()
-	blocked := c.blocked
-	c.blocked = nil
-	c.mu.Unlock()
-	for _, st := range blocked {
-		st.adjustWindow(c, 0, b)
-	}
+	c.wakeBlocked(b)
 	c.grantDeferred(b)
 	for _, r := range s.restStreams() {
 		r.wake()
@@ -556,7 +548,7 @@ func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
 	}
 	st.clientEnded = f.StreamEnded()
 
-	st.down.acct = &c.queued
+	st.down.acct = &c.respQueued
 	c.mu.Lock()
 	st.down.win = int64(c.peerWin)
 	c.streams[id] = st
@@ -697,7 +689,7 @@ func (s *relayServer) afterStreamEnd(early bool, b *batch) {
 	if drained {
 		// Shutdown was called and this was the last call: let its frames out, then close
 		// (on a goroutine: the stream's mu is held, and the client may be slow to read).
-		c.flush()
+		c.flush(false)
 		go func() {
 			c.flushWait()
 			_ = c.nc.Close()

@@ -208,9 +208,6 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 			return sent
 		}
 		dst.appendData(id, last && end, p[sent:sent+int(n)])
-		if len(dst.wbuf) >= flushThreshold {
-			dst.flushLocked()
-		}
 		o.win -= n
 		dst.sendWin -= n
 		sent += int(n)
@@ -289,7 +286,7 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 	}
 	if down {
 		o.owed += n
-		if s.cc.queued.Load() > clientConnBuffered {
+		if s.cc.respQueued.Load() > clientConnBuffered {
 			s.deferLocked()
 			return
 		}
@@ -363,7 +360,7 @@ func (s *relayStream) deferLocked() {
 // bytes are below clientConnBuffered again. Called after what can drain c's queues.
 func (c *relayConn) grantDeferred(b *batch) {
 	c.mu.Lock()
-	if len(c.deferred) == 0 || c.queued.Load() > clientConnBuffered {
+	if len(c.deferred) == 0 || c.respQueued.Load() > clientConnBuffered {
 		c.mu.Unlock()
 		return
 	}

@@ -1,0 +1,327 @@
+// Package sock is the socket under the relay's HTTP/2 connections (below TLS when there
+// is TLS): writes that never block the goroutine making them, and reads that say when
+// they are about to go to the kernel.
+//
+// Why: the relay's goroutines read one connection and write to others (a client's reader
+// writes requests to a shared backend connection; a backend's reader writes responses to
+// many clients). A write that blocks because one peer stopped reading would stall every
+// call behind that goroutine; a write handed to another goroutine every time costs a
+// goroutine wake-up per batch, which on a loaded machine is as dear as the write itself.
+// So a Conn in buffered mode writes at once without waiting (a non-blocking write(2)),
+// keeps what the kernel did not take in a backlog, and writes the backlog from a goroutine
+// of its own only then, bounded by the write timeout. The relay bounds the backlog by not
+// writing more while it is there (Pending).
+//
+// A read that finds nothing to read calls BeforeRead before it waits: the point where
+// everything received has been handled, which is when the relay flushes what it batched
+// for other connections (one write(2) for all the frames that arrived together, however
+// many TLS records and frames they were).
+package sock
+
+import (
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Conn wraps a connection. Until Buffer is called it is the connection as it was, with
+// blocking writes (TLS handshakes and net/http use it so). Read, Write, Flush and Close may
+// be called concurrently: reads by one goroutine at a time, writes by one at a time.
+type Conn struct {
+	net.Conn
+	rc syscall.RawConn // nil: the connection has no file descriptor (net.Pipe in tests)
+
+	// BeforeRead, if set, is called by Read when nothing has arrived, before it waits;
+	// it must be set before the reading starts and runs on the reading goroutine.
+	BeforeRead func()
+
+	// The reading goroutine's non-blocking read (tryRead).
+	readFn func(fd uintptr) bool
+	rp     []byte
+	rn     int
+	rerr   error
+	ragain bool
+
+	mu       sync.Mutex
+	buffered bool
+	out      []byte // accepted, not yet written
+	inflight int    // bytes the drain goroutine took from out and is writing
+	draining bool   // the drain goroutine is writing out
+	err      error  // first write error; later writes fail with it
+	timeout  time.Duration
+	// onDrained is called by the drain goroutine once the backlog is written.
+	onDrained func()
+	closed    bool
+}
+
+// New wraps nc. A *net.TCPConn (or anything with SyscallConn) gets non-blocking writes;
+// other connections get their backlog written by the drain goroutine every time.
+func New(nc net.Conn) *Conn {
+	c := &Conn{Conn: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	return c
+}
+
+// Find returns the Conn under nc, looking through wrappers that expose what they wrap
+// with NetConn (as tls.Conn does), or nil.
+func Find(nc net.Conn) *Conn {
+	for nc != nil {
+		if c, ok := nc.(*Conn); ok {
+			return c
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = u.NetConn()
+	}
+	return nil
+}
+
+// Buffer switches c to buffered mode: from now on Write only appends to the backlog and
+// Flush writes it. timeout bounds how long the drain goroutine waits for the peer to
+// read (zero: no bound); onDrained, if set, is called from the drain goroutine when it has
+// written everything.
+func (c *Conn) Buffer(timeout time.Duration, onDrained func()) {
+	c.mu.Lock()
+	c.buffered, c.timeout, c.onDrained = true, timeout, onDrained
+	c.mu.Unlock()
+}
+
+// Read reads what has arrived; when nothing has, it calls BeforeRead before it waits.
+// So the reader handles everything the kernel holds before the hook runs, however many
+// reads that takes: the more arrived meanwhile, the larger the batch the hook flushes.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.BeforeRead == nil {
+		return c.Conn.Read(p)
+	}
+	if c.rc != nil && len(p) > 0 {
+		if n, err, again := c.tryRead(p); !again {
+			return n, err
+		}
+	}
+	c.BeforeRead()
+	return c.Conn.Read(p)
+}
+
+// tryRead reads without waiting; again reports that nothing was there. Reading goroutine
+// only (the callback is made once, so that a read allocates nothing).
+func (c *Conn) tryRead(p []byte) (n int, err error, again bool) {
+	if c.readFn == nil {
+		c.readFn = func(fd uintptr) bool {
+			for {
+				k, e := syscall.Read(int(fd), c.rp)
+				switch {
+				case e == syscall.EINTR:
+					continue
+				case e == syscall.EAGAIN:
+					c.rn, c.rerr, c.ragain = 0, nil, true
+				case e != nil:
+					c.rn, c.rerr, c.ragain = 0, e, false
+				case k == 0:
+					c.rn, c.rerr, c.ragain = 0, io.EOF, false
+				default:
+					c.rn, c.rerr, c.ragain = k, nil, false
+				}
+				return true
+			}
+		}
+	}
+	c.rp = p
+	if err := c.rc.Read(c.readFn); err != nil {
+		c.rp = nil
+		return 0, err, false
+	}
+	c.rp = nil
+	return c.rn, c.rerr, c.ragain
+}
+
+// Write writes p; in buffered mode it appends p to the backlog for Flush and never blocks.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.buffered {
+		c.mu.Unlock()
+		return c.Conn.Write(p)
+	}
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.out = append(c.out, p...)
+	return len(p), nil
+}
+
+// WriteNow is Write followed by Flush, without copying p when the kernel takes it all.
+// Buffered mode only.
+func (c *Conn) WriteNow(p []byte) (pending int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.pendingLocked(), c.err
+	}
+	if len(c.out) == 0 && !c.draining {
+		n := c.tryWriteLocked(p)
+		p = p[n:]
+		if c.err != nil || len(p) == 0 {
+			return 0, c.err
+		}
+	}
+	c.out = append(c.out, p...)
+	c.startDrainLocked()
+	return c.pendingLocked(), nil
+}
+
+// Flush writes as much of the backlog as the kernel takes now; the rest is written by the
+// drain goroutine. It returns the bytes still waiting and the first write error.
+func (c *Conn) Flush() (pending int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || len(c.out) == 0 || c.draining {
+		return c.pendingLocked(), c.err
+	}
+	n := c.tryWriteLocked(c.out)
+	c.consumeLocked(n)
+	if c.err == nil && len(c.out) > 0 {
+		c.startDrainLocked()
+	}
+	return c.pendingLocked(), c.err
+}
+
+// Pending is the number of bytes in the backlog.
+func (c *Conn) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingLocked()
+}
+
+func (c *Conn) pendingLocked() int { return len(c.out) + c.inflight }
+
+// Close writes what it can of the backlog without waiting (a TLS close_notify, a GOAWAY)
+// and closes the connection.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if !c.closed && c.err == nil && len(c.out) > 0 && !c.draining {
+		c.consumeLocked(c.tryWriteLocked(c.out))
+	}
+	c.closed = true
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// tryWriteLocked writes p without waiting and returns how much the kernel took. c.mu held.
+func (c *Conn) tryWriteLocked(p []byte) int {
+	if c.rc == nil {
+		return 0 // no descriptor: the drain goroutine writes, blocking
+	}
+	n, err := c.writeFD(p, false)
+	if err != nil {
+		c.err = err
+	}
+	return n
+}
+
+// writeFD writes p to the descriptor; on a full socket it waits for room (and the write
+// deadline) if wait is set, else it returns what was written so far.
+func (c *Conn) writeFD(p []byte, wait bool) (int, error) {
+	n := 0
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			k, e := syscall.Write(int(fd), p[n:])
+			if k > 0 {
+				n += k
+			}
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				return !wait
+			case e != nil:
+				werr = e
+				return true
+			case k == 0:
+				werr = io.ErrShortWrite
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+func (c *Conn) consumeLocked(n int) {
+	if n == len(c.out) {
+		c.out = c.out[:0]
+		if cap(c.out) > 64<<10 {
+			c.out = nil // an idle connection keeps no large buffer
+		}
+		return
+	}
+	c.out = c.out[:copy(c.out, c.out[n:])]
+}
+
+func (c *Conn) startDrainLocked() {
+	if c.draining || c.err != nil {
+		return
+	}
+	c.draining = true
+	go c.drain()
+}
+
+// drain writes the backlog out, waiting for the peer as long as the timeout allows, and
+// tells onDrained when it is done. A write error (the timeout among them) closes the
+// connection: its reader then ends it.
+func (c *Conn) drain() {
+	c.mu.Lock()
+	for len(c.out) > 0 && c.err == nil {
+		buf := c.out
+		c.out, c.inflight = nil, len(buf)
+		c.mu.Unlock()
+		if c.timeout > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		}
+		n, err := c.writeBlocking(buf)
+		c.mu.Lock()
+		c.inflight = 0
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		switch {
+		case n < len(buf): // only after an error: keep the order all the same
+			c.out = append(buf[n:], c.out...)
+		case len(c.out) == 0 && cap(buf) <= 64<<10:
+			c.out = buf[:0] // keep the buffer for the next backlog
+		}
+	}
+	if c.timeout > 0 && c.err == nil {
+		// A deadline left behind would fail the next write once it passed, however fast.
+		_ = c.Conn.SetWriteDeadline(time.Time{})
+	}
+	c.draining = false
+	err, done := c.err, c.onDrained
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.Conn.Close()
+		return
+	}
+	if done != nil {
+		done()
+	}
+}
+
+// writeBlocking writes p, waiting for the peer to read.
+func (c *Conn) writeBlocking(p []byte) (int, error) {
+	if c.rc == nil {
+		return c.Conn.Write(p)
+	}
+	return c.writeFD(p, true)
+}

@@ -1,0 +1,241 @@
+package sock
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// pair returns a buffered Conn over TCP on loopback and the peer's end of it.
+func pair(t *testing.T, timeout time.Duration, onDrained func()) (*Conn, net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	// Small kernel buffers, so that a peer that does not read fills them quickly; not
+	// below loopback's 64 KiB segments, or the receiver's silly-window avoidance turns
+	// the transfer into zero-window probes seconds apart.
+	_ = raw.(*net.TCPConn).SetWriteBuffer(128 << 10)
+	_ = peer.(*net.TCPConn).SetReadBuffer(128 << 10)
+	c := New(raw)
+	c.Buffer(timeout, onDrained)
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+func TestWriteNeverBlocks(t *testing.T) {
+	drained := make(chan struct{}, 16)
+	c, peer := pair(t, 0, func() { drained <- struct{}{} })
+	data := make([]byte, 8<<20)
+	_, _ = rand.Read(data)
+	// 8 MiB to a peer that reads nothing: far more than the kernel buffers hold.
+	start := time.Now()
+	pending := 0
+	for off := 0; off < len(data); off += 64 << 10 {
+		var err error
+		if pending, err = c.WriteNow(data[off : off+64<<10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pending == 0 {
+		t.Fatal("the kernel took 8 MiB that nobody read; the test needs a peer that can fall behind")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("writes took %v with a peer that does not read: they blocked", d)
+	}
+	if c.Pending() != pending {
+		t.Errorf("Pending() = %d, WriteNow said %d", c.Pending(), pending)
+	}
+	// Once the peer reads, the backlog goes out, in order, and onDrained is called.
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the peer read other bytes than were written")
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("onDrained was not called after the backlog went out")
+	}
+	if c.Pending() != 0 {
+		t.Errorf("Pending() = %d after draining", c.Pending())
+	}
+}
+
+func TestWriteAndFlushKeepOrder(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	var want bytes.Buffer
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		done <- b
+	}()
+	for i := range 2000 {
+		p := bytes.Repeat([]byte{byte(i)}, 1+i%5000)
+		want.Write(p)
+		if i%3 == 0 {
+			if _, err := c.WriteNow(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			if _, err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+
+	c.Close()
+	if got := <-done; !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("peer read %d bytes, not the %d written in order", len(got), want.Len())
+	}
+}
+
+func TestDrainTimeoutClosesConnection(t *testing.T) {
+	c, peer := pair(t, 200*time.Millisecond, nil)
+	if _, err := c.WriteNow(make([]byte, 8<<20)); err != nil {
+		t.Fatal(err)
+	}
+	// The peer never reads: the drain gives up after the timeout and closes the socket,
+	// and the next write says so.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.WriteNow([]byte("x"))
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Logf("write error after the timeout: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes still succeed 10 s after a 200 ms write timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, peer); err != nil {
+		t.Fatalf("the peer's read did not end with the connection closed: %v", err)
+	}
+}
+
+func TestPassthroughUntilBuffered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		p, _ := l.Accept()
+		if p != nil {
+			_, _ = io.Copy(p, p) // echo
+			p.Close()
+		}
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(raw)
+	defer c.Close()
+	waiting := make(chan struct{}, 1)
+	c.BeforeRead = func() { waiting <- struct{}{} }
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(c, buf)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf)
+	}()
+	// Nothing has arrived yet: the read calls BeforeRead before it waits.
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read with nothing to read did not call BeforeRead")
+	}
+	// Not buffered: Write writes, as a plain connection does (a TLS handshake relies on it).
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Pending() != 0 {
+		t.Fatalf("a passthrough write left %d bytes pending", c.Pending())
+	}
+	if s := <-got; s != "ping" {
+		t.Fatalf("echo: %q", s)
+	}
+}
+
+type wrapper struct{ net.Conn }
+
+func (w wrapper) NetConn() net.Conn { return w.Conn }
+
+func TestFind(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := New(a)
+	if got := Find(wrapper{wrapper{c}}); got != c {
+		t.Errorf("Find through two wrappers = %v, want the Conn", got)
+	}
+	if got := Find(wrapper{a}); got != nil {
+		t.Errorf("Find without a Conn = %v, want nil", got)
+	}
+}
+
+func TestPipeWritesFromDrainGoroutine(t *testing.T) {
+	// A connection without a descriptor (net.Pipe is synchronous: every write blocks until
+	// read): writes still never block the caller.
+	a, b := net.Pipe()
+	defer b.Close()
+	drained := make(chan struct{}, 1)
+	c := New(a)
+	c.Buffer(0, func() { drained <- struct{}{} })
+	defer c.Close()
+	if n, err := c.WriteNow([]byte("hello")); err != nil || n != 5 {
+		t.Fatalf("WriteNow = %d, %v; want 5 pending", n, err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("onDrained not called")
+	}
+}
