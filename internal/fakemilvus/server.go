@@ -1,4 +1,4 @@
-// Package fakemilvus is a Milvus backend of our own for tests and benchmarks: a plain
+// Package fakemilvus is a Milvus backend of our own for tests: a plain
 // grpc-go server that answers every MilvusService RPC, says which instance answered, records
 // what it received, and misbehaves on demand (errors, sleeps, huge responses, sudden death).
 //

@@ -45,11 +45,13 @@ func run() error {
 		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
+		baseline  = flag.String("baseline", "", "another milvus-lb binary to measure beside it, as target \"baseline\" (a change against the commit before it)")
 		out       = flag.String("out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
 		jsonOut   = flag.String("json", "", "results as JSON (default: beside -out, .json)")
 		pngOut    = flag.String("png", "", "plot (default: beside -out, .png; \"-\" for none)")
-		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here")
+		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here, and the backend's and the load generator's CPU profiles with each target")
 		keep      = flag.Bool("keep", false, "keep the run directory (configurations, logs)")
+		duration  = flag.Duration("duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +93,9 @@ func run() error {
 	if *rounds > 0 {
 		plan.Rounds = *rounds
 	}
+	if *duration > 0 {
+		params.Duration = *duration
+	}
 	plan.Workloads = split(*workloads)
 	peerList := split(*peers)
 
@@ -123,7 +128,7 @@ func run() error {
 	machine := harness.DescribeMachine(peerList)
 	log.Printf("load average before: %s on %d cores", machine.LoadBefore, machine.Cores)
 	start := time.Now()
-	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, LBEnv: lbEnv, Peers: peerList, Logf: log.Printf})
+	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // the fake backend's profiles (Config.BackendPprof)
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,14 +25,17 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/milvus-lb/milvus-lb/bench/internal/backend"
 	"github.com/milvus-lb/milvus-lb/bench/peers"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 )
 
 // Target names. Direct is the fake backend itself, in plaintext h2c: the limit.
 const (
 	Direct   = "direct"
 	MilvusLB = "milvus-lb"
+	// Baseline is a second milvus-lb, from another binary (Config.Baseline), to compare
+	// a change with what it changes in the same run.
+	Baseline = "baseline"
 	Nginx    = "nginx"
 	HAProxy  = "haproxy"
 	Caddy    = "caddy"
@@ -40,8 +44,18 @@ const (
 // AllPeers are the balancers milvus-lb is compared with.
 var AllPeers = []string{Nginx, HAProxy, Caddy}
 
-// backendEnv tells a re-executed harness binary to be the fake backend on that address.
-const backendEnv = "MILVUS_LB_BENCH_BACKEND"
+// backendEnv tells a re-executed harness binary to be the fake backend on that address;
+// backendPprofEnv, to serve net/http/pprof on that one too.
+const (
+	backendEnv      = "MILVUS_LB_BENCH_BACKEND"
+	backendPprofEnv = "MILVUS_LB_BENCH_BACKEND_PPROF"
+)
+
+// backendRuntime makes the Go runtime of the fake backend cheaper, the same behind every
+// target: its GC shrank the stacks of grpc-go's stream workers every cycle and the next
+// calls grew them again (runtime.copystack, a twentieth of its CPU), and ran twice as
+// often as its small heap needs.
+var backendRuntime = []string{"GODEBUG=gcshrinkstackoff=1", "GOGC=200"}
 
 // MaybeBackend runs the fake Milvus backend and never returns if this process was started
 // as one by the harness; otherwise it returns at once. Call it first thing in main (and in
@@ -53,15 +67,22 @@ func MaybeBackend() {
 	if addr == "" {
 		return
 	}
-	s := fakemilvus.New(fakemilvus.Options{Name: "bench", NoRecord: true})
-	if err := s.Start(addr); err != nil {
+	s, err := backend.Start(addr, backend.Messages{
+		Search:      encode(SearchRequest()).b,
+		SearchReply: SearchReply(),
+		Insert:      func(rows int) []byte { return encode(InsertRequest(rows)).b },
+	})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if a := os.Getenv(backendPprofEnv); a != "" {
+		go func() { _ = http.ListenAndServe(a, nil) }() // net/http/pprof's handlers
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
-	s.Kill()
+	s.Stop()
 	os.Exit(0)
 }
 
@@ -71,8 +92,12 @@ type Config struct {
 	Dir string
 	// LB is the milvus-lb binary; "" leaves milvus-lb out.
 	LB string
+	// Baseline, if set, is another milvus-lb binary, measured as target Baseline.
+	Baseline string
 	// LBEnv is added to milvus-lb's environment (GODEBUG, GOGC, ...).
 	LBEnv []string
+	// BackendPprof serves the fake backend's pprof (Target.BackendAdmin).
+	BackendPprof bool
 	// Peers to start, from AllPeers. A peer whose binary is missing is an error.
 	Peers []string
 	// Logf reports progress; nil is quiet.
@@ -85,6 +110,8 @@ type Env struct {
 	noFile  uint64
 	cert    *certFiles
 	backend *proc
+	// backendAdmin is the backend's pprof address, "" unless Config.BackendPprof.
+	backendAdmin string
 	// Targets are in the order of a round: Direct first, then milvus-lb, then the peers.
 	Targets []*Target
 }
@@ -96,8 +123,11 @@ type Target struct {
 	TLS       bool
 	AdminAddr string // milvus-lb's admin server (pprof), else ""
 	proc      *proc
-	cert      *certFiles
-	start     func() (*Target, error) // starts a fresh process, nil for Direct
+	backend   *proc // the fake backend behind it (for its CPU time)
+	// BackendAdmin is the fake backend's pprof address (Config.BackendPprof), else "".
+	BackendAdmin string
+	cert         *certFiles
+	start        func() (*Target, error) // starts a fresh process, nil for Direct
 }
 
 // PIDs are the processes whose memory counts as the target's.
@@ -131,10 +161,17 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), backendEnv+"="+backendAddr)
+	cmd.Env = append(cmd.Env, backendRuntime...)
+	if cfg.BackendPprof {
+		if e.backendAdmin, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, backendPprofEnv+"="+e.backendAdmin)
+	}
 	if e.backend, err = startProc("backend", filepath.Join(cfg.Dir, "backend.log"), cmd); err != nil {
 		return nil, err
 	}
-	direct := &Target{Name: Direct, Addr: backendAddr, proc: e.backend}
+	direct := &Target{Name: Direct, Addr: backendAddr, proc: e.backend, backend: e.backend, BackendAdmin: e.backendAdmin}
 	if err := e.waitReady(ctx, direct); err != nil {
 		return nil, err
 	}
@@ -142,7 +179,10 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 
 	var starts []func() (*Target, error)
 	if cfg.LB != "" {
-		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(backendAddr) })
+		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(MilvusLB, cfg.LB, backendAddr) })
+	}
+	if cfg.Baseline != "" {
+		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(Baseline, cfg.Baseline, backendAddr) })
 	}
 	for _, name := range cfg.Peers {
 		starts = append(starts, func() (*Target, error) { return e.startPeer(name, backendAddr) })
@@ -152,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 		if err != nil {
 			return nil, err
 		}
-		t.start = start
+		t.start, t.backend, t.BackendAdmin = start, e.backend, e.backendAdmin
 		if err := e.waitReady(ctx, t); err != nil {
 			_ = t.proc.stop()
 			return nil, err
@@ -182,7 +222,7 @@ func (e *Env) Restart(ctx context.Context, t *Target) error {
 	}
 	start := t.start
 	*t = *nt
-	t.start = start
+	t.start, t.backend, t.BackendAdmin = start, e.backend, e.backendAdmin
 	return nil
 }
 
@@ -333,8 +373,8 @@ spec:
           service: {name: milvus, port: {number: 19530}}
 `
 
-func (e *Env) startMilvusLB(backendAddr string) (*Target, error) {
-	dir := filepath.Join(e.cfg.Dir, MilvusLB)
+func (e *Env) startMilvusLB(name, bin, backendAddr string) (*Target, error) {
+	dir := filepath.Join(e.cfg.Dir, name)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
 	}
@@ -360,14 +400,14 @@ func (e *Env) startMilvusLB(backendAddr string) (*Target, error) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.cfg.LB, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
+	cmd := exec.Command(bin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
 		"--admin-addr", admin, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), e.cfg.LBEnv...)
-	p, err := startProc(MilvusLB, filepath.Join(dir, "milvus-lb.log"), cmd)
+	p, err := startProc(name, filepath.Join(dir, "milvus-lb.log"), cmd)
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Name: MilvusLB, Addr: addr, TLS: true, AdminAddr: admin, proc: p}
+	t := &Target{Name: name, Addr: addr, TLS: true, AdminAddr: admin, proc: p}
 	// The listener opens once the first configuration is applied: wait for /readyz.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -139,6 +139,28 @@ func InsertRequest(rows int) *milvuspb.InsertRequest {
 	}
 }
 
+// SearchReply is the fake backend's answer to SearchRequest: status Success, one query,
+// ids 0..TopK-1 with descending scores (what checkSearch wants).
+func SearchReply() []byte {
+	ids := make([]int64, TopK)
+	scores := make([]float32, TopK)
+	for i := range ids {
+		ids[i] = int64(i)
+		scores[i] = 1 - float32(i)/TopK
+	}
+	return encode(&milvuspb.SearchResults{
+		Status:         &commonpb.Status{},
+		CollectionName: "bench",
+		Results: &schemapb.SearchResultData{
+			NumQueries: 1,
+			TopK:       TopK,
+			Scores:     scores,
+			Ids:        &schemapb.IDs{IdField: &schemapb.IDs_IntId{IntId: &schemapb.LongArray{Data: ids}}},
+			Topks:      []int64{TopK},
+		},
+	}).b
+}
+
 // RowsForBytes is the number of rows whose insert message is about n bytes.
 func RowsForBytes(n int) int { return max(1, n/(4*Dim+2)) }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -14,31 +15,66 @@ import (
 // (cmd/milvus-lb/profiling.go).
 var ProfileEnv = []string{"MILVUS_LB_MUTEX_PROFILE_FRACTION=10", "MILVUS_LB_BLOCK_PROFILE_RATE=100000"}
 
-// PprofCapture returns a Profiler that saves milvus-lb's CPU, allocation, mutex and
-// block profiles of the first round's measured window of each workload in dir, as
-// <workload>-<kind>.pb.gz (read with `go tool pprof`).
+// PprofCapture returns a Profiler that saves, for the first round's measured window of
+// each workload, milvus-lb's CPU, allocation, mutex and block profiles in dir as
+// <workload>-<kind>.pb.gz (the baseline's as baseline-<workload>-<kind>.pb.gz), and for
+// every target the CPU profiles of the fake backend (when Config.BackendPprof is set) and
+// of the load generator, as <target>-<workload>-backend-cpu.pb.gz and
+// <target>-<workload>-client-cpu.pb.gz: what the balancer makes the other two spend.
+// Read them with `go tool pprof`.
 func PprofCapture(dir string, logf func(string, ...any)) Profiler {
 	return func(t *Target, workload string, round int, window time.Duration) func() {
-		if t.AdminAddr == "" || round != 1 {
+		if round != 1 {
 			return func() {}
 		}
 		secs := max(1, int(window.Seconds())-1)
+		paths := map[string]string{}
+		if t.AdminAddr != "" {
+			prefix := workload
+			if t.Name != MilvusLB {
+				prefix = t.Name + "-" + workload
+			}
+			for kind, path := range map[string]string{
+				"cpu":    "/debug/pprof/profile?seconds=%d",
+				"allocs": "/debug/pprof/allocs?seconds=%d",
+				"mutex":  "/debug/pprof/mutex?seconds=%d",
+				"block":  "/debug/pprof/block?seconds=%d",
+			} {
+				paths[filepath.Join(dir, prefix+"-"+kind+".pb.gz")] = "http://" + t.AdminAddr + fmt.Sprintf(path, secs)
+			}
+		}
+		if t.BackendAdmin != "" {
+			paths[filepath.Join(dir, t.Name+"-"+workload+"-backend-cpu.pb.gz")] = "http://" + t.BackendAdmin + fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs)
+		}
 		var wg sync.WaitGroup
-		for kind, path := range map[string]string{
-			"cpu":    "/debug/pprof/profile?seconds=%d",
-			"allocs": "/debug/pprof/allocs?seconds=%d",
-			"mutex":  "/debug/pprof/mutex?seconds=%d",
-			"block":  "/debug/pprof/block?seconds=%d",
-		} {
+		for file, url := range paths {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				file := filepath.Join(dir, workload+"-"+kind+".pb.gz")
-				if err := fetch("http://"+t.AdminAddr+fmt.Sprintf(path, secs), file); err != nil {
-					logf("pprof %s %s: %v", workload, kind, err)
+				if err := fetch(url, file); err != nil {
+					logf("pprof %s: %v", filepath.Base(file), err)
 				}
 			}()
 		}
+		// The load generator is this process.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(dir, t.Name+"-"+workload+"-client-cpu.pb.gz")
+			f, err := os.Create(file)
+			if err == nil {
+				if err = pprof.StartCPUProfile(f); err == nil {
+					time.Sleep(time.Duration(secs) * time.Second)
+					pprof.StopCPUProfile()
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				logf("pprof %s: %v", filepath.Base(file), err)
+			}
+		}()
 		return wg.Wait
 	}
 }

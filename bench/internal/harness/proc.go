@@ -239,6 +239,7 @@ func cpuTicks(pids []int) int64 {
 type cpuMeter struct {
 	done  chan struct{}
 	ticks int64
+	idle  float64
 }
 
 func meterCPU(pids func() []int, w window) *cpuMeter {
@@ -248,8 +249,13 @@ func meterCPU(pids func() []int, w window) *cpuMeter {
 		time.Sleep(time.Until(w.from))
 		p := pids()
 		start := cpuTicks(p)
+		idle0, total0 := machineTicks()
 		time.Sleep(time.Until(w.to))
 		m.ticks = cpuTicks(p) - start
+		idle1, total1 := machineTicks()
+		if total1 > total0 {
+			m.idle = float64(idle1-idle0) / float64(total1-total0)
+		}
 	}()
 	return m
 }
@@ -261,4 +267,31 @@ func (m *cpuMeter) perCall(calls int64) float64 {
 		return 0
 	}
 	return float64(m.ticks) * 1e4 / float64(calls)
+}
+
+// idleShare is the share of the machine's CPU time that was idle in the window.
+func (m *cpuMeter) idleShare() float64 {
+	<-m.done
+	return m.idle
+}
+
+// machineTicks is the idle and the total CPU time of the machine so far (/proc/stat).
+func machineTicks() (idle, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return idle, total
 }

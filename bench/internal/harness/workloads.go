@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -99,6 +100,12 @@ type Result struct {
 	// CPUus is the target's CPU time (all its processes, user and system) per call in
 	// the measured window, in microseconds: what the balancer costs, whatever else runs.
 	CPUus float64 `json:"cpu_us_per_call,omitempty"`
+	// BackendCPUus and ClientCPUus are the same for the fake backend and for the load
+	// generator: what the balancer makes the other two spend (direct: the backend is
+	// the target). IdlePct is the share of the machine's CPU left idle in the window.
+	BackendCPUus float64 `json:"backend_cpu_us_per_call,omitempty"`
+	ClientCPUus  float64 `json:"client_cpu_us_per_call,omitempty"`
+	IdlePct      float64 `json:"idle_pct,omitempty"`
 }
 
 // Profiler, if set on a Runner, is called when a measured window starts and returns a
@@ -304,6 +311,8 @@ func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload s
 	defer closeAll(conns)
 	w := r.window()
 	cpu := meterCPU(t.PIDs, w)
+	backendCPU := meterCPU(func() []int { return []int{t.backend.pid()} }, w)
+	clientCPU := meterCPU(func() []int { return []int{os.Getpid()} }, w)
 	var end func()
 	var once sync.Once
 	lat, err := loop(ctx, conns, callers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
@@ -321,6 +330,9 @@ func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload s
 	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
 	res.CPUus = cpu.perCall(res.Calls)
+	res.BackendCPUus = backendCPU.perCall(res.Calls)
+	res.ClientCPUus = clientCPU.perCall(res.Calls)
+	res.IdlePct = 100 * cpu.idleShare()
 	percentiles(lat, res)
 	return nil
 }
