@@ -57,14 +57,17 @@ func TestRoundRobinSkipsUnavailable(t *testing.T) {
 func TestLeastOutstandingPicksIdlest(t *testing.T) {
 	eps := endpoints(3)
 	p := NewPicker(config.LeastOutstandingRequests, eps, 0)
-	done := []func(){eps[0].Start(), eps[0].Start(), eps[1].Start()}
+	busy := []*Endpoint{eps[0], eps[0], eps[1]}
+	for _, ep := range busy {
+		ep.Start()
+	}
 	for range 10 {
 		if ep := p.Pick(); ep != eps[2] {
 			t.Fatalf("picked %s with %d in flight, want c with 0", ep.Addr, ep.Inflight())
 		}
 	}
-	for _, d := range done {
-		d()
+	for _, ep := range busy {
+		ep.Done()
 	}
 	// Ties are spread, not always the first.
 	if got := counts(p, 30); got["a"] != 10 || got["b"] != 10 || got["c"] != 10 {
@@ -104,7 +107,7 @@ func TestRegistryRetain(t *testing.T) {
 	reg := NewRegistry()
 	a, _ := reg.Get("a")
 	b, _ := reg.Get("b")
-	done := b.Start()
+	b.Start()
 	reg.Retain(map[string]bool{})
 	if _, created := reg.Get("a"); !created {
 		t.Error("idle endpoint that left the configuration was kept")
@@ -112,6 +115,6 @@ func TestRegistryRetain(t *testing.T) {
 	if got, created := reg.Get("b"); created || got != b || !b.draining.Load() {
 		t.Error("endpoint with a call in flight was dropped or not marked draining")
 	}
-	done()
+	b.Done()
 	_ = a
 }

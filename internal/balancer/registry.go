@@ -35,11 +35,11 @@ type Endpoint struct {
 // Inflight returns the number of calls in flight to the endpoint.
 func (e *Endpoint) Inflight() int64 { return e.inflight.Load() }
 
-// Start counts a call; the returned func ends it and must be called exactly once.
-func (e *Endpoint) Start() (done func()) {
-	e.inflight.Add(1)
-	return func() { e.inflight.Add(-1) }
-}
+// Start counts a call; Done, called exactly once for each Start, ends it.
+func (e *Endpoint) Start() { e.inflight.Add(1) }
+
+// Done ends a call counted by Start.
+func (e *Endpoint) Done() { e.inflight.Add(-1) }
 
 // Healthy reports the active health check's verdict.
 func (e *Endpoint) Healthy() bool { return e.healthy.Load() }

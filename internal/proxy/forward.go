@@ -49,8 +49,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // the trailers, or a reset stream).
 func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body io.ReadCloser,
 	be *gateway.Backend, ep *balancer.Endpoint, isGRPC bool, rec *Record) error {
-	done := ep.Start()
-	defer done()
+	ep.Start()
+	defer ep.Done()
 
 	rt, scheme := h.Transports.For(useH2(be.Backend, isGRPC), be.TLS)
 	out := &http.Request{

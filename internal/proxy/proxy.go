@@ -192,9 +192,18 @@ func noRule(host, path string) *failure {
 	return &failure{code: codes.Unimplemented, msg: "no rule matches host " + strconv.Quote(host) + " path " + strconv.Quote(path)}
 }
 
+// hostOnly is the host of an :authority or Host value, without its port: what
+// net.SplitHostPort returns for host:port and [v6]:port, h itself otherwise (without the
+// error SplitHostPort allocates for the common name without a port).
 func hostOnly(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		return host
+	if strings.HasPrefix(h, "[") {
+		if i := strings.Index(h, "]:"); i > 0 && !strings.Contains(h[i+2:], ":") {
+			return h[1:i]
+		}
+		return h
+	}
+	if i := strings.IndexByte(h, ':'); i >= 0 && strings.IndexByte(h[i+1:], ':') < 0 && !strings.ContainsAny(h[:i], "[]") {
+		return h[:i]
 	}
 	return h
 }

@@ -140,6 +140,9 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, write
 	c.onWritable = c.wakeBlocked
 	c.br = bufio.NewReaderSize(rd, readBuf)
 	c.fr = http2.NewFramer(c, c.br)
+	// DATA frames are copied out before the next read (appendData, queue), so the Framer
+	// may reuse them.
+	c.fr.SetReuseFrames()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.lastRead.Store(time.Now().UnixNano())
@@ -192,10 +195,12 @@ func (c *relayConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// wbufPool holds write buffers. A connection holds one only while it has frames to
+// smallBufs hold write buffers. A connection holds one only while it has frames to
 // write: an idle connection costs no buffer. They start small (most batches are a few
-// small frames) and the large ones that bulk transfers grow are recycled too.
-var wbufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// small frames) and the large ones that bulk transfers grow are recycled too (bigBufs).
+// Free lists rather than sync.Pools: a Pool takes a pointer, and boxing a slice for it
+// costs an allocation per flush.
+var smallBufs = bufList{max: 256, size: 16 << 10}
 
 // bigBufSize fits a batch of DATA frames up to flushThreshold plus one more frame, so a
 // bulk transfer's buffer never grows (growing copies it) once taken from bigBufPool.
@@ -205,12 +210,14 @@ const bigBufSize = flushThreshold + defaultFrame + 2*frameHeaderLen
 // transfer allocates fast enough to run the GC every few milliseconds, and every cycle
 // empties a sync.Pool. A connection holds one only while it writes, so few are in use
 // at once; at most 64 are kept (5 MiB).
-var bigBufs = bufList{max: 64}
+var bigBufs = bufList{max: 64, size: bigBufSize}
 
+// bufList is a bounded free list of buffers of one capacity. Safe for concurrent use.
 type bufList struct {
 	mu   sync.Mutex
 	free [][]byte
 	max  int
+	size int
 }
 
 func (l *bufList) get() []byte {
@@ -223,7 +230,7 @@ func (l *bufList) get() []byte {
 		return b[:0]
 	}
 	l.mu.Unlock()
-	return make([]byte, 0, bigBufSize)
+	return make([]byte, 0, l.size)
 }
 
 func (l *bufList) put(b []byte) {
@@ -270,7 +277,7 @@ func (c *relayConn) lockWrite() bool {
 		return false
 	}
 	if c.wbuf == nil {
-		c.wbuf = (*wbufPool.Get().(*[]byte))[:0]
+		c.wbuf = smallBufs.get()
 	}
 	return true
 }
@@ -291,10 +298,9 @@ func putWbuf(b []byte) {
 	switch c := cap(b); {
 	case c >= bigBufSize && c <= 2*bigBufSize:
 		bigBufs.put(b)
-	case c < bigBufSize:
-		b = b[:0]
-		wbufPool.Put(&b)
-	} // a larger buffer (headers of a huge response) is let go
+	case c >= smallBufs.size && c < bigBufSize:
+		smallBufs.put(b)
+	} // a smaller or larger one (headers of a huge response) is let go
 }
 
 // maxWriteBacklog bounds the DATA a connection's buffer takes while it is being written:

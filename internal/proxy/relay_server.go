@@ -69,15 +69,21 @@ type relayServer struct {
 	ctrlRun int
 }
 
-// fieldsPool recycles the header lists built for backends: they live only until the
-// HEADERS frame is encoded.
+// fieldsPool recycles the header lists the relay builds (requests for backends, response
+// headers and trailers for clients): they live only until their HEADERS are encoded.
 var fieldsPool = sync.Pool{New: func() any { f := make([]hpack.HeaderField, 0, 24); return &f }}
 
-func putFields(f []hpack.HeaderField) {
-	if cap(f) <= 64 {
-		clear(f[:cap(f)])
-		f = f[:0]
-		fieldsPool.Put(&f)
+func getFields() *[]hpack.HeaderField {
+	f := fieldsPool.Get().(*[]hpack.HeaderField)
+	*f = (*f)[:0]
+	return f
+}
+
+func putFields(f *[]hpack.HeaderField) {
+	if f != nil && cap(*f) <= 64 {
+		clear((*f)[:cap(*f)])
+		*f = (*f)[:0]
+		fieldsPool.Put(f)
 	}
 }
 
@@ -184,6 +190,11 @@ func (s *relayServer) serve() {
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
 				err = http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
+			if err == nil {
+				// What the frame produced is flushed when the reader runs out of input
+				// (beforeRead), with what the frames after it produce.
+				continue
+			}
 			var se http2.StreamError
 			if errors.As(err, &se) {
 				// A stream error (RFC 9113 §5.4.2): that stream is reset, the connection
@@ -195,11 +206,9 @@ func (s *relayServer) serve() {
 				c.mu.Unlock()
 				s.countError("stream_" + strings.ToLower(se.Code.String()))
 				s.resetStream(se.StreamID, se.Code, b)
-			} else if err != nil {
+			} else {
 				return err
 			}
-			// What the frame produced is flushed when the reader next reads from the
-			// socket (beforeRead), with what the frames after it produce.
 		}
 	}()
 	var ce http2.ConnectionError
@@ -609,13 +618,13 @@ func (s *relayServer) rejectHeaders(id uint32, b *batch) {
 
 // requestFields are the headers sent to the backend: the client's metadata untouched
 // minus connection-specific fields, plus X-Forwarded-* as the ALB adds them.
-func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) []hpack.HeaderField {
+func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) *[]hpack.HeaderField {
 	scheme := "http"
 	if backendTLS {
 		scheme = "https"
 	}
-	out := (*fieldsPool.Get().(*[]hpack.HeaderField))[:0]
-	out = append(out,
+	p := getFields()
+	out := append(*p,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
 		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
@@ -651,7 +660,8 @@ func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) 
 	if s.cert != "" {
 		out = append(out, hpack.HeaderField{Name: "x-amzn-mtls-clientcert", Value: s.cert})
 	}
-	return out
+	*p = out
+	return p
 }
 
 // streamDone removes a finished stream from the client connection and runs the hooks.

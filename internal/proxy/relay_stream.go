@@ -23,11 +23,11 @@ type outFlow struct {
 	chunks   []*[]byte // data waiting for window (a copy: frame buffers are reused)
 	poff     int       // read offset in chunks[0]
 	qlen     int
-	end      bool // END_STREAM follows pending
-	trailers []hpack.HeaderField
-	hasTrl   bool // trailers follow pending
-	closed   bool // END_STREAM or RST_STREAM was sent: nothing more goes this way
-	waiting  bool // in the destination's blocked list
+	end      bool                 // END_STREAM follows pending
+	trailers *[]hpack.HeaderField // from fieldsPool
+	hasTrl   bool                 // trailers follow pending
+	closed   bool                 // END_STREAM or RST_STREAM was sent: nothing more goes this way
+	waiting  bool                 // in the destination's blocked list
 	owed     int64
 	// deferred: owed stream window is held back from the sender because the client
 	// connection has clientConnBuffered bytes waiting (down only; see ackLocked).
@@ -61,10 +61,10 @@ type relayStream struct {
 	connecting    bool
 	finished      bool
 	clientReset   bool
-	reqFields     []hpack.HeaderField
+	reqFields     *[]hpack.HeaderField // from fieldsPool, until the request headers are sent
 	be            *gateway.Backend
 	ep            *balancer.Endpoint
-	epDone        func()
+	started       bool // ep.Start was called, ep.Done is owed
 	attempts      int
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
@@ -256,7 +256,8 @@ func (s *relayStream) drainLocked(o *outFlow, dst *relayConn, id uint32, b *batc
 	}
 	if o.queuedLen() == 0 {
 		if o.hasTrl && !o.closed {
-			dst.writeHeaders(id, true, o.trailers)
+			dst.writeHeaders(id, true, *o.trailers)
+			putFields(o.trailers)
 			o.hasTrl, o.trailers, o.closed = false, nil, true
 		}
 	} else {
@@ -485,7 +486,8 @@ func (s *relayStream) connectLocked(b *batch) {
 		s.failLocked(&failure{code: codes.Unavailable, msg: "no healthy endpoint for Service " + s.be.Service + ":" + s.be.Port}, b)
 		return
 	}
-	s.ep, s.epDone = ep, ep.Start()
+	s.ep, s.started = ep, true
+	ep.Start()
 	s.key = poolKey{addr: ep.Addr, tls: s.be.TLS}
 	if bc := s.h.Transports.relay.ready(s.key); bc != nil && s.openLocked(bc, b) {
 		return
@@ -523,8 +525,8 @@ func (s *relayStream) dial(ctx context.Context) {
 		if s.attempts+1 < maxAttempts && len(s.be.Endpoints) > 1 {
 			s.attempts++
 			s.rec.Retries++
-			s.epDone()
-			s.epDone = nil
+			s.ep.Done()
+			s.started = false
 			s.connectLocked(&b)
 			return
 		}
@@ -550,7 +552,7 @@ func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
 	s.connecting = false
 	s.up.win = int64(bc.peerWin)
 	endNow := s.clientEnded && s.up.queuedLen() == 0
-	bc.writeHeaders(id, endNow, s.reqFields)
+	bc.writeHeaders(id, endNow, *s.reqFields)
 	putFields(s.reqFields)
 	s.reqFields = nil
 	if endNow {
@@ -571,13 +573,15 @@ func (s *relayStream) fromBackendHeaders(f *http2.MetaHeadersFrame, b *batch) {
 		return
 	}
 	end := f.StreamEnded()
-	var fields []hpack.HeaderField
+	fp := getFields()
+	defer func() { putFields(fp) }()
+	fields := *fp
 	if !s.respStarted {
 		st := f.PseudoValue("status")
 		if len(st) == 3 && st[0] == '1' {
 			return // 1xx: nothing for a gRPC client
 		}
-		fields = append(make([]hpack.HeaderField, 0, len(f.Fields)), hpack.HeaderField{Name: ":status", Value: st})
+		fields = append(fields, hpack.HeaderField{Name: ":status", Value: st})
 	}
 	for _, hf := range f.RegularFields() {
 		if isHopLower(hf.Name) {
@@ -588,6 +592,7 @@ func (s *relayStream) fromBackendHeaders(f *http2.MetaHeadersFrame, b *batch) {
 		}
 		fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
 	}
+	*fp = fields
 	if end {
 		// The call is over for the backend: nothing more of the request is wanted.
 		s.backendEnded = true
@@ -605,7 +610,8 @@ func (s *relayStream) fromBackendHeaders(f *http2.MetaHeadersFrame, b *batch) {
 		}
 	} else if end {
 		if s.down.queuedLen() > 0 {
-			s.down.trailers, s.down.hasTrl = fields, true
+			s.down.trailers, s.down.hasTrl = fp, true
+			fp = nil // drainLocked sends and returns them
 		} else {
 			if s.cc.lockWrite() {
 				s.cc.writeHeaders(s.cid, true, fields)
@@ -707,6 +713,7 @@ func (s *relayStream) failLocked(f *failure, b *batch) {
 	s.resetBackendLocked(http2.ErrCodeCancel, b)
 	if !s.down.closed {
 		s.down.reset()
+		putFields(s.down.trailers)
 		s.down.hasTrl, s.down.trailers, s.down.end = false, nil, false
 		fields := make([]hpack.HeaderField, 0, 4)
 		if !s.respStarted {
@@ -783,9 +790,9 @@ func (s *relayStream) finishLocked(b *batch) {
 		}
 		s.bc.mu.Unlock()
 	}
-	if s.epDone != nil {
-		s.epDone()
-		s.epDone = nil
+	if s.started {
+		s.ep.Done()
+		s.started = false
 	}
 	if s.rec.Code == codes.OK && s.statusFromHdr != "" {
 		if n, err := strconv.Atoi(s.statusFromHdr); err == nil {

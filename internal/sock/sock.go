@@ -37,6 +37,14 @@ type Conn struct {
 	// it must be set before the reading starts and runs on the reading goroutine.
 	BeforeRead func()
 
+	// The one write in progress (writeFD), its callback made once so that a write
+	// allocates nothing.
+	writeFn func(fd uintptr) bool
+	wp      []byte
+	wn      int
+	werr    error
+	wwait   bool
+
 	// The reading goroutine's non-blocking read (tryRead).
 	readFn func(fd uintptr) bool
 	rp     []byte
@@ -227,34 +235,39 @@ func (c *Conn) tryWriteLocked(p []byte) int {
 }
 
 // writeFD writes p to the descriptor; on a full socket it waits for room (and the write
-// deadline) if wait is set, else it returns what was written so far.
+// deadline) if wait is set, else it returns what was written so far. One write at a time:
+// under c.mu, or from the drain goroutine while draining keeps the others off.
 func (c *Conn) writeFD(p []byte, wait bool) (int, error) {
-	n := 0
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			k, e := syscall.Write(int(fd), p[n:])
-			if k > 0 {
-				n += k
+	if c.writeFn == nil {
+		c.writeFn = func(fd uintptr) bool {
+			for c.wn < len(c.wp) {
+				k, e := syscall.Write(int(fd), c.wp[c.wn:])
+				if k > 0 {
+					c.wn += k
+				}
+				switch {
+				case e == syscall.EINTR:
+					continue
+				case e == syscall.EAGAIN:
+					return !c.wwait
+				case e != nil:
+					c.werr = e
+					return true
+				case k == 0:
+					c.werr = io.ErrShortWrite
+					return true
+				}
 			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return !wait
-			case e != nil:
-				werr = e
-				return true
-			case k == 0:
-				werr = io.ErrShortWrite
-				return true
-			}
+			return true
 		}
-		return true
-	})
-	if err == nil {
-		err = werr
 	}
+	c.wp, c.wn, c.werr, c.wwait = p, 0, nil, wait
+	err := c.rc.Write(c.writeFn)
+	if err == nil {
+		err = c.werr
+	}
+	n := c.wn
+	c.wp, c.werr = nil, nil
 	return n, err
 }
 

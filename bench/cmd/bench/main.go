@@ -52,6 +52,7 @@ func run() error {
 		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here, and the backend's and the load generator's CPU profiles with each target")
 		keep      = flag.Bool("keep", false, "keep the run directory (configurations, logs)")
 		duration  = flag.Duration("duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
+		lbEnvFlag = flag.String("lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,12 +118,12 @@ func run() error {
 			return fmt.Errorf("build milvus-lb: %w", err)
 		}
 	}
-	var lbEnv []string
+	lbEnv := split(*lbEnvFlag)
 	if *pprofDir != "" {
 		if err := os.MkdirAll(*pprofDir, 0o755); err != nil {
 			return err
 		}
-		lbEnv = harness.ProfileEnv
+		lbEnv = append(lbEnv, harness.ProfileEnv...)
 	}
 
 	machine := harness.DescribeMachine(peerList)

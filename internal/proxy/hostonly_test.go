@@ -1,0 +1,26 @@
+package proxy
+
+import (
+	"net"
+	"testing"
+)
+
+// hostOnly must agree with net.SplitHostPort, which it replaces on the hot path.
+func TestHostOnlyAgreesWithSplitHostPort(t *testing.T) {
+	for _, h := range []string{
+		"milvus-demo.milvus.io", "milvus-demo.milvus.io:443", "milvus-demo.milvus.io:",
+		"127.0.0.1", "127.0.0.1:19530", "[::1]", "[::1]:443", "[::1]:", "::1", "a:b:c",
+		"[fe80::1%eth0]:80", "[::1]:443:1", "", ":443", "[", "]:1",
+	} {
+		want := h
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			want = host
+		}
+		if got := hostOnly(h); got != want {
+			t.Errorf("hostOnly(%q) = %q, net.SplitHostPort says %q", h, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = hostOnly("milvus-demo.milvus.io") }); n != 0 {
+		t.Errorf("hostOnly allocates %v times per call", n)
+	}
+}
