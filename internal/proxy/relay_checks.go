@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"strconv"
-
-	"golang.org/x/net/http2"
 )
 
 // maxWindow is the largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
@@ -14,7 +12,7 @@ const maxWindow = 1<<31 - 1
 // must carry (RFC 9113 §8.3.1), connection-specific fields (§8.2.2), and content-length.
 // It returns the declared content-length (-1 without one) and whether the request is
 // well-formed; a malformed request is answered with RST_STREAM(PROTOCOL_ERROR) (§8.1.1).
-func checkRequest(f *http2.MetaHeadersFrame) (contentLength int64, ok bool) {
+func checkRequest(f *headerBlock) (contentLength int64, ok bool) {
 	contentLength = -1
 	var method, scheme, path bool
 	for _, hf := range f.PseudoFields() {

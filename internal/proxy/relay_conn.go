@@ -60,7 +60,8 @@ type relayConn struct {
 	over   io.Writer // nc when it is a wrapper over sk (TLS): writes go through it first
 	br     *bufio.Reader
 	fr     *http2.Framer
-	server bool // faces a client
+	hd     *blockDecoder // the header blocks the Framer reads (reader goroutine only)
+	server bool          // faces a client
 	name   string
 
 	// rb is the batch of the connection's reader goroutine, flushed when it is about to
@@ -143,7 +144,7 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, write
 	// DATA frames are copied out before the next read (appendData, queue), so the Framer
 	// may reuse them.
 	c.fr.SetReuseFrames()
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.hd = newBlockDecoder(0)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.lastRead.Store(time.Now().UnixNano())
 	return c

@@ -213,9 +213,13 @@ func (p *relayPool) close() {
 // backendFrame handles one frame from a backend.
 func (c *relayConn) backendFrame(f http2.Frame, b *batch) error {
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		if s := c.stream(f.StreamID); s != nil {
-			s.fromBackendHeaders(f, b)
+	case *http2.HeadersFrame:
+		hb, err := c.hd.read(c.fr, f)
+		if err != nil {
+			return err
+		}
+		if s := c.stream(hb.StreamID); s != nil {
+			s.fromBackendHeaders(hb, b)
 		}
 	case *http2.DataFrame:
 		s := c.stream(f.StreamID)

@@ -77,7 +77,7 @@ type restStream struct {
 
 // startREST opens a REST stream for a request that passed checkRequest. The client
 // connection's stream count was checked by the caller.
-func (s *relayServer) startREST(f *http2.MetaHeadersFrame, cl int64, b *batch) {
+func (s *relayServer) startREST(f *headerBlock, cl int64, b *batch) {
 	c := s.c
 	r := &restStream{sc: s, id: f.StreamID, start: time.Now(), clLeft: cl, recvWin: relayStreamWindow, hdr: http.Header{}}
 	r.cond.L = &r.mu
@@ -111,7 +111,7 @@ func (s *relayServer) startREST(f *http2.MetaHeadersFrame, cl int64, b *batch) {
 }
 
 // newRequest builds the request the handler sees, as net/http's HTTP/2 server would.
-func (r *restStream) newRequest(f *http2.MetaHeadersFrame, cl int64) (*http.Request, error) {
+func (r *restStream) newRequest(f *headerBlock, cl int64) (*http.Request, error) {
 	s := r.sc
 	method, path := f.PseudoValue("method"), f.PseudoValue("path")
 	authority := f.PseudoValue("authority")
@@ -220,7 +220,7 @@ func (r *restStream) data(f *http2.DataFrame, b *batch) error {
 }
 
 // trailers takes the request's trailers (a HEADERS frame after the first).
-func (r *restStream) trailers(f *http2.MetaHeadersFrame) error {
+func (r *restStream) trailers(f *headerBlock) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.bodyEnd {

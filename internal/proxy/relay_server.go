@@ -107,6 +107,7 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	s.c.onWritable = s.writable
 	if o.MaxHeaderBytes > 0 {
 		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
+		s.c.hd = newBlockDecoder(uint32(o.MaxHeaderBytes))
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
@@ -328,32 +329,12 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 		s.ctrlRun = 0
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		id := f.StreamID
-		if r := s.restStream(id); r != nil {
-			return r.trailers(f)
+	case *http2.HeadersFrame:
+		hb, err := c.hd.read(c.fr, f)
+		if err != nil {
+			return err
 		}
-		if st := c.stream(id); st != nil {
-			st.mu.Lock()
-			ended := st.clientEnded
-			st.mu.Unlock()
-			if ended {
-				return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
-			}
-			if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
-				// Trailers must end the stream and carry no pseudo-header (§8.1).
-				return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
-			}
-			st.fromClientEnd(b)
-			return nil
-		}
-		if id%2 == 0 {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		if !s.idle(id) {
-			return http2.ConnectionError(http2.ErrCodeStreamClosed)
-		}
-		return s.newStream(f, b)
+		return s.headers(hb, b)
 	case *http2.DataFrame:
 		id := f.StreamID
 		if r := s.restStream(id); r != nil {
@@ -458,6 +439,36 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 	return nil
 }
 
+// headers handles a header block from the client: a new call, or the end of one.
+func (s *relayServer) headers(f *headerBlock, b *batch) error {
+	c := s.c
+	id := f.StreamID
+	if r := s.restStream(id); r != nil {
+		return r.trailers(f)
+	}
+	if st := c.stream(id); st != nil {
+		st.mu.Lock()
+		ended := st.clientEnded
+		st.mu.Unlock()
+		if ended {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			// Trailers must end the stream and carry no pseudo-header (§8.1).
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		st.fromClientEnd(b)
+		return nil
+	}
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if !s.idle(id) {
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	}
+	return s.newStream(f, b)
+}
+
 // idle reports whether id names a stream the client has not opened (RFC 9113 §5.1):
 // above every id it used, or even (the relay never pushes).
 func (s *relayServer) idle(id uint32) bool {
@@ -502,7 +513,7 @@ func (s *relayServer) resetStream(id uint32, code http2.ErrCode, b *batch) {
 }
 
 // newStream starts a call from the client's HEADERS.
-func (s *relayServer) newStream(f *http2.MetaHeadersFrame, b *batch) error {
+func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 	c := s.c
 	id := f.StreamID
 	c.mu.Lock()
@@ -618,7 +629,7 @@ func (s *relayServer) rejectHeaders(id uint32, b *batch) {
 
 // requestFields are the headers sent to the backend: the client's metadata untouched
 // minus connection-specific fields, plus X-Forwarded-* as the ALB adds them.
-func (s *relayServer) requestFields(f *http2.MetaHeadersFrame, backendTLS bool) *[]hpack.HeaderField {
+func (s *relayServer) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
 	scheme := "http"
 	if backendTLS {
 		scheme = "https"

@@ -566,7 +566,7 @@ func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
 }
 
 // fromBackendHeaders relays response headers or trailers.
-func (s *relayStream) fromBackendHeaders(f *http2.MetaHeadersFrame, b *batch) {
+func (s *relayStream) fromBackendHeaders(f *headerBlock, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished || s.down.closed {

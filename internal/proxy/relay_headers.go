@@ -1,0 +1,196 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// headerBlock is a decoded header block: a HEADERS frame and the CONTINUATION frames that
+// complete it. Each connection decodes into one block of its own, reused block after
+// block: x/net's Framer.ReadMetaHeaders allocates a MetaHeadersFrame, an emit closure and
+// a growing field slice for every block, half of the relay's allocations under load. A
+// block and its Fields are valid until the connection reads its next frame; the strings in
+// them stay valid.
+type headerBlock struct {
+	*http2.HeadersFrame
+	// Fields are the decoded fields in order: the pseudo-header fields first (a block
+	// that has one after a regular field is refused).
+	Fields []hpack.HeaderField
+	// Truncated is set when the fields were over the header list limit; Fields then
+	// hold those before the limit.
+	Truncated bool
+	pseudo    int // Fields[:pseudo] are pseudo-header fields
+}
+
+// PseudoValue is the value of the pseudo-header field ":"+name, or "".
+func (b *headerBlock) PseudoValue(name string) string {
+	for _, f := range b.Fields[:b.pseudo] {
+		if f.Name[1:] == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// PseudoFields are the pseudo-header fields.
+func (b *headerBlock) PseudoFields() []hpack.HeaderField { return b.Fields[:b.pseudo] }
+
+// RegularFields are the fields that are not pseudo-header fields.
+func (b *headerBlock) RegularFields() []hpack.HeaderField { return b.Fields[b.pseudo:] }
+
+// blockDecoder decodes a connection's header blocks with the checks x/net's readMetaFrame
+// makes (RFC 9113 §8.2 and §8.3): field names lower case and valid, values valid,
+// pseudo-header fields first, known, not repeated and not mixing request and response,
+// the header list within maxList bytes (RFC 9113 §6.5.2 SETTINGS_MAX_HEADER_LIST_SIZE,
+// counted as RFC 7541 §4.1 sizes; past it Truncated is set and decoding stops), and a
+// connection error for a block far over the limit or with more fragments after an invalid
+// field. Reader goroutine only.
+type blockDecoder struct {
+	dec   *hpack.Decoder
+	block headerBlock
+	max   uint32
+
+	// State of the block being decoded.
+	sawRegular     bool
+	invalid        error
+	headersRemain  uint32
+	trailersRemain uint32
+}
+
+// errInvalidField is the stream error of a block with a malformed field. The detail is
+// not sent anywhere: the stream is reset with PROTOCOL_ERROR.
+var errInvalidField = errors.New("invalid header field")
+
+func newBlockDecoder(maxList uint32) *blockDecoder {
+	if maxList == 0 {
+		maxList = 16 << 20 // x/net's default for an unset limit
+	}
+	d := &blockDecoder{max: maxList}
+	d.dec = hpack.NewDecoder(4096, d.emit)
+	d.dec.SetMaxStringLength(int(min(maxList, 1<<30)))
+	return d
+}
+
+// read decodes the block that hf starts, reading its CONTINUATION frames from fr (the
+// Framer checks that nothing else comes between them). It returns a ConnectionError for
+// what breaks the connection's header compression state or is far over the limit, a
+// StreamError for a malformed block.
+func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBlock, error) {
+	b := &d.block
+	clear(b.Fields)
+	b.HeadersFrame, b.Fields, b.Truncated, b.pseudo = hf, b.Fields[:0], false, 0
+	d.sawRegular, d.invalid = false, nil
+	d.headersRemain, d.trailersRemain = d.max, d.max
+	d.dec.SetEmitEnabled(true)
+	frag, ended := hf.HeaderBlockFragment(), hf.HeadersEnded()
+	for {
+		// A fragment more than twice what may still be accepted, or any fragment after
+		// the limit was passed or a field was invalid, is not worth decoding: the
+		// connection goes (as in x/net, which cannot reset the stream at this point).
+		if int64(len(frag)) > 2*int64(d.headersRemain+d.trailersRemain) || d.invalid != nil {
+			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if _, err := d.dec.Write(frag); err != nil {
+			return nil, http2.ConnectionError(http2.ErrCodeCompression)
+		}
+		if ended {
+			break
+		}
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		cf := f.(*http2.ContinuationFrame) // the Framer's frame order check
+		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
+	}
+	if err := d.dec.Close(); err != nil {
+		return nil, http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if d.invalid == nil {
+		d.invalid = checkPseudos(b.PseudoFields())
+	}
+	if d.invalid != nil {
+		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
+	}
+	return b, nil
+}
+
+// emit takes one decoded field.
+func (d *blockDecoder) emit(f hpack.HeaderField) {
+	pseudo := strings.HasPrefix(f.Name, ":")
+	switch {
+	case !httpguts.ValidHeaderFieldValue(f.Value):
+		d.invalid = errInvalidField
+	case pseudo && d.sawRegular:
+		d.invalid = errInvalidField // a pseudo-header field after a regular one
+	case !pseudo:
+		d.sawRegular = true
+		if !validFieldName(f.Name) {
+			d.invalid = errInvalidField
+		}
+	}
+	if d.invalid != nil {
+		d.dec.SetEmitEnabled(false)
+		return
+	}
+	remain, size := &d.headersRemain, f.Size()
+	if f.Name == "trailer" {
+		// As x/net counts it: each name a trailer announces as a field of its own.
+		n := uint32(strings.Count(f.Value, ",") + 1)
+		remain, size = &d.trailersRemain, uint32(len(f.Value))-n+1+n*hpack.HeaderField{}.Size()
+	}
+	if size > *remain {
+		d.dec.SetEmitEnabled(false)
+		d.block.Truncated = true
+		d.headersRemain, d.trailersRemain = 0, 0
+		return
+	}
+	*remain -= size
+	d.block.Fields = append(d.block.Fields, f)
+	if pseudo {
+		d.block.pseudo++
+	}
+}
+
+// validFieldName reports whether name is a valid HTTP/2 field name: a token, in lower
+// case (RFC 9113 §8.2.1).
+func validFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !httpguts.IsTokenRune(r) || 'A' <= r && r <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPseudos refuses unknown and repeated pseudo-header fields, and a block with both
+// request and response ones (RFC 9113 §8.3).
+func checkPseudos(fields []hpack.HeaderField) error {
+	var request, response bool
+	for i, f := range fields {
+		switch f.Name {
+		case ":method", ":path", ":scheme", ":authority", ":protocol":
+			request = true
+		case ":status":
+			response = true
+		default:
+			return errInvalidField
+		}
+		for _, g := range fields[:i] {
+			if f.Name == g.Name {
+				return errInvalidField
+			}
+		}
+	}
+	if request && response {
+		return errInvalidField
+	}
+	return nil
+}
