@@ -2,6 +2,7 @@ package fakemilvus
 
 import (
 	"context"
+	"crypto/sha256"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,11 @@ type Call struct {
 	Code codes.Code
 	// RequestBytes is the encoded size of the request messages received.
 	RequestBytes int
-	Start, End   time.Time
+	// RequestDigest is the SHA-256 of the unary request as received (deterministically
+	// re-encoded), with Options.DigestRequests: a test compares it with what it sent to
+	// know the balancer delivered the message intact. Zero otherwise.
+	RequestDigest [sha256.Size]byte
+	Start, End    time.Time
 }
 
 // maxRecorded bounds Calls() memory in long runs; the oldest half is dropped beyond it.
@@ -130,6 +135,15 @@ func (s *Server) newCall(ctx context.Context, method string) Call {
 	return c
 }
 
+// Digest is the SHA-256 of m's deterministic encoding, as Call.RequestDigest.
+func Digest(m proto.Message) [sha256.Size]byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return sha256.Sum256(b)
+}
+
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	s.rec.begin(info.FullMethod)
 	var c Call
@@ -137,6 +151,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		c = s.newCall(ctx, info.FullMethod)
 		if m, ok := req.(proto.Message); ok {
 			c.RequestBytes = proto.Size(m)
+			if s.opts.DigestRequests {
+				c.RequestDigest = Digest(m)
+			}
 		}
 	}
 	resp, err := s.handleUnary(ctx, req, info, handler)

@@ -62,6 +62,8 @@ type Options struct {
 	TLS *tls.Config
 	// NoRecord turns off Calls() recording (counters stay on), for benchmarks.
 	NoRecord bool
+	// DigestRequests records each unary request's Call.RequestDigest.
+	DigestRequests bool
 	// OnCall, if set, is called after every call with its record (also with NoRecord).
 	// It runs on the handler's goroutine and must not block.
 	OnCall func(Call)

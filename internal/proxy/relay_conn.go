@@ -112,6 +112,10 @@ type relayConn struct {
 	// frames, which for responses is a backend connection's reader shared by many calls.
 	writing bool
 	full    bool
+	// handing: the writer is handing buffers to the socket, without c.mu; a drain that
+	// ends meanwhile only sets drainedMeanwhile, and the writer looks again.
+	handing          bool
+	drainedMeanwhile bool
 	// idle, if set, is closed when writing ends (flushWait).
 	idle chan struct{}
 	// onWritable wakes what waits for room in wbuf.
@@ -201,7 +205,7 @@ func (c *relayConn) Write(p []byte) (int, error) {
 // small frames) and the large ones that bulk transfers grow are recycled too (bigBufs).
 // Free lists rather than sync.Pools: a Pool takes a pointer, and boxing a slice for it
 // costs an allocation per flush.
-var smallBufs = bufList{max: 256, size: 16 << 10}
+var smallBufs = bufList{max: 32, size: 16 << 10}
 
 // bigBufSize fits a batch of DATA frames up to flushThreshold plus one more frame, so a
 // bulk transfer's buffer never grows (growing copies it) once taken from bigBufPool.
@@ -358,6 +362,9 @@ func (c *relayConn) writeLoop(wake bool) {
 			c.wbuf = nil
 		}
 		c.queued = 0
+		// While this goroutine hands the buffers to the socket, a drain that ends must
+		// not start another writer (drained): the buffers still in hand come first.
+		c.handing, c.drainedMeanwhile = true, false
 		c.mu.Unlock()
 		var pending int
 		var err error
@@ -369,10 +376,12 @@ func (c *relayConn) writeLoop(wake bool) {
 			bufs[i] = nil
 		}
 		c.mu.Lock()
+		c.handing = false
 		if err != nil && c.werr == nil {
 			c.werr = err
 		}
-		if pending > 0 && err == nil && !c.closed {
+		if pending > 0 && err == nil && !c.closed && !c.drainedMeanwhile {
+			// The socket's drain goroutine calls drained when it is done.
 			c.mu.Unlock()
 			return
 		}
@@ -424,6 +433,12 @@ func (c *relayConn) writeOut(buf []byte) (int, error) {
 // collected meanwhile goes next.
 func (c *relayConn) drained() {
 	c.mu.Lock()
+	if c.handing {
+		// The writer handing buffers to the socket goes on itself.
+		c.drainedMeanwhile = true
+		c.mu.Unlock()
+		return
+	}
 	if !c.writing {
 		c.mu.Unlock()
 		return
