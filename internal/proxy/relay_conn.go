@@ -495,6 +495,19 @@ func (b *batch) mark(c *relayConn) {
 	b.dirty = append(b.dirty, c)
 }
 
+// take removes c from the batch and reports whether it was there.
+func (b *batch) take(c *relayConn) bool {
+	for i, d := range b.dirty {
+		if d == c {
+			copy(b.dirty[i:], b.dirty[i+1:])
+			b.dirty[len(b.dirty)-1] = nil
+			b.dirty = b.dirty[:len(b.dirty)-1]
+			return true
+		}
+	}
+	return false
+}
+
 func (b *batch) flush() {
 	for i := 0; i < len(b.dirty); i++ {
 		// Waking streams may mark more connections: the loop takes them too.

@@ -184,6 +184,12 @@ func (s *relayServer) serve() {
 			s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
 		}
 		for {
+			// Frames for the client itself (acknowledgements, window updates, errors)
+			// go out here rather than from beforeRead: a TLS write nested in the TLS
+			// read would double the stack that every idle connection's reader keeps.
+			if b.take(c) {
+				c.flush(true)
+			}
 			f, err := c.fr.ReadFrame()
 			if err == nil {
 				c.frameRead()
