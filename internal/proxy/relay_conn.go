@@ -19,7 +19,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -78,8 +77,7 @@ type relayConn struct {
 	wbuf       []byte
 	sealed     [][]byte // full buffers waiting for the writer, before wbuf (see appendData)
 	queued     int      // bytes in sealed and wbuf
-	henc       *hpack.Encoder
-	hbuf       bytes.Buffer
+	henc       *headerEncoder
 	werr       error
 	sendWin    int64 // connection-level window for what we send
 	peerWin    int32 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
@@ -149,7 +147,7 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, write
 	// may reuse them.
 	c.fr.SetReuseFrames()
 	c.hd = newBlockDecoder(0)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.henc = newHeaderEncoder()
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
 }
@@ -519,11 +517,7 @@ func (b *batch) flush() {
 
 // writeHeaders encodes fields and writes HEADERS (and CONTINUATION) frames. c.mu held.
 func (c *relayConn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
-	c.hbuf.Reset()
-	for _, f := range fields {
-		_ = c.henc.WriteField(f)
-	}
-	block := c.hbuf.Bytes()
+	block := c.henc.encode(fields)
 	max := int(c.peerFrame)
 	first := true
 	for first || len(block) > 0 {

@@ -300,7 +300,7 @@ func (c *relayConn) settings(f *http2.SettingsFrame, b *batch) error {
 		case http2.SettingMaxConcurrentStreams:
 			c.peerMaxStr = s.Val
 		case http2.SettingHeaderTableSize:
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.henc.setMaxDynamicTableSizeLimit(s.Val)
 		}
 		return nil
 	})

@@ -1,0 +1,95 @@
+package proxy
+
+import "golang.org/x/net/http2/hpack"
+
+// headerEncoder encodes one connection's header blocks and remembers the blocks whose
+// encoding left the connection's dynamic table as it was: the same fields then encode to
+// the same bytes for as long as the table does not change, and gRPC sends the same fields
+// call after call, so most blocks are copied rather than encoded again (x/net's Encoder
+// looks every field up in two hash tables: a tenth of the relay's CPU under Search). The
+// connection's mu is held for all of it.
+type headerEncoder struct {
+	enc     *hpack.Encoder
+	buf     []byte // the block being encoded: the Encoder's writer
+	changed bool   // the encoding inserted into the table or resized it
+	// epoch counts the table's changes; a remembered block is valid in its epoch only.
+	epoch uint64
+	memo  []memoBlock
+	next  int
+}
+
+type memoBlock struct {
+	epoch  uint64
+	fields []hpack.HeaderField
+	block  []byte
+}
+
+const (
+	memoBlocks   = 8    // blocks remembered per connection
+	memoMaxBytes = 1024 // larger blocks are not remembered (nor their field values kept)
+)
+
+func newHeaderEncoder() *headerEncoder {
+	e := &headerEncoder{}
+	e.enc = hpack.NewEncoder(e)
+	return e
+}
+
+// Write takes one field's encoding from the Encoder (one Write per field, a pending table
+// size update first) and notes whether it changes the table (RFC 7541 §6): a literal with
+// incremental indexing (01xxxxxx) or a size update (001xxxxx); indexed fields and
+// literals without indexing leave it as it is.
+func (e *headerEncoder) Write(p []byte) (int, error) {
+	if len(p) > 0 && (p[0]&0xc0 == 0x40 || p[0]&0xe0 == 0x20) {
+		e.changed = true
+	}
+	e.buf = append(e.buf, p...)
+	return len(p), nil
+}
+
+// encode returns the block for fields, valid until the next call.
+func (e *headerEncoder) encode(fields []hpack.HeaderField) []byte {
+	for i := range e.memo {
+		if m := &e.memo[i]; m.epoch == e.epoch && sameFields(m.fields, fields) {
+			return m.block
+		}
+	}
+	e.buf, e.changed = e.buf[:0], false
+	for _, f := range fields {
+		_ = e.enc.WriteField(f)
+	}
+	if e.changed {
+		e.epoch++
+		return e.buf
+	}
+	if len(e.buf) <= memoMaxBytes {
+		if len(e.memo) < memoBlocks {
+			e.memo = append(e.memo, memoBlock{})
+		}
+		m := &e.memo[e.next]
+		e.next = (e.next + 1) % memoBlocks
+		m.epoch = e.epoch
+		m.fields = append(m.fields[:0], fields...)
+		m.block = append(m.block[:0], e.buf...)
+	}
+	return e.buf
+}
+
+// setMaxDynamicTableSizeLimit applies the peer's SETTINGS_HEADER_TABLE_SIZE; the table may
+// shrink, so no remembered block stands.
+func (e *headerEncoder) setMaxDynamicTableSizeLimit(v uint32) {
+	e.enc.SetMaxDynamicTableSizeLimit(v)
+	e.epoch++
+}
+
+func sameFields(a, b []hpack.HeaderField) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Value != b[i].Value || a[i].Sensitive != b[i].Sensitive {
+			return false
+		}
+	}
+	return true
+}
