@@ -406,13 +406,18 @@ func (c *relayConn) doneWritingLocked(wake bool) {
 		putWbuf(c.wbuf)
 		c.wbuf = nil
 	}
-	w := wake && c.full && c.werr == nil
-	if w {
-		c.full = false
-	}
+	full := c.full && c.werr == nil
+	c.full = false
 	c.mu.Unlock()
-	if w {
+	switch {
+	case !full:
+	case wake:
 		c.wake()
+	default:
+		// This writer's caller may hold a stream's lock, so it cannot wake the streams
+		// waiting for room; and a flush that could have found it busy and left them to
+		// it. Rare (the buffer was full): a goroutine does it.
+		go c.wake()
 	}
 }
 

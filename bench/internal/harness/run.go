@@ -80,6 +80,9 @@ func Summary(results []Result) []Result {
 		s.PeakMiB = med(func(r Result) float64 { return r.PeakMiB })
 		s.PerConnKiB = med(func(r Result) float64 { return r.PerConnKiB })
 		s.CPUus = med(func(r Result) float64 { return r.CPUus })
+		s.BackendCPUus = med(func(r Result) float64 { return r.BackendCPUus })
+		s.ClientCPUus = med(func(r Result) float64 { return r.ClientCPUus })
+		s.IdlePct = med(func(r Result) float64 { return r.IdlePct })
 		s.Seconds = med(func(r Result) float64 { return r.Seconds })
 		var calls int64
 		for _, r := range g {
