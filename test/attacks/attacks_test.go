@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,11 +614,15 @@ func TestNeverReads(t *testing.T) {
 
 func neverReads(t *testing.T, openWindows bool) {
 	o := testOptions()
-	// The backend runs in a process of its own: it holds the 100 responses of 8 MiB
-	// whole (see startBackendProcess), and the heap bound is about the balancer.
+	// The backend runs in a process of its own: it holds the 100 responses whole (see
+	// startBackendProcess), and the heap bound is about the balancer. 2 MiB each: 200
+	// MiB in all is three times what the balancer may hold (maxHeapGrowth) beyond what
+	// the kernel's socket buffers take. With 8 MiB the backend's first touch of its 800
+	// MiB (page faults, 0.8 s of CPU on both cores at best) could stall the machine, and
+	// with it the legitimate calls, for longer than the rate allows.
 	l := newLBAt(t, o, proxy.DefaultLimits(), startBackendProcess(t))
 	req, err := proto.Marshal(&milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
-		SearchParams: []*commonpb.KeyValuePair{{Key: fakemilvus.ParamResultBytes, Value: "8388608"}}})
+		SearchParams: []*commonpb.KeyValuePair{{Key: fakemilvus.ParamResultBytes, Value: strconv.Itoa(2 << 20)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ const backendAddrPrefix = "BACKEND-ADDR "
 //
 // For the attacks whose backend must hold much memory of its own: a gRPC server marshals
 // each response whole before flow control lets any of it go, so a client that never reads
-// 100 responses of 8 MiB makes the backend hold 800 MiB whatever the balancer does. In the
+// 100 responses of 2 MiB makes the backend hold 200 MiB whatever the balancer does. In the
 // test process that would hide what the balancer holds, which is what the heap bound is
 // about; in production the backend is another machine.
 func startBackendProcess(t *testing.T) string {
