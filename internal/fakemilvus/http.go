@@ -72,5 +72,6 @@ func (s *Server) httpCall(r *http.Request, method string) Call {
 		c.MD[strings.ToLower(k)] = append([]string(nil), v...)
 	}
 	c.RequestBytes = int(n)
+	c.Peer = r.RemoteAddr
 	return c
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,7 +37,10 @@ type Call struct {
 	// re-encoded), with Options.DigestRequests: a test compares it with what it sent to
 	// know the balancer delivered the message intact. Zero otherwise.
 	RequestDigest [sha256.Size]byte
-	Start, End    time.Time
+	// Peer is the address the call came from (the balancer's end of its connection to
+	// this backend): calls with the same Peer shared a connection.
+	Peer       string
+	Start, End time.Time
 }
 
 // maxRecorded bounds Calls() memory in long runs; the oldest half is dropped beyond it.
@@ -132,6 +136,9 @@ func (s *Server) newCall(ctx context.Context, method string) Call {
 	c := Call{Method: method, Start: time.Now()}
 	c.MD, _ = metadata.FromIncomingContext(ctx) // already a copy
 	c.Deadline, _ = ctx.Deadline()
+	if p, ok := peer.FromContext(ctx); ok {
+		c.Peer = p.Addr.String()
+	}
 	return c
 }
 

@@ -502,16 +502,64 @@ func TestConcurrentLargeInsertsArriveIntact(t *testing.T) {
 		t.Fatalf("insert: %v", err)
 	}
 	got := 0
+	peers := map[string]bool{}
 	for _, call := range bs[0].Calls() {
 		if call.Method != "/milvus.proto.milvus.MilvusService/Insert" {
 			continue
 		}
 		got++
+		peers[call.Peer] = true
 		if !sent[call.RequestDigest] {
 			t.Errorf("the backend received an insert of %d bytes that no client sent: the relay damaged it", call.RequestBytes)
 		}
 	}
 	if want := conns * perConn * rounds; got != want {
 		t.Errorf("backend received %d inserts, want %d", got, want)
+	}
+	// 16 uploads at once are spread over more than one backend connection (each is read
+	// by one goroutine of the backend under one window), but over a bounded number.
+	if len(peers) < 2 || len(peers) > 4 {
+		t.Errorf("the inserts reached the backend over %d connections, want 2 to 4", len(peers))
+	}
+}
+
+// Small calls, however many at once, share one backend connection: one write carries
+// many of them, for the balancer and for the backend.
+func TestSmallCallsShareOneBackendConnection(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	ctx := ctxTimeout(t, time.Minute)
+	c := l.dialTLS()
+	// A 768-dimension float vector's worth of bytes, as in a real search.
+	req := &milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
+		SearchInput:  &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: make([]byte, 768*4)},
+		SearchParams: []*commonpb.KeyValuePair{{Key: "topk", Value: "10"}}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := c.Search(ctx, req); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("search: %v", err)
+	}
+	peers := map[string]int{}
+	for _, call := range bs[0].Calls() {
+		if call.Method == searchMethod {
+			peers[call.Peer]++
+		}
+	}
+	if len(peers) != 1 {
+		t.Errorf("640 searches reached the backend over %d connections (%v), want one", len(peers), peers)
 	}
 }

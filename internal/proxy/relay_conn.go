@@ -100,7 +100,10 @@ type relayConn struct {
 	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
 	deferred   []*relayStream
 	respQueued atomic.Int64
-	grown      atomic.Int64 // the extra window its streams' backends were given (growLocked)
+	// Backend side: uploading counts the streams whose request is still coming from the
+	// client (relayPool.ready spreads uploads over connections).
+	uploading atomic.Int32
+	grown     atomic.Int64 // the extra window its streams' backends were given (growLocked)
 
 	// Writing: one goroutine at a time writes the connection (writing is set), the one
 	// that flushed while nobody was, or, when the kernel would not take everything, the

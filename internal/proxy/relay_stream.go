@@ -64,7 +64,9 @@ type relayStream struct {
 	reqFields     *[]hpack.HeaderField // from fieldsPool, until the request headers are sent
 	be            *gateway.Backend
 	ep            *balancer.Endpoint
-	started       bool // ep.Start was called, ep.Done is owed
+	started       bool  // ep.Start was called, ep.Done is owed
+	uploading     bool  // counted in bc.uploading (see noteUploadLocked)
+	upReceived    int64 // request bytes received from the client
 	attempts      int
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
@@ -425,8 +427,12 @@ func (s *relayStream) fromClientData(f *http2.DataFrame, b *batch) {
 		return
 	}
 	end := f.StreamEnded()
+	s.upReceived += int64(len(data))
 	if end {
 		s.clientEnded = true
+		s.uploadDoneLocked()
+	} else {
+		s.noteUploadLocked()
 	}
 	if max := s.h.Limits.MaxRequestMessageBytes; max > 0 && !s.upScan.scan(data, max) {
 		s.cc.returnConnWindow(int64(f.Length), b)
@@ -446,6 +452,7 @@ func (s *relayStream) fromClientEnd(b *batch) {
 		return
 	}
 	s.clientEnded = true
+	s.uploadDoneLocked()
 	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
 }
 
@@ -549,6 +556,7 @@ func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
 	bc.nextID += 2
 	bc.streams[id] = s
 	s.bc, s.bid = bc, id
+	s.noteUploadLocked()
 	s.connecting = false
 	s.up.win = int64(bc.peerWin)
 	endNow := s.clientEnded && s.up.queuedLen() == 0
@@ -754,6 +762,7 @@ func (s *relayStream) finishLocked(b *batch) {
 		return
 	}
 	s.finished = true
+	s.uploadDoneLocked()
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -807,6 +816,28 @@ func (s *relayStream) finishLocked(b *batch) {
 	}
 	early := s.clientReset && time.Since(s.start) < prematureResetLifetime
 	s.sc.streamDone(s, early, b)
+}
+
+// uploadThreshold: a request still coming after this many bytes is an upload (an insert
+// of megabytes), which relayPool.ready keeps off the connections other uploads use. A
+// search (a few KiB, sent whole at once) never is one.
+const uploadThreshold = 64 << 10
+
+// noteUploadLocked counts s in its backend connection's uploads once its request is
+// one. s.mu held.
+func (s *relayStream) noteUploadLocked() {
+	if !s.uploading && s.bc != nil && !s.clientEnded && s.upReceived >= uploadThreshold {
+		s.uploading = true
+		s.bc.uploading.Add(1)
+	}
+}
+
+// uploadDoneLocked ends the stream's count in its backend connection's uploads. s.mu held.
+func (s *relayStream) uploadDoneLocked() {
+	if s.uploading {
+		s.uploading = false
+		s.bc.uploading.Add(-1)
+	}
 }
 
 // prematureResetLifetime: a stream the client resets sooner than this after opening it
