@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,11 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/milvus-lb/milvus-lb/internal/admin"
-	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
-	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
 	"github.com/milvus-lb/milvus-lb/internal/proxy"
@@ -132,27 +130,12 @@ func runDataPlane(ctx context.Context, src objectSource, o dataPlaneOptions, onA
 	if o.AdvertiseAddress == "" {
 		o.AdvertiseAddress = hostAddress()
 	}
-	reg := balancer.NewRegistry()
-	transports := proxy.NewTransports()
-	defer transports.Close()
-
-	var gw *gateway.Gateway
-	var metrics *admin.Metrics
-	lm := listener.NewManager(o.Listener,
-		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: gw.Current, Transports: transports, Observer: metrics, Log: logger, Limits: o.Limits}
-		},
-		func(port int) *tls.Config {
-			if l := gw.Current().Listeners[port]; l != nil {
-				return l.TLS
-			}
-			return nil
-		}, logger)
-	checker := health.New(reg, logger)
-	defer checker.Close()
-	gw = gateway.New(reg, lm, checker, logger)
-	metrics = admin.NewMetrics(gw, reg)
+	dp := dataplane.New(dataplane.Options{Listener: o.Listener, Limits: o.Limits, Log: logger})
+	defer dp.Close(0)
+	gw, lm := dp.Gateway, dp.Listeners
+	metrics := admin.NewMetrics(gw, dp.Registry)
 	metrics.Registry.MustRegister(admin.ConnCollector(lm.ConnStats))
+	dp.SetObserver(metrics)
 
 	adminLn, err := net.Listen("tcp", o.AdminAddr)
 	if err != nil {
@@ -222,12 +205,12 @@ func runDataPlane(ctx context.Context, src objectSource, o dataPlaneOptions, onA
 		}
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		lm.Shutdown(0)
+		dp.Close(0)
 		return cause
 	}
 	limit := drainLimit(gw.Current())
 	logger.Info("draining: no new connections, GOAWAY sent, waiting for calls in flight", "limit", limit)
-	lm.Shutdown(limit)
+	dp.Close(limit)
 	logger.Info("drained; exiting")
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -19,40 +17,28 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 
-	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
-	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
 	"github.com/milvus-lb/milvus-lb/internal/proxy"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 const host = "milvus-demo.milvus.io"
 
-// lb is a balancer assembled from the real packages, as runDataPlane does, serving one
+// lb is a balancer assembled as milvus-lb serve assembles it (dataplane.New), serving one
 // h2c port and one TLS port in front of fake Milvus backends.
 type lb struct {
 	t        *testing.T
 	gw       *gateway.Gateway
-	reg      *balancer.Registry
-	lm       *listener.Manager
 	plain    int
 	tlsPort  int
 	ca       *certtest.CA
 	backends []*fakemilvus.Server
 	model    *config.Model
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func startBackends(t *testing.T, n int, opts fakemilvus.Options) []*fakemilvus.Server {
@@ -78,48 +64,21 @@ func newLB(t *testing.T, backends []*fakemilvus.Server, tweak func(*config.Backe
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	l := &lb{t: t, reg: balancer.NewRegistry(), plain: freePort(t), tlsPort: freePort(t), ca: certtest.NewCA(t), backends: backends}
-	tr := proxy.NewTransports()
-	t.Cleanup(tr.Close)
+	l := &lb{t: t, plain: testenv.FreePort(t), tlsPort: testenv.FreePort(t), ca: certtest.NewCA(t), backends: backends}
 	opts := listener.DefaultOptions()
 	opts.BindAddress = "127.0.0.1"
-	l.lm = listener.NewManager(opts,
-		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: func() *gateway.Snapshot { return l.gw.Current() }, Transports: tr, Log: logger, Limits: proxy.DefaultLimits()}
-		},
-		func(port int) *tls.Config {
-			if ls := l.gw.Current().Listeners[port]; ls != nil {
-				return ls.TLS
-			}
-			return nil
-		}, logger)
-	checker := health.New(l.reg, logger)
-	l.gw = gateway.New(l.reg, l.lm, checker, logger)
-	t.Cleanup(func() {
-		l.lm.Shutdown(time.Second)
-		checker.Close()
-	})
+	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: proxy.DefaultLimits(), Log: logger})
+	t.Cleanup(func() { dp.Close(time.Second) })
+	l.gw = dp.Gateway
 
 	certPEM, keyPEM := l.ca.Issue(t, host)
-	be := &config.Backend{
-		Key: "milvus/milvus-demo:19530", Service: "milvus/milvus-demo", Port: "19530",
-		Protocol: config.BackendGRPC, Algorithm: config.RoundRobin,
-		HealthCheck:         config.HealthCheck{Kind: config.CheckNone},
-		DeregistrationDelay: config.Duration(time.Second),
-	}
+	var addrs []string
 	for _, b := range backends {
-		be.Endpoints = append(be.Endpoints, config.Endpoint{Address: b.Addr(), Ready: true})
+		addrs = append(addrs, b.Addr())
 	}
+	l.model = testenv.DemoModel(host, l.plain, l.tlsPort, certPEM, keyPEM, addrs...)
 	if tweak != nil {
-		tweak(be)
-	}
-	routes := []config.Route{{Host: host, Path: "/", PathType: config.PathPrefix, Backend: be.Key, Ingress: "milvus/milvus-demo"}}
-	l.model = &config.Model{
-		Backends: map[string]*config.Backend{be.Key: be},
-		Listeners: []config.Listener{
-			{Port: l.plain, Protocol: config.HTTP, Routes: routes},
-			{Port: l.tlsPort, Protocol: config.HTTPS, Routes: routes, Certificates: []config.Certificate{{Ref: "test", CertPEM: certPEM, KeyPEM: keyPEM}}},
-		},
+		tweak(l.model.Backends[testenv.DemoBackendKey])
 	}
 	l.apply()
 	return l

@@ -30,7 +30,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -48,14 +47,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
-	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
 	"github.com/milvus-lb/milvus-lb/internal/proxy"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 const (
@@ -101,16 +99,6 @@ func testOptions() listener.Options {
 	return o
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // newLB starts a balancer with opts and limits in front of a new fake Milvus.
 func newLB(t *testing.T, opts listener.Options, limits proxy.Limits) *lb {
 	t.Helper()
@@ -132,43 +120,12 @@ func newLBAt(t *testing.T, opts listener.Options, limits proxy.Limits, addr stri
 	if testing.Verbose() && os.Getenv("ATTACK_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	l := &lb{plain: freePort(t), tlsPort: freePort(t), ca: certtest.NewCA(t), opts: opts, limits: limits}
-	reg := balancer.NewRegistry()
-	tr := proxy.NewTransports()
-	t.Cleanup(tr.Close)
-	l.lm = listener.NewManager(opts,
-		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: func() *gateway.Snapshot { return l.gw.Current() },
-				Transports: tr, Log: logger, Limits: limits}
-		},
-		func(port int) *tls.Config {
-			if ls := l.gw.Current().Listeners[port]; ls != nil {
-				return ls.TLS
-			}
-			return nil
-		}, logger)
-	checker := health.New(reg, logger)
-	l.gw = gateway.New(reg, l.lm, checker, logger)
-	t.Cleanup(func() {
-		l.lm.Shutdown(time.Second)
-		checker.Close()
-	})
+	l := &lb{plain: testenv.FreePort(t), tlsPort: testenv.FreePort(t), ca: certtest.NewCA(t), opts: opts, limits: limits}
+	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: limits, Log: logger})
+	t.Cleanup(func() { dp.Close(time.Second) })
+	l.gw, l.lm = dp.Gateway, dp.Listeners
 	certPEM, keyPEM := l.ca.Issue(t, host)
-	b := &config.Backend{
-		Key: "milvus/milvus-demo:19530", Service: "milvus/milvus-demo", Port: "19530",
-		Protocol: config.BackendGRPC, Algorithm: config.RoundRobin,
-		HealthCheck:         config.HealthCheck{Kind: config.CheckNone},
-		DeregistrationDelay: config.Duration(time.Second),
-		Endpoints:           []config.Endpoint{{Address: addr, Ready: true}},
-	}
-	routes := []config.Route{{Host: host, Path: "/", PathType: config.PathPrefix, Backend: b.Key, Ingress: "milvus/milvus-demo"}}
-	model := &config.Model{
-		Backends: map[string]*config.Backend{b.Key: b},
-		Listeners: []config.Listener{
-			{Port: l.plain, Protocol: config.HTTP, Routes: routes},
-			{Port: l.tlsPort, Protocol: config.HTTPS, Routes: routes, Certificates: []config.Certificate{{Ref: "test", CertPEM: certPEM, KeyPEM: keyPEM}}},
-		},
-	}
+	model := testenv.DemoModel(host, l.plain, l.tlsPort, certPEM, keyPEM, addr)
 	if _, err := l.gw.Apply(context.Background(), model, nil); err != nil {
 		t.Fatal(err)
 	}

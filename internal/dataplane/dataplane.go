@@ -1,0 +1,76 @@
+// Package dataplane assembles milvus-lb's data plane from its parts: the endpoint
+// registry, the backend transports, the listener manager (whose handlers and TLS lookup
+// read the gateway's current snapshot), the health checker and the gateway that applies
+// configuration models to all of them. `milvus-lb serve` and `milvus-lb controller` run
+// one; the proxy and attack tests build theirs the same way, so that what they test is
+// what runs.
+package dataplane
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/health"
+	"github.com/milvus-lb/milvus-lb/internal/listener"
+	"github.com/milvus-lb/milvus-lb/internal/proxy"
+)
+
+// Options configure a data plane.
+type Options struct {
+	Listener listener.Options
+	Limits   proxy.Limits
+	Log      *slog.Logger
+}
+
+// Plane is one data plane. Configuration reaches it through Gateway.Apply.
+type Plane struct {
+	Registry   *balancer.Registry
+	Transports *proxy.Transports
+	Listeners  *listener.Manager
+	Gateway    *gateway.Gateway
+
+	checker   *health.Checker
+	observer  proxy.Observer
+	closeOnce sync.Once
+}
+
+// New assembles a data plane; it listens on nothing until a model is applied.
+func New(o Options) *Plane {
+	p := &Plane{Registry: balancer.NewRegistry(), Transports: proxy.NewTransports()}
+	p.Listeners = listener.NewManager(o.Listener,
+		// Handlers are made when a model opens a port, after New returns: by then the
+		// gateway exists and the observer, if any, is set.
+		func(port int, isTLS bool) http.Handler {
+			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: p.Gateway.Current, Transports: p.Transports,
+				Observer: p.observer, Log: o.Log, Limits: o.Limits}
+		},
+		func(port int) *tls.Config {
+			if l := p.Gateway.Current().Listeners[port]; l != nil {
+				return l.TLS
+			}
+			return nil
+		}, o.Log)
+	p.checker = health.New(p.Registry, o.Log)
+	p.Gateway = gateway.New(p.Registry, p.Listeners, p.checker, o.Log)
+	return p
+}
+
+// SetObserver sets what receives a record of every finished call (the metrics, which are
+// built on the gateway and so after it). It must be called before the first Apply.
+func (p *Plane) SetObserver(obs proxy.Observer) { p.observer = obs }
+
+// Close stops the listeners, waiting up to grace for the calls in flight (they are sent
+// GOAWAY first), then the health checks and the idle backend connections. Calls after
+// the first do nothing.
+func (p *Plane) Close(grace time.Duration) {
+	p.closeOnce.Do(func() {
+		p.Listeners.Shutdown(grace)
+		p.checker.Close()
+		p.Transports.Close()
+	})
+}

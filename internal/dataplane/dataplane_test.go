@@ -1,0 +1,99 @@
+package dataplane_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/dataplane"
+	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/listener"
+	"github.com/milvus-lb/milvus-lb/internal/proxy"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
+)
+
+type records struct {
+	mu  sync.Mutex
+	all []proxy.Record
+}
+
+func (r *records) Observe(rec proxy.Record) {
+	r.mu.Lock()
+	r.all = append(r.all, rec)
+	r.mu.Unlock()
+}
+
+// A plane serves the model applied to it over TLS, tells its observer about every call
+// (what the metrics are built on), and after Close no longer accepts connections.
+func TestPlaneServesAndObserves(t *testing.T) {
+	const host = "milvus-demo.milvus.io"
+	be := fakemilvus.New(fakemilvus.Options{Name: "b0"})
+	if err := be.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(be.Stop)
+	opts := listener.DefaultOptions()
+	opts.BindAddress = "127.0.0.1"
+	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: proxy.DefaultLimits(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var obs records
+	dp.SetObserver(&obs)
+	ca := certtest.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, host)
+	plain, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
+	if _, err := dp.Gateway.Apply(context.Background(), testenv.DemoModel(host, plain, tlsPort, certPEM, keyPEM, be.Addr()), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := "127.0.0.1:" + strconv.Itoa(tlsPort)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: host})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := milvuspb.NewMilvusServiceClient(cc).GetVersion(ctx, &milvuspb.GetVersionRequest{})
+	if err != nil || resp.GetVersion() != "b0" {
+		t.Fatalf("GetVersion through the plane: %v, %v; want the version of backend b0", resp, err)
+	}
+	// The record is made when the call ends, which the client may see first.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		obs.mu.Lock()
+		n := len(obs.all)
+		var got proxy.Record
+		if n > 0 {
+			got = obs.all[0]
+		}
+		obs.mu.Unlock()
+		if n == 1 {
+			if got.Method != "GetVersion" || got.Backend != testenv.DemoBackendKey || got.Code != codes.OK {
+				t.Errorf("observed %+v, want GetVersion to %s, OK", got, testenv.DemoBackendKey)
+			}
+			break
+		}
+		if n > 1 || time.Now().After(deadline) {
+			t.Fatalf("the observer saw %d records for one call", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	dp.Close(time.Second)
+	dp.Close(0) // a second Close does nothing
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("the TLS port still accepts connections after Close")
+	}
+}
