@@ -24,9 +24,21 @@ if [[ "$listed" != "$found" ]]; then
 	exit 1
 fi
 
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
 	echo "fuzz $pkg $name for $FUZZTIME" >&2
 	# -parallel 1: the machine is shared; the point is a smoke run, not coverage.
-	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" -parallel=1 "$pkg"
+	if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" -parallel=1 "$pkg" 2>&1 | tee "$out"; then
+		continue
+	fi
+	# Go 1.26's fuzzing coordinator can fail a run with a bare "context deadline exceeded"
+	# when -fuzztime ends while a worker is mid-call (go.dev/issue/75804, fixed in Go
+	# 1.27). No input failed then: none was written. Anything else is a failure.
+	if grep -qx '    context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+		echo "fuzz $pkg $name: stopped by the -fuzztime race of go.dev/issue/75804, no failing input; counted as passed" >&2
+		continue
+	fi
+	exit 1
 done
