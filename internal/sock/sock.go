@@ -15,7 +15,8 @@
 // A read that finds nothing to read calls BeforeRead before it waits: the point where
 // everything received has been handled, which is when the relay flushes what it batched
 // for other connections (one write(2) for all the frames that arrived together, however
-// many TLS records and frames they were).
+// many TLS records and frames they were). While data keeps arriving, small reads (TLS
+// asks for a record at a time) are served from one larger read(2) (readAheadSize).
 package sock
 
 import (
@@ -51,6 +52,9 @@ type Conn struct {
 	rn     int
 	rerr   error
 	ragain bool
+	// ahead: bytes read ahead of the caller, in aheadBuf (see readAheadSize).
+	ahead    []byte
+	aheadBuf []byte
 
 	mu       sync.Mutex
 	buffered bool
@@ -109,13 +113,72 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if c.BeforeRead == nil {
 		return c.Conn.Read(p)
 	}
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead)
+		c.ahead = c.ahead[n:]
+		if len(c.ahead) == 0 {
+			aheadBufs.put(c.aheadBuf)
+			c.aheadBuf, c.ahead = nil, nil
+		}
+		return n, nil
+	}
 	if c.rc != nil && len(p) > 0 {
-		if n, err, again := c.tryRead(p); !again {
-			return n, err
+		if len(p) >= readAheadSize {
+			if n, err, again := c.tryRead(p); !again {
+				return n, err
+			}
+		} else {
+			buf := aheadBufs.get()
+			n, err, again := c.tryRead(buf)
+			if !again {
+				k := copy(p, buf[:n])
+				if k < n {
+					c.aheadBuf, c.ahead = buf, buf[k:n]
+				} else {
+					aheadBufs.put(buf)
+				}
+				return k, err
+			}
+			aheadBufs.put(buf)
 		}
 	}
 	c.BeforeRead()
 	return c.Conn.Read(p)
+}
+
+// readAheadSize is how much a read takes from the kernel at once while data keeps
+// arriving: TLS asks for one record (16 KiB) at a time, and a read(2) per record of a
+// bulk upload costs more than copying four records out of one. The buffer is held only
+// while it has bytes not yet returned: a connection waiting to read holds none.
+const readAheadSize = 64 << 10
+
+var aheadBufs = freeList{max: 64}
+
+// freeList is a bounded free list of readAheadSize buffers. Safe for concurrent use.
+type freeList struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+}
+
+func (l *freeList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, readAheadSize)
+}
+
+func (l *freeList) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < l.max {
+		l.free = append(l.free, b[:readAheadSize])
+	}
 }
 
 // tryRead reads without waiting; again reports that nothing was there. Reading goroutine

@@ -239,3 +239,46 @@ func TestPipeWritesFromDrainGoroutine(t *testing.T) {
 		t.Fatal("onDrained not called")
 	}
 }
+
+// Reads smaller than readAheadSize take what has arrived into a read-ahead buffer and
+// hand it out in order; a reader that has taken everything and waits holds no buffer.
+func TestReadAheadKeepsOrderAndLetsGo(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	defer c.Close()
+	defer peer.Close()
+	waits := 0
+	c.BeforeRead = func() {
+		waits++
+		if c.aheadBuf != nil || len(c.ahead) > 0 {
+			t.Error("the reader is about to wait holding a read-ahead buffer")
+		}
+	}
+	want := make([]byte, 1<<20)
+	_, _ = rand.Read(want)
+	go func() {
+		// Bursts larger than readAheadSize, with pauses, so that reads both find more
+		// than they asked for and find nothing.
+		for off := 0; off < len(want); off += 96 << 10 {
+			_, _ = peer.Write(want[off:min(off+96<<10, len(want))])
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	got := make([]byte, 0, len(want))
+	p := make([]byte, 5000) // not a divisor of anything above
+	for len(got) < len(want) {
+		n, err := c.Read(p)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read differ from the bytes written")
+	}
+	if c.aheadBuf != nil || len(c.ahead) > 0 {
+		t.Error("a read-ahead buffer is held after every byte was read")
+	}
+	if waits == 0 {
+		t.Error("the reader never waited: the test did not cover reads that find nothing")
+	}
+}
