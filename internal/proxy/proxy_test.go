@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -468,39 +469,29 @@ func TestConcurrentLargeInsertsArriveIntact(t *testing.T) {
 	const rows, dim = 1 << 10, 1024 // 4 MiB each
 	var mu sync.Mutex
 	sent := map[[32]byte]bool{}
-	var wg sync.WaitGroup
-	errs := make(chan error, conns*perConn)
-	for i := range conns {
-		c := l.dialTLS()
-		for j := range perConn {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for r := range rounds {
-					vec := make([]float32, rows*dim)
-					for k := range vec {
-						vec[k] = float32(i*1000+j*10+r) + float32(k%977)/977
-					}
-					req := &milvuspb.InsertRequest{CollectionName: "c1", NumRows: rows, FieldsData: []*schemapb.FieldData{{
-						FieldName: "vector", Type: schemapb.DataType_FloatVector,
-						Field: &schemapb.FieldData_Vectors{Vectors: &schemapb.VectorField{Dim: dim, Data: &schemapb.VectorField_FloatVector{FloatVector: &schemapb.FloatArray{Data: vec}}}},
-					}}}
-					mu.Lock()
-					sent[fakemilvus.Digest(req)] = true
-					mu.Unlock()
-					if _, err := c.Insert(ctx, req); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
+	clients := make([]milvuspb.MilvusServiceClient, conns)
+	for i := range clients {
+		clients[i] = l.dialTLS()
+	}
+	concurrently(t, conns*perConn, func(n int) error {
+		for r := range rounds {
+			vec := make([]float32, rows*dim)
+			for k := range vec {
+				vec[k] = float32(n*10+r) + float32(k%977)/977
+			}
+			req := &milvuspb.InsertRequest{CollectionName: "c1", NumRows: rows, FieldsData: []*schemapb.FieldData{{
+				FieldName: "vector", Type: schemapb.DataType_FloatVector,
+				Field: &schemapb.FieldData_Vectors{Vectors: &schemapb.VectorField{Dim: dim, Data: &schemapb.VectorField_FloatVector{FloatVector: &schemapb.FloatArray{Data: vec}}}},
+			}}}
+			mu.Lock()
+			sent[fakemilvus.Digest(req)] = true
+			mu.Unlock()
+			if _, err := clients[n%conns].Insert(ctx, req); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
 		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("insert: %v", err)
-	}
+		return nil
+	})
 	got := 0
 	peers := map[string]bool{}
 	for _, call := range bs[0].Calls() {
@@ -534,25 +525,14 @@ func TestSmallCallsShareOneBackendConnection(t *testing.T) {
 	req := &milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
 		SearchInput:  &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: make([]byte, 768*4)},
 		SearchParams: []*commonpb.KeyValuePair{{Key: "topk", Value: "10"}}}
-	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 20 {
-				if _, err := c.Search(ctx, req); err != nil {
-					errs <- err
-					return
-				}
+	concurrently(t, 32, func(int) error {
+		for range 20 {
+			if _, err := c.Search(ctx, req); err != nil {
+				return fmt.Errorf("search: %w", err)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("search: %v", err)
-	}
+		}
+		return nil
+	})
 	peers := map[string]int{}
 	for _, call := range bs[0].Calls() {
 		if call.Method == searchMethod {
@@ -561,5 +541,27 @@ func TestSmallCallsShareOneBackendConnection(t *testing.T) {
 	}
 	if len(peers) != 1 {
 		t.Errorf("640 searches reached the backend over %d connections (%v), want one", len(peers), peers)
+	}
+}
+
+// concurrently runs call(0) to call(n-1) at once and fails t with the first error once
+// all have returned.
+func concurrently(t *testing.T, n int, call func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- call(i)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

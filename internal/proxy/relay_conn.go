@@ -30,6 +30,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
 	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
@@ -100,8 +101,8 @@ type relayConn struct {
 	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
 	deferred   []*relayStream
 	respQueued atomic.Int64
-	// Backend side: uploading counts the streams whose request is still coming from the
-	// client (relayPool.ready spreads uploads over connections).
+	// Backend side: uploading counts the streams whose request is still coming after
+	// uploadThreshold bytes (relayPool.ready spreads uploads over connections).
 	uploading atomic.Int32
 	grown     atomic.Int64 // the extra window its streams' backends were given (growLocked)
 
@@ -204,48 +205,15 @@ func (c *relayConn) Write(p []byte) (int, error) {
 // smallBufs hold write buffers. A connection holds one only while it has frames to
 // write: an idle connection costs no buffer. They start small (most batches are a few
 // small frames) and the large ones that bulk transfers grow are recycled too (bigBufs).
-// Free lists rather than sync.Pools: a Pool takes a pointer, and boxing a slice for it
-// costs an allocation per flush.
-var smallBufs = bufList{max: 32, size: 16 << 10}
+var smallBufs = bufs.List{Max: 32, Size: 16 << 10}
 
 // bigBufSize fits a batch of DATA frames up to flushThreshold plus one more frame, so a
-// bulk transfer's buffer never grows (growing copies it) once taken from bigBufPool.
+// bulk transfer's buffer never grows (growing copies it) once taken from bigBufs.
 const bigBufSize = flushThreshold + defaultFrame + 2*frameHeaderLen
 
-// bigBufs keeps big write buffers in a free list rather than a sync.Pool: a bulk
-// transfer allocates fast enough to run the GC every few milliseconds, and every cycle
-// empties a sync.Pool. A connection holds one only while it writes, so few are in use
-// at once; at most 64 are kept (5 MiB).
-var bigBufs = bufList{max: 64, size: bigBufSize}
-
-// bufList is a bounded free list of buffers of one capacity. Safe for concurrent use.
-type bufList struct {
-	mu   sync.Mutex
-	free [][]byte
-	max  int
-	size int
-}
-
-func (l *bufList) get() []byte {
-	l.mu.Lock()
-	if n := len(l.free); n > 0 {
-		b := l.free[n-1]
-		l.free[n-1] = nil
-		l.free = l.free[:n-1]
-		l.mu.Unlock()
-		return b[:0]
-	}
-	l.mu.Unlock()
-	return make([]byte, 0, l.size)
-}
-
-func (l *bufList) put(b []byte) {
-	l.mu.Lock()
-	if len(l.free) < l.max {
-		l.free = append(l.free, b[:0])
-	}
-	l.mu.Unlock()
-}
+// bigBufs keeps big write buffers. A connection holds one only while it writes, so few
+// are in use at once; at most 64 are kept (5 MiB).
+var bigBufs = bufs.List{Max: 64, Size: bigBufSize}
 
 const frameHeaderLen = 9
 
@@ -258,9 +226,9 @@ func (c *relayConn) appendData(id uint32, end bool, p []byte) {
 		// Another goroutine is writing (else the buffer would have been flushed at
 		// flushThreshold): the full buffer waits for it as it is, and a new one starts.
 		c.sealed = append(c.sealed, c.wbuf)
-		c.wbuf = bigBufs.get()
+		c.wbuf = bigBufs.Get()
 	} else if need > cap(c.wbuf) {
-		nb := append(bigBufs.get(), c.wbuf...)
+		nb := append(bigBufs.Get(), c.wbuf...)
 		putWbuf(c.wbuf)
 		c.wbuf = nb
 	}
@@ -283,7 +251,7 @@ func (c *relayConn) lockWrite() bool {
 		return false
 	}
 	if c.wbuf == nil {
-		c.wbuf = smallBufs.get()
+		c.wbuf = smallBufs.Get()
 	}
 	return true
 }
@@ -303,9 +271,9 @@ func (c *relayConn) unlockWrite(b *batch) {
 func putWbuf(b []byte) {
 	switch c := cap(b); {
 	case c >= bigBufSize && c <= 2*bigBufSize:
-		bigBufs.put(b)
-	case c >= smallBufs.size && c < bigBufSize:
-		smallBufs.put(b)
+		bigBufs.Put(b)
+	case c >= smallBufs.Size && c < bigBufSize:
+		smallBufs.Put(b)
 	} // a smaller or larger one (headers of a huge response) is let go
 }
 

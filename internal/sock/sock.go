@@ -25,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
 )
 
 // Conn wraps a connection. Until Buffer is called it is the connection as it was, with
@@ -117,7 +119,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		n := copy(p, c.ahead)
 		c.ahead = c.ahead[n:]
 		if len(c.ahead) == 0 {
-			aheadBufs.put(c.aheadBuf)
+			aheadBufs.Put(c.aheadBuf)
 			c.aheadBuf, c.ahead = nil, nil
 		}
 		return n, nil
@@ -128,18 +130,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 				return n, err
 			}
 		} else {
-			buf := aheadBufs.get()
+			buf := aheadBufs.Get()[:readAheadSize]
 			n, err, again := c.tryRead(buf)
 			if !again {
 				k := copy(p, buf[:n])
 				if k < n {
 					c.aheadBuf, c.ahead = buf, buf[k:n]
 				} else {
-					aheadBufs.put(buf)
+					aheadBufs.Put(buf)
 				}
 				return k, err
 			}
-			aheadBufs.put(buf)
+			aheadBufs.Put(buf)
 		}
 	}
 	c.BeforeRead()
@@ -152,34 +154,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // while it has bytes not yet returned: a connection waiting to read holds none.
 const readAheadSize = 64 << 10
 
-var aheadBufs = freeList{max: 64}
-
-// freeList is a bounded free list of readAheadSize buffers. Safe for concurrent use.
-type freeList struct {
-	mu   sync.Mutex
-	free [][]byte
-	max  int
-}
-
-func (l *freeList) get() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if n := len(l.free); n > 0 {
-		b := l.free[n-1]
-		l.free[n-1] = nil
-		l.free = l.free[:n-1]
-		return b
-	}
-	return make([]byte, readAheadSize)
-}
-
-func (l *freeList) put(b []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.free) < l.max {
-		l.free = append(l.free, b[:readAheadSize])
-	}
-}
+var aheadBufs = bufs.List{Max: 64, Size: readAheadSize}
 
 // tryRead reads without waiting; again reports that nothing was there. Reading goroutine
 // only (the callback is made once, so that a read allocates nothing).
