@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ func run() error {
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
 		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
+		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
 		baseline  = flag.String("baseline", "", "another milvus-lb binary to measure beside it, as target \"baseline\" (a change against the commit before it)")
 		out       = flag.String("out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
@@ -99,6 +101,9 @@ func run() error {
 	}
 	plan.Workloads = split(*workloads)
 	peerList := split(*peers)
+	if *bound && !slices.Contains(peerList, harness.TLSPipe) {
+		peerList = append(peerList, harness.TLSPipe)
+	}
 
 	dir, err := os.MkdirTemp("", "milvus-lb-bench-")
 	if err != nil {

@@ -39,6 +39,10 @@ const (
 	Nginx    = "nginx"
 	HAProxy  = "haproxy"
 	Caddy    = "caddy"
+	// TLSPipe is a bound, not a peer (bench/peers/tlspipe.cfg.tmpl): TLS termination and
+	// a byte copy to the backend, no HTTP/2. Ask for it with Config.Peers; it is not in
+	// AllPeers, so no goal is measured against it.
+	TLSPipe = "tls-pipe"
 )
 
 // AllPeers are the balancers milvus-lb is compared with.
@@ -454,7 +458,11 @@ func peerBinary(name string) (string, error) {
 }
 
 func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
-	bin, err := peerBinary(name)
+	exe := name
+	if name == TLSPipe {
+		exe = HAProxy
+	}
+	bin, err := peerBinary(exe)
 	if err != nil {
 		return nil, err
 	}
@@ -479,6 +487,8 @@ func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
 		tmplName, confName = "haproxy.cfg.tmpl", "haproxy.cfg"
 	case Caddy:
 		tmplName, confName = "Caddyfile.tmpl", "Caddyfile"
+	case TLSPipe:
+		tmplName, confName = "tlspipe.cfg.tmpl", "haproxy.cfg"
 	default:
 		return nil, fmt.Errorf("unknown peer %q (want one of %v)", name, AllPeers)
 	}
@@ -498,7 +508,7 @@ func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
 	switch name {
 	case Nginx:
 		cmd = exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr")
-	case HAProxy:
+	case HAProxy, TLSPipe:
 		cmd = exec.Command(bin, "-db", "-f", conf)
 	case Caddy:
 		cmd = exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")

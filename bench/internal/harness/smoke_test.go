@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -28,8 +29,8 @@ func buildMilvusLB(t *testing.T) string {
 }
 
 // TestSmoke runs every workload, tiny, through every target: the backend directly,
-// milvus-lb, and the three peers (installed by scripts/setup.sh; missing ones fail the
-// test). It asserts that every call succeeds with the expected reply (the workloads check
+// milvus-lb, the three peers (installed by scripts/setup.sh; missing ones fail the
+// test) and the TLS pipe bound (search and insert only). It asserts that every call succeeds with the expected reply (the workloads check
 // each reply and fail on the first bad one) and that every figure was measured; nothing
 // about speed.
 func TestSmoke(t *testing.T) {
@@ -38,13 +39,13 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: AllPeers, Logf: t.Logf})
+	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: append(slices.Clone(AllPeers), TLSPipe), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	if len(env.Targets) != 5 {
-		t.Fatalf("%d targets started, want 5", len(env.Targets))
+	if len(env.Targets) != 6 {
+		t.Fatalf("%d targets started, want 6", len(env.Targets))
 	}
 	r := NewRunner(SmokeParams())
 	r.Logf = t.Logf
@@ -52,7 +53,18 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(AllWorkloads) * len(env.Targets); len(results) != want {
+	want := 0
+	for _, w := range AllWorkloads {
+		for _, t0 := range env.Targets {
+			if measures(w, t0.Name) {
+				want++
+			}
+		}
+	}
+	if want != len(AllWorkloads)*5+2 {
+		t.Fatalf("the plan measures %d workloads and targets, want %d", want, len(AllWorkloads)*5+2)
+	}
+	if len(results) != want {
 		t.Fatalf("%d results, want %d", len(results), want)
 	}
 	for _, res := range results {
