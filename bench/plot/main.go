@@ -109,12 +109,13 @@ func panelPlot(c Chart, p Panel) (*plot.Plot, error) {
 func draw2(c Chart, out string) error {
 	const cols = 3
 	rows := (len(c.Panels) + cols - 1) / cols
-	width, height := vg.Points(330*cols), vg.Points(240*float64(rows)+60)
+	// The title and the legend (a line per target) across the top.
+	head := vg.Points(24 + 13*float64(len(c.Targets)))
+	width, height := vg.Points(330*cols), vg.Points(240*float64(rows))+head
 	img := vgimg.New(width, height)
 	dc := draw.New(img)
 
-	// Title and legend across the top.
-	legendArea := draw.Crop(dc, 0, 0, height-vg.Points(60), 0)
+	legendArea := draw.Crop(dc, 0, 0, height-head, 0)
 	title := plot.New()
 	title.Title.Text = c.Title
 	title.HideAxes()
@@ -133,7 +134,7 @@ func draw2(c Chart, out string) error {
 
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8)}
-	body := draw.Crop(dc, 0, 0, 0, -vg.Points(60))
+	body := draw.Crop(dc, 0, 0, 0, -head)
 	plots := make([][]*plot.Plot, rows)
 	for i := range plots {
 		plots[i] = make([]*plot.Plot, cols)

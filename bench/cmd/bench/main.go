@@ -54,6 +54,7 @@ func run() error {
 		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here, and the backend's and the load generator's CPU profiles with each target")
 		keep      = flag.Bool("keep", false, "keep the run directory (configurations, logs)")
 		duration  = flag.Duration("duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
+		plotFrom  = flag.String("plot", "", "redraw the plot (-png) of the run saved in this JSON file and do nothing else")
 		lbEnvFlag = flag.String("lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
 	)
 	flag.Parse()
@@ -87,6 +88,13 @@ func run() error {
 				return err
 			}
 		}
+	}
+
+	if *plotFrom != "" {
+		if *pngOut == "" || *pngOut == "-" {
+			return errors.New("-plot needs a plot to draw (-png, or -out beside which it goes)")
+		}
+		return replot(ctx, root, resolve(*plotFrom), *pngOut)
 	}
 
 	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: 1}
@@ -160,6 +168,7 @@ func run() error {
 		targets = append(targets, t.Name)
 	}
 	sum := harness.Summary(results)
+	run := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Results: results}
 	table := harness.Table(sum, targets)
 	goals := harness.Goals(sum)
 	fmt.Println(table)
@@ -169,7 +178,7 @@ func run() error {
 	log.Printf("load average after: %s", machine.LoadAfter)
 
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"machine": machine, "params": params, "plan": plan, "summary": sum, "results": results}, "", "  ")
+		b, err := json.MarshalIndent(run, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -178,14 +187,8 @@ func run() error {
 		}
 	}
 	if *pngOut != "" && *pngOut != "-" {
-		chart, err := harness.Chart(fmt.Sprintf("milvus-lb and peers in front of a fake Milvus, %d cores (medians of %d rounds)", machine.Cores, plan.Rounds), sum, targets)
-		if err != nil {
+		if err := plot(ctx, root, run, *pngOut); err != nil {
 			return err
-		}
-		cmd := exec.CommandContext(ctx, "go", "run", ".", "-out", *pngOut)
-		cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = filepath.Join(root, "bench", "plot"), bytes.NewReader(chart), os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("plot: %w", err)
 		}
 	}
 	if *out != "" {
@@ -196,6 +199,56 @@ func run() error {
 		log.Printf("wrote %s", *out)
 	}
 	return nil
+}
+
+// savedRun is what a run writes to its JSON file, and what -plot reads back.
+type savedRun struct {
+	Machine harness.Machine  `json:"machine"`
+	Params  harness.Params   `json:"params"`
+	Plan    harness.Plan     `json:"plan"`
+	Summary []harness.Result `json:"summary"`
+	Results []harness.Result `json:"results"`
+}
+
+// targets are the run's targets in the order they ran.
+func (r savedRun) targets() []string {
+	var out []string
+	for _, res := range r.Results {
+		if !slices.Contains(out, res.Target) {
+			out = append(out, res.Target)
+		}
+	}
+	return out
+}
+
+// plot draws the run's figures into png with bench/plot.
+func plot(ctx context.Context, root string, run savedRun, png string) error {
+	chart, err := harness.Chart(fmt.Sprintf("milvus-lb and peers in front of a fake Milvus, %d cores (medians of %d rounds)", run.Machine.Cores, run.Plan.Rounds), run.Summary, run.targets())
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", ".", "-out", png)
+	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = filepath.Join(root, "bench", "plot"), bytes.NewReader(chart), os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
+
+// replot redraws the plot of a saved run (its JSON) without running anything.
+func replot(ctx context.Context, root, from, png string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	var run savedRun
+	if err := json.Unmarshal(b, &run); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	if len(run.Results) == 0 {
+		return fmt.Errorf("%s: no results", from)
+	}
+	return plot(ctx, root, run, png)
 }
 
 func split(s string) []string {

@@ -35,7 +35,7 @@ func buildMilvusLB(t *testing.T) string {
 // about speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts five servers")
+		t.Skip("starts six servers")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
