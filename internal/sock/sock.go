@@ -17,11 +17,15 @@
 // for other connections (one write(2) for all the frames that arrived together, however
 // many TLS records and frames they were). While data keeps arriving, small reads (TLS
 // asks for a record at a time) are served from one larger read(2) (readAheadSize).
+//
+// The reads and writes are made on the descriptor as raw system calls, which the Go
+// scheduler does not see (raw_linux.go says why); errors are reported as net.Conn's are.
 package sock
 
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -48,12 +52,13 @@ type Conn struct {
 	werr    error
 	wwait   bool
 
-	// The reading goroutine's non-blocking read (tryRead).
+	// The reading goroutine's read (readFD).
 	readFn func(fd uintptr) bool
 	rp     []byte
 	rn     int
 	rerr   error
 	ragain bool
+	rwait  bool
 	// ahead: bytes read ahead of the caller, in aheadBuf (see readAheadSize).
 	ahead    []byte
 	aheadBuf []byte
@@ -124,28 +129,31 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if c.rc != nil && len(p) > 0 {
-		if len(p) >= readAheadSize {
-			if n, err, again := c.tryRead(p); !again {
-				return n, err
-			}
-		} else {
-			buf := aheadBufs.Get()[:readAheadSize]
-			n, err, again := c.tryRead(buf)
-			if !again {
-				k := copy(p, buf[:n])
-				if k < n {
-					c.aheadBuf, c.ahead = buf, buf[k:n]
-				} else {
-					aheadBufs.Put(buf)
-				}
-				return k, err
-			}
-			aheadBufs.Put(buf)
+	if c.rc == nil || len(p) == 0 {
+		c.BeforeRead()
+		return c.Conn.Read(p)
+	}
+	if len(p) >= readAheadSize {
+		if n, err, again := c.readFD(p, false); !again {
+			return n, err
 		}
+	} else {
+		buf := aheadBufs.Get()[:readAheadSize]
+		n, err, again := c.readFD(buf, false)
+		if !again {
+			k := copy(p, buf[:n])
+			if k < n {
+				c.aheadBuf, c.ahead = buf, buf[k:n]
+			} else {
+				aheadBufs.Put(buf)
+			}
+			return k, err
+		}
+		aheadBufs.Put(buf)
 	}
 	c.BeforeRead()
-	return c.Conn.Read(p)
+	n, err, _ := c.readFD(p, true)
+	return n, err
 }
 
 // readAheadSize is how much a read takes from the kernel at once while data keeps
@@ -156,19 +164,21 @@ const readAheadSize = 64 << 10
 
 var aheadBufs = bufs.List{Max: 64, Size: readAheadSize}
 
-// tryRead reads without waiting; again reports that nothing was there. Reading goroutine
+// readFD reads from the descriptor; when nothing is there it waits for data (and the read
+// deadline) if wait is set, else it returns at once with again set. Reading goroutine
 // only (the callback is made once, so that a read allocates nothing).
-func (c *Conn) tryRead(p []byte) (n int, err error, again bool) {
+func (c *Conn) readFD(p []byte, wait bool) (n int, err error, again bool) {
 	if c.readFn == nil {
 		c.readFn = func(fd uintptr) bool {
 			for {
-				k, e := syscall.Read(int(fd), c.rp)
+				k, e := rawRead(fd, c.rp)
 				switch {
 				case e == syscall.EINTR:
 					continue
 				case e == syscall.EAGAIN:
 					c.rn, c.rerr, c.ragain = 0, nil, true
-				case e != nil:
+					return !c.rwait
+				case e != 0:
 					c.rn, c.rerr, c.ragain = 0, e, false
 				case k == 0:
 					c.rn, c.rerr, c.ragain = 0, io.EOF, false
@@ -179,13 +189,25 @@ func (c *Conn) tryRead(p []byte) (n int, err error, again bool) {
 			}
 		}
 	}
-	c.rp = p
+	c.rp, c.rwait = p, wait
 	if err := c.rc.Read(c.readFn); err != nil {
 		c.rp = nil
-		return 0, err, false
+		return 0, c.opError("read", err), false
 	}
 	c.rp = nil
+	if c.rerr != nil && c.rerr != io.EOF {
+		return 0, c.opError("read", c.rerr), false
+	}
 	return c.rn, c.rerr, c.ragain
+}
+
+// opError describes a failed read or write as net.Conn does (with the addresses), since
+// the descriptor's errors come bare.
+func (c *Conn) opError(op string, err error) error {
+	if e, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(op, e)
+	}
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // Write writes p; in buffered mode it appends p to the backlog for Flush and never blocks.
@@ -279,7 +301,7 @@ func (c *Conn) writeFD(p []byte, wait bool) (int, error) {
 	if c.writeFn == nil {
 		c.writeFn = func(fd uintptr) bool {
 			for c.wn < len(c.wp) {
-				k, e := syscall.Write(int(fd), c.wp[c.wn:])
+				k, e := rawWrite(fd, c.wp[c.wn:])
 				if k > 0 {
 					c.wn += k
 				}
@@ -288,7 +310,7 @@ func (c *Conn) writeFD(p []byte, wait bool) (int, error) {
 					continue
 				case e == syscall.EAGAIN:
 					return !c.wwait
-				case e != nil:
+				case e != 0:
 					c.werr = e
 					return true
 				case k == 0:
@@ -306,6 +328,9 @@ func (c *Conn) writeFD(p []byte, wait bool) (int, error) {
 	}
 	n := c.wn
 	c.wp, c.werr = nil, nil
+	if err != nil && err != io.ErrShortWrite {
+		err = c.opError("write", err)
+	}
 	return n, err
 }
 

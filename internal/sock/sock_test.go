@@ -282,3 +282,61 @@ func TestReadAheadKeepsOrderAndLetsGo(t *testing.T) {
 		t.Error("the reader never waited: the test did not cover reads that find nothing")
 	}
 }
+
+// The reads and writes go to the descriptor without net.Conn (raw_linux.go); what the
+// relay and crypto/tls rely on must stay as net.Conn has it: a read deadline ends a
+// waiting read with a timeout (which TLS does not take for a broken connection), the
+// peer's close is io.EOF, a reset or a read after Close is a *net.OpError that says so.
+func TestReadAndWriteErrorsAreNetConns(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	c.BeforeRead = func() {}
+	p := make([]byte, 10)
+
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := c.Read(p)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the read is waiting by then
+		_, _ = peer.Write([]byte("hello"))
+	}()
+	if n, err := c.Read(p); err != nil || string(p[:n]) != "hello" {
+		t.Fatalf("waiting read: %q, %v", p[:n], err)
+	}
+
+	// A reset: the peer closes with unread data, which makes its kernel answer RST.
+	if _, err := c.WriteNow([]byte("unread")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	_ = peer.(*net.TCPConn).SetLinger(0)
+	_ = peer.Close()
+	_, err = c.Read(p)
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "read" || op.Addr == nil {
+		t.Fatalf("read after the peer reset: %#v, want a *net.OpError of the read", err)
+	}
+
+	_ = c.Close()
+	if _, err := c.Read(p); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+func TestReadReportsEOF(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	c.BeforeRead = func() {}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = peer.Write([]byte("bye"))
+		_ = peer.Close()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("ReadAll: %q, %v; want \"bye\" and the peer's close as io.EOF", got, err)
+	}
+}
