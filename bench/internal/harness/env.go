@@ -490,7 +490,7 @@ func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
 	case TLSPipe:
 		tmplName, confName = "tlspipe.cfg.tmpl", "haproxy.cfg"
 	default:
-		return nil, fmt.Errorf("unknown peer %q (want one of %v)", name, AllPeers)
+		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bound %s)", name, AllPeers, TLSPipe)
 	}
 	tmpl, err := template.ParseFS(peers.FS, tmplName)
 	if err != nil {
