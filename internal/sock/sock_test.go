@@ -244,8 +244,6 @@ func TestPipeWritesFromDrainGoroutine(t *testing.T) {
 // hand it out in order; a reader that has taken everything and waits holds no buffer.
 func TestReadAheadKeepsOrderAndLetsGo(t *testing.T) {
 	c, peer := pair(t, 0, nil)
-	defer c.Close()
-	defer peer.Close()
 	waits := 0
 	c.BeforeRead = func() {
 		waits++
@@ -319,6 +317,9 @@ func TestReadAndWriteErrorsAreNetConns(t *testing.T) {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "read" || op.Addr == nil {
 		t.Fatalf("read after the peer reset: %#v, want a *net.OpError of the read", err)
+	}
+	if _, err := c.WriteNow([]byte("more")); !errors.As(err, &op) || op.Op != "write" || op.Addr == nil {
+		t.Fatalf("write after the peer reset: %#v, want a *net.OpError of the write", err)
 	}
 
 	_ = c.Close()

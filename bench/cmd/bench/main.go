@@ -163,13 +163,9 @@ func run() error {
 	machine.Minutes = time.Since(start).Minutes()
 	env.Close()
 
-	var targets []string
-	for _, t := range env.Targets {
-		targets = append(targets, t.Name)
-	}
 	sum := harness.Summary(results)
 	run := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Results: results}
-	table := harness.Table(sum, targets)
+	table := harness.Table(sum, run.targets())
 	goals := harness.Goals(sum)
 	fmt.Println(table)
 	for _, g := range goals {

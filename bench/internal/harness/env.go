@@ -102,7 +102,8 @@ type Config struct {
 	LBEnv []string
 	// BackendPprof serves the fake backend's pprof (Target.BackendAdmin).
 	BackendPprof bool
-	// Peers to start, from AllPeers. A peer whose binary is missing is an error.
+	// Peers to start, from AllPeers, and TLSPipe for the bound. A peer whose binary is
+	// missing is an error.
 	Peers []string
 	// Logf reports progress; nil is quiet.
 	Logf func(format string, args ...any)

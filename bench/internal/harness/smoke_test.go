@@ -29,10 +29,10 @@ func buildMilvusLB(t *testing.T) string {
 }
 
 // TestSmoke runs every workload, tiny, through every target: the backend directly,
-// milvus-lb, the three peers (installed by scripts/setup.sh; missing ones fail the
-// test) and the TLS pipe bound (search and insert only). It asserts that every call succeeds with the expected reply (the workloads check
-// each reply and fail on the first bad one) and that every figure was measured; nothing
-// about speed.
+// milvus-lb, the three peers (installed by scripts/setup.sh; missing ones fail the test)
+// and the TLS pipe bound (search and insert only). It asserts that every call succeeds
+// with the expected reply (the workloads check each reply and fail on the first bad one)
+// and that every figure was measured; nothing about speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six servers")
