@@ -20,6 +20,7 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -358,12 +359,18 @@ func TestIdlePingsKeepConnection(t *testing.T) {
 	if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	end := time.Now().Add(30 * time.Second)
-	for time.Now().Before(end) {
-		if s := cc.GetState().String(); s != "READY" {
-			t.Fatalf("connection state %s during idle pings; the balancer dropped it", s)
+	// grpc-go hands the ready picker to calls before it sets the channel's state, so on a
+	// loaded machine the first call can return while the state still says CONNECTING.
+	for s := cc.GetState(); s != connectivity.Ready; s = cc.GetState() {
+		if !cc.WaitForStateChange(ctx, s) {
+			t.Fatalf("connection state %s after a call that worked", s)
 		}
-		time.Sleep(time.Second)
+	}
+	// Any change from READY in the next 30 s, however short, is the connection dropped.
+	idle, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cc.WaitForStateChange(idle, connectivity.Ready) {
+		t.Fatalf("connection left READY (now %s) during idle pings; the balancer dropped it", cc.GetState())
 	}
 	if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
 		t.Fatal(err)
