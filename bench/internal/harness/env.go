@@ -458,12 +458,22 @@ func peerBinary(name string) (string, error) {
 	return "", fmt.Errorf("%s is not installed (scripts/setup.sh installs it): %w", name, exec.ErrNotFound)
 }
 
+// peerSpecs are what starting each peer takes: its executable and its configuration's
+// template (in bench/peers) and file name. The bound is HAProxy with a configuration of
+// its own.
+var peerSpecs = map[string]struct{ exe, tmpl, conf string }{
+	Nginx:   {Nginx, "nginx.conf.tmpl", "nginx.conf"},
+	HAProxy: {HAProxy, "haproxy.cfg.tmpl", "haproxy.cfg"},
+	Caddy:   {Caddy, "Caddyfile.tmpl", "Caddyfile"},
+	TLSPipe: {HAProxy, "tlspipe.cfg.tmpl", "haproxy.cfg"},
+}
+
 func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
-	exe := name
-	if name == TLSPipe {
-		exe = HAProxy
+	spec, ok := peerSpecs[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bound %s)", name, AllPeers, TLSPipe)
 	}
-	bin, err := peerBinary(exe)
+	bin, err := peerBinary(spec.exe)
 	if err != nil {
 		return nil, err
 	}
@@ -480,36 +490,23 @@ func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
 		Dir: dir, Listen: addr, IP: ip, Port: port, Host: Host, Backend: backendAddr,
 		CertFile: e.cert.certFile, KeyFile: e.cert.keyFile, PEMFile: e.cert.both, Threads: runtime.NumCPU(), NoFile: e.noFile,
 	}
-	var tmplName, confName string
-	switch name {
-	case Nginx:
-		tmplName, confName = "nginx.conf.tmpl", "nginx.conf"
-	case HAProxy:
-		tmplName, confName = "haproxy.cfg.tmpl", "haproxy.cfg"
-	case Caddy:
-		tmplName, confName = "Caddyfile.tmpl", "Caddyfile"
-	case TLSPipe:
-		tmplName, confName = "tlspipe.cfg.tmpl", "haproxy.cfg"
-	default:
-		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bound %s)", name, AllPeers, TLSPipe)
-	}
-	tmpl, err := template.ParseFS(peers.FS, tmplName)
+	tmpl, err := template.ParseFS(peers.FS, spec.tmpl)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, pc); err != nil {
-		return nil, fmt.Errorf("%s: %w", tmplName, err)
+		return nil, fmt.Errorf("%s: %w", spec.tmpl, err)
 	}
-	conf := filepath.Join(dir, confName)
+	conf := filepath.Join(dir, spec.conf)
 	if err := os.WriteFile(conf, buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
 	var cmd *exec.Cmd
-	switch name {
+	switch spec.exe {
 	case Nginx:
 		cmd = exec.Command(bin, "-p", dir, "-c", conf, "-e", "stderr")
-	case HAProxy, TLSPipe:
+	case HAProxy:
 		cmd = exec.Command(bin, "-db", "-f", conf)
 	case Caddy:
 		cmd = exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
