@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 )
 
 // Metrics are defined once at start-up, all in the milvus_lb_ namespace. Every label is
@@ -50,8 +50,8 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry) *Metrics {
 	return m
 }
 
-// Observe implements proxy.Observer.
-func (m *Metrics) Observe(r proxy.Record) {
+// Observe implements call.Observer.
+func (m *Metrics) Observe(r *call.Record) {
 	code := strconv.Itoa(r.Status)
 	if r.GRPC {
 		code = r.Code.String()
@@ -59,8 +59,8 @@ func (m *Metrics) Observe(r proxy.Record) {
 	backend := r.Backend
 	m.requests.WithLabelValues(backend, r.Method, code).Inc()
 	m.duration.WithLabelValues(backend, r.Method).Observe(r.Duration.Seconds())
-	if r.Retries > 0 {
-		m.retries.WithLabelValues(backend).Add(float64(r.Retries))
+	if r.Attempts > 1 {
+		m.retries.WithLabelValues(backend).Add(float64(r.Attempts - 1))
 	}
 }
 

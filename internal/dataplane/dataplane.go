@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
@@ -35,7 +36,7 @@ type Plane struct {
 	Gateway    *gateway.Gateway
 
 	checker   *health.Checker
-	observer  proxy.Observer
+	observer  call.Observer
 	closeOnce sync.Once
 }
 
@@ -62,7 +63,7 @@ func New(o Options) *Plane {
 
 // SetObserver sets what receives a record of every finished call (the metrics, which are
 // built on the gateway and so after it). It must be called before the first Apply.
-func (p *Plane) SetObserver(obs proxy.Observer) { p.observer = obs }
+func (p *Plane) SetObserver(obs call.Observer) { p.observer = obs }
 
 // Close stops the listeners, waiting up to grace for the calls in flight (they are sent
 // GOAWAY first), then the health checks and the idle backend connections. Calls after

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
@@ -26,12 +27,12 @@ import (
 
 type records struct {
 	mu  sync.Mutex
-	all []proxy.Record
+	all []call.Record
 }
 
-func (r *records) Observe(rec proxy.Record) {
+func (r *records) Observe(rec *call.Record) {
 	r.mu.Lock()
-	r.all = append(r.all, rec)
+	r.all = append(r.all, *rec)
 	r.mu.Unlock()
 }
 
@@ -73,7 +74,7 @@ func TestPlaneServesAndObserves(t *testing.T) {
 	for {
 		obs.mu.Lock()
 		n := len(obs.all)
-		var got proxy.Record
+		var got call.Record
 		if n > 0 {
 			got = obs.all[0]
 		}

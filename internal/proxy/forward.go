@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 )
 
@@ -48,7 +49,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // was written to w; failures after the response started end it in place (a gRPC error in
 // the trailers, or a reset stream).
 func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body io.ReadCloser,
-	be *gateway.Backend, ep *balancer.Endpoint, isGRPC bool, rec *Record) error {
+	be *gateway.Backend, ep *balancer.Endpoint, isGRPC bool, rec *call.Record) error {
 	ep.Start()
 	defer ep.Done()
 
@@ -141,7 +142,7 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	return nil
 }
 
-func (h *Handler) record(rec *Record, resp *http.Response, isGRPC bool) {
+func (h *Handler) record(rec *call.Record, resp *http.Response, isGRPC bool) {
 	if !isGRPC {
 		rec.Status = resp.StatusCode
 		return

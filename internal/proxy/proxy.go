@@ -15,28 +15,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/milvus"
 	"github.com/milvus-lb/milvus-lb/internal/router"
 )
-
-// Observer receives one record per finished request, for metrics. Implementations must
-// be cheap and safe for concurrent use.
-type Observer interface {
-	Observe(r Record)
-}
-
-// Record describes one finished request.
-type Record struct {
-	Backend  string // Backend.Key, "" when the request was not routed
-	Method   string // MilvusService method name, "grpc" for other gRPC, "http" for REST
-	GRPC     bool
-	Code     codes.Code // gRPC status (gRPC requests)
-	Status   int        // HTTP status (other requests)
-	Duration time.Duration
-	Retries  int
-}
 
 // Handler serves one listener port. It is immutable and safe for concurrent use.
 type Handler struct {
@@ -44,7 +28,7 @@ type Handler struct {
 	TLS        bool // the listener terminates TLS
 	Snapshot   func() *gateway.Snapshot
 	Transports *Transports
-	Observer   Observer // may be nil
+	Observer   call.Observer // may be nil
 	Log        *slog.Logger
 	Limits     Limits // the zero value limits nothing; see DefaultLimits
 }
@@ -55,7 +39,7 @@ const maxAttempts = 3
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
-	rec := Record{GRPC: isGRPC, Method: "http"}
+	rec := call.Record{GRPC: isGRPC, Method: "http"}
 	if isGRPC {
 		rec.Method = "grpc"
 		if m := milvus.Lookup(r.URL.Path); m != nil {
@@ -68,12 +52,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.Observer != nil {
 		rec.Duration = time.Since(start)
-		h.Observer.Observe(rec)
+		h.Observer.Observe(&rec)
 	}
 }
 
 // serve routes and forwards; it returns a failure only when nothing was written yet.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec *Record) *failure {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec *call.Record) *failure {
 	snap := h.Snapshot()
 	l := snap.Listeners[h.Port]
 	if l == nil {
@@ -119,6 +103,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 		if ep == nil {
 			return &failure{code: codes.Unavailable, msg: "no healthy endpoint for Service " + be.Service + ":" + be.Port}
 		}
+		rec.Attempts++
+		rec.Endpoint = ep.Addr
 		err := h.forward(ctx, w, r, body, be, ep, isGRPC, rec)
 		if err == nil {
 			return nil
@@ -133,7 +119,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 			ep.Eject(5 * time.Second)
 			h.Log.Warn("backend endpoint refused connection; ejected", "backend", be.Key, "endpoint", ep.Addr, "error", err)
 			if !body.read && attempt+1 < maxAttempts && len(be.Endpoints) > 1 {
-				rec.Retries++
 				continue
 			}
 		}
@@ -144,7 +129,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, isGRPC bool, rec
 	}
 }
 
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, isGRPC bool, f *failure, rec *Record) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, isGRPC bool, f *failure, rec *call.Record) {
 	if isGRPC {
 		rec.Code = f.code
 		writeGRPCError(w, f)

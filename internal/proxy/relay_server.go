@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
@@ -568,7 +569,7 @@ func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 	}
 
 	st := &relayStream{sc: s, h: s.h, cc: c, cid: id, start: time.Now()}
-	st.rec = Record{GRPC: true, Method: "grpc"}
+	st.rec = call.Record{GRPC: true, Method: "grpc"}
 	if m := milvus.Lookup(path); m != nil {
 		st.rec.Method = m.Name
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 )
 
@@ -71,7 +72,7 @@ type relayStream struct {
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
 	start         time.Time
-	rec           Record
+	rec           call.Record
 	statusFromHdr string
 }
 
@@ -494,6 +495,8 @@ func (s *relayStream) connectLocked(b *batch) {
 		return
 	}
 	s.ep, s.started = ep, true
+	s.rec.Attempts++
+	s.rec.Endpoint = ep.Addr
 	ep.Start()
 	s.key = poolKey{addr: ep.Addr, tls: s.be.TLS}
 	if bc := s.h.Transports.relay.ready(s.key); bc != nil && s.openLocked(bc, b) {
@@ -531,7 +534,6 @@ func (s *relayStream) dial(ctx context.Context) {
 		s.h.Log.Warn("backend endpoint refused connection; ejected", "backend", s.be.Key, "endpoint", s.ep.Addr, "error", err)
 		if s.attempts+1 < maxAttempts && len(s.be.Endpoints) > 1 {
 			s.attempts++
-			s.rec.Retries++
 			s.ep.Done()
 			s.started = false
 			s.connectLocked(&b)
@@ -812,7 +814,7 @@ func (s *relayStream) finishLocked(b *batch) {
 	}
 	if s.h.Observer != nil {
 		s.rec.Duration = time.Since(s.start)
-		s.h.Observer.Observe(s.rec)
+		s.h.Observer.Observe(&s.rec)
 	}
 	early := s.clientReset && time.Since(s.start) < prematureResetLifetime
 	s.sc.streamDone(s, early, b)

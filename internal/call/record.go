@@ -1,0 +1,58 @@
+package call
+
+import (
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Record is what is known of one finished call: the one account of it that the metrics,
+// the access log, the admin page and traces read. The data path fills it as the call
+// goes; it holds names and counts only, never request or reply content beyond them, and
+// never a credential (User is the user name, without the password).
+//
+// A Record belongs to its call until the call ends and Observe is called; observers must
+// not keep the pointer after Observe returns.
+type Record struct {
+	Start    time.Time
+	Duration time.Duration
+
+	// The client side.
+	Client     string // the client's address:port
+	Port       int    // the listener port
+	Authority  string // :authority or Host
+	TLSVersion uint16 // 0 on a plaintext listener
+	ServerName string // TLS SNI
+	User       string // from `authorization: Basic base64(user:password)`, "" when none
+
+	// What was asked.
+	GRPC        bool
+	Method      string // MilvusService method name, "grpc" for other gRPC, the path for REST
+	DB          string // resolved as Milvus resolves it: db_name field, dbname metadata, "default"
+	Collection  string
+	Consistency string // consistency level of Search, Query, HybridSearch ("" when not given)
+	Rows        int64  // Insert, Upsert
+	NQ, TopK    int64  // Search
+	RequestID   string // client-request-id / client_request_id metadata
+	TraceID     string // W3C trace id, hex
+
+	// Where it went.
+	Backend  string // namespace/service:port, "" when the call was not routed
+	Endpoint string // ip:port of the last endpoint tried
+	Attempts int    // endpoints tried (0 when none was picked)
+
+	// What came back.
+	Code          codes.Code // gRPC status (gRPC calls)
+	Status        int        // HTTP status (REST calls)
+	MilvusCode    int32      // common.Status.code of the reply (0 when none or success)
+	MilvusErrCode int32      // common.Status.error_code (the legacy enum) of the reply
+	MilvusReason  string     // common.Status.reason, cut to 200 bytes
+	RequestBytes  int64
+	ResponseBytes int64
+}
+
+// Observer receives every finished call. Implementations must be cheap, must not block
+// and must be safe for concurrent use: Observe runs on the data path.
+type Observer interface {
+	Observe(r *Record)
+}
