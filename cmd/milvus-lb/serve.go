@@ -13,13 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/milvus-lb/milvus-lb/internal/admin"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 	"github.com/milvus-lb/milvus-lb/internal/source"
 )
 
@@ -35,7 +35,7 @@ type dataPlaneOptions struct {
 	AdvertiseAddress string
 	Classes          []string
 	Listener         listener.Options
-	Limits           proxy.Limits
+	Limits           call.Limits
 	LogLevel         string
 	// RejectOnError keeps the previous configuration whole when a new one has any error
 	// (file mode: an edit is all or nothing). Without it, a broken Ingress only loses its
@@ -48,7 +48,7 @@ type dataPlaneOptions struct {
 func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f := cmd.Flags()
 	o.Listener = listener.DefaultOptions()
-	o.Limits = proxy.DefaultLimits()
+	o.Limits = call.DefaultLimits()
 	f.StringVar(&o.AdminAddr, "admin-addr", "127.0.0.1:9901", "address of the admin server (status page, /metrics, get ingress API, pprof); loopback by default")
 	f.StringVar(&o.AdvertiseAddress, "advertise-address", "", "address clients connect to, shown as ADDRESS (default: this host's first non-loopback IP)")
 	f.StringSliceVar(&o.Classes, "ingress-class", ingress.DefaultClasses, "IngressClass names to serve")
@@ -56,7 +56,6 @@ func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f.Uint32Var(&o.Listener.MaxConcurrentStreams, "max-concurrent-streams", o.Listener.MaxConcurrentStreams, "HTTP/2 streams per client connection")
 	f.DurationVar(&o.Listener.HandshakeTimeout, "handshake-timeout", o.Listener.HandshakeTimeout, "limit for a TLS handshake and HTTP/1.1 request headers")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
-	f.BoolVar(&o.Listener.NetHTTP2, "net-http2", false, "serve HTTP/2 with Go's net/http server and transport instead of milvus-lb's frame relay (the reference path: slower, same behaviour)")
 	addLimitFlags(f, o)
 }
 

@@ -57,8 +57,12 @@ func (m *Metrics) Observe(r *call.Record) {
 		code = r.Code.String()
 	}
 	backend := r.Backend
-	m.requests.WithLabelValues(backend, r.Method, code).Inc()
-	m.duration.WithLabelValues(backend, r.Method).Observe(r.Duration.Seconds())
+	method := r.Method
+	if !r.GRPC {
+		method = "http" // the REST path is unbounded: not a label
+	}
+	m.requests.WithLabelValues(backend, method, code).Inc()
+	m.duration.WithLabelValues(backend, method).Observe(r.Duration.Seconds())
 	if r.Attempts > 1 {
 		m.retries.WithLabelValues(backend).Add(float64(r.Attempts - 1))
 	}

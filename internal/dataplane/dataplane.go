@@ -9,7 +9,6 @@ package dataplane
 import (
 	"crypto/tls"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -18,22 +17,24 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
+	"github.com/milvus-lb/milvus-lb/internal/relay"
+	"github.com/milvus-lb/milvus-lb/internal/rest"
 )
 
 // Options configure a data plane.
 type Options struct {
 	Listener listener.Options
-	Limits   proxy.Limits
+	Limits   call.Limits
 	Log      *slog.Logger
 }
 
 // Plane is one data plane. Configuration reaches it through Gateway.Apply.
 type Plane struct {
-	Registry   *balancer.Registry
-	Transports *proxy.Transports
-	Listeners  *listener.Manager
-	Gateway    *gateway.Gateway
+	Registry  *balancer.Registry
+	Pool      *relay.Pool      // HTTP/2 connections to backends (gRPC)
+	REST      *rest.Transports // HTTP/1.1 (and HTTP/2) round trippers for REST
+	Listeners *listener.Manager
+	Gateway   *gateway.Gateway
 
 	checker   *health.Checker
 	observer  call.Observer
@@ -42,13 +43,13 @@ type Plane struct {
 
 // New assembles a data plane; it listens on nothing until a model is applied.
 func New(o Options) *Plane {
-	p := &Plane{Registry: balancer.NewRegistry(), Transports: proxy.NewTransports()}
+	p := &Plane{Registry: balancer.NewRegistry(), Pool: relay.NewPool(), REST: rest.NewTransports()}
 	p.Listeners = listener.NewManager(o.Listener,
 		// Handlers are made when a model opens a port, after New returns: by then the
 		// gateway exists and the observer, if any, is set.
-		func(port int, isTLS bool) http.Handler {
-			return &proxy.Handler{Port: port, TLS: isTLS, Snapshot: p.Gateway.Current, Transports: p.Transports,
-				Observer: p.observer, Log: o.Log, Limits: o.Limits}
+		func(port int, isTLS bool) listener.Handler {
+			cp := &call.Port{Number: port, TLS: isTLS, Snapshot: p.Gateway.Current, Observer: p.observer, Log: o.Log, Limits: o.Limits}
+			return &relay.Server{Port: cp, Pool: p.Pool, REST: &rest.Handler{Port: cp, Transports: p.REST}}
 		},
 		func(port int) *tls.Config {
 			if l := p.Gateway.Current().Listeners[port]; l != nil {
@@ -72,6 +73,7 @@ func (p *Plane) Close(grace time.Duration) {
 	p.closeOnce.Do(func() {
 		p.Listeners.Shutdown(grace)
 		p.checker.Close()
-		p.Transports.Close()
+		p.Pool.Close()
+		p.REST.Close()
 	})
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
@@ -47,7 +46,7 @@ func TestPlaneServesAndObserves(t *testing.T) {
 	t.Cleanup(be.Stop)
 	opts := listener.DefaultOptions()
 	opts.BindAddress = "127.0.0.1"
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: proxy.DefaultLimits(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: call.DefaultLimits(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	var obs records
 	dp.SetObserver(&obs)
 	ca := certtest.NewCA(t)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/relay"
 )
 
 // Options are the limits and timeouts of every listener.
@@ -46,9 +47,6 @@ type Options struct {
 	// WriteByteTimeout closes an HTTP/2 connection when no byte of what the balancer has
 	// to send could be written for this long: a client that stopped reading its socket.
 	WriteByteTimeout time.Duration
-	// NetHTTP2 serves HTTP/2 with net/http's server and transport instead of the proxy's
-	// frame relay: slower, kept as the reference implementation.
-	NetHTTP2 bool
 }
 
 // DefaultOptions are the limits milvus-lb serves with unless flags change them.
@@ -65,8 +63,15 @@ func DefaultOptions() Options {
 	}
 }
 
+// Handler serves one port: whole HTTP/2 connections (the relay) and, through net/http,
+// HTTP/1.1 requests.
+type Handler interface {
+	http.Handler
+	NewConn(nc net.Conn, o relay.Options) *relay.Conn
+}
+
 // HandlerFunc returns the handler of one port.
-type HandlerFunc func(port int, tls bool) http.Handler
+type HandlerFunc func(port int, tls bool) Handler
 
 // TLSFunc returns the TLS configuration in force for a port, or nil if it has none now.
 // It is called for every handshake, so certificates can change without a restart.
@@ -92,7 +97,7 @@ type server struct {
 	tls   bool
 	ln    net.Listener
 	srv   *http.Server
-	relay *dispatcher // nil when net/http serves HTTP/2 too
+	relay *dispatcher // accepts, terminates TLS, and hands HTTP/2 to the relay
 	done  chan struct{}
 }
 
@@ -159,11 +164,8 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 	}
 	ln = m.conns.listener(ln)
 	s := &server{port: port, tls: isTLS, done: make(chan struct{})}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
 	var tlsCfg *tls.Config
 	if isTLS {
-		protocols.SetHTTP2(true)
 		tlsCfg = &tls.Config{
 			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 				cfg := m.tlsFor(port)
@@ -175,49 +177,27 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 			// Only used if GetConfigForClient is bypassed; never serves.
 			NextProtos: []string{"h2", "http/1.1"},
 		}
-	} else {
-		protocols.SetUnencryptedHTTP2(true)
 	}
 	handler := m.handler(port, isTLS)
-	if r, ok := handler.(relayer); ok && !m.opts.NetHTTP2 {
-		s.relay = newDispatcher(ln, tlsCfg, m, r)
-		ln = s.relay
-	} else if isTLS {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
+	s.relay = newDispatcher(ln, tlsCfg, m, handler)
+	ln = s.relay
 	s.ln = ln
 	s.srv = &http.Server{
-		Handler:           m.conns.handler(handler),
-		ConnState:         m.conns.connState,
-		ConnContext:       m.conns.connContext,
-		Protocols:         &protocols,
+		Handler:     m.conns.handler(handler),
+		ConnState:   m.conns.connState,
+		ConnContext: m.conns.connContext,
+		// HTTP/1.1 only: the dispatcher hands every HTTP/2 connection to the relay.
+		Protocols:         http1Only(),
 		ReadHeaderTimeout: m.opts.HandshakeTimeout,
 		MaxHeaderBytes:    m.opts.MaxHeaderBytes,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: int(m.opts.MaxConcurrentStreams),
-			// Larger windows than the 1 MiB default let a 64 MiB insert stream without
-			// stalling on WINDOW_UPDATE round trips; they also bound what one client can
-			// make the balancer buffer.
-			MaxReceiveBufferPerConnection: 16 << 20,
-			MaxReceiveBufferPerStream:     4 << 20,
-			MaxReadFrameSize:              1 << 20,
-			SendPingTimeout:               m.opts.PingInterval,
-			PingTimeout:                   m.opts.PingTimeout,
-			MaxDecoderHeaderTableSize:     4096,
-			MaxEncoderHeaderTableSize:     4096,
-			WriteByteTimeout:              m.opts.WriteByteTimeout,
-			CountError:                    m.conns.countHTTP2Error,
-		},
-		ErrorLog: log.New(slogWriter{m.log}, "", 0),
+		ErrorLog:          log.New(slogWriter{m.log}, "", 0),
 	}
 	return s, nil
 }
 
 func (m *Manager) serve(s *server) {
 	defer close(s.done)
-	if s.relay != nil {
-		go s.relay.run()
-	}
+	go s.relay.run()
 	err := s.srv.Serve(s.ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		m.log.Error("listener stopped", "port", s.port, "error", err)
@@ -227,9 +207,7 @@ func (m *Manager) serve(s *server) {
 func (m *Manager) closeNow(s *server) {
 	_ = s.srv.Close()
 	_ = s.ln.Close()
-	if s.relay != nil {
-		s.relay.closeAll()
-	}
+	s.relay.closeAll()
 }
 
 // drain stops accepting on s, sends GOAWAY to HTTP/2 clients, and waits up to limit for
@@ -240,11 +218,9 @@ func (m *Manager) drain(s *server, limit time.Duration) {
 		defer m.drains.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		defer cancel()
-		if s.relay != nil {
-			relayDone := make(chan struct{})
-			go func() { defer close(relayDone); s.relay.shutdown(ctx) }()
-			defer func() { <-relayDone }()
-		}
+		relayDone := make(chan struct{})
+		go func() { defer close(relayDone); s.relay.shutdown(ctx) }()
+		defer func() { <-relayDone }()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			m.log.Warn("drain deadline passed; closing remaining connections", "port", s.port, "limit", limit)
 			_ = s.srv.Close()
@@ -285,6 +261,12 @@ func (m *Manager) Shutdown(limit time.Duration) {
 	}
 	m.mu.Unlock()
 	m.drains.Wait()
+}
+
+func http1Only() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &p
 }
 
 // slogWriter sends net/http's internal error log (TLS handshake failures, protocol

@@ -9,18 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
+	"github.com/milvus-lb/milvus-lb/internal/relay"
 )
 
-// HTTP/2 connections go to the proxy's relay, which forwards gRPC calls frame by frame
-// (see proxy/relay_conn.go for why); everything else, HTTP/1.1 above all, goes to
-// net/http. The choice is made once per connection, by ALPN after the TLS handshake or,
+// HTTP/2 connections go to the relay (internal/relay), which forwards gRPC calls frame by
+// frame; everything else, HTTP/1.1 above all, goes to net/http. The choice is made once per connection, by ALPN after the TLS handshake or,
 // in plaintext, by the first bytes: the HTTP/2 preface or not.
-
-// relayer is a port handler that also serves whole HTTP/2 connections (proxy.Handler).
-type relayer interface {
-	NewH2Conn(nc net.Conn, o proxy.H2Options) *proxy.H2Conn
-}
 
 // dispatcher accepts the connections of one port, finishes their TLS handshake, and
 // hands each to the relay or, through Accept, to net/http.
@@ -28,21 +22,21 @@ type dispatcher struct {
 	base   net.Listener
 	tlsCfg *tls.Config // nil for plaintext
 	m      *Manager
-	relay  relayer
+	relay  Handler
 
 	http      chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
 
 	mu     sync.Mutex
-	conns  map[*proxy.H2Conn]struct{}
+	conns  map[*relay.Conn]struct{}
 	wg     sync.WaitGroup
 	closed bool
 }
 
-func newDispatcher(base net.Listener, tlsCfg *tls.Config, m *Manager, r relayer) *dispatcher {
+func newDispatcher(base net.Listener, tlsCfg *tls.Config, m *Manager, r Handler) *dispatcher {
 	return &dispatcher{base: base, tlsCfg: tlsCfg, m: m, relay: r,
-		http: make(chan net.Conn), done: make(chan struct{}), conns: map[*proxy.H2Conn]struct{}{}}
+		http: make(chan net.Conn), done: make(chan struct{}), conns: map[*relay.Conn]struct{}{}}
 }
 
 // Accept returns the next connection for net/http.
@@ -107,7 +101,7 @@ func (d *dispatcher) route(nc net.Conn) {
 			_ = nc.Close()
 			return
 		}
-		h2 = proxy.IsH2Preface(first[:n]) && n == len(first)
+		h2 = relay.IsH2Preface(first[:n]) && n == len(first)
 		nc = &prefixConn{Conn: nc, prefix: first[:n]}
 	}
 	_ = nc.SetReadDeadline(time.Time{})
@@ -119,7 +113,7 @@ func (d *dispatcher) route(nc net.Conn) {
 		}
 		return
 	}
-	o := proxy.H2Options{
+	o := relay.Options{
 		MaxConcurrentStreams: d.m.opts.MaxConcurrentStreams,
 		MaxHeaderBytes:       d.m.opts.MaxHeaderBytes,
 		HandshakeTimeout:     limit,
@@ -143,7 +137,7 @@ func (d *dispatcher) route(nc net.Conn) {
 			return false
 		}
 	}
-	hc := d.relay.NewH2Conn(nc, o)
+	hc := d.relay.NewConn(nc, o)
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -173,7 +167,7 @@ func (d *dispatcher) shutdown(ctx context.Context) {
 	_ = d.Close()
 	d.mu.Lock()
 	d.closed = true
-	conns := make([]*proxy.H2Conn, 0, len(d.conns))
+	conns := make([]*relay.Conn, 0, len(d.conns))
 	for hc := range d.conns {
 		conns = append(conns, hc)
 	}

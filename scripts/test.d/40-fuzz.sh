@@ -12,7 +12,7 @@ targets=(
 	"./internal/source FuzzParseManifest"
 	"./internal/source FuzzTranslateAnnotations"
 	"./internal/milvus FuzzReadNames"
-	"./internal/proxy FuzzMessageLimiter"
+	"./internal/call FuzzScanner"
 )
 
 # Every fuzz target in the tree must be in the list above.

@@ -23,8 +23,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 )
 
 // floodStats is what a flood of connections saw.
@@ -149,7 +149,7 @@ func shortErr(err error) string {
 // for 10 s (CVE-2023-44487). The balancer must close such connections, serve none of
 // those streams to the backend, and keep serving the legitimate client.
 func TestRapidReset(t *testing.T) {
-	l := newLB(t, testOptions(), proxy.DefaultLimits())
+	l := newLB(t, testOptions(), call.DefaultLimits())
 	var stats []*floodStats
 	backendBefore := l.backend.Total()
 	err := underAttack(t, l, attack{duration: 10 * time.Second, run: func(ctx context.Context) error {
@@ -187,7 +187,7 @@ func TestContinuationFlood(t *testing.T) {
 			_ = enc.WriteField(hpack.HeaderField{Name: "x-flood", Value: strings.Repeat("a", 1000), Sensitive: true})
 		}
 		fragment := buf.b
-		l := newLB(t, testOptions(), proxy.DefaultLimits())
+		l := newLB(t, testOptions(), call.DefaultLimits())
 		s := &floodStats{}
 		err := underAttack(t, l, attack{duration: 3 * time.Second, run: func(ctx context.Context) error {
 			flood(ctx, l, s, 2, false, true, func(c *rawConn) error {
@@ -216,7 +216,7 @@ func TestContinuationFlood(t *testing.T) {
 		// header block never ends, so the client cannot answer the balancer's PING and
 		// the connection is closed after ping-interval + ping-timeout.
 		o := testOptions()
-		l := newLB(t, o, proxy.DefaultLimits())
+		l := newLB(t, o, call.DefaultLimits())
 		var stats []*floodStats
 		err := underAttack(t, l, attack{duration: 4 * time.Second, run: func(ctx context.Context) error {
 			var err error
@@ -242,7 +242,7 @@ func TestControlFrameFloods(t *testing.T) {
 		"ping": func(fr *http2.Framer) error { return fr.WritePing(false, [8]byte{1, 2, 3}) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			l := newLB(t, testOptions(), proxy.DefaultLimits())
+			l := newLB(t, testOptions(), call.DefaultLimits())
 			s := &floodStats{}
 			err := underAttack(t, l, attack{duration: 4 * time.Second, run: func(ctx context.Context) error {
 				flood(ctx, l, s, 2, name == "ping", false, func(*rawConn) error { return nil }, func(c *rawConn) error {
@@ -273,7 +273,7 @@ func TestControlFrameFloods(t *testing.T) {
 // timeout.
 func TestSlowlorisHandshake(t *testing.T) {
 	o := testOptions()
-	l := newLB(t, o, proxy.DefaultLimits())
+	l := newLB(t, o, call.DefaultLimits())
 	const conns = 200
 	var closed []time.Duration
 	var mu sync.Mutex
@@ -357,7 +357,7 @@ func checkAllClosed(t *testing.T, closed []time.Duration, conns int, within time
 func TestSlowlorisHeaders(t *testing.T) {
 	o := testOptions()
 	t.Run("http1", func(t *testing.T) {
-		l := newLB(t, o, proxy.DefaultLimits())
+		l := newLB(t, o, call.DefaultLimits())
 		const conns = 100
 		var closed []time.Duration
 		var mu sync.Mutex
@@ -387,7 +387,7 @@ func TestSlowlorisHeaders(t *testing.T) {
 	})
 	for _, useTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "h2c", true: "h2"}[useTLS], func(t *testing.T) {
-			l := newLB(t, o, proxy.DefaultLimits())
+			l := newLB(t, o, call.DefaultLimits())
 			block := grpcHeaders("GetVersion", hpack.HeaderField{Name: "x-slow", Value: strings.Repeat("s", 200)})
 			s := &floodStats{}
 			err := underAttack(t, l, attack{duration: o.PingInterval + o.PingTimeout + 2*time.Second, run: func(ctx context.Context) error {
@@ -426,7 +426,7 @@ func TestSlowlorisHeaders(t *testing.T) {
 // TestHugeHeaderList sends requests whose header lists are over the 1 MiB limit: just over
 // it (refused), and 64 MiB (the connection is closed without decoding it all).
 func TestHugeHeaderList(t *testing.T) {
-	l := newLB(t, testOptions(), proxy.DefaultLimits())
+	l := newLB(t, testOptions(), call.DefaultLimits())
 	field := func(n int) []byte {
 		var buf bytesBuffer
 		enc := hpack.NewEncoder(&buf)
@@ -512,7 +512,7 @@ func writeBlock(fr *http2.Framer, id uint32, block []byte) error {
 // h2c, with a well-behaved HTTP/2 client that honours flow control: each must be refused
 // with RESOURCE_EXHAUSTED at once, after little of it was sent.
 func TestHugeRequest(t *testing.T) {
-	l := newLB(t, testOptions(), proxy.DefaultLimits())
+	l := newLB(t, testOptions(), call.DefaultLimits())
 	var refused, calls atomic.Int64
 	var mu sync.Mutex
 	var maxSent int64
@@ -620,7 +620,7 @@ func neverReads(t *testing.T, openWindows bool) {
 	// the kernel's socket buffers take. With 8 MiB the backend's first touch of its 800
 	// MiB (page faults, 0.8 s of CPU on both cores at best) could stall the machine, and
 	// with it the legitimate calls, for longer than the rate allows.
-	l := newLBAt(t, o, proxy.DefaultLimits(), startBackendProcess(t))
+	l := newLBAt(t, o, call.DefaultLimits(), startBackendProcess(t))
 	req, err := proto.Marshal(&milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
 		SearchParams: []*commonpb.KeyValuePair{{Key: fakemilvus.ParamResultBytes, Value: strconv.Itoa(2 << 20)}}})
 	if err != nil {

@@ -17,8 +17,7 @@
 //     attacking stream, or EOF/reset) within a deadline stated by each test.
 //   - After the attack, a new client must still be served.
 //
-// ATTACK_NETHTTP2=1 runs them against net/http's HTTP/2 server (listener.Options.NetHTTP2)
-// instead of the proxy's frame relay; ATTACK_LOG=1 with -v shows the balancer's log.
+// ATTACK_LOG=1 with -v shows the balancer's log.
 package attacks
 
 import (
@@ -47,12 +46,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
@@ -81,7 +80,7 @@ type lb struct {
 	ca      *certtest.CA
 	backend *fakemilvus.Server
 	opts    listener.Options
-	limits  proxy.Limits
+	limits  call.Limits
 	// legitCalls is how many calls the legitimate client of the last underAttack made.
 	legitCalls int64
 }
@@ -95,12 +94,11 @@ func testOptions() listener.Options {
 	o.PingInterval = time.Second
 	o.PingTimeout = time.Second
 	o.WriteByteTimeout = 2 * time.Second
-	o.NetHTTP2 = os.Getenv("ATTACK_NETHTTP2") != ""
 	return o
 }
 
 // newLB starts a balancer with opts and limits in front of a new fake Milvus.
-func newLB(t *testing.T, opts listener.Options, limits proxy.Limits) *lb {
+func newLB(t *testing.T, opts listener.Options, limits call.Limits) *lb {
 	t.Helper()
 	be := fakemilvus.New(fakemilvus.Options{Name: "b0", NoRecord: true})
 	if err := be.Start("127.0.0.1:0"); err != nil {
@@ -114,7 +112,7 @@ func newLB(t *testing.T, opts listener.Options, limits proxy.Limits) *lb {
 
 // newLBAt starts a balancer with opts and limits in front of the fake Milvus at addr (of
 // another process: see startBackendProcess); l.backend is nil.
-func newLBAt(t *testing.T, opts listener.Options, limits proxy.Limits, addr string) *lb {
+func newLBAt(t *testing.T, opts listener.Options, limits call.Limits, addr string) *lb {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() && os.Getenv("ATTACK_LOG") != "" {

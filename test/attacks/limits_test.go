@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 )
 
 // The limits of docs/limits.md, as a gRPC client sees them.
@@ -29,7 +29,7 @@ func wantStatus(t *testing.T, what string, err error, code codes.Code, msg strin
 }
 
 func TestMessageSizeLimits(t *testing.T) {
-	l := newLB(t, testOptions(), proxy.Limits{MaxRequestMessageBytes: 1 << 20, MaxResponseMessageBytes: 2 << 20})
+	l := newLB(t, testOptions(), call.Limits{MaxRequestMessageBytes: 1 << 20, MaxResponseMessageBytes: 2 << 20})
 	for _, useTLS := range []bool{false, true} {
 		c, _ := l.dial(t, useTLS)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -61,7 +61,7 @@ func TestMessageSizeLimits(t *testing.T) {
 func TestHeaderListLimit(t *testing.T) {
 	o := testOptions()
 	o.MaxHeaderBytes = 64 << 10
-	l := newLB(t, o, proxy.DefaultLimits())
+	l := newLB(t, o, call.DefaultLimits())
 	c, _ := l.dial(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -82,7 +82,7 @@ func TestHeaderListLimit(t *testing.T) {
 func TestMaxConnections(t *testing.T) {
 	o := testOptions()
 	o.MaxConnections = 8
-	l := newLB(t, o, proxy.DefaultLimits())
+	l := newLB(t, o, call.DefaultLimits())
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -132,7 +132,7 @@ func TestIdleTimeout(t *testing.T) {
 	o := testOptions()
 	o.IdleTimeout = 3 * time.Second
 	o.PingInterval = 1500 * time.Millisecond // the balancer pings the silent client twice
-	l := newLB(t, o, proxy.DefaultLimits())
+	l := newLB(t, o, call.DefaultLimits())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 

@@ -1,4 +1,4 @@
-package proxy
+package relay
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,14 +14,12 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
-// H2Options configure the relay's side of one client connection.
-type H2Options struct {
+// Options configure the relay's side of one client connection.
+type Options struct {
 	MaxConcurrentStreams uint32
 	MaxHeaderBytes       int
 	// HandshakeTimeout bounds the wait for the client's connection preface.
@@ -45,24 +44,34 @@ type H2Options struct {
 	CountError func(kind string)
 }
 
-// H2Conn is a client's HTTP/2 connection served by the relay. Serve runs it; Shutdown
+// Conn is a client's HTTP/2 connection served by the relay. Serve runs it; Shutdown
 // and Close may be called from other goroutines.
-type H2Conn struct {
-	s *relayServer
+type Conn struct {
+	s *clientConn
 }
 
-// relayServer is the server side of a client connection.
-type relayServer struct {
-	h    *Handler
-	c    *relayConn
-	o    H2Options
-	tls  *tls.ConnectionState
-	ip   string // the client's address, for X-Forwarded-For
-	cert string // X-Amzn-Mtls-Clientcert value, "" without a client certificate
+// Server relays the HTTP/2 connections of one listener port. Immutable; safe for
+// concurrent use.
+type Server struct {
+	Port *call.Port
+	Pool *Pool        // backend connections, shared by every port
+	REST http.Handler // serves the requests that are not gRPC (rest.go)
+}
 
-	port      string // the listener port, for X-Forwarded-Port
+// ServeHTTP serves a request net/http read (HTTP/1.1): REST only, as gRPC needs HTTP/2.
+func (sv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { sv.REST.ServeHTTP(w, r) }
+
+// clientConn is the server side of a client connection.
+type clientConn struct {
+	sv   *Server
+	c    *h2conn
+	o    Options
+	tls  *tls.ConnectionState
+	up   call.Conn // what upstream headers say about this connection
+	addr string    // the client's address:port, for the record
+
 	pingTimer *time.Timer
-	// rest holds the streams served by Handler.ServeHTTP (relay_rest.go); guarded by c.mu.
+	// rest holds the streams served by Server.REST (rest.go); guarded by c.mu.
 	rest      map[uint32]*restStream
 	closeOnce sync.Once
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
@@ -88,11 +97,12 @@ func putFields(f *[]hpack.HeaderField) {
 	}
 }
 
-// NewH2Conn prepares to serve nc, on which the client speaks HTTP/2 (ALPN h2 after TLS,
+// NewConn prepares to serve nc, on which the client speaks HTTP/2 (ALPN h2 after TLS,
 // or the h2c preface), with gRPC calls relayed frame by frame. Requests that are not
-// gRPC are served by h.ServeHTTP (relay_rest.go).
-func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
-	s := &relayServer{h: h, o: o, port: strconv.Itoa(h.Port)}
+// gRPC are served by sv.REST (rest.go).
+func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
+	s := &clientConn{sv: sv, o: o, addr: nc.RemoteAddr().String()}
+	s.up = call.Conn{TLS: sv.Port.TLS, Port: strconv.Itoa(sv.Port.Number)}
 	// Under TLS the reader only copies out of tls.Conn's own record buffer, so a small
 	// buffer costs no syscalls and keeps an idle connection small; in plaintext it saves
 	// a syscall per small frame.
@@ -100,7 +110,7 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 	if _, ok := nc.(*tls.Conn); ok {
 		readBuf = 512
 	}
-	s.c = newRelayConn(nc, true, readBuf, relayClientConnWindow, o.WriteTimeout)
+	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
 	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
 	// 16 KiB, which bounds the read buffer of every connection.
@@ -114,21 +124,21 @@ func (h *Handler) NewH2Conn(nc net.Conn, o H2Options) *H2Conn {
 		st := tc.ConnectionState()
 		s.tls = &st
 		if len(st.PeerCertificates) > 0 {
-			s.cert = clientCertValue(st.PeerCertificates)
+			s.up.ClientCert = call.ClientCertValue(st.PeerCertificates)
 		}
 	}
-	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
-		s.ip = host
+	if host, _, err := net.SplitHostPort(s.addr); err == nil {
+		s.up.ClientIP = host
 	}
-	return &H2Conn{s: s}
+	return &Conn{s: s}
 }
 
 // Serve serves the connection until it closes.
-func (hc *H2Conn) Serve() { hc.s.serve() }
+func (hc *Conn) Serve() { hc.s.serve() }
 
 // Shutdown sends GOAWAY: calls in progress finish, no new ones start, and the
 // connection closes when the last one ends.
-func (hc *H2Conn) Shutdown() {
+func (hc *Conn) Shutdown() {
 	s := hc.s
 	c := s.c
 	var b batch
@@ -150,9 +160,9 @@ func (hc *H2Conn) Shutdown() {
 }
 
 // Close closes the connection at once; its calls are cancelled.
-func (hc *H2Conn) Close() { _ = hc.s.c.nc.Close() }
+func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
 
-func (s *relayServer) serve() {
+func (s *clientConn) serve() {
 	c := s.c
 	b := &c.rb
 	err := func() error {
@@ -172,13 +182,13 @@ func (s *relayServer) serve() {
 		}
 		settings := []http2.Setting{
 			{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
-			{ID: http2.SettingInitialWindowSize, Val: relayStreamWindow},
+			{ID: http2.SettingInitialWindowSize, Val: streamWindow},
 		}
 		if s.o.MaxHeaderBytes > 0 {
 			settings = append(settings, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(s.o.MaxHeaderBytes)})
 		}
 		_ = c.fr.WriteSettings(settings...)
-		_ = c.fr.WriteWindowUpdate(0, uint32(relayClientConnWindow-initialWindow))
+		_ = c.fr.WriteWindowUpdate(0, uint32(clientConnWindow-initialWindow))
 		c.unlockWrite(b)
 		b.flush()
 		if s.o.PingInterval > 0 {
@@ -233,7 +243,7 @@ func (s *relayServer) serve() {
 }
 
 // writable wakes what waits for room in the client connection's write buffer.
-func (s *relayServer) writable(b *batch) {
+func (s *clientConn) writable(b *batch) {
 	c := s.c
 	c.wakeBlocked(b)
 	c.grantDeferred(b)
@@ -242,20 +252,20 @@ func (s *relayServer) writable(b *batch) {
 	}
 }
 
-func (s *relayServer) countError(kind string) {
+func (s *clientConn) countError(kind string) {
 	if s.o.CountError != nil {
 		s.o.CountError(kind)
 	}
 }
 
-func (s *relayServer) maxStreams() uint32 {
+func (s *clientConn) maxStreams() uint32 {
 	if s.o.MaxConcurrentStreams > 0 {
 		return s.o.MaxConcurrentStreams
 	}
 	return 1000
 }
 
-func (s *relayServer) close(err error) {
+func (s *clientConn) close(err error) {
 	s.closeOnce.Do(func() {
 		if s.pingTimer != nil {
 			s.pingTimer.Stop()
@@ -280,7 +290,7 @@ func (s *relayServer) close(err error) {
 
 // keepalive pings a client that has been silent for PingInterval and closes the
 // connection if the PING is not answered within PingTimeout.
-func (s *relayServer) keepalive() {
+func (s *clientConn) keepalive() {
 	c := s.c
 	silent := time.Duration(time.Now().UnixNano() - c.lastRead.Load())
 	c.mu.Lock()
@@ -324,12 +334,12 @@ const maxControlRun = 10000
 // §5.1: an id above every one the client opened is idle, an id at or below it with no
 // stream is closed, and a stream whose client sent END_STREAM is half-closed (remote).
 // It returns a StreamError to reset one stream, or any other error to end the connection.
-func (s *relayServer) frame(f http2.Frame, b *batch) error {
+func (s *clientConn) frame(f http2.Frame, b *batch) error {
 	c := s.c
 	switch f.(type) {
 	case *http2.PingFrame, *http2.SettingsFrame:
 		if s.ctrlRun++; s.ctrlRun > maxControlRun {
-			s.h.Log.Warn("closing connection: flood of PING or SETTINGS frames", "remote", c.nc.RemoteAddr().String())
+			s.sv.Port.Log.Warn("closing connection: flood of PING or SETTINGS frames", "remote", c.nc.RemoteAddr().String())
 			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 		}
 	default:
@@ -347,7 +357,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 		if r := s.restStream(id); r != nil {
 			return r.data(f, b)
 		}
-		st := c.stream(id)
+		st := c.lookup(id)
 		if st != nil {
 			st.mu.Lock()
 			ended := st.clientEnded
@@ -369,7 +379,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 		}
 		if r := s.restStream(f.StreamID); r != nil {
 			r.reset(errStreamReset)
-		} else if st := c.stream(f.StreamID); st != nil {
+		} else if st := c.lookup(f.StreamID); st != nil {
 			st.fromClientReset(b)
 			c.grantDeferred(b)
 		}
@@ -415,7 +425,7 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 			}
 			return nil
 		}
-		if st := c.stream(id); st != nil {
+		if st := c.lookup(id); st != nil {
 			st.mu.Lock()
 			over := !st.finished && st.down.win+inc > maxWindow
 			st.mu.Unlock()
@@ -447,13 +457,13 @@ func (s *relayServer) frame(f http2.Frame, b *batch) error {
 }
 
 // headers handles a header block from the client: a new call, or the end of one.
-func (s *relayServer) headers(f *headerBlock, b *batch) error {
+func (s *clientConn) headers(f *headerBlock, b *batch) error {
 	c := s.c
 	id := f.StreamID
 	if r := s.restStream(id); r != nil {
 		return r.trailers(f)
 	}
-	if st := c.stream(id); st != nil {
+	if st := c.lookup(id); st != nil {
 		st.mu.Lock()
 		ended := st.clientEnded
 		st.mu.Unlock()
@@ -478,7 +488,7 @@ func (s *relayServer) headers(f *headerBlock, b *batch) error {
 
 // idle reports whether id names a stream the client has not opened (RFC 9113 §5.1):
 // above every id it used, or even (the relay never pushes).
-func (s *relayServer) idle(id uint32) bool {
+func (s *clientConn) idle(id uint32) bool {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -486,14 +496,14 @@ func (s *relayServer) idle(id uint32) bool {
 }
 
 // restStream looks a REST stream up by id.
-func (s *relayServer) restStream(id uint32) *restStream {
+func (s *clientConn) restStream(id uint32) *restStream {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return s.rest[id]
 }
 
-func (s *relayServer) restStreams() []*restStream {
+func (s *clientConn) restStreams() []*restStream {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -507,10 +517,10 @@ func (s *relayServer) restStreams() []*restStream {
 	return out
 }
 
-func (s *relayServer) resetStream(id uint32, code http2.ErrCode, b *batch) {
+func (s *clientConn) resetStream(id uint32, code http2.ErrCode, b *batch) {
 	if r := s.restStream(id); r != nil {
 		r.reset(errStreamReset)
-	} else if st := s.c.stream(id); st != nil {
+	} else if st := s.c.lookup(id); st != nil {
 		st.fromClientReset(b)
 	}
 	if s.c.lockWrite() {
@@ -520,7 +530,7 @@ func (s *relayServer) resetStream(id uint32, code http2.ErrCode, b *batch) {
 }
 
 // newStream starts a call from the client's HEADERS.
-func (s *relayServer) newStream(f *headerBlock, b *batch) error {
+func (s *clientConn) newStream(f *headerBlock, b *batch) error {
 	c := s.c
 	id := f.StreamID
 	c.mu.Lock()
@@ -556,7 +566,7 @@ func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 		}
 	}
 	if f.PseudoValue("method") != "POST" || !isGRPCContentType(ct) {
-		// Not gRPC: served by Handler.ServeHTTP (REST, redirects, errors as HTTP statuses).
+		// Not gRPC: served by sv.REST (REST, redirects, errors as HTTP statuses).
 		s.startREST(f, cl, b)
 		return nil
 	}
@@ -568,10 +578,11 @@ func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 		}
 	}
 
-	st := &relayStream{sc: s, h: s.h, cc: c, cid: id, start: time.Now()}
-	st.rec = call.Record{GRPC: true, Method: "grpc"}
-	if m := milvus.Lookup(path); m != nil {
-		st.rec.Method = m.Name
+	st := &stream{sc: s, cc: c, cid: id}
+	st.call.Begin(s.sv.Port, path, true, time.Now())
+	st.call.Rec.Client = s.addr
+	if s.tls != nil {
+		st.call.Rec.TLSVersion = s.tls.Version
 	}
 	st.clientEnded = f.StreamEnded()
 
@@ -588,25 +599,16 @@ func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	snap := s.h.Snapshot()
-	l := snap.Listeners[s.h.Port]
-	if l == nil {
-		st.failLocked(&failure{code: codes.Unavailable, msg: "listener is shutting down"}, b)
-		return nil
-	}
 	sni := ""
 	if s.tls != nil {
 		sni = s.tls.ServerName
 	}
-	e, fl := match(l, authority, sni, path)
-	if fl != nil {
+	if _, fl := st.call.Route(authority, sni, path); fl != nil {
 		st.failLocked(fl, b)
 		return nil
 	}
-	st.be = e.Target
-	st.rec.Backend = st.be.Key
-	st.reqFields = s.requestFields(f, st.be.TLS)
-	if d, ok := parseGRPCTimeout(timeout); ok {
+	st.reqFields = s.requestFields(f, st.call.Backend().TLS)
+	if d, ok := call.ParseTimeout(timeout); ok {
 		st.timer = time.AfterFunc(d, st.expire)
 	}
 	st.connectLocked(b)
@@ -614,29 +616,31 @@ func (s *relayServer) newStream(f *headerBlock, b *batch) error {
 }
 
 // expire fails a call whose grpc-timeout passed.
-func (s *relayStream) expire() {
+func (s *stream) expire() {
 	var b batch
 	defer b.flush()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.be != nil {
-		s.failLocked(&failure{code: codes.DeadlineExceeded, msg: "deadline exceeded waiting for " + s.be.Service + ":" + s.be.Port}, &b)
+	if s.call.Backend() != nil {
+		s.failLocked(call.DeadlineExceeded(s.call.Service()), &b)
 	}
 }
 
-func (s *relayServer) rejectHeaders(id uint32, b *batch) {
+// rejectHeaders answers a request whose header list is over the limit: the headers were
+// not kept, so it is answered without being routed.
+func (s *clientConn) rejectHeaders(id uint32, b *batch) {
+	f := call.HeadersTooLarge()
 	fields := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
-		{Name: "grpc-status", Value: strconv.Itoa(int(codes.ResourceExhausted))},
-		{Name: "grpc-message", Value: "milvus-lb: request headers too large"}}
+		{Name: "grpc-status", Value: f.GRPCStatus()}, {Name: "grpc-message", Value: f.GRPCMessage()}}
 	if s.c.lockWrite() {
 		s.c.writeHeaders(id, true, fields)
 		s.c.unlockWrite(b)
 	}
 }
 
-// requestFields are the headers sent to the backend: the client's metadata untouched
-// minus connection-specific fields, plus X-Forwarded-* as the ALB adds them.
-func (s *relayServer) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
+// requestFields are the headers sent to the backend: the pseudo-header fields of the
+// request, then the regular fields by the one upstream rule (call.Conn.Upstream).
+func (s *clientConn) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
 	scheme := "http"
 	if backendTLS {
 		scheme = "https"
@@ -647,44 +651,13 @@ func (s *relayServer) requestFields(f *headerBlock, backendTLS bool) *[]hpack.He
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
 		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
 		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
-	xff := ""
-	for _, hf := range f.RegularFields() {
-		switch {
-		case isHopLower(hf.Name), hf.Name == "x-amzn-mtls-clientcert", hf.Name == "x-forwarded-proto", hf.Name == "x-forwarded-port":
-			continue
-		case hf.Name == "x-forwarded-for":
-			xff = hf.Value // the last one, as outHeader does
-			continue
-		}
-		out = append(out, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive || hf.Name == "authorization"})
-	}
-	out = append(out, hpack.HeaderField{Name: "te", Value: "trailers"})
-	if s.ip != "" {
-		if xff != "" {
-			xff += ", " + s.ip
-		} else {
-			xff = s.ip
-		}
-	}
-	if xff != "" {
-		out = append(out, hpack.HeaderField{Name: "x-forwarded-for", Value: xff})
-	}
-	proto := "http"
-	if s.h.TLS {
-		proto = "https"
-	}
-	out = append(out, hpack.HeaderField{Name: "x-forwarded-proto", Value: proto},
-		hpack.HeaderField{Name: "x-forwarded-port", Value: s.port})
-	if s.cert != "" {
-		out = append(out, hpack.HeaderField{Name: "x-amzn-mtls-clientcert", Value: s.cert})
-	}
-	*p = out
+	*p = s.up.Upstream(out, f.RegularFields(), true)
 	return p
 }
 
 // streamDone removes a finished stream from the client connection and runs the hooks.
 // The stream's mu is held.
-func (s *relayServer) streamDone(st *relayStream, early bool, b *batch) {
+func (s *clientConn) streamDone(st *stream, early bool, b *batch) {
 	c := s.c
 	c.mu.Lock()
 	if c.streams[st.cid] == st {
@@ -696,7 +669,7 @@ func (s *relayServer) streamDone(st *relayStream, early bool, b *batch) {
 
 // afterStreamEnd runs the hooks of a stream's end (gRPC or REST): the idle clock, the
 // rapid-reset guard, and the close of a draining connection with its last stream.
-func (s *relayServer) afterStreamEnd(early bool, b *batch) {
+func (s *clientConn) afterStreamEnd(early bool, b *batch) {
 	c := s.c
 	c.mu.Lock()
 	last := len(c.streams)+len(s.rest) == 0 && c.active
@@ -709,7 +682,7 @@ func (s *relayServer) afterStreamEnd(early bool, b *batch) {
 		s.o.OnActive(false)
 	}
 	if s.o.OnStreamEnd != nil && s.o.OnStreamEnd(early) {
-		s.h.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
+		s.sv.Port.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
 		s.countError("too_many_early_resets")
 		_ = c.nc.Close()
 		return

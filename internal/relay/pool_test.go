@@ -1,9 +1,7 @@
-package proxy
+package relay
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
@@ -18,9 +16,9 @@ func TestIdleBackendConnectionsAreClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(be.Stop)
-	p := newRelayPool(&net.Dialer{Timeout: 5 * time.Second}, &tls.Config{})
+	p := NewPool()
 	p.idleTimeout = 200 * time.Millisecond
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	key := poolKey{addr: be.Addr()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -34,7 +32,7 @@ func TestIdleBackendConnectionsAreClosed(t *testing.T) {
 
 	// Busy: a stream is open on it (the relay's streams are keyed by id).
 	c1.mu.Lock()
-	c1.streams[1] = &relayStream{}
+	c1.streams[1] = &stream{}
 	c1.mu.Unlock()
 	time.Sleep(4 * p.idleTimeout)
 	if !c1.hasRoom() || p.ready(key) != c1 {

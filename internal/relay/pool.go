@@ -1,4 +1,4 @@
-package proxy
+package relay
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
-// relayPool keeps the relay's HTTP/2 connections to backend endpoints: calls to an
+// Pool keeps the relay's HTTP/2 connections to backend endpoints: calls to an
 // endpoint share its connections, as many streams on each as the backend allows. Safe
 // for concurrent use.
-type relayPool struct {
+type Pool struct {
 	dialer *net.Dialer
 	tlsCfg *tls.Config
 
@@ -27,7 +27,7 @@ type relayPool struct {
 	idleTimeout time.Duration
 
 	mu       sync.Mutex
-	conns    map[poolKey][]*relayConn
+	conns    map[poolKey][]*h2conn
 	dialing  map[poolKey]*pendingDial
 	closed   bool
 	sweeping bool
@@ -41,7 +41,7 @@ type poolKey struct {
 // pendingDial is a dial in progress; calls that need the endpoint meanwhile wait for it.
 type pendingDial struct {
 	done chan struct{}
-	c    *relayConn
+	c    *h2conn
 	err  error
 }
 
@@ -54,25 +54,30 @@ const maxStreamsPerBackendConn = 256
 // (see ready); more open only when every connection has maxStreamsPerBackendConn streams.
 const maxConnsPerEndpoint = 4
 
-// relayIdleTimeout is how long an unused backend connection is kept, as net/http's
+// idleTimeout is how long an unused backend connection is kept, as net/http's
 // IdleConnTimeout for the REST transport: the connections opened to spread a burst of
 // inserts, and those to endpoints no longer in the configuration, do not stay for ever.
-const relayIdleTimeout = 90 * time.Second
+const idleTimeout = 90 * time.Second
 
-func newRelayPool(dialer *net.Dialer, tlsCfg *tls.Config) *relayPool {
-	return &relayPool{dialer: dialer, tlsCfg: tlsCfg, idleTimeout: relayIdleTimeout,
-		conns: map[poolKey][]*relayConn{}, dialing: map[poolKey]*pendingDial{}}
+// NewPool returns an empty pool. Backend certificates are not verified, as the ALB does
+// not verify its targets' certificates: inside the cluster they are usually self-signed,
+// and the pod IP is not a name any certificate carries.
+func NewPool() *Pool {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tlsCfg := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}} //nolint:gosec // see above
+	return &Pool{dialer: dialer, tlsCfg: tlsCfg, idleTimeout: idleTimeout,
+		conns: map[poolKey][]*h2conn{}, dialing: map[poolKey]*pendingDial{}}
 }
 
 // sweep runs while the pool has connections: every idleTimeout/4 it closes those without
 // streams that have read nothing for idleTimeout. A connection it takes is marked
 // goAway first, so no stream opens on it meanwhile (a call that picked it dials anew).
-func (p *relayPool) sweep() {
+func (p *Pool) sweep() {
 	tick := time.NewTicker(p.idleTimeout / 4)
 	defer tick.Stop()
 	for range tick.C {
 		cutoff := time.Now().Add(-p.idleTimeout).UnixNano()
-		var idle []*relayConn
+		var idle []*h2conn
 		p.mu.Lock()
 		for key, cs := range p.conns {
 			kept := cs[:0]
@@ -119,10 +124,10 @@ func (p *relayPool) sweep() {
 // inserts from 8 callers): +11% messages/s, -8% balancer CPU per message (-7% for
 // balancer, backend and load generator together); searches unchanged; 8 connections
 // instead of 4 gave nothing more.
-func (p *relayPool) ready(key poolKey) *relayConn {
+func (p *Pool) ready(key poolKey) *h2conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var best *relayConn
+	var best *h2conn
 	var bestUp int32
 	for _, c := range p.conns[key] {
 		if !c.hasRoom() {
@@ -142,7 +147,7 @@ func (p *relayPool) ready(key poolKey) *relayConn {
 }
 
 // get returns a connection to key, dialing one if none has room. It blocks for the dial.
-func (p *relayPool) get(ctx context.Context, key poolKey) (*relayConn, error) {
+func (p *Pool) get(ctx context.Context, key poolKey) (*h2conn, error) {
 	for {
 		if c := p.ready(key); c != nil {
 			return c, nil
@@ -174,7 +179,7 @@ func (p *relayPool) get(ctx context.Context, key poolKey) (*relayConn, error) {
 // startDialLocked dials key in the background; calls that need the connection wait for
 // its done. Not tied to the call that asked: a call that ends meanwhile leaves a
 // connection the next ones use. p.mu held.
-func (p *relayPool) startDialLocked(key poolKey) *pendingDial {
+func (p *Pool) startDialLocked(key poolKey) *pendingDial {
 	d := &pendingDial{done: make(chan struct{})}
 	p.dialing[key] = d
 	go func() {
@@ -201,13 +206,13 @@ func (p *relayPool) startDialLocked(key poolKey) *pendingDial {
 }
 
 // hasRoom reports whether c can take one more stream.
-func (c *relayConn) hasRoom() bool {
+func (c *h2conn) hasRoom() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !c.closed && !c.goAway && c.werr == nil && uint32(len(c.streams)) < min(c.peerMaxStr, maxStreamsPerBackendConn)
 }
 
-func (p *relayPool) remove(c *relayConn, key poolKey) {
+func (p *Pool) remove(c *h2conn, key poolKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cs := p.conns[key]
@@ -223,7 +228,7 @@ func (p *relayPool) remove(c *relayConn, key poolKey) {
 }
 
 // dial opens a connection, sends the preface and settings, and starts its reader.
-func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
+func (p *Pool) dial(ctx context.Context, key poolKey) (*h2conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	raw, err := p.dialer.DialContext(ctx, "tcp", key.addr)
@@ -243,7 +248,7 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 		}
 		nc = tc
 	}
-	c := newRelayConn(nc, false, 64<<10, relayBackendConnWindow, backendWriteTimeout)
+	c := newH2conn(nc, false, 64<<10, relayBackendConnWindow, backendWriteTimeout)
 	c.name = "backend"
 	c.mu.Lock()
 	c.wbuf = append(c.wbuf, http2.ClientPreface...)
@@ -271,7 +276,7 @@ func (p *relayPool) dial(ctx context.Context, key poolKey) (*relayConn, error) {
 const backendWriteTimeout = time.Minute
 
 // readLoop reads the frames of a backend connection until it fails.
-func (p *relayPool) readLoop(c *relayConn, key poolKey) {
+func (p *Pool) readLoop(c *h2conn, key poolKey) {
 	b := &c.rb
 	err := func() error {
 		for {
@@ -294,10 +299,12 @@ func (p *relayPool) readLoop(c *relayConn, key poolKey) {
 	}
 }
 
-func (p *relayPool) close() {
+// Close closes the idle backend connections and keeps new ones from being pooled; those
+// with calls in flight close when their calls end.
+func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
-	var all []*relayConn
+	var all []*h2conn
 	for _, cs := range p.conns {
 		all = append(all, cs...)
 	}
@@ -313,25 +320,25 @@ func (p *relayPool) close() {
 }
 
 // backendFrame handles one frame from a backend.
-func (c *relayConn) backendFrame(f http2.Frame, b *batch) error {
+func (c *h2conn) backendFrame(f http2.Frame, b *batch) error {
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
 		hb, err := c.hd.read(c.fr, f)
 		if err != nil {
 			return err
 		}
-		if s := c.stream(hb.StreamID); s != nil {
+		if s := c.lookup(hb.StreamID); s != nil {
 			s.fromBackendHeaders(hb, b)
 		}
 	case *http2.DataFrame:
-		s := c.stream(f.StreamID)
+		s := c.lookup(f.StreamID)
 		if s == nil {
 			c.returnConnWindow(int64(f.Length), b)
 			return nil
 		}
 		s.fromBackendData(f, b)
 	case *http2.RSTStreamFrame:
-		if s := c.stream(f.StreamID); s != nil {
+		if s := c.lookup(f.StreamID); s != nil {
 			s.backendReset(f.ErrCode, b)
 		}
 	case *http2.SettingsFrame:
@@ -348,7 +355,7 @@ func (c *relayConn) backendFrame(f http2.Frame, b *batch) error {
 		// it were never seen by the backend and fail as UNAVAILABLE: it is shutting down.
 		c.mu.Lock()
 		c.goAway = true
-		var lost []*relayStream
+		var lost []*stream
 		for id, s := range c.streams {
 			if id > f.LastStreamID {
 				lost = append(lost, s)
@@ -363,7 +370,7 @@ func (c *relayConn) backendFrame(f http2.Frame, b *batch) error {
 }
 
 // stream looks a stream up by id on this connection.
-func (c *relayConn) stream(id uint32) *relayStream {
+func (c *h2conn) lookup(id uint32) *stream {
 	c.mu.Lock()
 	s := c.streams[id]
 	c.mu.Unlock()
@@ -371,7 +378,7 @@ func (c *relayConn) stream(id uint32) *relayStream {
 }
 
 // returnConnWindow gives back connection window for bytes that will not be forwarded.
-func (c *relayConn) returnConnWindow(n int64, b *batch) {
+func (c *h2conn) returnConnWindow(n int64, b *batch) {
 	if n == 0 || !c.lockWrite() {
 		return
 	}
@@ -380,7 +387,7 @@ func (c *relayConn) returnConnWindow(n int64, b *batch) {
 }
 
 // settings applies the peer's SETTINGS and acknowledges them.
-func (c *relayConn) settings(f *http2.SettingsFrame, b *batch) error {
+func (c *h2conn) settings(f *http2.SettingsFrame, b *batch) error {
 	if f.IsAck() {
 		return nil
 	}
@@ -415,7 +422,7 @@ func (c *relayConn) settings(f *http2.SettingsFrame, b *batch) error {
 	}
 	if changed && delta != 0 {
 		c.mu.Lock()
-		streams := make([]*relayStream, 0, len(c.streams))
+		streams := make([]*stream, 0, len(c.streams))
 		for _, s := range c.streams {
 			streams = append(streams, s)
 		}
@@ -428,9 +435,9 @@ func (c *relayConn) settings(f *http2.SettingsFrame, b *batch) error {
 }
 
 // windowUpdate opens the connection or a stream window and sends what waited for it.
-func (c *relayConn) windowUpdate(f *http2.WindowUpdateFrame, b *batch) {
+func (c *h2conn) windowUpdate(f *http2.WindowUpdateFrame, b *batch) {
 	if f.StreamID != 0 {
-		if s := c.stream(f.StreamID); s != nil {
+		if s := c.lookup(f.StreamID); s != nil {
 			s.adjustWindow(c, int64(f.Increment), b)
 		}
 		return

@@ -1,4 +1,4 @@
-package proxy
+package relay
 
 import "golang.org/x/net/http2/hpack"
 

@@ -1,4 +1,4 @@
-package proxy
+package relay
 
 import (
 	"encoding/binary"
@@ -29,7 +29,7 @@ func TestConcurrentWritersKeepFrameOrder(t *testing.T) {
 func concurrentWriters(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
-	c := newRelayConn(a, false, 4096, relayBackendConnWindow, 0)
+	c := newH2conn(a, false, 4096, relayBackendConnWindow, 0)
 	const writers, frames, size = 8, 400, 9000 // 9 KB frames: buffers fill and seal
 	done := make(chan error, 1)
 	go func() {

@@ -1,4 +1,4 @@
-package proxy_test
+package dataplane_test
 
 import (
 	"context"
@@ -17,13 +17,13 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
 	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
@@ -67,7 +67,7 @@ func newLB(t *testing.T, backends []*fakemilvus.Server, tweak func(*config.Backe
 	l := &lb{t: t, plain: testenv.FreePort(t), tlsPort: testenv.FreePort(t), ca: certtest.NewCA(t), backends: backends}
 	opts := listener.DefaultOptions()
 	opts.BindAddress = "127.0.0.1"
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: proxy.DefaultLimits(), Log: logger})
+	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: call.DefaultLimits(), Log: logger})
 	t.Cleanup(func() { dp.Close(time.Second) })
 	l.gw = dp.Gateway
 

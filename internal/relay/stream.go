@@ -1,9 +1,7 @@
-package proxy
+package relay
 
 import (
 	"context"
-	"encoding/binary"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,9 +11,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 
-	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/gateway"
 )
 
 // outFlow is one direction of a relayed stream, seen from the side it is sent to.
@@ -34,28 +30,28 @@ type outFlow struct {
 	// connection has clientConnBuffered bytes waiting (down only; see ackLocked).
 	deferred bool
 	// grown: the backend's stream window grew from backendStreamWindow to
-	// relayStreamWindow, which it does once data is delivered to the client (down only).
+	// streamWindow, which it does once data is delivered to the client (down only).
 	grown bool
 	// acct, if set, follows qlen: the client connection's count of bytes queued for it.
 	acct *atomic.Int64
 }
 
-// relayStream is one call: a stream on the client's connection and one on a backend's.
-// All fields are guarded by mu (see the locking rules in relay_conn.go).
-type relayStream struct {
-	mu sync.Mutex
-	sc *relayServer
-	h  *Handler
+// stream is one call: a stream on the client's connection and one on a backend's.
+// All fields are guarded by mu (see the locking rules in conn.go).
+type stream struct {
+	mu   sync.Mutex
+	sc   *clientConn
+	call call.Call // the per-call decision: route, endpoint, failures, record
 
-	cc  *relayConn // client side
+	cc  *h2conn // client side
 	cid uint32
-	bc  *relayConn // backend side, nil until the stream is open there
+	bc  *h2conn // backend side, nil until the stream is open there
 	bid uint32
 	key poolKey
 
 	up, down      outFlow // up: to the backend; down: to the client
-	upScan        msgScan
-	downScan      msgScan
+	upScan        call.Scanner
+	downScan      call.Scanner
 	clientEnded   bool // the client sent END_STREAM
 	backendEnded  bool // the backend sent END_STREAM or RST_STREAM
 	respStarted   bool // response HEADERS went to the client
@@ -63,16 +59,10 @@ type relayStream struct {
 	finished      bool
 	clientReset   bool
 	reqFields     *[]hpack.HeaderField // from fieldsPool, until the request headers are sent
-	be            *gateway.Backend
-	ep            *balancer.Endpoint
-	started       bool  // ep.Start was called, ep.Done is owed
-	uploading     bool  // counted in bc.uploading (see noteUploadLocked)
-	upReceived    int64 // request bytes received from the client
-	attempts      int
+	uploading     bool                 // counted in bc.uploading (see noteUploadLocked)
+	upReceived    int64                // request bytes received from the client
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
-	start         time.Time
-	rec           call.Record
 	statusFromHdr string
 }
 
@@ -140,42 +130,10 @@ func (o *outFlow) reset() {
 	o.chunks, o.poff, o.qlen = nil, 0, 0
 }
 
-// msgScan follows the gRPC length prefixes of a byte stream to enforce a message limit
-// without buffering: it only reads the 5-byte prefixes as they pass.
-type msgScan struct {
-	have   int
-	prefix [grpcPrefixLen]byte
-	remain int64
-}
-
-// scan consumes p and reports false as soon as a prefix declares more than max bytes.
-func (m *msgScan) scan(p []byte, max int64) bool {
-	for len(p) > 0 {
-		if m.remain > 0 {
-			k := min(int64(len(p)), m.remain)
-			m.remain -= k
-			p = p[k:]
-			continue
-		}
-		k := copy(m.prefix[m.have:], p)
-		m.have += k
-		p = p[k:]
-		if m.have == grpcPrefixLen {
-			m.have = 0
-			size := int64(binary.BigEndian.Uint32(m.prefix[1:]))
-			if size > max {
-				return false
-			}
-			m.remain = size
-		}
-	}
-	return true
-}
-
 // sendLocked sends p (and END_STREAM after it if end) on o's direction to dst, as far as
 // the windows allow, and queues the rest. It returns how many bytes of p went out now.
 // s.mu held; dst may be nil while the backend stream is being opened.
-func (s *relayStream) sendLocked(o *outFlow, dst *relayConn, id uint32, p []byte, end bool, b *batch) int64 {
+func (s *stream) sendLocked(o *outFlow, dst *h2conn, id uint32, p []byte, end bool, b *batch) int64 {
 	if o.closed {
 		return 0
 	}
@@ -198,7 +156,7 @@ func (s *relayStream) sendLocked(o *outFlow, dst *relayConn, id uint32, p []byte
 }
 
 // writeDataLocked writes DATA frames within the windows. Both s.mu and dst.mu held.
-func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p []byte, end bool) int {
+func (s *stream) writeDataLocked(o *outFlow, dst *h2conn, id uint32, p []byte, end bool) int {
 	sent := 0
 	for {
 		n := int64(len(p) - sent)
@@ -225,7 +183,7 @@ func (s *relayStream) writeDataLocked(o *outFlow, dst *relayConn, id uint32, p [
 
 // blockLocked notes that o waits for window on dst: the connection's, when that is what
 // ran out (a stream window opening arrives as a WINDOW_UPDATE for the stream itself).
-func (s *relayStream) blockLocked(o *outFlow, dst *relayConn) {
+func (s *stream) blockLocked(o *outFlow, dst *h2conn) {
 	full := dst.roomLocked() <= 0
 	if full {
 		dst.full = true // the writer wakes the blocked streams when it takes the buffer
@@ -238,7 +196,7 @@ func (s *relayStream) blockLocked(o *outFlow, dst *relayConn) {
 
 // drainLocked sends what o has pending, then its trailers or END_STREAM. It returns the
 // bytes sent. s.mu held.
-func (s *relayStream) drainLocked(o *outFlow, dst *relayConn, id uint32, b *batch) int64 {
+func (s *stream) drainLocked(o *outFlow, dst *h2conn, id uint32, b *batch) int64 {
 	if dst == nil || o.closed || (o.queuedLen() == 0 && !o.end && !o.hasTrl) {
 		return 0
 	}
@@ -274,13 +232,13 @@ func (s *relayStream) drainLocked(o *outFlow, dst *relayConn, id uint32, b *batc
 // windows. s.mu held.
 //
 // Up (client to backend), the connection window is returned here too: the client's
-// connection window (relayClientConnWindow) bounds what one client connection can make
+// connection window (clientConnWindow) bounds what one client connection can make
 // the relay hold. Down (backend to client), the backend's connection window was returned
 // when the bytes arrived (fromBackendData): the backend connection is shared by many
 // clients, and a client that does not read must not stall the others' calls on it. What
 // bounds the relay there is the stream window, returned only here, and, per client
 // connection, clientConnBuffered: past it the stream windows are held back too.
-func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded bool, n int64, b *batch) {
+func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n int64, b *batch) {
 	if n <= 0 || src == nil {
 		return
 	}
@@ -295,7 +253,7 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 			return
 		}
 		s.growLocked()
-		threshold := int64(relayStreamWindow / 4)
+		threshold := int64(streamWindow / 4)
 		if !o.grown {
 			threshold = backendStreamWindow / 4
 		}
@@ -313,7 +271,7 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 	src.consumedLocked(n)
 	if !srcEnded {
 		o.owed += n
-		if o.owed >= relayStreamWindow/4 {
+		if o.owed >= streamWindow/4 {
 			_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
 			o.owed = 0
 		}
@@ -322,12 +280,12 @@ func (s *relayStream) ackLocked(src *relayConn, id uint32, o *outFlow, srcEnded 
 }
 
 // growLocked grows the backend's window for s from backendStreamWindow to
-// relayStreamWindow, once its client reads it, if its client connection's budget allows:
+// streamWindow, once its client reads it, if its client connection's budget allows:
 // the extra windows of one client connection's streams add up to at most
 // clientConnBuffered (4 streams at full speed at a time; the others keep 64 KiB, which
 // is plenty at the round-trip time to a backend in the same cluster). s.mu held.
-func (s *relayStream) growLocked() {
-	const extra = relayStreamWindow - backendStreamWindow
+func (s *stream) growLocked() {
+	const extra = streamWindow - backendStreamWindow
 	if s.down.grown {
 		return
 	}
@@ -342,15 +300,15 @@ func (s *relayStream) growLocked() {
 // clientConnBuffered bounds the response bytes the relay holds for one client
 // connection's streams (beyond each stream's first backendStreamWindow): past it, no
 // backend stream of that connection gets more window until the client reads. A
-// backend stream starts with backendStreamWindow and grows to relayStreamWindow once
+// backend stream starts with backendStreamWindow and grows to streamWindow once
 // the client has been sent some of its data, so streams a client never reads cost
 // backendStreamWindow each, and a client connection holds at most about
-// clientConnBuffered + streams × backendStreamWindow + relayStreamWindow.
-const clientConnBuffered = relayClientConnWindow
+// clientConnBuffered + streams × backendStreamWindow + streamWindow.
+const clientConnBuffered = clientConnWindow
 
 // deferLocked puts s on its client connection's list of streams whose backend window is
 // held back. s.mu held.
-func (s *relayStream) deferLocked() {
+func (s *stream) deferLocked() {
 	if s.down.deferred {
 		return
 	}
@@ -362,7 +320,7 @@ func (s *relayStream) deferLocked() {
 
 // grantDeferred returns the backend window held back from c's streams once c's queued
 // bytes are below clientConnBuffered again. Called after what can drain c's queues.
-func (c *relayConn) grantDeferred(b *batch) {
+func (c *h2conn) grantDeferred(b *batch) {
 	c.mu.Lock()
 	if len(c.deferred) == 0 || c.respQueued.Load() > clientConnBuffered {
 		c.mu.Unlock()
@@ -377,7 +335,7 @@ func (c *relayConn) grantDeferred(b *batch) {
 }
 
 // grantWindow sends the backend the stream window owed to it.
-func (s *relayStream) grantWindow(b *batch) {
+func (s *stream) grantWindow(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.down.deferred = false
@@ -394,7 +352,7 @@ func (s *relayStream) grantWindow(b *batch) {
 }
 
 // adjustWindow opens o's stream window on c by delta and sends what waited.
-func (s *relayStream) adjustWindow(c *relayConn, delta int64, b *batch) {
+func (s *stream) adjustWindow(c *h2conn, delta int64, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
@@ -418,7 +376,7 @@ func (s *relayStream) adjustWindow(c *relayConn, delta int64, b *batch) {
 // --- client side ---------------------------------------------------------------------
 
 // fromClientData relays a DATA frame of the client.
-func (s *relayStream) fromClientData(f *http2.DataFrame, b *batch) {
+func (s *stream) fromClientData(f *http2.DataFrame, b *batch) {
 	data := f.Data()
 	pad := int64(f.Length) - int64(len(data))
 	s.mu.Lock()
@@ -435,9 +393,9 @@ func (s *relayStream) fromClientData(f *http2.DataFrame, b *batch) {
 	} else {
 		s.noteUploadLocked()
 	}
-	if max := s.h.Limits.MaxRequestMessageBytes; max > 0 && !s.upScan.scan(data, max) {
+	if fl := s.call.Port().Limits.Request(&s.upScan, data); fl != nil {
 		s.cc.returnConnWindow(int64(f.Length), b)
-		s.failLocked(tooLarge("request", max), b)
+		s.failLocked(fl, b)
 		return
 	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
@@ -446,7 +404,7 @@ func (s *relayStream) fromClientData(f *http2.DataFrame, b *batch) {
 
 // fromClientEnd is the client's END_STREAM on a HEADERS frame (trailers, which gRPC
 // clients do not send, are dropped: the backend only needs the end).
-func (s *relayStream) fromClientEnd(b *batch) {
+func (s *stream) fromClientEnd(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished || s.clientEnded {
@@ -458,7 +416,7 @@ func (s *relayStream) fromClientEnd(b *batch) {
 }
 
 // fromClientReset is the client's RST_STREAM: the call is cancelled.
-func (s *relayStream) fromClientReset(b *batch) {
+func (s *stream) fromClientReset(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
@@ -467,12 +425,12 @@ func (s *relayStream) fromClientReset(b *batch) {
 	s.clientReset = true
 	s.down.closed = true
 	s.resetBackendLocked(http2.ErrCodeCancel, b)
-	s.rec.Code = codes.Canceled
+	s.call.Rec.Code = codes.Canceled
 	s.finishLocked(b)
 }
 
 // clientGone ends the stream when the client's connection closed.
-func (s *relayStream) clientGone(b *batch) {
+func (s *stream) clientGone(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
@@ -480,7 +438,7 @@ func (s *relayStream) clientGone(b *batch) {
 	}
 	s.down.closed = true
 	s.resetBackendLocked(http2.ErrCodeCancel, b)
-	s.rec.Code = codes.Canceled
+	s.call.Rec.Code = codes.Canceled
 	s.finishLocked(b)
 }
 
@@ -488,18 +446,14 @@ func (s *relayStream) clientGone(b *batch) {
 
 // connectLocked picks an endpoint and opens the backend stream, at once on a pooled
 // connection or, when one must be dialed, from a goroutine. s.mu held.
-func (s *relayStream) connectLocked(b *batch) {
-	ep := s.be.Picker.Pick()
-	if ep == nil {
-		s.failLocked(&failure{code: codes.Unavailable, msg: "no healthy endpoint for Service " + s.be.Service + ":" + s.be.Port}, b)
+func (s *stream) connectLocked(b *batch) {
+	ep, f := s.call.Pick()
+	if f != nil {
+		s.failLocked(f, b)
 		return
 	}
-	s.ep, s.started = ep, true
-	s.rec.Attempts++
-	s.rec.Endpoint = ep.Addr
-	ep.Start()
-	s.key = poolKey{addr: ep.Addr, tls: s.be.TLS}
-	if bc := s.h.Transports.relay.ready(s.key); bc != nil && s.openLocked(bc, b) {
+	s.key = poolKey{addr: ep.Addr, tls: s.call.Backend().TLS}
+	if bc := s.sc.sv.Pool.ready(s.key); bc != nil && s.openLocked(bc, b) {
 		return
 	}
 	s.connecting = true
@@ -508,10 +462,10 @@ func (s *relayStream) connectLocked(b *batch) {
 	go s.dial(ctx)
 }
 
-func (s *relayStream) dial(ctx context.Context) {
+func (s *stream) dial(ctx context.Context) {
 	var b batch
 	defer b.flush()
-	bc, err := s.h.Transports.relay.get(ctx, s.key)
+	bc, err := s.sc.sv.Pool.get(ctx, s.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cancelDial = nil
@@ -528,24 +482,17 @@ func (s *relayStream) dial(ctx context.Context) {
 		go s.dial(ctx)
 		return
 	}
-	f := classify(ctx, err, s.be.Service+":"+s.be.Port)
-	if f.code == codes.Unavailable && isDialError(err) {
-		s.ep.Eject(5 * time.Second)
-		s.h.Log.Warn("backend endpoint refused connection; ejected", "backend", s.be.Key, "endpoint", s.ep.Addr, "error", err)
-		if s.attempts+1 < maxAttempts && len(s.be.Endpoints) > 1 {
-			s.attempts++
-			s.ep.Done()
-			s.started = false
-			s.connectLocked(&b)
-			return
-		}
+	// Nothing of the call was sent: it can always go to another endpoint.
+	if retry, f := s.call.Failed(ctx, err, true); !retry {
+		s.failLocked(f, &b)
+		return
 	}
-	s.failLocked(f, &b)
+	s.connectLocked(&b)
 }
 
 // openLocked opens the stream on bc and sends the headers and what the client sent so
 // far. It reports false if bc can take no new stream. s.mu held.
-func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
+func (s *stream) openLocked(bc *h2conn, b *batch) bool {
 	if !bc.lockWrite() {
 		return false
 	}
@@ -576,7 +523,7 @@ func (s *relayStream) openLocked(bc *relayConn, b *batch) bool {
 }
 
 // fromBackendHeaders relays response headers or trailers.
-func (s *relayStream) fromBackendHeaders(f *headerBlock, b *batch) {
+func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished || s.down.closed {
@@ -594,7 +541,7 @@ func (s *relayStream) fromBackendHeaders(f *headerBlock, b *batch) {
 		fields = append(fields, hpack.HeaderField{Name: ":status", Value: st})
 	}
 	for _, hf := range f.RegularFields() {
-		if isHopLower(hf.Name) {
+		if !call.Downstream(hf.Name) {
 			continue
 		}
 		if hf.Name == "grpc-status" {
@@ -634,7 +581,7 @@ func (s *relayStream) fromBackendHeaders(f *headerBlock, b *batch) {
 }
 
 // fromBackendData relays response data.
-func (s *relayStream) fromBackendData(f *http2.DataFrame, b *batch) {
+func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	data := f.Data()
 	pad := int64(f.Length) - int64(len(data))
 	s.mu.Lock()
@@ -643,9 +590,9 @@ func (s *relayStream) fromBackendData(f *http2.DataFrame, b *batch) {
 		s.bc.returnConnWindow(int64(f.Length), b)
 		return
 	}
-	if max := s.h.Limits.MaxResponseMessageBytes; max > 0 && !s.downScan.scan(data, max) {
+	if fl := s.call.Port().Limits.Response(&s.downScan, data); fl != nil {
 		s.bc.returnConnWindow(int64(f.Length), b)
-		s.failLocked(tooLarge("response", max), b)
+		s.failLocked(fl, b)
 		return
 	}
 	end := f.StreamEnded()
@@ -660,7 +607,7 @@ func (s *relayStream) fromBackendData(f *http2.DataFrame, b *batch) {
 }
 
 // backendReset is the backend's RST_STREAM.
-func (s *relayStream) backendReset(code http2.ErrCode, b *batch) {
+func (s *stream) backendReset(code http2.ErrCode, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
@@ -669,7 +616,7 @@ func (s *relayStream) backendReset(code http2.ErrCode, b *batch) {
 	s.backendEnded = true
 	s.up.closed = true
 	if !s.respStarted || code == http2.ErrCodeRefusedStream {
-		s.failLocked(&failure{code: codes.Unavailable, msg: "backend " + s.be.Service + ":" + s.be.Port + " reset the stream: " + code.String()}, b)
+		s.failLocked(call.BackendReset(s.call.Service(), code.String()), b)
 		return
 	}
 	if !s.down.closed {
@@ -679,12 +626,12 @@ func (s *relayStream) backendReset(code http2.ErrCode, b *batch) {
 			s.cc.unlockWrite(b)
 		}
 	}
-	s.rec.Code = codes.Unavailable
+	s.call.Rec.Code = codes.Unavailable
 	s.finishLocked(b)
 }
 
 // backendGone fails the stream when its backend connection (c) ended.
-func (s *relayStream) backendGone(c *relayConn, err error) {
+func (s *stream) backendGone(c *h2conn, err error) {
 	var b batch
 	defer b.flush()
 	s.mu.Lock()
@@ -694,11 +641,11 @@ func (s *relayStream) backendGone(c *relayConn, err error) {
 	}
 	s.backendEnded = true
 	s.up.closed = true
-	s.failLocked(&failure{code: codes.Unavailable, msg: "backend " + s.be.Service + ":" + s.be.Port + " is unavailable", cause: err}, &b)
+	s.failLocked(call.BackendGone(s.call.Service(), err), &b)
 }
 
 // resetBackendLocked cancels the backend stream unless it has ended. s.mu held.
-func (s *relayStream) resetBackendLocked(code http2.ErrCode, b *batch) {
+func (s *stream) resetBackendLocked(code http2.ErrCode, b *batch) {
 	if s.cancelDial != nil {
 		s.cancelDial()
 		s.cancelDial = nil
@@ -716,7 +663,7 @@ func (s *relayStream) resetBackendLocked(code http2.ErrCode, b *batch) {
 
 // failLocked answers the client with f's gRPC status (Trailers-Only when nothing was
 // sent yet, else trailers after what was) and cancels the backend stream. s.mu held.
-func (s *relayStream) failLocked(f *failure, b *batch) {
+func (s *stream) failLocked(f *call.Failure, b *batch) {
 	if s.finished {
 		return
 	}
@@ -730,8 +677,8 @@ func (s *relayStream) failLocked(f *failure, b *batch) {
 			fields = append(fields, hpack.HeaderField{Name: ":status", Value: "200"}, hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 		}
 		fields = append(fields,
-			hpack.HeaderField{Name: "grpc-status", Value: strconv.Itoa(int(f.code))},
-			hpack.HeaderField{Name: "grpc-message", Value: encodeGRPCMessage("milvus-lb: " + f.msg)})
+			hpack.HeaderField{Name: "grpc-status", Value: f.GRPCStatus()},
+			hpack.HeaderField{Name: "grpc-message", Value: f.GRPCMessage()})
 		if s.cc.lockWrite() {
 			s.cc.writeHeaders(s.cid, true, fields)
 			s.cc.unlockWrite(b)
@@ -739,15 +686,12 @@ func (s *relayStream) failLocked(f *failure, b *batch) {
 		s.respStarted = true
 		s.down.closed = true
 	}
-	if f.code != codes.Canceled && f.cause != nil {
-		s.h.Log.Debug("request failed", "backend", s.be.Key, "path", s.rec.Method, "error", f)
-	}
-	s.rec.Code = f.code
+	s.call.Answer(f)
 	s.finishLocked(b)
 }
 
 // maybeCompleteLocked finishes the stream once the response has ended toward the client.
-func (s *relayStream) maybeCompleteLocked(b *batch) {
+func (s *stream) maybeCompleteLocked(b *batch) {
 	if s.finished || !s.down.closed {
 		return
 	}
@@ -759,7 +703,7 @@ func (s *relayStream) maybeCompleteLocked(b *batch) {
 }
 
 // finishLocked releases the stream: tables, endpoint count, timer, metrics. s.mu held.
-func (s *relayStream) finishLocked(b *batch) {
+func (s *stream) finishLocked(b *batch) {
 	if s.finished {
 		return
 	}
@@ -774,7 +718,7 @@ func (s *relayStream) finishLocked(b *batch) {
 	}
 	queued := s.down.qlen > 0
 	if s.down.grown {
-		s.cc.grown.Add(-(relayStreamWindow - backendStreamWindow))
+		s.cc.grown.Add(-(streamWindow - backendStreamWindow))
 	}
 	s.up.reset()
 	s.down.reset()
@@ -801,33 +745,20 @@ func (s *relayStream) finishLocked(b *batch) {
 		}
 		s.bc.mu.Unlock()
 	}
-	if s.started {
-		s.ep.Done()
-		s.started = false
-	}
-	if s.rec.Code == codes.OK && s.statusFromHdr != "" {
-		if n, err := strconv.Atoi(s.statusFromHdr); err == nil {
-			s.rec.Code = codes.Code(n)
-		} else {
-			s.rec.Code = codes.Unknown
-		}
-	}
-	if s.h.Observer != nil {
-		s.rec.Duration = time.Since(s.start)
-		s.h.Observer.Observe(&s.rec)
-	}
-	early := s.clientReset && time.Since(s.start) < prematureResetLifetime
+	now := time.Now()
+	s.call.Finish(now, s.statusFromHdr)
+	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime
 	s.sc.streamDone(s, early, b)
 }
 
 // uploadThreshold: a request still coming after this many bytes is an upload (an insert
-// of megabytes), which relayPool.ready keeps off the connections other uploads use. A
+// of megabytes), which Pool.ready keeps off the connections other uploads use. A
 // search (a few KiB, sent whole at once) never is one.
 const uploadThreshold = 64 << 10
 
 // noteUploadLocked counts s in its backend connection's uploads once its request is
 // one. s.mu held.
-func (s *relayStream) noteUploadLocked() {
+func (s *stream) noteUploadLocked() {
 	if !s.uploading && s.bc != nil && !s.clientEnded && s.upReceived >= uploadThreshold {
 		s.uploading = true
 		s.bc.uploading.Add(1)
@@ -835,7 +766,7 @@ func (s *relayStream) noteUploadLocked() {
 }
 
 // uploadDoneLocked ends the stream's count in its backend connection's uploads. s.mu held.
-func (s *relayStream) uploadDoneLocked() {
+func (s *stream) uploadDoneLocked() {
 	if s.uploading {
 		s.uploading = false
 		s.bc.uploading.Add(-1)
@@ -845,16 +776,6 @@ func (s *relayStream) uploadDoneLocked() {
 // prematureResetLifetime: a stream the client resets sooner than this after opening it
 // counts toward the rapid-reset guard (the listener's rule, see listener/limits.go).
 const prematureResetLifetime = time.Second
-
-// isHopLower reports a connection-specific header field (lower case, as in HTTP/2).
-func isHopLower(name string) bool {
-	switch name {
-	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade",
-		"te", "trailer", "proxy-authenticate", "proxy-authorization":
-		return true
-	}
-	return false
-}
 
 // isGRPCContentType reports whether a content-type is gRPC's.
 func isGRPCContentType(ct string) bool {

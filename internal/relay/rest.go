@@ -1,8 +1,8 @@
-package proxy
+package relay
 
 // Requests that are not gRPC calls (Milvus's REST API, redirects, anything curl sends over
 // h2) reach the relay too: a client negotiates h2 by ALPN whatever it means to send. They
-// are served by Handler.ServeHTTP, the one place that knows REST (routing, HTTP/1.1 to the
+// are served by Server.REST (internal/rest), the one place that knows REST (routing, HTTP/1.1 to the
 // backend, errors as HTTP statuses): the stream is adapted into an *http.Request whose
 // body is fed by the client's DATA frames and an http.ResponseWriter that writes HEADERS,
 // DATA and trailers on the stream. Each such request runs on a goroutine of its own, as
@@ -12,7 +12,7 @@ package proxy
 // the body (so at most one stream window, 1 MiB, waits per request), and a response write
 // blocks until the client's windows have room (nothing is queued for a slow client).
 //
-// REST streams live in relayServer.rest, not in relayConn.streams, guarded by the client
+// REST streams live in clientConn.rest, not in h2conn.streams, guarded by the client
 // connection's mu. Each restStream has its own mu; as everywhere in the relay, a stream's
 // mu may be held while taking the connection's, never the other way round.
 
@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -35,7 +37,7 @@ import (
 // maxRESTBodyBuffered bounds the request bytes a REST stream holds before its handler
 // reads them; it is the stream window the relay advertises, so a conforming client never
 // reaches it and one that does has broken flow control.
-const maxRESTBodyBuffered = relayStreamWindow
+const maxRESTBodyBuffered = streamWindow
 
 var (
 	errStreamReset  = errors.New("http2: client reset the stream")
@@ -43,7 +45,7 @@ var (
 )
 
 type restStream struct {
-	sc    *relayServer
+	sc    *clientConn
 	id    uint32
 	start time.Time
 
@@ -77,9 +79,9 @@ type restStream struct {
 
 // startREST opens a REST stream for a request that passed checkRequest. The client
 // connection's stream count was checked by the caller.
-func (s *relayServer) startREST(f *headerBlock, cl int64, b *batch) {
+func (s *clientConn) startREST(f *headerBlock, cl int64, b *batch) {
 	c := s.c
-	r := &restStream{sc: s, id: f.StreamID, start: time.Now(), clLeft: cl, recvWin: relayStreamWindow, hdr: http.Header{}}
+	r := &restStream{sc: s, id: f.StreamID, start: time.Now(), clLeft: cl, recvWin: streamWindow, hdr: http.Header{}}
 	r.cond.L = &r.mu
 	req, err := r.newRequest(f, cl)
 	if err != nil {
@@ -170,14 +172,14 @@ func (r *restStream) serve() {
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
-				r.sc.h.Log.Error("panic serving an HTTP/2 request", "path", r.req.URL.Path, "panic", fmt.Sprint(p))
+				r.sc.sv.Port.Log.Error("panic serving an HTTP/2 request", "path", r.req.URL.Path, "panic", fmt.Sprint(p))
 			}
 			r.abort(http2.ErrCodeInternal)
 			return
 		}
 		r.finish()
 	}()
-	r.sc.h.ServeHTTP(r, r.req)
+	r.sc.sv.REST.ServeHTTP(r, r.req)
 }
 
 // --- frames from the client (the connection's reader goroutine) ----------------------
@@ -300,7 +302,7 @@ func (r *restStream) returnLocked(n int64, b *batch) {
 	}
 	c.consumedLocked(n)
 	r.owed += n
-	if !r.bodyEnd && r.owed >= relayStreamWindow/4 {
+	if !r.bodyEnd && r.owed >= streamWindow/4 {
 		_ = c.fr.WriteWindowUpdate(r.id, uint32(r.owed))
 		r.recvWin += r.owed
 		r.owed = 0
@@ -474,7 +476,7 @@ func (r *restStream) sendHeaderLocked(end bool, b *batch) error {
 	fields = append(fields, hpack.HeaderField{Name: ":status", Value: strconv.Itoa(r.status)})
 	for k, vv := range r.hdr {
 		lk := strings.ToLower(k)
-		if isHopLower(lk) || lk == "host" || strings.HasPrefix(k, http.TrailerPrefix) {
+		if !call.Downstream(lk) || lk == "host" || strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
 		if r.noBody && lk == "content-length" && r.status != http.StatusOK {
@@ -502,7 +504,7 @@ func (r *restStream) trailerFields() []hpack.HeaderField {
 	var out []hpack.HeaderField
 	add := func(k string, vv []string) {
 		lk := strings.ToLower(k)
-		if isHopLower(lk) || lk == "content-length" {
+		if !call.Downstream(lk) || lk == "content-length" {
 			return
 		}
 		for _, v := range vv {

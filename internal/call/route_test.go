@@ -1,11 +1,11 @@
-package proxy
+package call
 
 import (
 	"net"
 	"testing"
 )
 
-// hostOnly must agree with net.SplitHostPort, which it replaces on the hot path.
+// HostOnly must agree with net.SplitHostPort, which it replaces on the hot path.
 func TestHostOnlyAgreesWithSplitHostPort(t *testing.T) {
 	for _, h := range []string{
 		"milvus-demo.milvus.io", "milvus-demo.milvus.io:443", "milvus-demo.milvus.io:",
@@ -16,11 +16,11 @@ func TestHostOnlyAgreesWithSplitHostPort(t *testing.T) {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			want = host
 		}
-		if got := hostOnly(h); got != want {
-			t.Errorf("hostOnly(%q) = %q, net.SplitHostPort says %q", h, got, want)
+		if got := HostOnly(h); got != want {
+			t.Errorf("HostOnly(%q) = %q, net.SplitHostPort says %q", h, got, want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = hostOnly("milvus-demo.milvus.io") }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = HostOnly("milvus-demo.milvus.io") }); n != 0 {
 		t.Errorf("hostOnly allocates %v times per call", n)
 	}
 }

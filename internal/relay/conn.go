@@ -1,4 +1,4 @@
-package proxy
+package relay
 
 // The relay is milvus-lb's HTTP/2 data path for gRPC: it reads frames from the client's
 // connection, and writes them, with rewritten headers, to a stream it opens on a shared
@@ -12,8 +12,8 @@ package proxy
 // kernel does not take waits in the socket's backlog (internal/sock). net/http keeps
 // serving HTTP/1.1 and stays the reference implementation.
 //
-// Locking: every relayConn has mu (its write buffer, encoder, connection-level windows,
-// peer settings and stream table); every relayStream has mu (all its fields). A goroutine
+// Locking: every h2conn has mu (its write buffer, encoder, connection-level windows,
+// peer settings and stream table); every stream has mu (all its fields). A goroutine
 // may take a stream's mu and then one connection's mu, never the other way round, never
 // two connections' at once, and never two streams' at once.
 
@@ -38,11 +38,11 @@ import (
 // for it when the other side is slower; the connection window bounds a connection's
 // total. 1 MiB per stream keeps a 3 MiB insert moving in a few round trips.
 const (
-	relayStreamWindow      = 1 << 20
-	relayClientConnWindow  = 4 << 20
+	streamWindow           = 1 << 20
+	clientConnWindow       = 4 << 20
 	relayBackendConnWindow = 16 << 20
 	// backendStreamWindow is the stream window the relay announces to backends; a
-	// stream's grows to relayStreamWindow once its client is sent some of its data,
+	// stream's grows to streamWindow once its client is sent some of its data,
 	// unless its client connection holds too much already (see clientConnBuffered).
 	backendStreamWindow = 64 << 10
 	// flushThreshold bounds a connection's write buffer: beyond it, the writer flushes
@@ -52,9 +52,9 @@ const (
 	defaultFrame   = 16384
 )
 
-// relayConn is one HTTP/2 connection of the relay: a client's (server side) or one to a
+// h2conn is one HTTP/2 connection of the relay: a client's (server side) or one to a
 // backend endpoint (client side).
-type relayConn struct {
+type h2conn struct {
 	nc     net.Conn // what frames are read from and closed: the TLS connection, if any
 	sk     *sock.Conn
 	over   io.Writer // nc when it is a wrapper over sk (TLS): writes go through it first
@@ -86,11 +86,11 @@ type relayConn struct {
 	peerMaxStr uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
 	recvOwed   int64  // bytes received and consumed, not yet returned by WINDOW_UPDATE
 	connWindow int64  // the connection window we advertise
-	streams    map[uint32]*relayStream
-	blocked    []*relayStream // streams waiting for connection-level window
-	nextID     uint32         // next stream id (client side)
-	lastID     uint32         // highest stream id seen (server side)
-	goAway     bool           // no new streams: GOAWAY sent or received
+	streams    map[uint32]*stream
+	blocked    []*stream // streams waiting for connection-level window
+	nextID     uint32    // next stream id (client side)
+	lastID     uint32    // highest stream id seen (server side)
+	goAway     bool      // no new streams: GOAWAY sent or received
 	closed     bool
 	closeErr   error
 	pingOut    bool // a keepalive PING of ours awaits its ACK
@@ -98,11 +98,11 @@ type relayConn struct {
 
 	// Client side: deferred are streams whose backend window is held back while
 	// respQueued (bytes waiting in the streams' queues for this connection) is over
-	// clientConnBuffered (relay_stream.go). deferred is guarded by mu.
-	deferred   []*relayStream
+	// clientConnBuffered (stream.go). deferred is guarded by mu.
+	deferred   []*stream
 	respQueued atomic.Int64
 	// Backend side: uploading counts the streams whose request is still coming after
-	// uploadThreshold bytes (relayPool.ready spreads uploads over connections).
+	// uploadThreshold bytes (Pool.ready spreads uploads over connections).
 	uploading atomic.Int32
 	grown     atomic.Int64 // the extra window its streams' backends were given (growLocked)
 
@@ -124,12 +124,12 @@ type relayConn struct {
 	onWritable func(b *batch)
 }
 
-func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, writeTimeout time.Duration) *relayConn {
-	c := &relayConn{
+func newH2conn(nc net.Conn, server bool, readBuf int, connWindow int64, writeTimeout time.Duration) *h2conn {
+	c := &h2conn{
 		nc: nc, server: server,
 		sendWin: initialWindow, peerWin: initialWindow, peerFrame: defaultFrame, peerMaxStr: 1 << 31,
 		connWindow: connWindow,
-		streams:    make(map[uint32]*relayStream),
+		streams:    make(map[uint32]*stream),
 		nextID:     1,
 	}
 	var rd io.Reader = nc
@@ -161,7 +161,7 @@ func newRelayConn(nc net.Conn, server bool, readBuf int, connWindow int64, write
 // If frames were handled since the last note, now is when the connection was last active
 // (lastRead). Bytes that complete no frame do not count: a header block that never ends
 // must not keep its connection alive.
-func (c *relayConn) beforeRead() {
+func (c *h2conn) beforeRead() {
 	if c.framesRead > 0 {
 		c.noteRead()
 	}
@@ -171,20 +171,20 @@ func (c *relayConn) beforeRead() {
 // frameRead notes a frame for keepalive, reading the clock only every 64 frames: a busy
 // connection's reader runs out of input (beforeRead) often enough to keep lastRead
 // fresh, and one streaming without pause still marks it every megabyte or so.
-func (c *relayConn) frameRead() {
+func (c *h2conn) frameRead() {
 	if c.framesRead++; c.framesRead >= 64 {
 		c.noteRead()
 	}
 }
 
-func (c *relayConn) noteRead() {
+func (c *h2conn) noteRead() {
 	c.framesRead = 0
 	c.lastRead.Store(time.Now().UnixNano())
 }
 
 // wakeBlocked lets the streams waiting for room in the buffer go on (the server side
 // replaces it with one that also wakes its REST streams).
-func (c *relayConn) wakeBlocked(b *batch) {
+func (c *h2conn) wakeBlocked(b *batch) {
 	c.mu.Lock()
 	blocked := c.blocked
 	c.blocked = nil
@@ -196,7 +196,7 @@ func (c *relayConn) wakeBlocked(b *batch) {
 
 // Write appends to the write buffer; it is the Framer's writer and is only called with
 // c.mu held.
-func (c *relayConn) Write(p []byte) (int, error) {
+func (c *h2conn) Write(p []byte) (int, error) {
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)
 	return len(p), nil
@@ -220,7 +220,7 @@ const frameHeaderLen = 9
 // appendData appends a DATA frame straight to the write buffer, with one copy of p
 // (the Framer would build the frame in its own buffer first). c.mu held; len(p) is
 // within the peer's frame size and roomLocked.
-func (c *relayConn) appendData(id uint32, end bool, p []byte) {
+func (c *h2conn) appendData(id uint32, end bool, p []byte) {
 	need := len(c.wbuf) + frameHeaderLen + len(p)
 	if need > bigBufSize && len(c.wbuf) > 0 {
 		// Another goroutine is writing (else the buffer would have been flushed at
@@ -244,7 +244,7 @@ func (c *relayConn) appendData(id uint32, end bool, p []byte) {
 }
 
 // lockWrite takes c.mu for writing frames and makes sure a buffer is there.
-func (c *relayConn) lockWrite() bool {
+func (c *h2conn) lockWrite() bool {
 	c.mu.Lock()
 	if c.closed || c.werr != nil {
 		c.mu.Unlock()
@@ -259,7 +259,7 @@ func (c *relayConn) lockWrite() bool {
 // unlockWrite releases c.mu after writing frames and marks c for the batch's flush, or
 // flushes at once when the buffer is large. The caller may hold a stream's lock, so the
 // streams waiting for room are woken by the batch's flush, not here.
-func (c *relayConn) unlockWrite(b *batch) {
+func (c *h2conn) unlockWrite(b *batch) {
 	big := c.queued >= flushThreshold && !c.writing
 	c.mu.Unlock()
 	if big {
@@ -287,7 +287,7 @@ const flushWaitLimit = 250 * time.Millisecond
 // roomLocked is how many more DATA bytes c's buffer takes now: up to maxWriteBacklog
 // while it is being written, else up to a big buffer (the writer flushes it at
 // flushThreshold). c.mu held.
-func (c *relayConn) roomLocked() int64 {
+func (c *h2conn) roomLocked() int64 {
 	if c.writing {
 		return max(0, maxWriteBacklog-int64(c.queued))
 	}
@@ -298,7 +298,7 @@ func (c *relayConn) roomLocked() int64 {
 // next). wake says whether it may run the streams that wait for room (no stream lock is
 // held); if not, they are woken by the next flush that may. An idle connection is left
 // holding no buffer.
-func (c *relayConn) flush(wake bool) {
+func (c *h2conn) flush(wake bool) {
 	c.mu.Lock()
 	if c.writing || c.closed || c.werr != nil || c.queued == 0 {
 		if !c.writing && c.wbuf != nil && c.queued == 0 {
@@ -322,7 +322,7 @@ func (c *relayConn) flush(wake bool) {
 // writeLoop writes the buffers until none is left or the kernel takes no more (then the
 // socket's drain goroutine goes on and calls drained). c.mu held and c.writing set; it
 // returns with c.mu released.
-func (c *relayConn) writeLoop(wake bool) {
+func (c *h2conn) writeLoop(wake bool) {
 	for {
 		bufs := c.sealed
 		c.sealed = nil
@@ -367,7 +367,7 @@ func (c *relayConn) writeLoop(wake bool) {
 
 // doneWritingLocked ends a write, waking the streams that wait for room if wake allows,
 // and releases c.mu.
-func (c *relayConn) doneWritingLocked(wake bool) {
+func (c *h2conn) doneWritingLocked(wake bool) {
 	c.writing = false
 	if c.idle != nil {
 		close(c.idle)
@@ -393,7 +393,7 @@ func (c *relayConn) doneWritingLocked(wake bool) {
 }
 
 // writeOut hands buf to the socket (through TLS, if any) and returns what waits there.
-func (c *relayConn) writeOut(buf []byte) (int, error) {
+func (c *h2conn) writeOut(buf []byte) (int, error) {
 	if c.over == nil {
 		return c.sk.WriteNow(buf)
 	}
@@ -405,7 +405,7 @@ func (c *relayConn) writeOut(buf []byte) (int, error) {
 
 // drained is called by the socket's drain goroutine when its backlog is written: what
 // collected meanwhile goes next.
-func (c *relayConn) drained() {
+func (c *h2conn) drained() {
 	c.mu.Lock()
 	if c.handing {
 		// The writer handing buffers to the socket goes on itself.
@@ -425,7 +425,7 @@ func (c *relayConn) drained() {
 }
 
 // wake lets the streams that wait for room in the buffer go on.
-func (c *relayConn) wake() {
+func (c *h2conn) wake() {
 	if c.onWritable != nil {
 		var b batch
 		c.onWritable(&b)
@@ -436,7 +436,7 @@ func (c *relayConn) wake() {
 // flushWait writes out everything buffered, waiting up to flushWaitLimit for the socket
 // to take it, before the connection is closed: a GOAWAY must not be lost to a client that
 // reads, and a client that does not read must not keep the connection.
-func (c *relayConn) flushWait() {
+func (c *h2conn) flushWait() {
 	c.flush(false)
 	c.mu.Lock()
 	if !c.writing || c.closed {
@@ -458,9 +458,9 @@ func (c *relayConn) flushWait() {
 
 // batch collects the connections a goroutine wrote to, to flush them together once it
 // has nothing more to do at once: one write per connection for many frames.
-type batch struct{ dirty []*relayConn }
+type batch struct{ dirty []*h2conn }
 
-func (b *batch) mark(c *relayConn) {
+func (b *batch) mark(c *h2conn) {
 	for _, d := range b.dirty {
 		if d == c {
 			return
@@ -470,7 +470,7 @@ func (b *batch) mark(c *relayConn) {
 }
 
 // take removes c from the batch and reports whether it was there.
-func (b *batch) take(c *relayConn) bool {
+func (b *batch) take(c *h2conn) bool {
 	for i, d := range b.dirty {
 		if d == c {
 			copy(b.dirty[i:], b.dirty[i+1:])
@@ -492,7 +492,7 @@ func (b *batch) flush() {
 }
 
 // writeHeaders encodes fields and writes HEADERS (and CONTINUATION) frames. c.mu held.
-func (c *relayConn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
+func (c *h2conn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
 	block := c.henc.encode(fields)
 	max := int(c.peerFrame)
 	first := true
@@ -513,7 +513,7 @@ func (c *relayConn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField
 
 // consumed returns n received bytes of stream id to the peer's windows (connection, and
 // stream when id != 0 and streamOwed crosses the threshold). c.mu held.
-func (c *relayConn) consumedLocked(n int64) {
+func (c *h2conn) consumedLocked(n int64) {
 	c.recvOwed += n
 	if c.recvOwed >= c.connWindow/4 {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
@@ -522,7 +522,7 @@ func (c *relayConn) consumedLocked(n int64) {
 }
 
 // close tears the connection down once; streams are told by the caller.
-func (c *relayConn) markClosed(err error) (streams []*relayStream, first bool) {
+func (c *h2conn) markClosed(err error) (streams []*stream, first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -552,4 +552,4 @@ func errorDescription(err error) string {
 	}
 }
 
-func (c *relayConn) String() string { return fmt.Sprintf("%s(%s)", c.name, c.nc.RemoteAddr()) }
+func (c *h2conn) String() string { return fmt.Sprintf("%s(%s)", c.name, c.nc.RemoteAddr()) }

@@ -1,0 +1,88 @@
+// Package rest serves the calls that are not gRPC, Milvus's REST API above all, with
+// net/http: over HTTP/1.1 from net/http's server, and over HTTP/2 from the relay, which
+// hands such streams here. It forwards them to the backend over HTTP/1.1 (or HTTP/2 when
+// the Ingress says backend-protocol-version HTTP2), with every per-call rule taken from
+// internal/call.
+package rest
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/config"
+)
+
+// Handler serves the REST calls of one listener port. Immutable; safe for concurrent use.
+type Handler struct {
+	Port       *call.Port
+	Transports *Transports
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var c call.Call
+	c.Begin(h.Port, r.URL.Path, false, time.Now())
+	c.Rec.Client = r.RemoteAddr
+	if r.TLS != nil {
+		c.Rec.TLSVersion = r.TLS.Version
+	}
+	if f := h.serve(w, r, &c); f != nil {
+		c.Answer(f)
+		writeError(w, f)
+	}
+	c.Finish(time.Now(), "")
+}
+
+// serve routes and forwards; it returns a failure only when nothing was written yet.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call) *call.Failure {
+	sni := ""
+	if r.TLS != nil {
+		sni = r.TLS.ServerName
+	}
+	e, f := c.Route(r.Host, sni, r.URL.Path)
+	if f != nil {
+		return f
+	}
+	if port := e.Route.SSLRedirect; port != 0 && !h.Port.TLS {
+		target := "https://" + call.HostOnly(r.Host)
+		if port != 443 {
+			target += ":" + strconv.Itoa(port)
+		}
+		http.Redirect(w, r, target+r.URL.RequestURI(), http.StatusMovedPermanently)
+		c.Rec.Status = http.StatusMovedPermanently
+		return nil
+	}
+	reqBody, f := limitBody(h.Port.Limits, r.Body, r.ContentLength)
+	if f != nil {
+		return f
+	}
+	body := &replayGuard{ReadCloser: reqBody}
+	for {
+		if _, f := c.Pick(); f != nil {
+			return f
+		}
+		err := h.forward(r.Context(), w, r, body, c)
+		if err == nil {
+			return nil
+		}
+		if f := body.limitFailure(); f != nil {
+			return f
+		}
+		retry, f := c.Failed(r.Context(), err, !body.read)
+		if !retry {
+			return f
+		}
+	}
+}
+
+// useH2 reports whether a REST call goes to the backend over HTTP/2: only when its
+// Ingress says so. Milvus serves REST on its gRPC port only to HTTP/1.1.
+func useH2(b *config.Backend) bool { return b.Protocol == config.BackendHTTP2 }
+
+func writeError(w http.ResponseWriter, f *call.Failure) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(f.HTTPStatus())
+	_, _ = w.Write([]byte("milvus-lb: " + f.Msg + "\n"))
+}
