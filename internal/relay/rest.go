@@ -12,9 +12,9 @@ package relay
 // the body (so at most one stream window, 1 MiB, waits per request), and a response write
 // blocks until the client's windows have room (nothing is queued for a slow client).
 //
-// REST streams live in clientConn.rest, not in h2conn.streams, guarded by the client
-// connection's mu. Each restStream has its own mu; as everywhere in the relay, a stream's
-// mu may be held while taking the connection's, never the other way round.
+// REST streams live in the client connection's one table of streams (streams.go). Each
+// restStream has its own mu; as everywhere in the relay, a stream's mu may be held while
+// taking the connection's, never the other way round.
 
 import (
 	"context"
@@ -74,13 +74,11 @@ type restStream struct {
 	noBody      bool // HEAD, 204 or 304: written bytes are dropped
 	ended       bool // END_STREAM went out
 	dead        error
-	removed     bool
 }
 
 // startREST opens a REST stream for a request that passed checkRequest. The client
 // connection's stream count was checked by the caller.
 func (s *clientConn) startREST(f *headerBlock, cl int64, b *batch) {
-	c := s.c
 	r := &restStream{sc: s, id: f.StreamID, start: time.Now(), clLeft: cl, recvWin: streamWindow, hdr: http.Header{}}
 	r.cond.L = &r.mu
 	req, err := r.newRequest(f, cl)
@@ -92,22 +90,9 @@ func (s *clientConn) startREST(f *headerBlock, cl int64, b *batch) {
 	r.bodyEnd = f.StreamEnded()
 	r.noBody = req.Method == http.MethodHead
 
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !s.add(r.id, r, func(peerWin int64) { r.sendWin = peerWin }) {
 		r.cancel()
 		return
-	}
-	r.sendWin = int64(c.peerWin)
-	if s.rest == nil {
-		s.rest = map[uint32]*restStream{}
-	}
-	s.rest[r.id] = r
-	first := !c.active
-	c.active = true
-	c.mu.Unlock()
-	if first && s.o.OnActive != nil {
-		s.o.OnActive(true)
 	}
 	go r.serve()
 }
@@ -184,8 +169,8 @@ func (r *restStream) serve() {
 
 // --- frames from the client (the connection's reader goroutine) ----------------------
 
-// data takes a DATA frame; a non-nil error is a stream or connection error to answer.
-func (r *restStream) data(f *http2.DataFrame, b *batch) error {
+// fromClientData takes a DATA frame; a non-nil error is a stream or connection error.
+func (r *restStream) fromClientData(f *http2.DataFrame, b *batch) error {
 	c := r.sc.c
 	n := int64(f.Length)
 	r.mu.Lock()
@@ -221,8 +206,8 @@ func (r *restStream) data(f *http2.DataFrame, b *batch) error {
 	return nil
 }
 
-// trailers takes the request's trailers (a HEADERS frame after the first).
-func (r *restStream) trailers(f *headerBlock) error {
+// fromClientTrailers takes the request's trailers (a HEADERS frame after the first).
+func (r *restStream) fromClientTrailers(f *headerBlock, _ *batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.bodyEnd {
@@ -242,18 +227,24 @@ func (r *restStream) trailers(f *headerBlock) error {
 	return nil
 }
 
-// windowUpdate opens the stream's send window by delta (a WINDOW_UPDATE, or a change of
-// SETTINGS_INITIAL_WINDOW_SIZE); it reports false if the window would overflow.
-func (r *restStream) windowUpdate(delta int64) bool {
+// fromClientWindow opens the stream's send window by delta (a WINDOW_UPDATE, or a change
+// of SETTINGS_INITIAL_WINDOW_SIZE).
+func (r *restStream) fromClientWindow(delta int64, _ *batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.sendWin+delta > maxWindow {
-		return false
+		return http2.StreamError{StreamID: r.id, Code: http2.ErrCodeFlowControl}
 	}
 	r.sendWin += delta
 	r.cond.Broadcast()
-	return true
+	return nil
 }
+
+// fromClientReset ends the stream: the client reset it.
+func (r *restStream) fromClientReset(*batch) { r.reset(errStreamReset) }
+
+// clientGone ends the stream when its connection closed.
+func (r *restStream) clientGone(*batch) { r.reset(errStreamClosed) }
 
 // wake lets a writer waiting for connection window try again.
 func (r *restStream) wake() {
@@ -600,15 +591,5 @@ func (r *restStream) remove(clientReset bool) {
 
 // removeEarly takes the stream out of its connection's table once.
 func (r *restStream) removeEarly(early bool, b *batch) {
-	s := r.sc
-	c := s.c
-	c.mu.Lock()
-	if r.removed || s.rest[r.id] != r {
-		c.mu.Unlock()
-		return
-	}
-	r.removed = true
-	delete(s.rest, r.id)
-	c.mu.Unlock()
-	s.afterStreamEnd(early, b)
+	r.sc.remove(r.id, r, early, b)
 }

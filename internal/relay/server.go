@@ -71,8 +71,10 @@ type clientConn struct {
 	addr string    // the client's address:port, for the record
 
 	pingTimer *time.Timer
-	// rest holds the streams served by Server.REST (rest.go); guarded by c.mu.
-	rest      map[uint32]*restStream
+	// streams are the open streams by id, and nrest how many of them are REST's;
+	// guarded by c.mu (streams.go).
+	streams   map[uint32]clientStream
+	nrest     int
 	closeOnce sync.Once
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
@@ -101,7 +103,7 @@ func putFields(f *[]hpack.HeaderField) {
 // or the h2c preface), with gRPC calls relayed frame by frame. Requests that are not
 // gRPC are served by sv.REST (rest.go).
 func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
-	s := &clientConn{sv: sv, o: o, addr: nc.RemoteAddr().String()}
+	s := &clientConn{sv: sv, o: o, addr: nc.RemoteAddr().String(), streams: map[uint32]clientStream{}}
 	s.up = call.Conn{TLS: sv.Port.TLS, Port: strconv.Itoa(sv.Port.Number)}
 	// Under TLS the reader only copies out of tls.Conn's own record buffer, so a small
 	// buffer costs no syscalls and keeps an idle connection small; in plaintext it saves
@@ -147,7 +149,7 @@ func (hc *Conn) Shutdown() {
 			c.goAway = true
 			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
 		}
-		idle := len(c.streams)+len(s.rest) == 0
+		idle := len(s.streams) == 0
 		c.unlockWrite(&b)
 		b.flush()
 		if idle {
@@ -247,7 +249,24 @@ func (s *clientConn) writable(b *batch) {
 	c := s.c
 	c.wakeBlocked(b)
 	c.grantDeferred(b)
-	for _, r := range s.restStreams() {
+	s.wakeREST()
+}
+
+// wakeREST lets the REST streams' writers waiting for window or room try again.
+func (s *clientConn) wakeREST() {
+	s.c.mu.Lock()
+	if s.nrest == 0 {
+		s.c.mu.Unlock()
+		return
+	}
+	var rest []*restStream
+	for _, st := range s.streams {
+		if r, ok := st.(*restStream); ok {
+			rest = append(rest, r)
+		}
+	}
+	s.c.mu.Unlock()
+	for _, r := range rest {
 		r.wake()
 	}
 }
@@ -270,21 +289,12 @@ func (s *clientConn) close(err error) {
 		if s.pingTimer != nil {
 			s.pingTimer.Stop()
 		}
-		streams, _ := s.c.markClosed(err)
+		s.c.markClosed(err)
 		var b batch
-		for _, st := range streams {
+		for _, st := range s.all() {
 			st.clientGone(&b)
 		}
 		b.flush()
-		s.c.mu.Lock()
-		rest := make([]*restStream, 0, len(s.rest))
-		for _, r := range s.rest {
-			rest = append(rest, r)
-		}
-		s.c.mu.Unlock()
-		for _, r := range rest {
-			r.reset(errStreamClosed)
-		}
 	})
 }
 
@@ -319,383 +329,6 @@ func (s *clientConn) keepalive() {
 		next = s.o.PingTimeout
 	}
 	s.pingTimer.Reset(max(next, 100*time.Millisecond))
-}
-
-// maxControlRun is how many PING and SETTINGS frames in a row, with no other frame
-// between them, end a connection (GOAWAY ENHANCE_YOUR_CALM). Each asks for an
-// acknowledgement; a client flooding them without reading the answers fills the kernel's
-// socket buffers (megabytes) before any write blocks long enough for --write-timeout, and
-// meanwhile costs a write per batch. Legitimate clients send a few: keepalive pings and
-// grpc-go's BDP pings, which come with the DATA and WINDOW_UPDATE frames of their calls.
-// net/http's server has the same bound on queued control frames.
-const maxControlRun = 10000
-
-// frame handles one frame from the client, with the stream state checks of RFC 9113
-// §5.1: an id above every one the client opened is idle, an id at or below it with no
-// stream is closed, and a stream whose client sent END_STREAM is half-closed (remote).
-// It returns a StreamError to reset one stream, or any other error to end the connection.
-func (s *clientConn) frame(f http2.Frame, b *batch) error {
-	c := s.c
-	switch f.(type) {
-	case *http2.PingFrame, *http2.SettingsFrame:
-		if s.ctrlRun++; s.ctrlRun > maxControlRun {
-			s.sv.Port.Log.Warn("closing connection: flood of PING or SETTINGS frames", "remote", c.nc.RemoteAddr().String())
-			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
-		}
-	default:
-		s.ctrlRun = 0
-	}
-	switch f := f.(type) {
-	case *http2.HeadersFrame:
-		hb, err := c.hd.read(c.fr, f)
-		if err != nil {
-			return err
-		}
-		return s.headers(hb, b)
-	case *http2.DataFrame:
-		id := f.StreamID
-		if r := s.restStream(id); r != nil {
-			return r.data(f, b)
-		}
-		st := c.lookup(id)
-		if st != nil {
-			st.mu.Lock()
-			ended := st.clientEnded
-			st.mu.Unlock()
-			if !ended {
-				st.fromClientData(f, b)
-				return nil
-			}
-		}
-		// Not forwarded: the connection window is given back all the same.
-		c.returnConnWindow(int64(f.Length), b)
-		if st == nil && s.idle(id) {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
-	case *http2.RSTStreamFrame:
-		if s.idle(f.StreamID) {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		if r := s.restStream(f.StreamID); r != nil {
-			r.reset(errStreamReset)
-		} else if st := c.lookup(f.StreamID); st != nil {
-			st.fromClientReset(b)
-			c.grantDeferred(b)
-		}
-	case *http2.SettingsFrame:
-		c.mu.Lock()
-		old := c.peerWin
-		c.mu.Unlock()
-		if err := c.settings(f, b); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		delta := int64(c.peerWin) - int64(old)
-		c.mu.Unlock()
-		if delta != 0 {
-			for _, r := range s.restStreams() {
-				if !r.windowUpdate(delta) {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-		}
-	case *http2.WindowUpdateFrame:
-		id, inc := f.StreamID, int64(f.Increment)
-		if id == 0 {
-			c.mu.Lock()
-			over := c.sendWin+inc > maxWindow
-			c.mu.Unlock()
-			if over {
-				return http2.ConnectionError(http2.ErrCodeFlowControl)
-			}
-			c.windowUpdate(f, b)
-			c.grantDeferred(b)
-			for _, r := range s.restStreams() {
-				r.wake()
-			}
-			return nil
-		}
-		if s.idle(id) {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		if r := s.restStream(id); r != nil {
-			if !r.windowUpdate(inc) {
-				return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-			}
-			return nil
-		}
-		if st := c.lookup(id); st != nil {
-			st.mu.Lock()
-			over := !st.finished && st.down.win+inc > maxWindow
-			st.mu.Unlock()
-			if over {
-				return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-			}
-			c.windowUpdate(f, b)
-			c.grantDeferred(b)
-		}
-	case *http2.PriorityFrame:
-		if f.StreamDep == f.StreamID {
-			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
-		}
-	case *http2.PingFrame:
-		if f.IsAck() {
-			c.mu.Lock()
-			c.pingOut = false
-			c.mu.Unlock()
-		} else if c.lockWrite() {
-			_ = c.fr.WritePing(true, f.Data)
-			c.unlockWrite(b)
-		}
-	case *http2.GoAwayFrame:
-		// The client will open no more streams; those it has go on.
-	case *http2.PushPromiseFrame:
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	}
-	return nil
-}
-
-// headers handles a header block from the client: a new call, or the end of one.
-func (s *clientConn) headers(f *headerBlock, b *batch) error {
-	c := s.c
-	id := f.StreamID
-	if r := s.restStream(id); r != nil {
-		return r.trailers(f)
-	}
-	if st := c.lookup(id); st != nil {
-		st.mu.Lock()
-		ended := st.clientEnded
-		st.mu.Unlock()
-		if ended {
-			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
-		}
-		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
-			// Trailers must end the stream and carry no pseudo-header (§8.1).
-			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
-		}
-		st.fromClientEnd(b)
-		return nil
-	}
-	if id%2 == 0 {
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	}
-	if !s.idle(id) {
-		return http2.ConnectionError(http2.ErrCodeStreamClosed)
-	}
-	return s.newStream(f, b)
-}
-
-// idle reports whether id names a stream the client has not opened (RFC 9113 §5.1):
-// above every id it used, or even (the relay never pushes).
-func (s *clientConn) idle(id uint32) bool {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return id%2 == 0 || id > c.lastID
-}
-
-// restStream looks a REST stream up by id.
-func (s *clientConn) restStream(id uint32) *restStream {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return s.rest[id]
-}
-
-func (s *clientConn) restStreams() []*restStream {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(s.rest) == 0 {
-		return nil
-	}
-	out := make([]*restStream, 0, len(s.rest))
-	for _, r := range s.rest {
-		out = append(out, r)
-	}
-	return out
-}
-
-func (s *clientConn) resetStream(id uint32, code http2.ErrCode, b *batch) {
-	if r := s.restStream(id); r != nil {
-		r.reset(errStreamReset)
-	} else if st := s.c.lookup(id); st != nil {
-		st.fromClientReset(b)
-	}
-	if s.c.lockWrite() {
-		_ = s.c.fr.WriteRSTStream(id, code)
-		s.c.unlockWrite(b)
-	}
-}
-
-// newStream starts a call from the client's HEADERS.
-func (s *clientConn) newStream(f *headerBlock, b *batch) error {
-	c := s.c
-	id := f.StreamID
-	c.mu.Lock()
-	c.lastID = id
-	refuse := c.goAway || uint32(len(c.streams)+len(s.rest)) >= s.maxStreams()
-	c.mu.Unlock()
-	if refuse {
-		if c.lockWrite() {
-			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
-			c.unlockWrite(b)
-		}
-		return nil
-	}
-	if f.Truncated {
-		s.countError("headers_too_large")
-		s.rejectHeaders(id, b)
-		return nil
-	}
-	cl, ok := checkRequest(f)
-	if !ok {
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
-	}
-	path := f.PseudoValue("path")
-	authority := f.PseudoValue("authority")
-	ct := ""
-	timeout := ""
-	for _, hf := range f.RegularFields() {
-		switch hf.Name {
-		case "content-type":
-			ct = hf.Value
-		case "grpc-timeout":
-			timeout = hf.Value
-		}
-	}
-	if f.PseudoValue("method") != "POST" || !isGRPCContentType(ct) {
-		// Not gRPC: served by sv.REST (REST, redirects, errors as HTTP statuses).
-		s.startREST(f, cl, b)
-		return nil
-	}
-	if authority == "" {
-		for _, hf := range f.RegularFields() {
-			if hf.Name == "host" {
-				authority = hf.Value
-			}
-		}
-	}
-
-	st := &stream{sc: s, cc: c, cid: id}
-	st.call.Begin(s.sv.Port, path, true, time.Now())
-	st.call.Rec.Client = s.addr
-	if s.tls != nil {
-		st.call.Rec.TLSVersion = s.tls.Version
-	}
-	st.clientEnded = f.StreamEnded()
-
-	st.down.acct = &c.respQueued
-	c.mu.Lock()
-	st.down.win = int64(c.peerWin)
-	c.streams[id] = st
-	first := !c.active
-	c.active = true
-	c.mu.Unlock()
-	if first && s.o.OnActive != nil {
-		s.o.OnActive(true)
-	}
-
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	sni := ""
-	if s.tls != nil {
-		sni = s.tls.ServerName
-	}
-	if _, fl := st.call.Route(authority, sni, path); fl != nil {
-		st.failLocked(fl, b)
-		return nil
-	}
-	st.reqFields = s.requestFields(f, st.call.Backend().TLS)
-	if d, ok := call.ParseTimeout(timeout); ok {
-		st.timer = time.AfterFunc(d, st.expire)
-	}
-	st.connectLocked(b)
-	return nil
-}
-
-// expire fails a call whose grpc-timeout passed.
-func (s *stream) expire() {
-	var b batch
-	defer b.flush()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.call.Backend() != nil {
-		s.failLocked(call.DeadlineExceeded(s.call.Service()), &b)
-	}
-}
-
-// rejectHeaders answers a request whose header list is over the limit: the headers were
-// not kept, so it is answered without being routed.
-func (s *clientConn) rejectHeaders(id uint32, b *batch) {
-	f := call.HeadersTooLarge()
-	fields := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
-		{Name: "grpc-status", Value: f.GRPCStatus()}, {Name: "grpc-message", Value: f.GRPCMessage()}}
-	if s.c.lockWrite() {
-		s.c.writeHeaders(id, true, fields)
-		s.c.unlockWrite(b)
-	}
-}
-
-// requestFields are the headers sent to the backend: the pseudo-header fields of the
-// request, then the regular fields by the one upstream rule (call.Conn.Upstream).
-func (s *clientConn) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
-	scheme := "http"
-	if backendTLS {
-		scheme = "https"
-	}
-	p := getFields()
-	out := append(*p,
-		hpack.HeaderField{Name: ":method", Value: "POST"},
-		hpack.HeaderField{Name: ":scheme", Value: scheme},
-		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
-		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
-	*p = s.up.Upstream(out, f.RegularFields(), true)
-	return p
-}
-
-// streamDone removes a finished stream from the client connection and runs the hooks.
-// The stream's mu is held.
-func (s *clientConn) streamDone(st *stream, early bool, b *batch) {
-	c := s.c
-	c.mu.Lock()
-	if c.streams[st.cid] == st {
-		delete(c.streams, st.cid)
-	}
-	c.mu.Unlock()
-	s.afterStreamEnd(early, b)
-}
-
-// afterStreamEnd runs the hooks of a stream's end (gRPC or REST): the idle clock, the
-// rapid-reset guard, and the close of a draining connection with its last stream.
-func (s *clientConn) afterStreamEnd(early bool, b *batch) {
-	c := s.c
-	c.mu.Lock()
-	last := len(c.streams)+len(s.rest) == 0 && c.active
-	if last {
-		c.active = false
-	}
-	drained := c.goAway && len(c.streams)+len(s.rest) == 0
-	c.mu.Unlock()
-	if last && s.o.OnActive != nil {
-		s.o.OnActive(false)
-	}
-	if s.o.OnStreamEnd != nil && s.o.OnStreamEnd(early) {
-		s.sv.Port.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
-		s.countError("too_many_early_resets")
-		_ = c.nc.Close()
-		return
-	}
-	if drained {
-		// Shutdown was called and this was the last call: let its frames out, then close
-		// (on a goroutine: the stream's mu is held, and the client may be slow to read).
-		c.flush(false)
-		go func() {
-			c.flushWait()
-			_ = c.nc.Close()
-		}()
-	}
 }
 
 // IsH2Preface reports whether p starts with the HTTP/2 client connection preface (or

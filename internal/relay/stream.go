@@ -376,14 +376,18 @@ func (s *stream) adjustWindow(c *h2conn, delta int64, b *batch) {
 // --- client side ---------------------------------------------------------------------
 
 // fromClientData relays a DATA frame of the client.
-func (s *stream) fromClientData(f *http2.DataFrame, b *batch) {
+func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 	data := f.Data()
 	pad := int64(f.Length) - int64(len(data))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished || s.clientEnded || s.up.closed {
+	if s.clientEnded {
 		s.cc.returnConnWindow(int64(f.Length), b)
-		return
+		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeStreamClosed}
+	}
+	if s.finished || s.up.closed {
+		s.cc.returnConnWindow(int64(f.Length), b)
+		return nil
 	}
 	end := f.StreamEnded()
 	s.upReceived += int64(len(data))
@@ -396,37 +400,62 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) {
 	if fl := s.call.Port().Limits.Request(&s.upScan, data); fl != nil {
 		s.cc.returnConnWindow(int64(f.Length), b)
 		s.failLocked(fl, b)
-		return
+		return nil
 	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
+	return nil
 }
 
-// fromClientEnd is the client's END_STREAM on a HEADERS frame (trailers, which gRPC
+// fromClientTrailers is the client's END_STREAM on a HEADERS frame (trailers, which gRPC
 // clients do not send, are dropped: the backend only needs the end).
-func (s *stream) fromClientEnd(b *batch) {
+func (s *stream) fromClientTrailers(f *headerBlock, b *batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished || s.clientEnded {
-		return
+	if s.clientEnded {
+		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeStreamClosed}
+	}
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		// Trailers must end the stream and carry no pseudo-header (RFC 9113 §8.1).
+		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeProtocol}
+	}
+	if s.finished {
+		return nil
 	}
 	s.clientEnded = true
 	s.uploadDoneLocked()
 	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
+	return nil
+}
+
+// fromClientWindow opens (or shrinks) the stream's window toward the client by delta
+// and sends what waited for it.
+func (s *stream) fromClientWindow(delta int64, b *batch) error {
+	s.mu.Lock()
+	over := !s.finished && s.down.win+delta > maxWindow
+	s.mu.Unlock()
+	if over {
+		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeFlowControl}
+	}
+	s.adjustWindow(s.cc, delta, b)
+	s.cc.grantDeferred(b)
+	return nil
 }
 
 // fromClientReset is the client's RST_STREAM: the call is cancelled.
 func (s *stream) fromClientReset(b *batch) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.finished {
-		return
+	if !s.finished {
+		s.clientReset = true
+		s.down.closed = true
+		s.resetBackendLocked(http2.ErrCodeCancel, b)
+		s.call.Rec.Code = codes.Canceled
+		s.finishLocked(b)
 	}
-	s.clientReset = true
-	s.down.closed = true
-	s.resetBackendLocked(http2.ErrCodeCancel, b)
-	s.call.Rec.Code = codes.Canceled
-	s.finishLocked(b)
+	s.mu.Unlock()
+	// Its queue no longer counts against the connection: streams held back may go on
+	// (after s.mu: granting takes their locks).
+	s.cc.grantDeferred(b)
 }
 
 // clientGone ends the stream when the client's connection closed.
@@ -748,7 +777,7 @@ func (s *stream) finishLocked(b *batch) {
 	now := time.Now()
 	s.call.Finish(now, s.statusFromHdr)
 	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime
-	s.sc.streamDone(s, early, b)
+	s.sc.remove(s.cid, s, early, b)
 }
 
 // uploadThreshold: a request still coming after this many bytes is an upload (an insert

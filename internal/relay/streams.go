@@ -1,0 +1,263 @@
+package relay
+
+import (
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/milvus-lb/milvus-lb/internal/call"
+)
+
+// clientStream is one stream of a client connection: a gRPC call relayed to a backend
+// (*stream) or a request served by Server.REST (*restStream). The client connection keeps
+// them in one table, guarded by its mu, and hands each the frames of its id.
+type clientStream interface {
+	// fromClientData takes a DATA frame; an error is a stream or connection error.
+	fromClientData(f *http2.DataFrame, b *batch) error
+	// fromClientTrailers takes a HEADERS frame after the first (trailers, or the end).
+	fromClientTrailers(f *headerBlock, b *batch) error
+	// fromClientReset ends the stream: the client reset it, or it was reset for an error.
+	fromClientReset(b *batch)
+	// fromClientWindow opens (or, after a SETTINGS change, shrinks) the stream's send
+	// window by delta; an error means it would overflow.
+	fromClientWindow(delta int64, b *batch) error
+	// clientGone ends the stream when its connection closed.
+	clientGone(b *batch)
+}
+
+// idle reports whether id names a stream the client has not opened (RFC 9113 §5.1):
+// above every id it used, or even (the relay never pushes).
+func (s *clientConn) idle(id uint32) bool {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return id%2 == 0 || id > c.lastID
+}
+
+// lookup finds an open stream by id.
+func (s *clientConn) lookup(id uint32) clientStream {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.streams[id]
+}
+
+// all returns the open streams.
+func (s *clientConn) all() []clientStream {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := make([]clientStream, 0, len(s.streams))
+	for _, st := range s.streams {
+		out = append(out, st)
+	}
+	return out
+}
+
+// add puts st in the table, unless the connection closed; init runs under the table's
+// lock with the client's initial stream window. The connection's first open stream makes
+// it active (for the idle timeout).
+func (s *clientConn) add(id uint32, st clientStream, init func(peerWin int64)) bool {
+	c := s.c
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	init(int64(c.peerWin))
+	s.streams[id] = st
+	if _, ok := st.(*restStream); ok {
+		s.nrest++
+	}
+	first := !c.active
+	c.active = true
+	c.mu.Unlock()
+	if first && s.o.OnActive != nil {
+		s.o.OnActive(true)
+	}
+	return true
+}
+
+// remove takes a finished stream out of the table and runs the hooks of a stream's end:
+// the idle clock, the rapid-reset guard (early: the client reset it as soon as it began),
+// and the close of a draining connection with its last stream. It reports false when st
+// was not in the table (it was removed before).
+func (s *clientConn) remove(id uint32, st clientStream, early bool, b *batch) bool {
+	c := s.c
+	c.mu.Lock()
+	if s.streams[id] != st {
+		c.mu.Unlock()
+		return false
+	}
+	delete(s.streams, id)
+	if _, ok := st.(*restStream); ok {
+		s.nrest--
+	}
+	c.mu.Unlock()
+	s.afterStreamEnd(early, b)
+	return true
+}
+
+// resetStream resets stream id for an error of the client's (RST_STREAM with code).
+func (s *clientConn) resetStream(id uint32, code http2.ErrCode, b *batch) {
+	if st := s.lookup(id); st != nil {
+		st.fromClientReset(b)
+	}
+	if s.c.lockWrite() {
+		_ = s.c.fr.WriteRSTStream(id, code)
+		s.c.unlockWrite(b)
+	}
+}
+
+// open starts a stream from the client's HEADERS: a gRPC call relayed to a backend
+// (stream.go), or any other request, served by Server.REST (rest.go).
+func (s *clientConn) open(f *headerBlock, b *batch) error {
+	c := s.c
+	id := f.StreamID
+	c.mu.Lock()
+	c.lastID = id
+	refuse := c.goAway || uint32(len(s.streams)) >= s.maxStreams()
+	c.mu.Unlock()
+	if refuse {
+		if c.lockWrite() {
+			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
+			c.unlockWrite(b)
+		}
+		return nil
+	}
+	if f.Truncated {
+		s.countError("headers_too_large")
+		s.rejectHeaders(id, b)
+		return nil
+	}
+	cl, ok := checkRequest(f)
+	if !ok {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if f.PseudoValue("method") != "POST" || !isGRPCContentType(fieldValue(f, "content-type")) {
+		// Not gRPC: served by sv.REST (REST, redirects, errors as HTTP statuses).
+		s.startREST(f, cl, b)
+		return nil
+	}
+	s.startCall(f, b)
+	return nil
+}
+
+// fieldValue is the value of the last regular field named name, "" when there is none.
+func fieldValue(f *headerBlock, name string) string {
+	v := ""
+	for _, hf := range f.RegularFields() {
+		if hf.Name == name {
+			v = hf.Value
+		}
+	}
+	return v
+}
+
+// startCall starts a gRPC call: routed and balanced by the per-call decision, then
+// relayed frame by frame to the endpoint chosen.
+func (s *clientConn) startCall(f *headerBlock, b *batch) {
+	c := s.c
+	id := f.StreamID
+	path, authority := f.PseudoValue("path"), f.PseudoValue("authority")
+	if authority == "" {
+		authority = fieldValue(f, "host")
+	}
+	st := &stream{sc: s, cc: c, cid: id}
+	st.call.Begin(s.sv.Port, path, true, time.Now())
+	st.call.Rec.Client = s.addr
+	if s.tls != nil {
+		st.call.Rec.TLSVersion = s.tls.Version
+	}
+	st.clientEnded = f.StreamEnded()
+
+	st.down.acct = &c.respQueued
+	if !s.add(id, st, func(peerWin int64) { st.down.win = peerWin }) {
+		return
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	sni := ""
+	if s.tls != nil {
+		sni = s.tls.ServerName
+	}
+	if _, fl := st.call.Route(authority, sni, path); fl != nil {
+		st.failLocked(fl, b)
+		return
+	}
+	st.reqFields = s.requestFields(f, st.call.Backend().TLS)
+	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
+		st.timer = time.AfterFunc(d, st.expire)
+	}
+	st.connectLocked(b)
+}
+
+// expire fails a call whose grpc-timeout passed.
+func (s *stream) expire() {
+	var b batch
+	defer b.flush()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.call.Backend() != nil {
+		s.failLocked(call.DeadlineExceeded(s.call.Service()), &b)
+	}
+}
+
+// rejectHeaders answers a request whose header list is over the limit: the headers were
+// not kept, so it is answered without being routed.
+func (s *clientConn) rejectHeaders(id uint32, b *batch) {
+	f := call.HeadersTooLarge()
+	fields := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"},
+		{Name: "grpc-status", Value: f.GRPCStatus()}, {Name: "grpc-message", Value: f.GRPCMessage()}}
+	if s.c.lockWrite() {
+		s.c.writeHeaders(id, true, fields)
+		s.c.unlockWrite(b)
+	}
+}
+
+// requestFields are the headers sent to the backend: the pseudo-header fields of the
+// request, then the regular fields by the one upstream rule (call.Conn.Upstream).
+func (s *clientConn) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
+	scheme := "http"
+	if backendTLS {
+		scheme = "https"
+	}
+	p := getFields()
+	out := append(*p,
+		hpack.HeaderField{Name: ":method", Value: "POST"},
+		hpack.HeaderField{Name: ":scheme", Value: scheme},
+		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
+		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
+	*p = s.up.Upstream(out, f.RegularFields(), true)
+	return p
+}
+
+// afterStreamEnd runs the hooks of a stream's end (see remove).
+func (s *clientConn) afterStreamEnd(early bool, b *batch) {
+	c := s.c
+	c.mu.Lock()
+	last := len(s.streams) == 0 && c.active
+	if last {
+		c.active = false
+	}
+	drained := c.goAway && len(s.streams) == 0
+	c.mu.Unlock()
+	if last && s.o.OnActive != nil {
+		s.o.OnActive(false)
+	}
+	if s.o.OnStreamEnd != nil && s.o.OnStreamEnd(early) {
+		s.sv.Port.Log.Warn("closing connection: most of its streams were reset by the client as soon as they began (HTTP/2 rapid reset)", "remote", c.nc.RemoteAddr().String())
+		s.countError("too_many_early_resets")
+		_ = c.nc.Close()
+		return
+	}
+	if drained {
+		// Shutdown was called and this was the last call: let its frames out, then close
+		// (on a goroutine: the stream's mu is held, and the client may be slow to read).
+		c.flush(false)
+		go func() {
+			c.flushWait()
+			_ = c.nc.Close()
+		}()
+	}
+}
