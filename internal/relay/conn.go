@@ -1,21 +1,7 @@
 package relay
 
-// The relay is milvus-lb's HTTP/2 data path for gRPC: it reads frames from the client's
-// connection, and writes them, with rewritten headers, to a stream it opens on a shared
-// HTTP/2 connection to the chosen backend endpoint, and the backend's frames back the same
-// way. No goroutine, no http.Request and no body pipe exist per call; flow control is
-// passed through (a peer's WINDOW_UPDATE is returned only once the bytes it covers were
-// written on the other side), so the balancer holds at most one window of data per
-// stream, whatever the message size. Writes are batched: a connection's frames collect
-// in its buffer and go out in one write when the goroutine that produced them is about to
-// read from its socket again (sock.Conn.BeforeRead), and writes never block: what the
-// kernel does not take waits in the socket's backlog (internal/sock). net/http keeps
-// serving HTTP/1.1 and stays the reference implementation.
-//
-// Locking: every h2conn has mu (its write buffer, encoder, connection-level windows,
-// peer settings and stream table); every stream has mu (all its fields). A goroutine
-// may take a stream's mu and then one connection's mu, never the other way round, never
-// two connections' at once, and never two streams' at once.
+// h2conn: one HTTP/2 connection of the relay (client or backend side), its framer and its
+// write path (buffering, batching, flushing).
 
 import (
 	"bufio"
@@ -83,14 +69,14 @@ type h2conn struct {
 	sendWin    int64 // connection-level window for what we send
 	peerWin    int32 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  uint32
-	peerMaxStr uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
-	recvOwed   int64  // bytes received and consumed, not yet returned by WINDOW_UPDATE
-	connWindow int64  // the connection window we advertise
-	streams    map[uint32]*stream
-	blocked    []*stream // streams waiting for connection-level window
-	nextID     uint32    // next stream id (client side)
-	lastID     uint32    // highest stream id seen (server side)
-	goAway     bool      // no new streams: GOAWAY sent or received
+	peerMaxStr uint32             // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
+	recvOwed   int64              // bytes received and consumed, not yet returned by WINDOW_UPDATE
+	connWindow int64              // the connection window we advertise
+	streams    map[uint32]*stream // by backend stream id (backend side; a client connection keeps its own, streams.go)
+	blocked    []*stream          // streams waiting for connection-level window
+	nextID     uint32             // next stream id (client side)
+	lastID     uint32             // highest stream id seen (server side)
+	goAway     bool               // no new streams: GOAWAY sent or received
 	closed     bool
 	closeErr   error
 	pingOut    bool // a keepalive PING of ours awaits its ACK
