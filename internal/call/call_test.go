@@ -1,0 +1,180 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/router"
+)
+
+type records []Record
+
+func (r *records) Observe(rec *Record) { *r = append(*r, *rec) }
+
+// testPort serves host "milvus-demo.milvus.io" on port 443 with a backend of n healthy
+// endpoints, picked round robin.
+func testPort(n int, obs Observer) (*Port, []*balancer.Endpoint) {
+	eps := make([]*balancer.Endpoint, n)
+	for i := range eps {
+		eps[i] = &balancer.Endpoint{Addr: "10.0.0." + string(rune('1'+i)) + ":19530"}
+		eps[i].SetHealthy(true)
+	}
+	be := &gateway.Backend{
+		Backend:   &config.Backend{Key: "milvus/milvus-demo:19530", Service: "milvus/milvus-demo", Port: "19530"},
+		Picker:    balancer.NewPicker(config.RoundRobin, eps, 0),
+		Endpoints: eps,
+	}
+	l := &gateway.Listener{Routes: router.New([]*router.Entry[*gateway.Backend]{
+		{Route: config.Route{Host: "milvus-demo.milvus.io", Path: "/", PathType: "Prefix"}, Target: be},
+	})}
+	snap := &gateway.Snapshot{Listeners: map[int]*gateway.Listener{443: l}}
+	return &Port{Number: 443, TLS: true, Snapshot: func() *gateway.Snapshot { return snap },
+		Observer: obs, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, eps
+}
+
+func inflight(eps []*balancer.Endpoint) (n int64) {
+	for _, ep := range eps {
+		n += ep.Inflight()
+	}
+	return n
+}
+
+const search = "/milvus.proto.milvus.MilvusService/Search"
+
+// A call is counted on exactly one endpoint from Pick to Finish, whatever happens between.
+func TestPickCountsTheCallUntilFinish(t *testing.T) {
+	var recs records
+	p, eps := testPort(2, &recs)
+	var c Call
+	c.Begin(p, search, true, time.Now())
+	if _, f := c.Route("milvus-demo.milvus.io", "", search); f != nil {
+		t.Fatal(f)
+	}
+	ep, f := c.Pick()
+	if f != nil || ep.Inflight() != 1 || inflight(eps) != 1 {
+		t.Fatalf("after Pick: %v, %d calls in flight", f, inflight(eps))
+	}
+	if _, f := c.Pick(); f != nil || inflight(eps) != 1 {
+		t.Fatalf("a second Pick must move the count, not add one: %d in flight", inflight(eps))
+	}
+	c.Finish(time.Now(), "5")
+	c.Finish(time.Now(), "")
+	if inflight(eps) != 0 {
+		t.Fatalf("after Finish: %d calls in flight", inflight(eps))
+	}
+	if len(recs) != 2 || recs[0].Method != "Search" || recs[0].Attempts != 2 || recs[0].Code != codes.NotFound ||
+		recs[0].Backend != "milvus/milvus-demo:19530" || recs[0].Authority != "milvus-demo.milvus.io" {
+		t.Fatalf("record %+v", recs)
+	}
+}
+
+func TestRouteFailures(t *testing.T) {
+	p, _ := testPort(1, nil)
+	var c Call
+	c.Begin(p, search, true, time.Now())
+	if _, f := c.Route("other.example", "", search); f == nil || f.Code != codes.Unimplemented || f.HTTPStatus() != 404 {
+		t.Errorf("unknown host: %v, want UNIMPLEMENTED/404", f)
+	}
+	gone := *p
+	gone.Number = 8443
+	c.Begin(&gone, search, true, time.Now())
+	if _, f := c.Route("milvus-demo.milvus.io", "", search); f == nil || f.Code != codes.Unavailable || f.Msg != "listener is shutting down" {
+		t.Errorf("port gone from the configuration: %v, want UNAVAILABLE shutting down", f)
+	}
+	// An address for :authority, the site's name in SNI (grpc-js's serverName option).
+	c.Begin(p, search, true, time.Now())
+	if _, f := c.Route("127.0.0.1:443", "milvus-demo.milvus.io", search); f != nil {
+		t.Errorf("route by SNI: %v", f)
+	}
+}
+
+func TestNoEndpoint(t *testing.T) {
+	p, eps := testPort(1, nil)
+	eps[0].SetHealthy(false)
+	var c Call
+	c.Begin(p, search, true, time.Now())
+	if _, f := c.Route("milvus-demo.milvus.io", "", search); f != nil {
+		t.Fatal(f)
+	}
+	if _, f := c.Pick(); f == nil || f.Code != codes.Unavailable || f.HTTPStatus() != 503 {
+		t.Fatalf("no healthy endpoint: %v, want UNAVAILABLE/503", f)
+	}
+}
+
+// A refused connection ejects the endpoint and sends the call elsewhere while the call can
+// be replayed and attempts are left; anything else is the client's answer.
+func TestFailedRetriesOnlyWhatWasNotReceived(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		replayable bool
+		endpoints  int
+		retry      bool
+		code       codes.Code
+	}{
+		{"refused, replayable", refused, true, 3, true, 0},
+		{"refused, body already read", refused, false, 3, false, codes.Unavailable},
+		{"refused, only endpoint", refused, true, 1, false, codes.Unavailable},
+		{"reset after sending", errors.New("connection reset by peer"), true, 3, false, codes.Unavailable},
+		{"deadline", context.DeadlineExceeded, true, 3, false, codes.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, eps := testPort(tc.endpoints, nil)
+			var c Call
+			c.Begin(p, search, true, time.Now())
+			c.Route("milvus-demo.milvus.io", "", search)
+			ep, _ := c.Pick()
+			retry, f := c.Failed(context.Background(), tc.err, tc.replayable)
+			if retry != tc.retry || (!retry && f.Code != tc.code) {
+				t.Fatalf("Failed = %v, %v; want retry %v, code %v", retry, f, tc.retry, tc.code)
+			}
+			if ejected := !ep.Available(time.Now().UnixNano()); ejected != (tc.err == refused) {
+				t.Errorf("endpoint ejected %v, want %v", ejected, tc.err == refused)
+			}
+			c.Finish(time.Now(), "")
+			if inflight(eps) != 0 {
+				t.Errorf("%d calls left in flight", inflight(eps))
+			}
+		})
+	}
+	// At most maxAttempts endpoints are tried.
+	p, _ := testPort(5, nil)
+	var c Call
+	c.Begin(p, search, true, time.Now())
+	c.Route("milvus-demo.milvus.io", "", search)
+	tries := 0
+	for {
+		if _, f := c.Pick(); f != nil {
+			t.Fatal(f)
+		}
+		tries++
+		if retry, _ := c.Failed(context.Background(), refused, true); !retry {
+			break
+		}
+	}
+	if tries != maxAttempts {
+		t.Fatalf("tried %d endpoints, want %d", tries, maxAttempts)
+	}
+}
+
+func TestFailureMessages(t *testing.T) {
+	f := &Failure{Code: codes.Unavailable, Msg: "backend 100% gone"}
+	if got := f.GRPCMessage(); got != "milvus-lb:%20backend%20100%25%20gone" {
+		t.Errorf("grpc-message %q must be percent-encoded", got)
+	}
+	if got := NoRule("a", "/b").GRPCMessage(); got != `milvus-lb: no rule matches host "a" path "/b"` {
+		t.Errorf("grpc-message %q", got)
+	}
+}
