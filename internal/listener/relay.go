@@ -76,7 +76,8 @@ func (d *dispatcher) run() {
 	}
 }
 
-// route decides where nc goes.
+// route decides where nc goes: after the TLS handshake (or the first bytes, in
+// plaintext), HTTP/2 to the relay and anything else to net/http.
 func (d *dispatcher) route(nc net.Conn) {
 	t := tracked(nc)
 	limit := d.m.opts.HandshakeTimeout
@@ -84,25 +85,10 @@ func (d *dispatcher) route(nc net.Conn) {
 		limit = 10 * time.Second
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(limit))
-	h2 := false
-	if d.tlsCfg != nil {
-		tc := tls.Server(nc, d.tlsCfg)
-		if err := tc.Handshake(); err != nil {
-			d.m.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
-			_ = nc.Close()
-			return
-		}
-		h2 = tc.ConnectionState().NegotiatedProtocol == "h2"
-		nc = tc
-	} else {
-		var first [4]byte
-		n, err := io.ReadFull(nc, first[:])
-		if err != nil && n == 0 {
-			_ = nc.Close()
-			return
-		}
-		h2 = relay.IsH2Preface(first[:n]) && n == len(first)
-		nc = &prefixConn{Conn: nc, prefix: first[:n]}
+	nc, h2, ok := d.handshake(nc)
+	if !ok {
+		_ = nc.Close()
+		return
 	}
 	_ = nc.SetReadDeadline(time.Time{})
 	if !h2 {
@@ -113,6 +99,33 @@ func (d *dispatcher) route(nc net.Conn) {
 		}
 		return
 	}
+	d.serveH2(nc, d.relayOptions(t, limit))
+}
+
+// handshake finishes TLS (the protocol is then ALPN's) or, in plaintext, reads enough to
+// tell the HTTP/2 preface. It returns the connection to serve, with any bytes read put
+// back; ok is false when the connection is to be closed.
+func (d *dispatcher) handshake(nc net.Conn) (out net.Conn, h2, ok bool) {
+	if d.tlsCfg != nil {
+		tc := tls.Server(nc, d.tlsCfg)
+		if err := tc.Handshake(); err != nil {
+			d.m.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
+			return nc, false, false
+		}
+		return tc, tc.ConnectionState().NegotiatedProtocol == "h2", true
+	}
+	var first [4]byte
+	n, err := io.ReadFull(nc, first[:])
+	if err != nil && n == 0 {
+		return nc, false, false
+	}
+	h2 = relay.IsH2Preface(first[:n]) && n == len(first)
+	return &prefixConn{Conn: nc, prefix: first[:n]}, h2, true
+}
+
+// relayOptions are the relay's limits for a connection, with the hooks of the
+// connection limits (idle timeout, rapid-reset guard) when t tracks it.
+func (d *dispatcher) relayOptions(t *trackedConn, limit time.Duration) relay.Options {
 	o := relay.Options{
 		MaxConcurrentStreams: d.m.opts.MaxConcurrentStreams,
 		MaxHeaderBytes:       d.m.opts.MaxHeaderBytes,
@@ -137,6 +150,11 @@ func (d *dispatcher) route(nc net.Conn) {
 			return false
 		}
 	}
+	return o
+}
+
+// serveH2 hands an HTTP/2 connection to the relay and tracks it for the drain.
+func (d *dispatcher) serveH2(nc net.Conn, o relay.Options) {
 	hc := d.relay.NewConn(nc, o)
 	d.mu.Lock()
 	if d.closed {
