@@ -54,3 +54,9 @@ func checkRequest(f *headerBlock) (contentLength int64, ok bool) {
 	}
 	return contentLength, true
 }
+
+// trailersOK reports whether a HEADERS frame after a request's first is well-formed
+// trailers: it ends the stream and carries no pseudo-header field (RFC 9113 §8.1).
+func trailersOK(f *headerBlock) bool {
+	return f.StreamEnded() && len(f.PseudoFields()) == 0
+}

@@ -213,7 +213,7 @@ func (r *restStream) fromClientTrailers(f *headerBlock, _ *batch) error {
 	if r.bodyEnd {
 		return http2.StreamError{StreamID: r.id, Code: http2.ErrCodeStreamClosed}
 	}
-	if !f.StreamEnded() || len(f.PseudoFields()) > 0 || (r.clLeft > 0) {
+	if !trailersOK(f) || r.clLeft > 0 {
 		return http2.StreamError{StreamID: r.id, Code: http2.ErrCodeProtocol}
 	}
 	for _, hf := range f.RegularFields() {

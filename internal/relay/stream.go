@@ -85,8 +85,7 @@ func (s *stream) fromClientTrailers(f *headerBlock, b *batch) error {
 	if s.clientEnded {
 		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeStreamClosed}
 	}
-	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
-		// Trailers must end the stream and carry no pseudo-header (RFC 9113 §8.1).
+	if !trailersOK(f) {
 		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeProtocol}
 	}
 	if s.finished {
