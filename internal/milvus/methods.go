@@ -3,11 +3,7 @@
 // and collection.
 package milvus
 
-import (
-	"strings"
-
-	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
-)
+import "strings"
 
 // ServicePrefix is the path prefix of every MilvusService RPC.
 const ServicePrefix = "/" + "milvus.proto.milvus.MilvusService" + "/"
@@ -16,16 +12,20 @@ const ServicePrefix = "/" + "milvus.proto.milvus.MilvusService" + "/"
 type Method struct {
 	Name      string // "Search"
 	Streaming bool   // CreateReplicateStream and DumpMessages
+	Class     Class  // what it does (class.go)
+	// ReadOnly: it changes nothing, so sending it again (a retry on another endpoint)
+	// cannot do anything twice. Every Read is; so are the Admin methods that only look.
+	ReadOnly bool
 }
 
 var methods = func() map[string]*Method {
-	sd := milvuspb.MilvusService_ServiceDesc
-	m := make(map[string]*Method, len(sd.Methods)+len(sd.Streams))
-	for _, md := range sd.Methods {
-		m[md.MethodName] = &Method{Name: md.MethodName}
-	}
-	for _, st := range sd.Streams {
-		m[st.StreamName] = &Method{Name: st.StreamName, Streaming: true}
+	sd := serviceDescriptor().Methods()
+	m := make(map[string]*Method, sd.Len())
+	for i := range sd.Len() {
+		md := sd.Get(i)
+		name := string(md.Name())
+		c, ro := classify(md)
+		m[name] = &Method{Name: name, Streaming: md.IsStreamingClient() || md.IsStreamingServer(), Class: c, ReadOnly: ro}
 	}
 	return m
 }()
