@@ -19,7 +19,7 @@ func TestClassOfWellKnownMethods(t *testing.T) {
 		"ReleaseCollection": {DDL, false}, "RenameCollection": {DDL, false}, "AlterAlias": {DDL, false},
 		"CreateIndex": {DDL, false}, "DropIndex": {DDL, false}, "CreateDatabase": {DDL, false},
 		"TruncateCollection": {DDL, false},
-		"CreateCredential": {Admin, false}, "OperatePrivilege": {Admin, false}, "CreateResourceGroup": {Admin, false},
+		"CreateCredential":   {Admin, false}, "OperatePrivilege": {Admin, false}, "CreateResourceGroup": {Admin, false},
 		"SelectUser": {Admin, true}, "ListResourceGroups": {Admin, true},
 		"AllocTimestamp": {Admin, false}, "CreateReplicateStream": {Admin, false},
 	} {
