@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
+
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
@@ -36,10 +38,12 @@ const ejectFor = 5 * time.Second
 // retry); Answer when the balancer answers the call itself; Finish once. Not safe for
 // concurrent use: the data path's lock for the call guards it.
 type Call struct {
-	Rec  Record
-	port *Port
-	be   *gateway.Backend
-	ep   *balancer.Endpoint // counts the call among its calls in flight until Done
+	Rec    Record
+	port   *Port
+	method *milvus.Method // nil when the call is not a MilvusService method
+	be     *gateway.Backend
+	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
+	req    firstMessage
 }
 
 // Begin starts the decision for a call on port p to path, at now.
@@ -48,10 +52,54 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
 	if grpc {
 		c.Rec.Method = "grpc"
-		if m := milvus.Lookup(path); m != nil {
-			c.Rec.Method = m.Name
+		if c.method = milvus.Lookup(path); c.method != nil {
+			c.Rec.Method = c.method.Name
 		}
 	}
+}
+
+// Metadata takes what the record keeps of the request's header fields (lower-case
+// names): the database the dbname metadata selects, the client's request id. Never a
+// credential.
+func (c *Call) Metadata(fields []hpack.HeaderField) {
+	c.Rec.DB = "default" // Milvus's, when neither the request nor the metadata names one
+	for _, f := range fields {
+		switch f.Name {
+		case "dbname":
+			if f.Value != "" {
+				c.Rec.DB = f.Value
+			}
+		case "client-request-id", "client_request_id":
+			c.Rec.RequestID = f.Value
+		}
+	}
+}
+
+// requestPrefixMax bounds the bytes of a request's first message read for its names: a
+// call whose names are not in its first 64 KiB is recorded without them.
+const requestPrefixMax = 64 << 10
+
+// Request takes the request's bytes as they pass, and reports whether it wants more:
+// the names the first message carries go into the record (the request's db_name field
+// wins over the dbname metadata, as in Milvus).
+func (c *Call) Request(p []byte) (more bool) {
+	if c.method == nil {
+		return false
+	}
+	msg, last, ok := c.req.add(p, requestPrefixMax)
+	if !ok {
+		return !last
+	}
+	n, complete := milvus.ReadNames(c.method, msg)
+	if !complete && !last {
+		return true
+	}
+	c.req.done = true
+	c.Rec.Collection = n.Collection
+	if n.DB != "" {
+		c.Rec.DB = n.DB
+	}
+	return false
 }
 
 // Port is the port the call came on.

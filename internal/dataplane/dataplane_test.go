@@ -3,10 +3,12 @@ package dataplane_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
@@ -33,6 +36,25 @@ func (r *records) Observe(rec *call.Record) {
 	r.mu.Lock()
 	r.all = append(r.all, *rec)
 	r.mu.Unlock()
+}
+
+// wait returns the records once there are n (a record is made when its call ends, which
+// the client may see first), and fails if there are more.
+func (r *records) wait(t *testing.T, n int) []call.Record {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		got := append([]call.Record(nil), r.all...)
+		r.mu.Unlock()
+		if len(got) == n {
+			return got
+		}
+		if len(got) > n || time.Now().After(deadline) {
+			t.Fatalf("the observer saw %d records, want %d", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // A plane serves the model applied to it over TLS, tells its observer about every call
@@ -68,26 +90,29 @@ func TestPlaneServesAndObserves(t *testing.T) {
 	if err != nil || resp.GetVersion() != "b0" {
 		t.Fatalf("GetVersion through the plane: %v, %v; want the version of backend b0", resp, err)
 	}
-	// The record is made when the call ends, which the client may see first.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		obs.mu.Lock()
-		n := len(obs.all)
-		var got call.Record
-		if n > 0 {
-			got = obs.all[0]
+	c := milvuspb.NewMilvusServiceClient(cc)
+	md := metadata.AppendToOutgoingContext(ctx, "dbname", "db7", "client-request-id", "r-1", "authorization", "cm9vdDpNaWx2dXM=")
+	if _, err := c.Search(md, &milvuspb.SearchRequest{CollectionName: "books", Nq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.HasCollection(md, &milvuspb.HasCollectionRequest{DbName: "db9", CollectionName: "films"}); err != nil {
+		t.Fatal(err)
+	}
+	recs := obs.wait(t, 3)
+	if got := recs[0]; got.Method != "GetVersion" || got.Backend != testenv.DemoBackendKey || got.Code != codes.OK ||
+		got.DB != "default" || got.Attempts != 1 || got.Endpoint != be.Addr() || got.TLSVersion < tls.VersionTLS12 {
+		t.Errorf("observed %+v, want GetVersion to %s (%s) over TLS, OK, database default", got, testenv.DemoBackendKey, be.Addr())
+	}
+	if got := recs[1]; got.Method != "Search" || got.DB != "db7" || got.Collection != "books" || got.RequestID != "r-1" {
+		t.Errorf("Search recorded as %s on %s.%s (request id %q), want Search on db7.books, r-1", got.Method, got.DB, got.Collection, got.RequestID)
+	}
+	if got := recs[2]; got.DB != "db9" || got.Collection != "films" {
+		t.Errorf("a request's db_name must win over the dbname metadata, as in Milvus: recorded %s.%s", got.DB, got.Collection)
+	}
+	for _, r := range recs {
+		if strings.Contains(fmt.Sprintf("%+v", r), "cm9vdDpNaWx2dXM") {
+			t.Errorf("a record holds the credentials: %+v", r)
 		}
-		obs.mu.Unlock()
-		if n == 1 {
-			if got.Method != "GetVersion" || got.Backend != testenv.DemoBackendKey || got.Code != codes.OK {
-				t.Errorf("observed %+v, want GetVersion to %s, OK", got, testenv.DemoBackendKey)
-			}
-			break
-		}
-		if n > 1 || time.Now().After(deadline) {
-			t.Fatalf("the observer saw %d records for one call", n)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 
 	dp.Close(time.Second)

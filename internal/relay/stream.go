@@ -27,6 +27,7 @@ type stream struct {
 	key poolKey
 
 	up, down      outFlow // up: to the backend; down: to the client
+	readReq       bool    // the call still reads the request's first bytes (call.Request)
 	upScan        call.Scanner
 	downScan      call.Scanner
 	clientEnded   bool // the client sent END_STREAM
@@ -71,6 +72,9 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 		s.cc.returnConnWindow(int64(f.Length), b)
 		s.failLocked(fl, b)
 		return nil
+	}
+	if s.readReq {
+		s.readReq = s.call.Request(data)
 	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)

@@ -168,7 +168,9 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	if s.tls != nil {
 		st.call.Rec.TLSVersion = s.tls.Version
 	}
+	st.call.Metadata(f.RegularFields())
 	st.clientEnded = f.StreamEnded()
+	st.readReq = !st.clientEnded
 
 	st.down.acct = &c.respQueued
 	if !s.add(id, st, func(peerWin int64) { st.down.win = peerWin }) {
