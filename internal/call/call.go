@@ -151,21 +151,53 @@ func (c *Call) Done() {
 	}
 }
 
+// Stage says how far a failed attempt got, which decides whether the call may be sent
+// to another endpoint.
+type Stage uint8
+
+const (
+	// NotSent: the backend provably did not receive the call (the connection was refused,
+	// the stream was refused, or it was above a GOAWAY's last stream id). Any call may go
+	// elsewhere, writes and DDL included.
+	NotSent Stage = iota
+	// BeforeReply: the backend may have received the call but sent no reply header. Only
+	// a call that changes nothing (a read-only method) may be sent again.
+	BeforeReply
+	// AfterReply: part of the reply reached the client: the call is over.
+	AfterReply
+)
+
 // Failed decides what an error of the current attempt means: the failure the client is
 // told, or that the call goes to another endpoint instead (retry). replayable says whether
-// the data path can still send the whole call again. An endpoint that refused the
+// the data path still holds the whole call to send again. An endpoint that refused the
 // connection is ejected for a moment (passive outlier detection).
-func (c *Call) Failed(ctx context.Context, err error, replayable bool) (retry bool, f *Failure) {
+func (c *Call) Failed(ctx context.Context, err error, stage Stage, replayable bool) (retry bool, f *Failure) {
 	f = Classify(ctx, err, c.Service())
-	if f.Code == codes.Unavailable && NotReceived(err) && c.ep != nil {
+	if c.ep != nil && f.Code == codes.Unavailable && NotReceived(err) {
 		c.ep.Eject(ejectFor)
 		c.port.Log.Warn("backend endpoint refused connection; ejected", "backend", c.be.Key, "endpoint", c.ep.Addr, "error", err)
-		if replayable && c.Rec.Attempts < maxAttempts && len(c.be.Endpoints) > 1 {
+	}
+	if f.Code != codes.Unavailable || !replayable || c.Rec.Attempts >= maxAttempts || len(c.be.Endpoints) < 2 {
+		return false, f
+	}
+	switch stage {
+	case NotSent:
+		return true, nil
+	case BeforeReply:
+		if c.method != nil && c.method.ReadOnly {
 			return true, nil
 		}
 	}
 	return false, f
 }
+
+// Replayable reports whether the data path should keep the call's request to send it
+// again should an attempt fail: a call it may retry after the backend received it.
+func (c *Call) Replayable() bool { return c.method != nil && c.method.ReadOnly }
+
+// ReplayMax bounds the request bytes kept for a replay: a Search fits, a 64 MiB Insert is
+// not held (past the bound the call is retried only when nothing of it was sent).
+const ReplayMax = 1 << 20
 
 // Answer records that the balancer answers the call with f.
 func (c *Call) Answer(f *Failure) {

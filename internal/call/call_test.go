@@ -112,31 +112,39 @@ func TestNoEndpoint(t *testing.T) {
 	}
 }
 
-// A refused connection ejects the endpoint and sends the call elsewhere while the call can
-// be replayed and attempts are left; anything else is the client's answer.
-func TestFailedRetriesOnlyWhatWasNotReceived(t *testing.T) {
+// A refused connection ejects the endpoint. A call goes to another endpoint when the
+// backend provably did not receive it, or when it changes nothing (a read) and failed
+// before a reply, and only while the data path holds it whole and attempts are left.
+func TestFailedRetriesOnlyWhatIsSafe(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+	reset := errors.New("connection reset by peer")
+	const insert = "/milvus.proto.milvus.MilvusService/Insert"
 	for _, tc := range []struct {
 		name       string
+		method     string
 		err        error
+		stage      Stage
 		replayable bool
 		endpoints  int
 		retry      bool
 		code       codes.Code
 	}{
-		{"refused, replayable", refused, true, 3, true, 0},
-		{"refused, body already read", refused, false, 3, false, codes.Unavailable},
-		{"refused, only endpoint", refused, true, 1, false, codes.Unavailable},
-		{"reset after sending", errors.New("connection reset by peer"), true, 3, false, codes.Unavailable},
-		{"deadline", context.DeadlineExceeded, true, 3, false, codes.DeadlineExceeded},
+		{"refused search", search, refused, NotSent, true, 3, true, 0},
+		{"refused insert", insert, refused, NotSent, true, 3, true, 0},
+		{"refused, request not held", search, refused, NotSent, false, 3, false, codes.Unavailable},
+		{"refused, only endpoint", search, refused, NotSent, true, 1, false, codes.Unavailable},
+		{"search reset before reply", search, reset, BeforeReply, true, 3, true, 0},
+		{"insert reset before reply", insert, reset, BeforeReply, true, 3, false, codes.Unavailable},
+		{"search reset after reply", search, reset, AfterReply, true, 3, false, codes.Unavailable},
+		{"deadline", search, context.DeadlineExceeded, BeforeReply, true, 3, false, codes.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, eps := testPort(tc.endpoints, nil)
 			var c Call
-			c.Begin(p, search, true, time.Now())
-			c.Route("milvus-demo.milvus.io", "", search)
+			c.Begin(p, tc.method, true, time.Now())
+			c.Route("milvus-demo.milvus.io", "", tc.method)
 			ep, _ := c.Pick()
-			retry, f := c.Failed(context.Background(), tc.err, tc.replayable)
+			retry, f := c.Failed(context.Background(), tc.err, tc.stage, tc.replayable)
 			if retry != tc.retry || (!retry && f.Code != tc.code) {
 				t.Fatalf("Failed = %v, %v; want retry %v, code %v", retry, f, tc.retry, tc.code)
 			}
@@ -160,7 +168,7 @@ func TestFailedRetriesOnlyWhatWasNotReceived(t *testing.T) {
 			t.Fatal(f)
 		}
 		tries++
-		if retry, _ := c.Failed(context.Background(), refused, true); !retry {
+		if retry, _ := c.Failed(context.Background(), refused, NotSent, true); !retry {
 			break
 		}
 	}

@@ -94,6 +94,12 @@ func BackendReset(service, code string) *Failure {
 	return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " reset the stream: " + code}
 }
 
+// BackendUnavailable answers a call whose every attempt met a backend that said it is
+// not serving (grpc-status UNAVAILABLE before a reply).
+func BackendUnavailable(service string) *Failure {
+	return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " is not serving"}
+}
+
 // BackendGone answers a call whose backend connection ended under it.
 func BackendGone(service string, cause error) *Failure {
 	return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " is unavailable", Cause: cause}
@@ -135,6 +141,15 @@ func Classify(ctx context.Context, err error, service string) *Failure {
 func NotReceived(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// StageOf is the stage at which a round trip that returned err (with no reply) failed:
+// NotSent when the connection was never made, else BeforeReply.
+func StageOf(err error) Stage {
+	if NotReceived(err) {
+		return NotSent
+	}
+	return BeforeReply
 }
 
 func isRefused(err error) bool {

@@ -199,7 +199,7 @@ func (m *Manager) serve(s *server) {
 	defer close(s.done)
 	go s.relay.run()
 	err := s.srv.Serve(s.ln)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		m.log.Error("listener stopped", "port", s.port, "error", err)
 	}
 }

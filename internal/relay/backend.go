@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"golang.org/x/net/http2"
+
+	"github.com/milvus-lb/milvus-lb/internal/call"
 )
 
 // backendFrame handles one frame from a backend.
@@ -53,7 +55,7 @@ func (c *h2conn) backendFrame(f http2.Frame, b *batch) error {
 		}
 		c.mu.Unlock()
 		for _, s := range lost {
-			s.backendGone(c, io.EOF)
+			s.backendGone(c, io.EOF, call.NotSent)
 		}
 	}
 	return nil

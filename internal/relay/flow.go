@@ -231,6 +231,14 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 		src.unlockWrite(b)
 		return
 	}
+	if s.reacked > 0 {
+		// Sent again after a failed attempt: acknowledged to the client the first time.
+		k := min(n, s.reacked)
+		s.reacked -= k
+		if n -= k; n == 0 {
+			return
+		}
+	}
 	if !src.lockWrite() {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
@@ -294,7 +295,7 @@ func (p *Pool) readLoop(c *h2conn, key poolKey) {
 	p.remove(c, key)
 	streams, _ := c.markClosed(err)
 	for _, s := range streams {
-		s.backendGone(c, err)
+		s.backendGone(c, err, call.BeforeReply)
 	}
 }
 

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/binary"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +27,14 @@ type stream struct {
 	bid uint32
 	key poolKey
 
-	up, down      outFlow // up: to the backend; down: to the client
-	readReq       bool    // the call still reads the request's first bytes (call.Request)
+	up, down outFlow // up: to the backend; down: to the client
+	readReq  bool    // the call still reads the request's first bytes (call.Request)
+	// keep: replay holds every request byte received so far, for another attempt (up to
+	// call.ReplayMax, until the reply begins); reacked: the bytes at the head of up's
+	// queue that were acknowledged to the client already (sent to a failed attempt).
+	keep          bool
+	replay        []byte
+	reacked       int64
 	upScan        call.Scanner
 	downScan      call.Scanner
 	clientEnded   bool // the client sent END_STREAM
@@ -75,6 +82,9 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 	}
 	if s.readReq {
 		s.readReq = s.call.Request(data)
+	}
+	if s.keep {
+		s.keepLocked(data)
 	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
@@ -184,12 +194,9 @@ func (s *stream) dial(ctx context.Context) {
 		go s.dial(ctx)
 		return
 	}
-	// Nothing of the call was sent: it can always go to another endpoint.
-	if retry, f := s.call.Failed(ctx, err, true); !retry {
-		s.failLocked(f, &b)
-		return
-	}
-	s.connectLocked(&b)
+	// Nothing of the call was sent (the queue holds all of it): it can always go to
+	// another endpoint.
+	s.failOrRetryLocked(call.NotSent, err, &b)
 }
 
 // openLocked opens the stream on bc and sends the headers and what the client sent so
@@ -212,8 +219,9 @@ func (s *stream) openLocked(bc *h2conn, b *batch) bool {
 	s.up.win = int64(bc.peerWin)
 	endNow := s.clientEnded && s.up.queuedLen() == 0
 	bc.writeHeaders(id, endNow, *s.reqFields)
-	putFields(s.reqFields)
-	s.reqFields = nil
+	if !s.keep {
+		s.releaseReplayLocked()
+	}
 	if endNow {
 		s.up.closed, s.up.end = true, false
 	}
@@ -252,6 +260,14 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 		fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
 	}
 	*fp = fields
+	if !s.respStarted && end && s.statusFromHdr == unavailable {
+		// A proxy that is not serving (a starting Milvus says "not ready yet"): a read may
+		// go elsewhere; otherwise the client gets the backend's own answer.
+		if retried, _ := s.retryLocked(call.BeforeReply, call.BackendUnavailable(s.call.Service()), b); retried {
+			return
+		}
+	}
+	s.releaseReplayLocked()
 	if end {
 		// The call is over for the backend: nothing more of the request is wanted.
 		s.backendEnded = true
@@ -318,7 +334,11 @@ func (s *stream) backendReset(code http2.ErrCode, b *batch) {
 	s.backendEnded = true
 	s.up.closed = true
 	if !s.respStarted || code == http2.ErrCodeRefusedStream {
-		s.failLocked(call.BackendReset(s.call.Service(), code.String()), b)
+		stage := call.BeforeReply
+		if code == http2.ErrCodeRefusedStream {
+			stage = call.NotSent // RFC 9113 §8.7: refused streams were not processed
+		}
+		s.failOrRetryLocked(stage, call.BackendReset(s.call.Service(), code.String()), b)
 		return
 	}
 	if !s.down.closed {
@@ -332,8 +352,9 @@ func (s *stream) backendReset(code http2.ErrCode, b *batch) {
 	s.finishLocked(b)
 }
 
-// backendGone fails the stream when its backend connection (c) ended.
-func (s *stream) backendGone(c *h2conn, err error) {
+// backendGone fails the stream when its backend connection (c) ended, or when c's
+// GOAWAY said the stream was never processed (stage NotSent).
+func (s *stream) backendGone(c *h2conn, err error, stage call.Stage) {
 	var b batch
 	defer b.flush()
 	s.mu.Lock()
@@ -343,7 +364,7 @@ func (s *stream) backendGone(c *h2conn, err error) {
 	}
 	s.backendEnded = true
 	s.up.closed = true
-	s.failLocked(call.BackendGone(s.call.Service(), err), &b)
+	s.failOrRetryLocked(stage, call.BackendGone(s.call.Service(), err), &b)
 }
 
 // resetBackendLocked cancels the backend stream unless it has ended. s.mu held.
@@ -410,6 +431,7 @@ func (s *stream) finishLocked(b *batch) {
 		return
 	}
 	s.finished = true
+	s.releaseReplayLocked()
 	s.uploadDoneLocked()
 	if s.timer != nil {
 		s.timer.Stop()
@@ -482,4 +504,82 @@ const prematureResetLifetime = time.Second
 // isGRPCContentType reports whether a content-type is gRPC's.
 func isGRPCContentType(ct string) bool {
 	return strings.HasPrefix(ct, "application/grpc")
+}
+
+// unavailable is grpc-status UNAVAILABLE.
+const unavailable = "14"
+
+// keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
+// when the request is larger than call.ReplayMax (known from its first length prefix,
+// so that a large insert is not copied at all). s.mu held.
+func (s *stream) keepLocked(p []byte) {
+	big := len(s.replay) == 0 && len(p) >= call.PrefixLen && binary.BigEndian.Uint32(p[1:call.PrefixLen]) > call.ReplayMax
+	if big || len(s.replay)+len(p) > call.ReplayMax {
+		s.keep, s.replay = false, nil
+		return
+	}
+	s.replay = append(s.replay, p...)
+}
+
+// releaseReplayLocked lets go of what was kept for another attempt: the reply began, or
+// the call cannot be sent again. s.mu held.
+func (s *stream) releaseReplayLocked() {
+	s.keep, s.replay = false, nil
+	if s.reqFields != nil {
+		putFields(s.reqFields)
+		s.reqFields = nil
+	}
+}
+
+// failOrRetryLocked ends an attempt that failed at stage with err: the call goes to
+// another endpoint when the per-call decision allows it, else the client gets the
+// failure. s.mu held.
+func (s *stream) failOrRetryLocked(stage call.Stage, err error, b *batch) {
+	if retried, f := s.retryLocked(stage, err, b); !retried && f != nil {
+		s.failLocked(f, b)
+	}
+}
+
+// retryLocked sends the call to another endpoint after its attempt failed at stage with
+// err, when the per-call decision allows it and the whole request so far is kept. It
+// reports whether it did, else the failure the client is to get (nil when the call is
+// already over). s.mu held.
+func (s *stream) retryLocked(stage call.Stage, err error, b *batch) (bool, *call.Failure) {
+	if s.finished {
+		return false, nil
+	}
+	if s.respStarted {
+		stage = call.AfterReply
+	}
+	opened := s.bc != nil // else nothing was sent: the queue holds the whole request
+	replayable := s.reqFields != nil && (!opened || s.keep || s.upReceived == 0)
+	if retry, f := s.call.Failed(context.Background(), err, stage, replayable); !retry {
+		return false, f
+	}
+	if opened {
+		unsent := int64(s.up.queuedLen())
+		s.detachLocked(b)
+		s.up.reset()
+		s.up = outFlow{end: s.clientEnded}
+		s.up.queue(s.replay)
+		s.reacked = int64(len(s.replay)) - unsent
+		s.backendEnded = false
+	}
+	s.connectLocked(b)
+	return true, nil
+}
+
+// detachLocked leaves the failed attempt's backend stream: out of its connection's
+// table and upload count, cancelled if it is still open. s.mu held.
+func (s *stream) detachLocked(b *batch) {
+	s.resetBackendLocked(http2.ErrCodeCancel, b)
+	s.uploadDoneLocked()
+	if bc := s.bc; bc != nil {
+		bc.mu.Lock()
+		if bc.streams[s.bid] == s {
+			delete(bc.streams, s.bid)
+		}
+		bc.mu.Unlock()
+	}
+	s.bc, s.bid = nil, 0
 }

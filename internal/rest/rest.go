@@ -69,7 +69,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call) *c
 		if f := body.limitFailure(); f != nil {
 			return f
 		}
-		retry, f := c.Failed(r.Context(), err, !body.read)
+		retry, f := c.Failed(r.Context(), err, call.StageOf(err), !body.read)
 		if !retry {
 			return f
 		}

@@ -1,0 +1,52 @@
+package dataplane_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+)
+
+// A Milvus proxy that is not serving answers UNAVAILABLE ("not ready yet" while it
+// starts). Reads go to another endpoint and succeed; a write gets the proxy's own answer,
+// because the balancer cannot know it was not applied.
+func TestNotServingBackendReadsGoElsewhere(t *testing.T) {
+	bs := startBackends(t, 2, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	bs[0].SetFailure(codes.Unavailable, "not ready yet")
+	c := l.dialTLS()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := range 20 {
+		if _, err := c.Search(ctx, searchReq(nil)); err != nil {
+			t.Fatalf("search %d: %v; want it answered by the serving backend", i, err)
+		}
+		if _, err := c.HasCollection(ctx, &milvuspb.HasCollectionRequest{CollectionName: "c1"}); err != nil {
+			t.Fatalf("has-collection %d: %v", i, err)
+		}
+	}
+	var unavailable, ok int
+	for range 10 {
+		_, err := c.Insert(ctx, &milvuspb.InsertRequest{CollectionName: "c1", NumRows: 1})
+		switch status.Code(err) {
+		case codes.OK:
+			ok++
+		case codes.Unavailable:
+			unavailable++
+			if s, _ := status.FromError(err); s.Message() != "not ready yet" {
+				t.Errorf("insert on the failing backend: %q, want the backend's own message", s.Message())
+			}
+		default:
+			t.Fatalf("insert: %v", err)
+		}
+	}
+	if unavailable == 0 || ok == 0 {
+		t.Errorf("inserts: %d OK, %d UNAVAILABLE; want both (round robin, writes never retried)", ok, unavailable)
+	}
+	if n := bs[0].Count("/milvus.proto.milvus.MilvusService/Insert") + bs[1].Count("/milvus.proto.milvus.MilvusService/Insert"); n != 10 {
+		t.Errorf("backends saw %d inserts for 10 calls: a write was sent twice", n)
+	}
+}
