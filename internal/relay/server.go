@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -73,9 +74,11 @@ type clientConn struct {
 	pingTimer *time.Timer
 	// streams are the open streams by id, and nrest how many of them are REST's;
 	// guarded by c.mu (streams.go).
-	streams   map[uint32]clientStream
-	nrest     int
-	closeOnce sync.Once
+	streams map[uint32]clientStream
+	nrest   int
+	// replayHeld is what this connection's streams keep for replays (stream.go).
+	replayHeld atomic.Int64
+	closeOnce  sync.Once
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
 	ctrlRun int

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -432,6 +433,7 @@ func (s *stream) finishLocked(b *batch) {
 	}
 	s.finished = true
 	s.releaseReplayLocked()
+	s.releaseFieldsLocked()
 	s.uploadDoneLocked()
 	if s.timer != nil {
 		s.timer.Stop()
@@ -509,13 +511,33 @@ func isGRPCContentType(ct string) bool {
 // unavailable is grpc-status UNAVAILABLE.
 const unavailable = "14"
 
+// Bounds on the request bytes kept for replays, so that keeping them is no way to make
+// the balancer hold memory: per client connection, what its connection window lets it
+// have in flight; in all, 64 MiB. Past them calls are kept no more (they are still
+// retried when nothing of them was sent). Searches, a few KiB each, stay well inside.
+const (
+	replayPerConn = clientConnWindow
+	replayTotal   = 64 << 20
+)
+
+// replayHeld counts the bytes kept for replays by every stream.
+var replayHeld atomic.Int64
+
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
-// when the request is larger than call.ReplayMax (known from its first length prefix,
-// so that a large insert is not copied at all). s.mu held.
+// when the request is larger than call.ReplayMax (known from its first length prefix, so
+// that a large insert is not copied at all) or the bounds above are reached. s.mu held.
 func (s *stream) keepLocked(p []byte) {
+	n := int64(len(p))
 	big := len(s.replay) == 0 && len(p) >= call.PrefixLen && binary.BigEndian.Uint32(p[1:call.PrefixLen]) > call.ReplayMax
-	if big || len(s.replay)+len(p) > call.ReplayMax {
-		s.keep, s.replay = false, nil
+	if big || int64(len(s.replay))+n > call.ReplayMax || s.sc.replayHeld.Add(n) > replayPerConn {
+		s.sc.replayHeld.Add(-n)
+		s.releaseReplayLocked()
+		return
+	}
+	if replayHeld.Add(n) > replayTotal {
+		replayHeld.Add(-n)
+		s.sc.replayHeld.Add(-n)
+		s.releaseReplayLocked()
 		return
 	}
 	s.replay = append(s.replay, p...)
@@ -524,7 +546,18 @@ func (s *stream) keepLocked(p []byte) {
 // releaseReplayLocked lets go of what was kept for another attempt: the reply began, or
 // the call cannot be sent again. s.mu held.
 func (s *stream) releaseReplayLocked() {
+	if n := int64(len(s.replay)); n > 0 {
+		replayHeld.Add(-n)
+		s.sc.replayHeld.Add(-n)
+	}
 	s.keep, s.replay = false, nil
+	if s.bc != nil {
+		s.releaseFieldsLocked() // sent, and not to be sent again
+	}
+}
+
+// releaseFieldsLocked gives back the request's header fields. s.mu held.
+func (s *stream) releaseFieldsLocked() {
 	if s.reqFields != nil {
 		putFields(s.reqFields)
 		s.reqFields = nil
