@@ -205,7 +205,10 @@ func (c *Call) Answer(f *Failure) {
 	if !c.Rec.GRPC {
 		c.Rec.Status = f.HTTPStatus()
 	}
-	if f.Code != codes.Canceled && f.Cause != nil {
+	switch {
+	case f.Warn:
+		c.port.Log.Warn("call failed", "backend", c.Rec.Backend, "endpoint", c.Rec.Endpoint, "method", c.Rec.Method, "error", f)
+	case f.Code != codes.Canceled && f.Cause != nil:
 		c.port.Log.Debug("call failed", "backend", c.Rec.Backend, "endpoint", c.Rec.Endpoint, "method", c.Rec.Method, "error", f)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -184,5 +185,26 @@ func TestFailureMessages(t *testing.T) {
 	}
 	if got := NoRule("a", "/b").GRPCMessage(); got != `milvus-lb: no rule matches host "a" path "/b"` {
 		t.Errorf("grpc-message %q", got)
+	}
+}
+
+// A failure that means a misconfiguration reaches the log as a warning, naming the
+// backend; passing faults stay at debug level.
+func TestAnswerLogsMisconfigurationAsWarning(t *testing.T) {
+	var buf strings.Builder
+	p, _ := testPort(1, nil)
+	p.Log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var c Call
+	c.Begin(p, "/v2/vectordb/collections/list", false, time.Now())
+	c.Route("milvus-demo.milvus.io", "", "/v2/vectordb/collections/list")
+	f := Classify(context.Background(), errors.New(`net/http: HTTP/1.x transport connection broken: malformed HTTP response "\x00\x00\x06\x04"`), c.Service())
+	c.Answer(f)
+	if f.HTTPStatus() != 502 || !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "not HTTP/1.1") {
+		t.Fatalf("status %d, log %q; want 502 and a warning saying the backend is not HTTP/1.1", f.HTTPStatus(), buf.String())
+	}
+	buf.Reset()
+	c.Answer(Classify(context.Background(), errors.New("connection reset by peer"), c.Service()))
+	if buf.Len() != 0 {
+		t.Fatalf("a passing fault was logged above debug: %q", buf.String())
 	}
 }

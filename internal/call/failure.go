@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,9 @@ type Failure struct {
 	Code  codes.Code
 	Msg   string
 	Cause error
+	// Warn: the operator must hear of it (a misconfiguration, not a passing fault), so
+	// it is logged as a warning rather than at debug level.
+	Warn bool
 }
 
 func (f *Failure) Error() string {
@@ -128,6 +132,10 @@ func Classify(ctx context.Context, err error, service string) *Failure {
 		return &Failure{Code: codes.DeadlineExceeded, Msg: "deadline exceeded waiting for " + service, Cause: err}
 	case errors.Is(ctx.Err(), context.Canceled):
 		return &Failure{Code: codes.Canceled, Msg: "request canceled by the client", Cause: err}
+	case notHTTP1(err):
+		// A gRPC-only server (milvus-lite; a Milvus proxy behind a port that is not the
+		// one serving REST) greets with HTTP/2 frames, which HTTP/1.1 reads as garbage.
+		return &Failure{Code: codes.Unknown, Msg: "backend " + service + " answered with something that is not HTTP/1.1 (does it serve Milvus REST on this port?)", Cause: err, Warn: true}
 	case isRefused(err):
 		return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " refused the connection", Cause: err}
 	default:
@@ -150,6 +158,11 @@ func StageOf(err error) Stage {
 		return NotSent
 	}
 	return BeforeReply
+}
+
+// notHTTP1 recognizes net/http's error for a reply that is not HTTP/1.1 at all.
+func notHTTP1(err error) bool {
+	return strings.Contains(err.Error(), "malformed HTTP response")
 }
 
 func isRefused(err error) bool {

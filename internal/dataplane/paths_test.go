@@ -2,9 +2,11 @@ package dataplane_test
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +77,24 @@ func TestRESTUpstreamHeaders(t *testing.T) {
 	}
 	if got := md.Get("x-secret"); len(got) != 0 {
 		t.Errorf("a field named by Connection reached the backend: x-secret %q", got)
+	}
+}
+
+// Milvus serves REST on its gRPC port, milvus-lite does not: a REST call to a backend that
+// speaks only gRPC gets 502 saying what went wrong, not 503 "unavailable" while the
+// status page shows the backend healthy.
+func TestRESTToABackendWithoutREST(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/collections/list", strings.NewReader("{}"))
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "not HTTP/1.1") {
+		t.Fatalf("REST to a gRPC-only backend: %d %q, want 502 saying it is not HTTP/1.1", resp.StatusCode, body)
 	}
 }
