@@ -148,22 +148,51 @@ func (p *parser) object(ref docRef, js []byte, dupErr error) {
 		return
 	}
 	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && h.Items != nil) {
-		if ref.item > 0 {
-			p.add(config.Error, "", "", "%s: a List inside a List is not supported", ref)
-			return
-		}
-		if dupErr != nil {
-			p.add(config.Error, "", "", "%s: %s", ref, yamlError(dupErr, ref.line))
-			return
-		}
-		for i, item := range h.Items {
-			p.object(docRef{n: ref.n, line: ref.line, item: i + 1}, item, nil)
-		}
+		p.list(ref, h, dupErr)
 		return
 	}
+	name, ns, ok := p.identify(ref, h)
+	if !ok {
+		return
+	}
+	if dupErr != nil {
+		p.add(config.Error, name, "", "%s", yamlError(dupErr, ref.line))
+		return
+	}
+	obj, ok := p.decode(name, js)
+	if !ok {
+		return
+	}
+	if prev, dup := p.seen[name]; dup {
+		p.add(config.Error, name, "", "defined twice in this file, in %s and %s; the first is used", prev, ref)
+		return
+	}
+	if p.keep(name, ns, obj) {
+		p.seen[name] = ref.String()
+		p.objs.Files[name] = p.file
+	}
+}
 
+// list reads the items of a List (kind List, or any *List with items), one level deep.
+func (p *parser) list(ref docRef, h header, dupErr error) {
+	if ref.item > 0 {
+		p.add(config.Error, "", "", "%s: a List inside a List is not supported", ref)
+		return
+	}
+	if dupErr != nil {
+		p.add(config.Error, "", "", "%s: %s", ref, yamlError(dupErr, ref.line))
+		return
+	}
+	for i, item := range h.Items {
+		p.object(docRef{n: ref.n, line: ref.line, item: i + 1}, item, nil)
+	}
+}
+
+// identify checks an object's kind, apiVersion and name, and returns its name for
+// problems and its namespace (the default one when a namespaced object names none).
+func (p *parser) identify(ref docRef, h header) (name, ns string, ok bool) {
 	want, known := kinds[h.Kind]
-	ns := h.Metadata.Namespace
+	ns = h.Metadata.Namespace
 	if known {
 		if want.clusterScoped {
 			ns = ""
@@ -171,49 +200,43 @@ func (p *parser) object(ref docRef, js []byte, dupErr error) {
 			ns = metav1.NamespaceDefault
 		}
 	}
-	name := ingress.ObjectName(h.Kind, ns, h.Metadata.Name)
-	if !known {
+	name = ingress.ObjectName(h.Kind, ns, h.Metadata.Name)
+	switch {
+	case !known:
 		p.add(config.Warning, name, "", "kind %s is not used by milvus-lb and is ignored", h.Kind)
-		return
-	}
-	if h.APIVersion != want.apiVersion {
-		if h.APIVersion == "" {
-			p.add(config.Error, name, "", "apiVersion is missing; use %s", want.apiVersion)
-		} else {
-			p.add(config.Error, name, "", "apiVersion %s is not supported for %s; use %s", h.APIVersion, h.Kind, want.apiVersion)
-		}
-		return
-	}
-	if h.Metadata.Name == "" {
+	case h.APIVersion == "":
+		p.add(config.Error, name, "", "apiVersion is missing; use %s", want.apiVersion)
+	case h.APIVersion != want.apiVersion:
+		p.add(config.Error, name, "", "apiVersion %s is not supported for %s; use %s", h.APIVersion, h.Kind, want.apiVersion)
+	case h.Metadata.Name == "":
 		p.add(config.Error, h.Kind, "metadata.name", "required, but missing in %s", ref)
-		return
+	default:
+		return name, ns, true
 	}
-	if dupErr != nil {
-		p.add(config.Error, name, "", "%s", yamlError(dupErr, ref.line))
-		return
-	}
+	return name, ns, false
+}
 
+// decode decodes an object strictly (unknown and duplicate fields are problems).
+func (p *parser) decode(name string, js []byte) (runtime.Object, bool) {
 	obj, _, err := decoder.Decode(js, nil, nil)
-	if err != nil {
-		if runtime.IsStrictDecodingError(err) {
-			var sde interface{ Errors() []error }
-			if errors.As(err, &sde) {
-				for _, e := range sde.Errors() {
-					field, msg := strictError(e)
-					p.add(config.Error, name, field, "%s", msg)
-				}
-				return
-			}
+	if err == nil {
+		return obj, true
+	}
+	var sde interface{ Errors() []error }
+	if runtime.IsStrictDecodingError(err) && errors.As(err, &sde) {
+		for _, e := range sde.Errors() {
+			field, msg := strictError(e)
+			p.add(config.Error, name, field, "%s", msg)
 		}
-		field, msg := decodeError(err)
-		p.add(config.Error, name, field, "%s", msg)
-		return
+		return nil, false
 	}
-	if prev, dup := p.seen[name]; dup {
-		p.add(config.Error, name, "", "defined twice in this file, in %s and %s; the first is used", prev, ref)
-		return
-	}
+	field, msg := decodeError(err)
+	p.add(config.Error, name, field, "%s", msg)
+	return nil, false
+}
 
+// keep adds a decoded object to the file's objects, in namespace ns.
+func (p *parser) keep(name, ns string, obj runtime.Object) bool {
 	switch o := obj.(type) {
 	case *networkingv1.Ingress:
 		o.Namespace = ns
@@ -233,16 +256,15 @@ func (p *parser) object(ref docRef, js []byte, dupErr error) {
 	case *corev1.Secret:
 		o.Namespace = ns
 		if !p.secret(name, o) {
-			return
+			return false
 		}
 		p.objs.Secrets = append(p.objs.Secrets, o)
 	default:
 		// The scheme knows more kinds of these groups than the table above lets through.
 		p.add(config.Error, name, "", "internal error: decoded %T", obj)
-		return
+		return false
 	}
-	p.seen[name] = ref.String()
-	p.objs.Files[name] = p.file
+	return true
 }
 
 // secret checks a Secret as the API server would before storing it, and reports whether
