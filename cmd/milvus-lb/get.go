@@ -17,14 +17,18 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/admin"
 )
 
+// getOptions are the flags and arguments of `milvus-lb get ingress`.
+type getOptions struct {
+	adminAddr     string
+	watch         bool
+	allNamespaces bool
+	namespace     string
+	output        string
+	name          string
+}
+
 func newGetCmd() *cobra.Command {
-	var (
-		adminAddr     string
-		watch         bool
-		allNamespaces bool
-		namespace     string
-		output        string
-	)
+	var o getOptions
 	cmd := &cobra.Command{
 		Use:   "get ingress [NAME]",
 		Short: "List the Ingresses a running milvus-lb serves, with the columns of kubectl get ingress",
@@ -39,94 +43,104 @@ With -w it keeps printing rows as they change.`,
 			default:
 				return fmt.Errorf("unknown resource type %q: only ingress is served", args[0])
 			}
-			name := ""
 			if len(args) == 2 {
-				name = args[1]
+				o.name = args[1]
 			}
-			filter := func(rows []admin.IngressRow) []admin.IngressRow {
-				var out []admin.IngressRow
-				for _, r := range rows {
-					if (namespace == "" || r.Namespace == namespace) && (name == "" || r.Name == name) {
-						out = append(out, r)
-					}
-				}
-				return out
-			}
-			url := "http://" + adminAddr + "/api/v1/ingresses"
-			if watch {
-				url += "?watch=true"
-			}
-			client := &http.Client{}
-			if !watch {
-				client.Timeout = 10 * time.Second
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, url, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("cannot reach milvus-lb at %s (is it running? see --admin-addr): %w", adminAddr, err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return fmt.Errorf("milvus-lb at %s answered %s: %s", adminAddr, resp.Status, strings.TrimSpace(string(b)))
-			}
-			out := cmd.OutOrStdout()
-			dec := json.NewDecoder(bufio.NewReader(resp.Body))
-			printed := map[string]admin.IngressRow{}
-			header := true
-			for {
-				var rows []admin.IngressRow
-				if err := dec.Decode(&rows); err != nil {
-					if err == io.EOF || cmd.Context().Err() != nil {
-						return nil
-					}
-					return fmt.Errorf("reading from milvus-lb: %w", err)
-				}
-				rows = filter(rows)
-				if output == "json" {
-					enc := json.NewEncoder(out)
-					enc.SetIndent("", "  ")
-					if rows == nil {
-						rows = []admin.IngressRow{}
-					}
-					if err := enc.Encode(rows); err != nil {
-						return err
-					}
-				} else {
-					// As kubectl -w does: the whole table first, then only the rows that
-					// changed.
-					var changed []admin.IngressRow
-					for _, r := range rows {
-						k := r.Namespace + "/" + r.Name
-						if old, ok := printed[k]; !ok || !sameRow(old, r) {
-							changed = append(changed, r)
-							printed[k] = r
-						}
-					}
-					if len(changed) > 0 || header {
-						printTable(out, changed, header, allNamespaces, time.Now())
-					}
-					if header && len(rows) == 0 && !watch {
-						fmt.Fprintln(cmd.ErrOrStderr(), "No resources found.")
-					}
-					header = false
-				}
-				if !watch {
-					return nil
-				}
-			}
+			return o.run(cmd)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&adminAddr, "admin-addr", "127.0.0.1:9901", "admin address of the milvus-lb to ask")
-	f.BoolVarP(&watch, "watch", "w", false, "after listing, watch for changes")
-	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "show the NAMESPACE column")
-	f.StringVarP(&namespace, "namespace", "n", "", "only this namespace (default: all)")
-	f.StringVarP(&output, "output", "o", "", "output format: json (default: table)")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:9901", "admin address of the milvus-lb to ask")
+	f.BoolVarP(&o.watch, "watch", "w", false, "after listing, watch for changes")
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "show the NAMESPACE column")
+	f.StringVarP(&o.namespace, "namespace", "n", "", "only this namespace (default: all)")
+	f.StringVarP(&o.output, "output", "o", "", "output format: json (default: table)")
 	return cmd
+}
+
+// run asks the admin address for the Ingresses (a stream of lists with -w) and prints them.
+func (o *getOptions) run(cmd *cobra.Command) error {
+	url := "http://" + o.adminAddr + "/api/v1/ingresses"
+	client := &http.Client{Timeout: 10 * time.Second}
+	if o.watch {
+		url += "?watch=true"
+		client.Timeout = 0
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach milvus-lb at %s (is it running? see --admin-addr): %w", o.adminAddr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("milvus-lb at %s answered %s: %s", o.adminAddr, resp.Status, strings.TrimSpace(string(b)))
+	}
+	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	p := &rowPrinter{o: o, cmd: cmd, printed: map[string]admin.IngressRow{}, header: true}
+	for {
+		var rows []admin.IngressRow
+		if err := dec.Decode(&rows); err != nil {
+			if err == io.EOF || cmd.Context().Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading from milvus-lb: %w", err)
+		}
+		if err := p.print(o.filter(rows)); err != nil || !o.watch {
+			return err
+		}
+	}
+}
+
+// filter keeps the rows of the namespace and name asked for.
+func (o *getOptions) filter(rows []admin.IngressRow) []admin.IngressRow {
+	var out []admin.IngressRow
+	for _, r := range rows {
+		if (o.namespace == "" || r.Namespace == o.namespace) && (o.name == "" || r.Name == o.name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// rowPrinter prints successive lists of rows as kubectl does: JSON each time, or the
+// whole table first and then only the rows that changed.
+type rowPrinter struct {
+	o       *getOptions
+	cmd     *cobra.Command
+	printed map[string]admin.IngressRow
+	header  bool
+}
+
+func (p *rowPrinter) print(rows []admin.IngressRow) error {
+	out := p.cmd.OutOrStdout()
+	if p.o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []admin.IngressRow{}
+		}
+		return enc.Encode(rows)
+	}
+	var changed []admin.IngressRow
+	for _, r := range rows {
+		k := r.Namespace + "/" + r.Name
+		if old, ok := p.printed[k]; !ok || !sameRow(old, r) {
+			changed = append(changed, r)
+			p.printed[k] = r
+		}
+	}
+	if len(changed) > 0 || p.header {
+		printTable(out, changed, p.header, p.o.allNamespaces, time.Now())
+	}
+	if p.header && len(rows) == 0 && !p.o.watch {
+		fmt.Fprintln(p.cmd.ErrOrStderr(), "No resources found.")
+	}
+	p.header = false
+	return nil
 }
 
 func sameRow(a, b admin.IngressRow) bool {
