@@ -1,12 +1,16 @@
 // Package milvus holds milvus-lb's knowledge of the Milvus protocol: which paths are
-// MilvusService methods, how they are classified, and where a request names its database
-// and collection.
+// MilvusService methods, how they are classified, what a request names and counts (its
+// database, collection, consistency level, rows, nq and topk), what a reply's Milvus
+// status says, and what a call's metadata tells of its user and request id. All of it is
+// read from the first bytes of messages as they pass, never by decoding them whole.
 package milvus
 
 import (
 	"strings"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ServicePrefix is the path prefix of every MilvusService RPC.
@@ -16,7 +20,12 @@ const ServicePrefix = "/" + "milvus.proto.milvus.MilvusService" + "/"
 type Method struct {
 	Name      string // "Search"
 	Streaming bool   // CreateReplicateStream and DumpMessages
+
+	request *requestLayout // where its request carries names and counts
+	reply   replyLayout    // where its reply carries its Status
 }
+
+var consistencyEnum = commonpb.ConsistencyLevel(0).Descriptor()
 
 var methods = func() map[string]*Method {
 	sd := milvuspb.MilvusService_ServiceDesc
@@ -26,6 +35,14 @@ var methods = func() map[string]*Method {
 	}
 	for _, st := range sd.Streams {
 		m[st.StreamName] = &Method{Name: st.StreamName, Streaming: true}
+	}
+	// The message layouts come from the descriptors of the same generated package.
+	descs := milvuspb.File_milvus_proto.Services().ByName("MilvusService").Methods()
+	for name, meth := range m {
+		if md := descs.ByName(protoreflect.Name(name)); md != nil {
+			meth.request = newRequestLayout(md.Input())
+			meth.reply = newReplyLayout(md.Output())
+		}
 	}
 	return m
 }()
