@@ -172,10 +172,11 @@ func consistencyName(level int32) string {
 // RequestScanner reads a call's Request from the DATA bytes of its request stream as they
 // pass (the gRPC framing included), one pass, holding at most a field header and a name:
 // nothing of the message is kept or decoded beyond the wanted fields. Names come first in
-// every message, so the first bytes tell them; nq, topk and the consistency level of a
-// Search come after its vectors and num_rows after an Insert's data, so they are known
-// once those bytes have passed. The zero value is not ready: call Reset. Not safe for
-// concurrent use; it allocates nothing but the names it returns.
+// every message, so the first bytes tell them. In pymilvus's encoding nq, topk and the
+// consistency level of a Search come after its vectors (the Go SDK sends the vectors
+// last), and num_rows comes after an Insert's data: they are known once those bytes have
+// passed. The zero value is not ready: call Reset. Not safe for concurrent use; it
+// allocates nothing but the names it returns.
 type RequestScanner struct {
 	lay               *requestLayout
 	want, known, lost Fields
