@@ -184,7 +184,6 @@ type RequestScanner struct {
 	level             int32
 	useDefault        bool // use_default_consistency: the level is the collection's
 	next              int  // index in lay.settled of the first field not yet passed
-	topKPair          bool // in a search_params pair whose key is "topk"
 	scan
 }
 
@@ -245,8 +244,7 @@ func ReadNames(m *Method, msg []byte) (n Names, complete bool) {
 
 func (s *RequestScanner) feed(p []byte) {
 	for !s.done {
-		ev := s.w.next(&p)
-		switch ev.kind {
+		switch s.w.next(&p) {
 		case evMore:
 			return
 		case evEnd:
@@ -254,15 +252,9 @@ func (s *RequestScanner) feed(p []byte) {
 		case evBad:
 			s.done = true
 		case evField:
-			s.field(ev)
+			s.field(&s.w.ev)
 		case evValue:
-			s.value(ev)
-		case evLeave:
-			if s.topKPair {
-				// The first "topk" pair had no value: Milvus fails the Search; 0 here.
-				s.settle(FieldTopK)
-			}
-			s.topKPair = false
+			s.value(&s.w.ev)
 		}
 		if s.known|s.lost == s.want {
 			s.done = true
@@ -279,17 +271,7 @@ func (s *RequestScanner) settle(f Fields) {
 	s.known |= f
 }
 
-func (s *RequestScanner) field(ev event) {
-	if ev.depth > 0 {
-		// A search_params pair: key=1, value=2.
-		switch {
-		case ev.num == 1 && ev.typ == protowire.BytesType:
-			s.w.decide(takeValue, len(topKKey)+1)
-		case ev.num == 2 && ev.typ == protowire.BytesType && s.topKPair:
-			s.w.decide(takeValue, 32)
-		}
-		return
-	}
+func (s *RequestScanner) field(ev *event) {
 	l := s.lay
 	for s.next < len(l.settled) && l.settled[s.next].num < ev.num {
 		s.settle(l.settled[s.next].f)
@@ -302,7 +284,7 @@ func (s *RequestScanner) field(ev event) {
 		ev.num == l.collection && bytes && open&FieldCollection != 0:
 		s.w.decide(takeValue, valueCap)
 	case ev.num == l.params && bytes && open&FieldTopK != 0:
-		s.w.decide(enterValue, 0)
+		s.w.decide(takeValue, pairCap)
 	case ev.num == l.level && varint:
 		s.level = int32(ev.v)
 	case ev.num == l.useDefault && varint:
@@ -317,19 +299,9 @@ func (s *RequestScanner) field(ev event) {
 	}
 }
 
-func (s *RequestScanner) value(ev event) {
-	if ev.depth > 0 {
-		if ev.num == 1 {
-			s.topKPair = ev.whole && string(ev.b) == topKKey
-			return
-		}
-		if !ev.whole {
-			s.lost |= FieldTopK
-			return
-		}
-		s.r.TopK, _ = parseInt(ev.b)
-		s.topKPair = false
-		s.settle(FieldTopK)
+func (s *RequestScanner) value(ev *event) {
+	if ev.num == s.lay.params {
+		s.pair(ev.b, ev.whole)
 		return
 	}
 	f, dst := FieldDB, &s.r.DB
@@ -343,6 +315,50 @@ func (s *RequestScanner) value(ev event) {
 	}
 	*dst = string(ev.b)
 	s.settle(f)
+}
+
+// pairCap is the most of a search_params pair read: a "topk" pair is about 10 bytes; a
+// longer pair's key is still read from its first bytes.
+const pairCap = 64
+
+// maxTopK bounds the digits of a topk value read.
+const maxTopK = 32
+
+// pair reads a search_params pair (key=1, value=2) from its first bytes b (all of it when
+// whole). Milvus takes the first pair whose key is "topk" (GetAttrByKeyFromRepeatedKV).
+func (s *RequestScanner) pair(b []byte, whole bool) {
+	var key, val []byte
+	haveKey, haveVal := false, false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			break // cut by the end of what was taken
+		}
+		if typ == protowire.BytesType && (num == 1 || num == 2) {
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if num == 1 {
+				key, haveKey = v, true
+			} else {
+				val, haveVal = v, true
+			}
+		}
+		b = b[n+m:]
+	}
+	switch {
+	case !haveKey || string(key) != topKKey:
+		return // another key (one cut short is too long to be "topk")
+	case haveVal && len(val) <= maxTopK:
+		s.r.TopK, _ = parseInt(val)
+		s.settle(FieldTopK)
+	case !haveVal && whole:
+		s.settle(FieldTopK) // no value: Milvus fails the Search; 0 here
+	default:
+		s.lost |= FieldTopK // a value too long to be a number
+	}
 }
 
 // parseInt is strconv.ParseInt(string(b), 10, 64) without the allocation.

@@ -259,3 +259,28 @@ func TestParseInt(t *testing.T) {
 		}
 	}
 }
+
+// TestTopK: Milvus takes the first pair named topk; a long pair before it (params JSON)
+// is passed over, a value too long to be a number is not claimed known.
+func TestTopK(t *testing.T) {
+	long := `{"nprobe": 16, "radius": 0.5, "range_filter": 0.9, "hints": "iterative_filter", "ef": 64}`
+	for _, c := range []struct {
+		name   string
+		params []*commonpb.KeyValuePair
+		topk   int64
+		known  bool
+	}{
+		{"after a long pair", []*commonpb.KeyValuePair{kv("params", long), kv("topk", "7")}, 7, true},
+		{"first wins", []*commonpb.KeyValuePair{kv("topk", "3"), kv("topk", "9")}, 3, true},
+		{"no value", []*commonpb.KeyValuePair{{Key: "topk"}, kv("topk", "9")}, 0, true},
+		{"not a number", []*commonpb.KeyValuePair{kv("topk", "ten")}, 0, true},
+		{"too long", []*commonpb.KeyValuePair{kv("topk", "0000000000000000000000000000000000000000010")}, 0, false},
+		{"none", []*commonpb.KeyValuePair{kv("metric_type", "L2")}, 0, true},
+	} {
+		b := must(proto.Marshal(&milvuspb.SearchRequest{CollectionName: "c", SearchParams: c.params, Nq: 1}))
+		got, known := ReadRequest(Lookup(ServicePrefix+"Search"), b, true, FieldTopK)
+		if got.TopK != c.topk || (known == FieldTopK) != c.known {
+			t.Errorf("%s: topk %d, known %v; want %d, %v", c.name, got.TopK, known == FieldTopK, c.topk, c.known)
+		}
+	}
+}

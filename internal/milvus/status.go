@@ -115,30 +115,31 @@ func (s *StatusScanner) feed(p []byte) {
 		depth = 0
 	}
 	for !s.done {
-		ev := s.w.next(&p)
+		k := s.w.next(&p)
+		ev := &s.w.ev
 		switch {
-		case ev.kind == evMore:
+		case k == evMore:
 			return
-		case ev.kind == evBad:
+		case k == evBad:
 			s.done = true
-		case ev.kind == evEnd, ev.kind == evLeave:
+		case k == evEnd, k == evLeave:
 			s.known, s.done = true, true
-		case ev.kind == evField && ev.depth < depth:
+		case k == evField && ev.depth < depth:
 			if ev.num == s.lay.status && ev.typ == protowire.BytesType {
 				s.w.decide(enterValue, 0)
 			} else if ev.num > s.lay.status {
 				// Past the status field: absent, a success.
 				s.known, s.done = true, true
 			}
-		case ev.kind == evField:
+		case k == evField:
 			s.statusField(ev)
-		case ev.kind == evValue:
+		case k == evValue:
 			s.st.Reason = string(cutRunes(ev.b, ev.whole))
 		}
 	}
 }
 
-func (s *StatusScanner) statusField(ev event) {
+func (s *StatusScanner) statusField(ev *event) {
 	varint := ev.typ == protowire.VarintType
 	switch {
 	case ev.num == statusErrorCode && varint:

@@ -37,6 +37,8 @@ type walker struct {
 	groups int  // groups open: their fields are passed over (no Milvus message has one)
 	bad    bool // not a valid encoding: nothing more is read
 
+	ev event // the last event: what next returned is its kind
+
 	buf [valueCap]byte
 }
 
@@ -46,9 +48,9 @@ const (
 	// valueCap is the most of one value a reader may take: Milvus names are at most 255
 	// bytes, reasons are cut to 200.
 	valueCap = 256
-	// maxDepth is how deep a reader may enter: a reply's Status, a request's
-	// search_params pairs.
-	maxDepth = 2
+	// maxDepth is how deep a reader may enter: a reply's Status (a request's small
+	// search_params pairs are taken whole instead).
+	maxDepth = 1
 )
 
 type action uint8
@@ -70,6 +72,8 @@ const (
 	evLeave                  // the submessage entered at depth ended
 )
 
+// event is the walker's last event (kept in the walker, not copied out: the copies cost
+// more than the parse).
 type event struct {
 	kind  eventKind
 	depth int // 0: the message's own fields
@@ -112,33 +116,36 @@ func (w *walker) decide(a action, cap int) {
 	}
 }
 
-// next reads from *p (advancing it) until it has an event.
-func (w *walker) next(p *[]byte) event {
+// next reads from *p (advancing it) until it has an event, and returns its kind; the
+// event is w.ev.
+func (w *walker) next(p *[]byte) eventKind {
 	w.decide(skipValue, 0)
 	for {
 		switch {
 		case w.bad:
-			return event{kind: evBad}
+			return w.emit(evBad)
 		case w.taking && w.want == 0:
 			w.taking, w.skip = false, w.rest
-			return event{kind: evValue, depth: w.depth, num: w.pnum, b: w.buf[:w.n], whole: w.rest == 0}
+			w.ev = event{kind: evValue, depth: w.depth, num: w.pnum, b: w.buf[:w.n], whole: w.rest == 0}
+			return evValue
 		case w.taking:
 			if len(*p) == 0 {
-				return event{kind: evMore}
+				return w.emit(evMore)
 			}
 			k := copy(w.buf[w.n:w.n+w.want], *p)
 			w.n, w.want, w.off, *p = w.n+k, w.want-k, w.off+int64(k), (*p)[k:]
 		case w.skip > 0:
 			if len(*p) == 0 {
-				return event{kind: evMore}
+				return w.emit(evMore)
 			}
 			k := min(w.skip, int64(len(*p)))
 			w.skip, w.off, *p = w.skip-k, w.off+k, (*p)[k:]
 		case w.depth > 0 && w.off == w.ends[w.depth-1] && w.hdrN == 0 && w.groups == 0:
 			w.depth--
-			return event{kind: evLeave, depth: w.depth + 1}
+			w.ev = event{kind: evLeave, depth: w.depth + 1}
+			return evLeave
 		case w.end >= 0 && w.off == w.end && w.hdrN == 0 && w.groups == 0:
-			return event{kind: evEnd}
+			return w.emit(evEnd)
 		case w.off == w.limit() && w.hdrN == 0:
 			// A group open at the end of its message.
 			w.bad = true
@@ -148,18 +155,24 @@ func (w *walker) next(p *[]byte) event {
 				w.bad = true
 				continue
 			}
-			return event{kind: evMore}
+			return w.emit(evMore)
 		default:
-			if ev, ok := w.header(p); ok {
-				return ev
+			if w.header(p) {
+				return evField
 			}
 		}
 	}
 }
 
-// header reads a field header from the bytes kept from the last piece and *p. It returns
-// false when it needs more bytes (keeping what there is) or the encoding is bad.
-func (w *walker) header(p *[]byte) (event, bool) {
+func (w *walker) emit(k eventKind) eventKind {
+	w.ev.kind = k
+	return k
+}
+
+// header reads a field header from the bytes kept from the last piece and *p into w.ev.
+// It returns false when it needs more bytes (keeping what there is) or the encoding is
+// bad.
+func (w *walker) header(p *[]byte) bool {
 	src, kept := *p, w.hdrN
 	if kept > 0 {
 		k := copy(w.hdr[kept:], *p)
@@ -181,23 +194,23 @@ func (w *walker) header(p *[]byte) (event, bool) {
 			// Cut at the end of the piece: keep it for the next one.
 			w.hdrN = copy(w.hdr[:], src)
 			*p = (*p)[len(*p):]
-			return event{}, false
+			return false
 		}
 		w.bad = true
-		return event{}, false
+		return false
 	}
 	hl := n + m
 	w.hdrN, w.off, *p = 0, w.off+int64(hl), (*p)[hl-kept:]
-	ev := event{kind: evField, depth: w.depth, num: num, typ: typ}
+	w.ev = event{kind: evField, depth: w.depth, num: num, typ: typ}
 	var size int64
 	switch typ {
 	case protowire.VarintType:
-		ev.v = v
+		w.ev.v = v
 	case protowire.BytesType:
 		size, w.pending, w.pnum = int64(v), int64(v), num
 		if v > 1<<62 {
 			w.bad = true
-			return event{}, false
+			return false
 		}
 	case protowire.Fixed32Type:
 		size, w.skip = 4, 4
@@ -217,7 +230,7 @@ func (w *walker) header(p *[]byte) (event, bool) {
 	if w.bad || w.groups > 0 || typ == protowire.EndGroupType {
 		// Inside a group, or its end: nothing a reader asked for.
 		w.decide(skipValue, 0)
-		return event{}, false
+		return false
 	}
-	return ev, true
+	return true
 }
