@@ -18,7 +18,8 @@ const maxRequestID = 128
 type encoder struct {
 	b    []byte
 	text bool
-	n    int // fields in the line so far
+	sep  byte // between fields
+	n    int  // fields in the line so far
 
 	sec   int64  // the second stamp holds
 	stamp []byte // "2006-01-02T15:04:05" of sec, UTC
@@ -26,8 +27,10 @@ type encoder struct {
 
 // record appends the line of r to b.
 func (e *encoder) record(b []byte, r *call.Record, f Format) []byte {
-	e.b, e.text, e.n = b, f == Text, 0
-	if !e.text {
+	e.b, e.text, e.n, e.sep = b, f == Text, 0, ','
+	if e.text {
+		e.sep = ' '
+	} else {
 		e.b = append(e.b, '{')
 	}
 	e.time("time", r.Start)
@@ -72,18 +75,16 @@ func (e *encoder) record(b []byte, r *call.Record, f Format) []byte {
 }
 
 func (e *encoder) key(k string) {
-	switch {
-	case e.text && e.n > 0:
-		e.b = append(e.b, ' ')
-	case !e.text && e.n > 0:
-		e.b = append(e.b, ',')
+	if e.n > 0 {
+		e.b = append(e.b, e.sep)
 	}
 	e.n++
 	if e.text {
 		e.b = append(append(e.b, k...), '=')
 		return
 	}
-	e.b = append(append(append(e.b, '"'), k...), '"', ':')
+	e.b = append(e.b, '"')
+	e.b = append(append(e.b, k...), '"', ':')
 }
 
 func (e *encoder) num(k string, v int64) {
