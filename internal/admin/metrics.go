@@ -5,37 +5,82 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
 // Metrics are defined once at start-up, all in the milvus_lb_ namespace. Every label is
 // bounded: backend keys come from the configuration, methods from the MilvusService table
-// (anything else is "grpc" or "http"), codes from the gRPC code set or HTTP status.
+// (anything else is "grpc" or "http"), codes from the gRPC code set or HTTP status,
+// milvus_code from milvus.CodeName's set, endpoints from the registry (series of endpoints
+// that left are dropped at the next configuration change), db and collection (opt-in)
+// from a capped set.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	retries  *prometheus.CounterVec
-	reloads  *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	epRequests  *prometheus.CounterVec
+	epDuration  *prometheus.HistogramVec
+	retries     *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	reg         *balancer.Registry
+	collections *collectionLabels // nil: no db and collection labels
 }
+
+// MetricsOption changes what NewMetrics defines.
+type MetricsOption func(*Metrics)
+
+// WithCollectionLabels adds db and collection labels to milvus_lb_requests_total and
+// milvus_lb_request_duration_seconds, each with at most limit distinct values; later ones
+// are counted as "_other". A Milvus cluster can hold 65,536 collections per database.
+func WithCollectionLabels(limit int) MetricsOption {
+	return func(m *Metrics) {
+		if limit > 0 {
+			m.collections = newCollectionLabels(limit)
+		}
+	}
+}
+
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // NewMetrics registers every metric of the balancer. gw and reg feed the gauges read at
 // scrape time (configuration generation, endpoint health and in-flight calls).
-func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry()}
+func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOption) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry(), reg: reg}
+	for _, o := range opts {
+		o(m)
+	}
+	callLabels := []string{"backend", "method", "code", "milvus_code"}
+	durationLabels := []string{"backend", "method", "milvus_code"}
+	if m.collections != nil {
+		callLabels = append(callLabels, "db", "collection")
+		durationLabels = append(durationLabels, "db", "collection")
+	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "requests_total",
-		Help: "Requests finished, by backend (namespace/service:port), Milvus method and status code (gRPC code name, or HTTP status).",
-	}, []string{"backend", "method", "code"})
+		Help: "Requests finished, by backend (namespace/service:port), Milvus method, status code (gRPC code name, or HTTP status) " +
+			"and the Milvus status of the reply (milvus_code: Success when none).",
+	}, callLabels)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "milvus_lb", Name: "request_duration_seconds",
-		Help:    "Time from request headers to the end of the response, by backend and Milvus method.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"backend", "method"})
+		Help:    "Time from request headers to the end of the response, by backend, Milvus method and Milvus status.",
+		Buckets: durationBuckets,
+	}, durationLabels)
+	m.epRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "milvus_lb", Name: "endpoint_requests_total",
+		Help: "Requests finished on each endpoint (the last one tried), by result: ok; error (a gRPC status other than OK, " +
+			"or an HTTP status of 500 or more); milvus_error (an OK reply whose Milvus status is an error).",
+	}, []string{"backend", "endpoint", "result"})
+	m.epDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "milvus_lb", Name: "endpoint_request_duration_seconds",
+		Help:    "Time from request headers to the end of the response, by the endpoint (the last one tried).",
+		Buckets: durationBuckets,
+	}, []string{"backend", "endpoint"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "retries_total",
 		Help: "Requests sent to another endpoint because the first refused the connection.",
@@ -44,7 +89,7 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry) *Metrics {
 		Namespace: "milvus_lb", Name: "config_reloads_total",
 		Help: "Configuration changes applied (result=success) or rejected (result=failure).",
 	}, []string{"result"})
-	m.Registry.MustRegister(m.requests, m.duration, m.retries, m.reloads,
+	m.Registry.MustRegister(m.requests, m.duration, m.epRequests, m.epDuration, m.retries, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{gw: gw, reg: reg})
 	return m
@@ -52,28 +97,59 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry) *Metrics {
 
 // Observe implements call.Observer.
 func (m *Metrics) Observe(r *call.Record) {
-	code := strconv.Itoa(r.Status)
+	code, failed := strconv.Itoa(r.Status), r.Status >= 500
 	if r.GRPC {
-		code = r.Code.String()
+		code, failed = r.Code.String(), r.Code != codes.OK
 	}
 	backend := r.Backend
 	method := r.Method
 	if !r.GRPC {
 		method = "http" // the REST path is unbounded: not a label
 	}
-	m.requests.WithLabelValues(backend, method, code).Inc()
-	m.duration.WithLabelValues(backend, method).Observe(r.Duration.Seconds())
+	mcode := milvus.CodeName(r.MilvusCode, r.MilvusErrCode)
+	seconds := r.Duration.Seconds()
+	if m.collections != nil {
+		db, coll := m.collections.values(r.DB, r.Collection)
+		m.requests.WithLabelValues(backend, method, code, mcode, db, coll).Inc()
+		m.duration.WithLabelValues(backend, method, mcode, db, coll).Observe(seconds)
+	} else {
+		m.requests.WithLabelValues(backend, method, code, mcode).Inc()
+		m.duration.WithLabelValues(backend, method, mcode).Observe(seconds)
+	}
+	if r.Endpoint != "" {
+		result := "ok"
+		switch {
+		case failed:
+			result = "error"
+		case r.MilvusCode != 0 || r.MilvusErrCode != 0:
+			result = "milvus_error"
+		}
+		m.epRequests.WithLabelValues(backend, r.Endpoint, result).Inc()
+		m.epDuration.WithLabelValues(backend, r.Endpoint).Observe(seconds)
+	}
 	if r.Attempts > 1 {
 		m.retries.WithLabelValues(backend).Add(float64(r.Attempts - 1))
 	}
 }
 
-// Reloaded counts one configuration change.
+// Reloaded counts one configuration change. After a change that was applied, the series
+// of endpoints that left the configuration (and have no call in flight) are dropped.
 func (m *Metrics) Reloaded(ok bool) {
-	if ok {
-		m.reloads.WithLabelValues("success").Inc()
-	} else {
+	if !ok {
 		m.reloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	current := map[string]bool{}
+	for _, ep := range m.reg.All() {
+		current[ep.Addr] = true
+	}
+	// Both endpoint metrics always gain series together: one family lists them.
+	for _, addr := range labelValues(m.Registry, "milvus_lb_endpoint_requests_total", "endpoint") {
+		if !current[addr] {
+			m.epRequests.DeletePartialMatch(prometheus.Labels{"endpoint": addr})
+			m.epDuration.DeletePartialMatch(prometheus.Labels{"endpoint": addr})
+		}
 	}
 }
 

@@ -43,7 +43,9 @@ type Call struct {
 	method *milvus.Method // nil when the call is not a MilvusService method
 	be     *gateway.Backend
 	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
-	req    firstMessage
+	dbMeta string             // the dbname metadata
+	req    milvus.RequestScanner
+	reply  milvus.StatusScanner
 }
 
 // Begin starts the decision for a call on port p to path, at now.
@@ -54,52 +56,53 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 		c.Rec.Method = "grpc"
 		if c.method = milvus.Lookup(path); c.method != nil {
 			c.Rec.Method = c.method.Name
+			c.req.Reset(c.method, milvus.AllFields)
+			c.reply.Reset(c.method)
 		}
 	}
 }
 
 // Metadata takes what the record keeps of the request's header fields (lower-case
-// names): the database the dbname metadata selects, the client's request id. Never a
-// credential.
+// names): the user name (never the password), the database the dbname metadata selects,
+// the client's request id.
 func (c *Call) Metadata(fields []hpack.HeaderField) {
-	c.Rec.DB = "default" // Milvus's, when neither the request nor the metadata names one
 	for _, f := range fields {
 		switch f.Name {
-		case "dbname":
-			if f.Value != "" {
-				c.Rec.DB = f.Value
-			}
-		case "client-request-id", "client_request_id":
+		case milvus.AuthorizationKey:
+			c.Rec.User = milvus.UserName(f.Value)
+		case milvus.DBNameKey:
+			c.dbMeta = f.Value
+		case milvus.RequestIDKey, milvus.RequestIDKeyAlt:
 			c.Rec.RequestID = f.Value
 		}
 	}
 }
 
-// requestPrefixMax bounds the bytes of a request's first message read for its names: a
-// call whose names are not in its first 64 KiB is recorded without them.
-const requestPrefixMax = 64 << 10
-
-// Request takes the request's bytes as they pass, and reports whether it wants more:
-// the names the first message carries go into the record (the request's db_name field
-// wins over the dbname metadata, as in Milvus).
+// Request takes the request's bytes as they pass, and reports whether it wants more: the
+// names and counts the first message carries (read as they pass, never held), for the
+// record.
 func (c *Call) Request(p []byte) (more bool) {
+	return c.method != nil && !c.req.Write(p)
+}
+
+// Response takes the reply's bytes as they pass, and reports whether it wants more: the
+// Milvus Status inside the reply, which says what gRPC's OK does not.
+func (c *Call) Response(p []byte) (more bool) {
+	return c.method != nil && !c.reply.Write(p)
+}
+
+// fillRecord puts what the messages said into the record.
+func (c *Call) fillRecord() {
 	if c.method == nil {
-		return false
+		return
 	}
-	msg, last, ok := c.req.add(p, requestPrefixMax)
-	if !ok {
-		return !last
+	r, _ := c.req.Result()
+	c.Rec.DB = milvus.ResolveDB(r.DB, c.dbMeta)
+	c.Rec.Collection, c.Rec.Consistency = r.Collection, r.Consistency
+	c.Rec.Rows, c.Rec.NQ, c.Rec.TopK = r.Rows, r.NQ, r.TopK
+	if st, ok := c.reply.Result(); ok {
+		c.Rec.MilvusCode, c.Rec.MilvusErrCode, c.Rec.MilvusReason = st.Code, st.ErrorCode, st.Reason
 	}
-	n, complete := milvus.ReadNames(c.method, msg)
-	if !complete && !last {
-		return true
-	}
-	c.req.done = true
-	c.Rec.Collection = n.Collection
-	if n.DB != "" {
-		c.Rec.DB = n.DB
-	}
-	return false
 }
 
 // Port is the port the call came on.
@@ -218,6 +221,7 @@ func (c *Call) Answer(f *Failure) {
 // call's code unless the balancer answered with its own.
 func (c *Call) Finish(now time.Time, grpcStatus string) {
 	c.Done()
+	c.fillRecord()
 	if c.Rec.GRPC && c.Rec.Code == codes.OK && grpcStatus != "" {
 		if n, err := strconv.Atoi(grpcStatus); err == nil {
 			c.Rec.Code = codes.Code(n)

@@ -103,8 +103,10 @@ func TestPlaneServesAndObserves(t *testing.T) {
 		got.DB != "default" || got.Attempts != 1 || got.Endpoint != be.Addr() || got.TLSVersion < tls.VersionTLS12 {
 		t.Errorf("observed %+v, want GetVersion to %s (%s) over TLS, OK, database default", got, testenv.DemoBackendKey, be.Addr())
 	}
-	if got := recs[1]; got.Method != "Search" || got.DB != "db7" || got.Collection != "books" || got.RequestID != "r-1" {
-		t.Errorf("Search recorded as %s on %s.%s (request id %q), want Search on db7.books, r-1", got.Method, got.DB, got.Collection, got.RequestID)
+	if got := recs[1]; got.Method != "Search" || got.DB != "db7" || got.Collection != "books" || got.RequestID != "r-1" ||
+		got.User != "root" || got.NQ != 1 {
+		t.Errorf("Search recorded as %s by %q on %s.%s (request id %q, nq %d), want Search by root on db7.books, r-1, nq 1",
+			got.Method, got.User, got.DB, got.Collection, got.RequestID, got.NQ)
 	}
 	if got := recs[2]; got.DB != "db9" || got.Collection != "films" {
 		t.Errorf("a request's db_name must win over the dbname metadata, as in Milvus: recorded %s.%s", got.DB, got.Collection)

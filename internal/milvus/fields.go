@@ -1,7 +1,6 @@
 package milvus
 
 import (
-	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -12,91 +11,377 @@ type Names struct {
 	Collection string
 }
 
-// nameFields are the field numbers that carry the database and the collection in one
-// request message; 0 means the message has no such field. They differ per message
-// (research/milvus_methods.txt: GetLoadState has collection_name=2 db_name=4, Import has
-// collection_name=1 db_name=7, ...), so they are read from the descriptors, never assumed.
-type nameFields struct {
-	db, collection protowire.Number
+// Request is what a request message says about its call, for the call's record, routing
+// and limits: names and counts only.
+type Request struct {
+	Names
+	// Consistency is the level a Search, Query or HybridSearch asks for ("Strong",
+	// "Session", "Bounded", "Eventually", "Customized"); "" when the request leaves it to
+	// the collection's default (use_default_consistency, which pymilvus sets when no level
+	// is given) or its method has none.
+	Consistency string
+	Rows        int64 // num_rows of Insert and Upsert
+	NQ          int64 // Search: the number of query vectors (nq)
+	TopK        int64 // Search: the "topk" search parameter (0 when it is not a number)
 }
 
-var requestFields = func() map[string]nameFields {
-	sd := milvuspb.File_milvus_proto.Services().ByName("MilvusService")
-	out := make(map[string]nameFields, sd.Methods().Len())
-	for i := range sd.Methods().Len() {
-		md := sd.Methods().Get(i)
-		in := md.Input()
-		out[string(md.Name())] = nameFields{
-			db:         stringField(in, "db_name", "dbName"),
-			collection: stringField(in, "collection_name", "collectionName"),
-		}
+// Fields is a set of the fields of Request.
+type Fields uint8
+
+const (
+	FieldDB Fields = 1 << iota
+	FieldCollection
+	FieldConsistency
+	FieldRows
+	FieldNQ
+	FieldTopK
+
+	FieldNames = FieldDB | FieldCollection
+	AllFields  = FieldNames | FieldConsistency | FieldRows | FieldNQ | FieldTopK
+)
+
+// topKKey is the search parameter that carries a Search's limit: pymilvus and the Go SDK
+// both send it, and Milvus's proxy reads it (common.TopKKey).
+const topKKey = "topk"
+
+// requestLayout is where one request message carries each field, read from the
+// descriptors: field numbers differ per message (research/milvus_methods.txt:
+// GetLoadState has collection_name=2 db_name=4, Import collection_name=1 db_name=7, ...),
+// so they are never assumed. 0 means the message has no such field.
+type requestLayout struct {
+	db, collection    protowire.Number
+	level, useDefault protowire.Number // consistency_level, use_default_consistency
+	rows, nq          protowire.Number // num_rows, nq
+	rowsKind, nqKind  protoreflect.Kind
+	params            protowire.Number // search_params: repeated KeyValuePair
+	has               Fields
+	// settled lists the fields in number order with the number past which each is known:
+	// encoders (Go, C++, Python) write fields in number order and omit empty values, so
+	// a field not seen by then is absent. (Go writes oneof members last, out of order:
+	// pymilvus sends a Search's vectors before nq, the Go SDK after everything.)
+	settled []settling
+}
+
+type settling struct {
+	num protowire.Number
+	f   Fields
+}
+
+func newRequestLayout(in protoreflect.MessageDescriptor) *requestLayout {
+	l := &requestLayout{
+		db:         stringField(in, "db_name", "dbName"),
+		collection: stringField(in, "collection_name", "collectionName"),
+		level:      fieldOf(in, "consistency_level", protoreflect.EnumKind),
+		useDefault: fieldOf(in, "use_default_consistency", protoreflect.BoolKind),
+		params:     paramsField(in, "search_params"),
 	}
-	return out
-}()
+	l.rows, l.rowsKind = intField(in, "num_rows")
+	l.nq, l.nqKind = intField(in, "nq")
+	add := func(num protowire.Number, f Fields) {
+		if num == 0 {
+			return
+		}
+		l.has |= f
+		i := len(l.settled)
+		for i > 0 && l.settled[i-1].num > num {
+			i--
+		}
+		l.settled = append(l.settled[:i], append([]settling{{num, f}}, l.settled[i:]...)...)
+	}
+	add(l.db, FieldDB)
+	add(l.collection, FieldCollection)
+	add(max(l.level, l.useDefault), FieldConsistency)
+	add(l.rows, FieldRows)
+	add(l.nq, FieldNQ)
+	add(l.params, FieldTopK)
+	return l
+}
 
 func stringField(md protoreflect.MessageDescriptor, names ...string) protowire.Number {
 	for _, n := range names {
-		if fd := md.Fields().ByName(protoreflect.Name(n)); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
-			return fd.Number()
+		if num := fieldOf(md, n, protoreflect.StringKind); num != 0 {
+			return num
 		}
 	}
 	return 0
 }
 
-// ReadNames reads the database and collection names from the start of a serialized
-// request message of method m, without decoding the rest: Milvus request messages carry
-// them in their first fields, so a prefix of the first message is usually enough (an
-// insert of 64 MiB names its collection in its first bytes). complete is false when msg
-// ended (it may be a prefix) before the fields were seen or passed, or msg is not a valid
-// encoding; the names found so far are returned either way. (A whole message that ends
-// before those field numbers is reported incomplete too: the caller knows it was whole.) Empty names mean the
-// request leaves them to the defaults (the dbname metadata, then "default").
+func fieldOf(md protoreflect.MessageDescriptor, name string, kind protoreflect.Kind) protowire.Number {
+	if fd := md.Fields().ByName(protoreflect.Name(name)); fd != nil && fd.Kind() == kind && !fd.IsList() && !inOneof(fd) {
+		return fd.Number()
+	}
+	return 0
+}
+
+// inOneof reports a member of a oneof, which Go's encoder writes after the other fields,
+// out of number order (no field read here is one; a future milvus-proto might make one).
+func inOneof(fd protoreflect.FieldDescriptor) bool {
+	o := fd.ContainingOneof()
+	return o != nil && !o.IsSynthetic()
+}
+
+func intField(md protoreflect.MessageDescriptor, name string) (protowire.Number, protoreflect.Kind) {
+	for _, k := range []protoreflect.Kind{protoreflect.Int64Kind, protoreflect.Uint32Kind, protoreflect.Int32Kind, protoreflect.Uint64Kind} {
+		if num := fieldOf(md, name, k); num != 0 {
+			return num, k
+		}
+	}
+	return 0, 0
+}
+
+func paramsField(md protoreflect.MessageDescriptor, name string) protowire.Number {
+	fd := md.Fields().ByName(protoreflect.Name(name))
+	if fd == nil || !fd.IsList() || inOneof(fd) || fd.Message() == nil || fd.Message().FullName() != "milvus.proto.common.KeyValuePair" {
+		return 0
+	}
+	return fd.Number()
+}
+
+// intValue is a varint as protobuf reads a field of kind k.
+func intValue(k protoreflect.Kind, v uint64) int64 {
+	switch k {
+	case protoreflect.Int32Kind:
+		return int64(int32(v))
+	case protoreflect.Uint32Kind:
+		return int64(uint32(v))
+	}
+	return int64(v)
+}
+
+// consistencyNames are commonpb.ConsistencyLevel's names by number.
+var consistencyNames = func() []string {
+	vals := consistencyEnum.Values()
+	out := make([]string, 0, vals.Len())
+	for i := range vals.Len() {
+		v := vals.Get(i)
+		for int(v.Number()) >= len(out) {
+			out = append(out, "")
+		}
+		out[v.Number()] = string(v.Name())
+	}
+	return out
+}()
+
+func consistencyName(level int32) string {
+	if level >= 0 && int(level) < len(consistencyNames) && consistencyNames[level] != "" {
+		return consistencyNames[level]
+	}
+	return "Unknown"
+}
+
+// RequestScanner reads a call's Request from the DATA bytes of its request stream as they
+// pass (the gRPC framing included), one pass, holding at most a field header and a name:
+// nothing of the message is kept or decoded beyond the wanted fields. Names come first in
+// every message, so the first bytes tell them. In pymilvus's encoding nq, topk and the
+// consistency level of a Search come after its vectors (the Go SDK sends the vectors
+// last), and num_rows comes after an Insert's data: they are known once those bytes have
+// passed. The zero value is not ready: call Reset. Not safe for concurrent use; it
+// allocates nothing but the names it returns.
+type RequestScanner struct {
+	lay               *requestLayout
+	want, known, lost Fields
+	r                 Request
+	level             int32
+	useDefault        bool // use_default_consistency: the level is the collection's
+	next              int  // index in lay.settled of the first field not yet passed
+	scan
+}
+
+var noRequestFields = &requestLayout{}
+
+// Reset starts reading the first request message of a call of method m (nil for anything
+// that is not a MilvusService method), looking for the fields in want.
+func (s *RequestScanner) Reset(m *Method, want Fields) {
+	*s = RequestScanner{}
+	s.start(m, want)
+}
+
+func (s *RequestScanner) start(m *Method, want Fields) {
+	s.lay, s.want = noRequestFields, want&AllFields
+	if m != nil && m.request != nil {
+		s.lay = m.request
+	}
+	// A field the message does not have is known at once: it is empty.
+	s.known = s.want &^ s.lay.has
+	s.done = s.known == s.want
+}
+
+// Write reads the next bytes of the request stream. It returns true once there is nothing
+// more to learn: every wanted field is known, the first message ended, or it cannot be
+// read (compressed, or not a valid encoding).
+func (s *RequestScanner) Write(p []byte) (done bool) {
+	if msg, ok := s.input(p); ok {
+		s.feed(msg)
+	}
+	return s.done
+}
+
+// Result returns the fields read so far and which of the wanted ones are known: read, or
+// certainly absent (empty or zero). A wanted field not in known may still come, or could
+// not be read (cut short by the end of what was given, or a name over 256 bytes).
+func (s *RequestScanner) Result() (Request, Fields) { return s.r, s.known }
+
+// ReadRequest reads the wanted fields from msg, a request message of method m or its first
+// bytes (whole is false): RequestScanner without the gRPC framing.
+func ReadRequest(m *Method, msg []byte, whole bool, want Fields) (Request, Fields) {
+	var s RequestScanner
+	s.start(m, want)
+	if s.unframed(msg, whole) {
+		s.feed(msg)
+	}
+	return s.Result()
+}
+
+// ReadNames reads the database and collection names from the start of a request message
+// of method m. complete is false when msg ended (it may be a prefix) before the names'
+// fields were seen or passed, or msg is not a valid encoding; the names found so far are
+// returned either way. Empty names mean the request leaves them to the defaults (see
+// ResolveDB).
 func ReadNames(m *Method, msg []byte) (n Names, complete bool) {
-	if m == nil {
-		return Names{}, true
-	}
-	f := requestFields[m.Name]
-	wantDB, wantColl := f.db != 0, f.collection != 0
-	if !wantDB && !wantColl {
-		return Names{}, true
-	}
-	for len(msg) > 0 {
-		num, typ, tagLen := protowire.ConsumeTag(msg)
-		if tagLen < 0 {
-			return n, false
+	r, known := ReadRequest(m, msg, false, FieldNames)
+	return r.Names, known == FieldNames
+}
+
+func (s *RequestScanner) feed(p []byte) {
+	for !s.done {
+		switch s.w.next(&p) {
+		case evMore:
+			return
+		case evEnd:
+			s.settle(s.want)
+		case evBad:
+			s.done = true
+		case evField:
+			s.field(&s.w.ev)
+		case evValue:
+			s.value(&s.w.ev)
 		}
-		msg = msg[tagLen:]
-		if typ == protowire.BytesType && (num == f.db || num == f.collection) {
-			v, vLen := protowire.ConsumeBytes(msg)
-			if vLen < 0 {
-				return n, false
-			}
-			if num == f.db {
-				n.DB, wantDB = string(v), false
+		if s.known|s.lost == s.want {
+			s.done = true
+		}
+	}
+}
+
+// settle marks fields known with what was read of them (nothing: empty).
+func (s *RequestScanner) settle(f Fields) {
+	f &= s.want &^ (s.known | s.lost)
+	if f&FieldConsistency != 0 && !s.useDefault {
+		s.r.Consistency = consistencyName(s.level)
+	}
+	s.known |= f
+}
+
+func (s *RequestScanner) field(ev *event) {
+	l := s.lay
+	for s.next < len(l.settled) && l.settled[s.next].num < ev.num {
+		s.settle(l.settled[s.next].f)
+		s.next++
+	}
+	open := s.want &^ (s.known | s.lost)
+	bytes, varint := ev.typ == protowire.BytesType, ev.typ == protowire.VarintType
+	switch {
+	case ev.num == l.db && bytes && open&FieldDB != 0,
+		ev.num == l.collection && bytes && open&FieldCollection != 0:
+		s.w.decide(takeValue, valueCap)
+	case ev.num == l.params && bytes && open&FieldTopK != 0:
+		s.w.decide(takeValue, pairCap)
+	case ev.num == l.level && varint:
+		s.level = int32(ev.v)
+	case ev.num == l.useDefault && varint:
+		s.useDefault = ev.v != 0
+		s.settle(FieldConsistency)
+	case ev.num == l.rows && varint && open&FieldRows != 0:
+		s.r.Rows = intValue(l.rowsKind, ev.v)
+		s.settle(FieldRows)
+	case ev.num == l.nq && varint && open&FieldNQ != 0:
+		s.r.NQ = intValue(l.nqKind, ev.v)
+		s.settle(FieldNQ)
+	}
+}
+
+func (s *RequestScanner) value(ev *event) {
+	if ev.num == s.lay.params {
+		s.pair(ev.b, ev.whole)
+		return
+	}
+	f, dst := FieldDB, &s.r.DB
+	if ev.num == s.lay.collection {
+		f, dst = FieldCollection, &s.r.Collection
+	}
+	if !ev.whole {
+		// Longer than any name Milvus accepts; not read.
+		s.lost |= f
+		return
+	}
+	*dst = string(ev.b)
+	s.settle(f)
+}
+
+// pairCap is the most of a search_params pair read: a "topk" pair is about 10 bytes; a
+// longer pair's key is still read from its first bytes.
+const pairCap = 64
+
+// maxTopK bounds the digits of a topk value read.
+const maxTopK = 32
+
+// pair reads a search_params pair (key=1, value=2) from its first bytes b (all of it when
+// whole). Milvus takes the first pair whose key is "topk" (GetAttrByKeyFromRepeatedKV).
+func (s *RequestScanner) pair(b []byte, whole bool) {
+	var key, val []byte
+	haveKey, haveVal := false, false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			break // cut by the end of what was taken
+		}
+		if typ == protowire.BytesType && (num == 1 || num == 2) {
+			v, _ := protowire.ConsumeBytes(b[n:])
+			if num == 1 {
+				key, haveKey = v, true
 			} else {
-				n.Collection, wantColl = string(v), false
+				val, haveVal = v, true
 			}
-			msg = msg[vLen:]
-		} else {
-			vLen := protowire.ConsumeFieldValue(num, typ, msg)
-			if vLen < 0 {
-				return n, false
-			}
-			msg = msg[vLen:]
 		}
-		// Encoders (Go, C++, Python) write fields in number order and omit empty strings:
-		// past a field's number, it is absent. So the rest of a 64 MiB insert need not be
-		// scanned. A hand-made message that repeats a name later would be read by Milvus
-		// with last-one-wins; such a client only fools itself.
-		if wantDB && num > f.db {
-			wantDB = false
-		}
-		if wantColl && num > f.collection {
-			wantColl = false
-		}
-		if !wantDB && !wantColl {
-			return n, true
-		}
+		b = b[n+m:]
 	}
-	return n, !wantDB && !wantColl
+	switch {
+	case !haveKey || string(key) != topKKey:
+		return // another key (one cut short is too long to be "topk")
+	case haveVal && len(val) <= maxTopK:
+		s.r.TopK, _ = parseInt(val)
+		s.settle(FieldTopK)
+	case !haveVal && whole:
+		s.settle(FieldTopK) // no value: Milvus fails the Search; 0 here
+	default:
+		s.lost |= FieldTopK // a value too long to be a number
+	}
+}
+
+// parseInt is strconv.ParseInt(string(b), 10, 64) without the allocation.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg, b = b[0] == '-', b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (1<<63)/10 {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && n <= 1<<63:
+		return int64(-n), true
+	case !neg && n < 1<<63:
+		return int64(n), true
+	}
+	return 0, false
 }

@@ -1,9 +1,15 @@
 // Package milvus holds milvus-lb's knowledge of the Milvus protocol: which paths are
-// MilvusService methods, how they are classified, and where a request names its database
-// and collection.
+// MilvusService methods, how they are classified, what a request names and counts (its
+// database, collection, consistency level, rows, nq and topk), what a reply's Milvus
+// status says, and what a call's metadata tells of its user and request id. All of it is
+// read from the first bytes of messages as they pass, never by decoding them whole.
 package milvus
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+)
 
 // ServicePrefix is the path prefix of every MilvusService RPC.
 const ServicePrefix = "/" + "milvus.proto.milvus.MilvusService" + "/"
@@ -16,7 +22,12 @@ type Method struct {
 	// ReadOnly: it changes nothing, so sending it again (a retry on another endpoint)
 	// cannot do anything twice. Every Read is; so are the Admin methods that only look.
 	ReadOnly bool
+
+	request *requestLayout // where its request carries names and counts
+	reply   replyLayout    // where its reply carries its Status
 }
+
+var consistencyEnum = commonpb.ConsistencyLevel(0).Descriptor()
 
 var methods = func() map[string]*Method {
 	sd := serviceDescriptor().Methods()
@@ -25,7 +36,8 @@ var methods = func() map[string]*Method {
 		md := sd.Get(i)
 		name := string(md.Name())
 		c, ro := classify(md)
-		m[name] = &Method{Name: name, Streaming: md.IsStreamingClient() || md.IsStreamingServer(), Class: c, ReadOnly: ro}
+		m[name] = &Method{Name: name, Streaming: md.IsStreamingClient() || md.IsStreamingServer(), Class: c, ReadOnly: ro,
+			request: newRequestLayout(md.Input()), reply: newReplyLayout(md.Output())}
 	}
 	return m
 }()

@@ -28,8 +28,9 @@ type stream struct {
 	bid uint32
 	key poolKey
 
-	up, down outFlow // up: to the backend; down: to the client
-	readReq  bool    // the call still reads the request's first bytes (call.Request)
+	up, down  outFlow // up: to the backend; down: to the client
+	readReq   bool    // the call still reads the request's first message (call.Request)
+	readReply bool    // the call still reads the reply's first message (call.Response)
 	// keep: replay holds every request byte received so far, for another attempt (up to
 	// call.ReplayMax, until the reply begins); reacked: the bytes at the head of up's
 	// queue that were acknowledged to the client already (sent to a failed attempt).
@@ -313,6 +314,9 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 		s.bc.returnConnWindow(int64(f.Length), b)
 		s.failLocked(fl, b)
 		return
+	}
+	if s.readReply {
+		s.readReply = s.call.Response(data)
 	}
 	end := f.StreamEnded()
 	if end {

@@ -170,7 +170,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	}
 	st.call.Metadata(f.RegularFields())
 	st.clientEnded = f.StreamEnded()
-	st.readReq = !st.clientEnded
+	st.readReq, st.readReply = !st.clientEnded, true
 	st.keep = true // until the reply begins or the request outgrows call.ReplayMax
 
 	st.down.acct = &c.respQueued

@@ -11,7 +11,9 @@ FUZZTIME=${FUZZTIME:-10s}
 targets=(
 	"./internal/source FuzzParseManifest"
 	"./internal/source FuzzTranslateAnnotations"
-	"./internal/milvus FuzzReadNames"
+	"./internal/milvus FuzzReadRequest"
+	"./internal/milvus FuzzReadStatus"
+	"./internal/milvus FuzzUserName"
 	"./internal/call FuzzScanner"
 )
 
