@@ -267,7 +267,8 @@ func parseAnnotations(m map[string]string, hasTLS bool, r *reporter) settings {
 }
 
 // reportUnsupported warns, by name, about every annotation under the ALB prefix (or our
-// own) that translation does not read: the user must not believe it has an effect.
+// own) that translation does not read, and about every other annotation that looks like a
+// misspelling of one it reads (nearmiss.go): the user must not believe it has an effect.
 func reportUnsupported(m map[string]string, r *reporter) {
 	names := make([]string, 0, len(m))
 	for k := range m {
@@ -275,11 +276,22 @@ func reportUnsupported(m map[string]string, r *reporter) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
+		suggest := ""
+		if m := nearMiss(k); m != "" {
+			suggest = "; did you mean " + m + "?"
+		}
 		switch {
-		case strings.HasPrefix(k, ALBAnnotationPrefix) && !supported[k]:
-			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored", k)
-		case strings.HasPrefix(k, "milvus-lb.io/") && k != AnnotationHealthCheckType:
-			r.warnf(annotationPath(k), "annotation %s is not known and is ignored", k)
+		case supported[k] || k == AnnotationHealthCheckType:
+		case strings.HasPrefix(k, ALBAnnotationPrefix):
+			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored%s", k, suggest)
+		case strings.HasPrefix(k, "milvus-lb.io/"):
+			r.warnf(annotationPath(k), "annotation %s is not known and is ignored%s", k, suggest)
+		case suggest != "":
+			r.warnf(annotationPath(k), "annotation %s is ignored%s", k, suggest)
+		default:
+			if p := nearMissPrefix(k); p != "" {
+				r.warnf(annotationPath(k), "annotation %s is ignored; did you mean the prefix %s?", k, p)
+			}
 		}
 	}
 }
