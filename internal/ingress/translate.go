@@ -79,6 +79,8 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		}
 		if served {
 			plans = append(plans, x.plan(ing, class))
+		} else {
+			dupProblems = append(dupProblems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
 		}
 	}
 
@@ -310,13 +312,16 @@ func ruleHosts(ing *networkingv1.Ingress) []string {
 type classSet struct {
 	served       map[string]bool
 	defaultClass string
+	// others are the IngressClasses of other controllers: their Ingresses are left
+	// alone in silence (unserved in classes.go).
+	others map[string]bool
 }
 
 // newClassSet serves the configured class names (an IngressClass object is not needed for
 // them), plus every IngressClass whose controller is milvus-lb's or the AWS controller's.
 // Of those, one marked default also serves Ingresses that name no class.
 func newClassSet(ics []*networkingv1.IngressClass, opts Options) classSet {
-	cs := classSet{served: map[string]bool{}}
+	cs := classSet{served: map[string]bool{}, others: map[string]bool{}}
 	names := opts.Classes
 	if len(names) == 0 {
 		names = DefaultClasses
@@ -326,7 +331,11 @@ func newClassSet(ics []*networkingv1.IngressClass, opts Options) classSet {
 	}
 	var defaults []string
 	for _, ic := range ics {
-		if ic == nil || (ic.Spec.Controller != ControllerName && ic.Spec.Controller != awsControllerName) {
+		if ic == nil {
+			continue
+		}
+		if ic.Spec.Controller != ControllerName && ic.Spec.Controller != awsControllerName {
+			cs.others[ic.Name] = true
 			continue
 		}
 		cs.served[ic.Name] = true

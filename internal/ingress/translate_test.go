@@ -199,6 +199,11 @@ var cases = []struct {
 		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvuslb.io/anything]: annotation milvuslb.io/anything is ignored; did you mean the prefix milvus-lb.io/?",
 		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[ALB.ingress.kubernetes.io/scheme]: annotation ALB.ingress.kubernetes.io/scheme is ignored; did you mean alb.ingress.kubernetes.io/scheme?",
 	}, exact: true},
+	{name: "unserved-class", want: []string{
+		`warning: unserved-class.yaml: Ingress milvus/typo: spec.ingressClassName: class "abl" is not served and no IngressClass of that name exists: not served; served classes: alb, milvus-lb (--ingress-class); did you mean alb?`,
+		`warning: unserved-class.yaml: Ingress milvus/legacy-unknown: metadata.annotations[kubernetes.io/ingress.class]: class "internal" is not served and no IngressClass of that name exists: not served; served classes: alb, milvus-lb (--ingress-class)`,
+		"warning: unserved-class.yaml: Ingress milvus/no-class: spec.ingressClassName: no class and no default IngressClass: not served; set spec.ingressClassName to a served class (alb, milvus-lb)",
+	}, exact: true},
 	{name: "health-check-kinds"},
 	{name: "certificate-unused", want: []string{
 		"warning: certificate-unused.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: unused: listen-ports declares no HTTPS port",

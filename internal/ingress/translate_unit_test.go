@@ -74,8 +74,12 @@ func TestTranslateAPIObjects(t *testing.T) {
 func TestTranslateClassesOption(t *testing.T) {
 	objs := apiObjects("alb")
 	model, problems := Translate(objs, Options{Classes: []string{"internal"}})
-	if len(problems) != 0 || len(model.Listeners) != 0 || model.Ingresses[0].Served {
+	if len(problems.Errors()) != 0 || len(model.Listeners) != 0 || model.Ingresses[0].Served {
 		t.Errorf("class alb served although only internal is: %+v %v", model, problems)
+	}
+	// Nothing says alb is another controller's class, so the user hears why it is not served.
+	if len(problems) != 1 || !strings.Contains(problems[0].Message, `class "alb" is not served`) {
+		t.Errorf("problems = %v; want one warning that class alb is not served", problems)
 	}
 	model, _ = Translate(apiObjects("internal"), Options{Classes: []string{"internal"}})
 	if !model.Ingresses[0].Served {
