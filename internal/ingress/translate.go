@@ -374,6 +374,7 @@ type index struct {
 	secrets         map[string]*corev1.Secret
 	byARN           map[string][]*corev1.Secret
 	files           map[string]string
+	certStore       string
 	readFile        ReadFileFunc
 }
 
@@ -385,6 +386,7 @@ func newIndex(objs Objects) *index {
 		secrets:         map[string]*corev1.Secret{},
 		byARN:           map[string][]*corev1.Secret{},
 		files:           objs.Files,
+		certStore:       objs.CertificateStore,
 	}
 	for _, s := range objs.Services {
 		if s != nil {

@@ -122,3 +122,16 @@ func TestTranslateDuplicateIngress(t *testing.T) {
 		t.Errorf("ingresses = %+v; want the first definition served", model.Ingresses)
 	}
 }
+
+// "not found" says where certificates were looked for: a user who imported as another
+// user, or into another --state-dir, learns which directory was read.
+func TestCertificateNotFoundNamesStore(t *testing.T) {
+	objs := apiObjects("alb")
+	objs.Ingresses[1].Annotations = map[string]string{AnnotationCertificateARN: "arn:milvus-lb:acm:local:000000000000:certificate/x"}
+	objs.CertificateStore = "state directory /home/u/.local/state/milvus-lb"
+	_, problems := Translate(objs, Options{})
+	want := "certificate arn:milvus-lb:acm:local:000000000000:certificate/x not found in state directory /home/u/.local/state/milvus-lb; no certificate is imported (milvus-lb cert import)"
+	if errs := problems.Errors(); len(errs) != 1 || errs[0].Message != want {
+		t.Errorf("problems:\n%s\nwant the error %q", problems.Report(), want)
+	}
+}
