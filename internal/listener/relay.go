@@ -92,9 +92,8 @@ func (d *dispatcher) route(nc net.Conn) {
 	_ = nc.SetReadDeadline(time.Now().Add(limit))
 	h2 := false
 	if d.tlsCfg != nil {
-		tc := tls.Server(nc, d.tlsCfg)
-		if err := tc.Handshake(); err != nil {
-			d.m.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
+		tc, err := d.m.handshake(nc, d.tlsCfg)
+		if err != nil {
 			_ = nc.Close()
 			return
 		}
