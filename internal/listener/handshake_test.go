@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,32 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 const testHost = "milvus-demo.milvus.io"
-
-// syncBuffer is a log destination the handshake goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // handshakeSetup is a CA, a server configuration for testHost as a listener builds it
 // (GetConfigForClient returning the port's configuration) and a Manager logging to logs.
@@ -43,7 +24,7 @@ type handshakeSetup struct {
 	port *tls.Config // the port's configuration, which tests may change
 	base *tls.Config
 	m    *Manager
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 }
 
 func newHandshakeSetup(t *testing.T) *handshakeSetup {
@@ -53,7 +34,7 @@ func newHandshakeSetup(t *testing.T) *handshakeSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &handshakeSetup{ca: ca, logs: &syncBuffer{}}
+	s := &handshakeSetup{ca: ca, logs: &testenv.LogBuffer{}}
 	s.port = &tls.Config{Certificates: []tls.Certificate{kp}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
 	s.base = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.port, nil }}
 	s.m = NewManager(DefaultOptions(), nil, nil, slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
