@@ -405,12 +405,13 @@ func parseTargetGroupAttributes(a annotations, b *backendSettings) {
 // parseHealthCheck builds the active health check from the healthcheck annotations.
 //
 // Without any of them, milvus-lb checks Milvus readiness with the CheckHealth RPC, which
-// the ALB cannot do (its default gRPC check passes as soon as anything speaks gRPC, see
-// research/anchors_lb.md §2). The annotations that say *what* to check (protocol, port,
-// path, success-codes) switch to the ALB's semantics: a gRPC backend gets the ALB's gRPC
-// check, unless healthcheck-port names another port, which can only be an HTTP endpoint
-// such as Milvus' /healthz on 9091; other backends get an HTTP check. The timing
-// annotations alone keep the kind. milvus-lb.io/healthcheck-type overrides the choice.
+// the ALB cannot do (its default gRPC check, /AWS.ALB/healthcheck expecting code 12 since
+// aws-load-balancer-controller PR #1698, passes as soon as anything speaks gRPC). The
+// annotations that say *what* to check (protocol, port, path, success-codes) switch to
+// the ALB's semantics: a gRPC backend gets the ALB's gRPC check, unless healthcheck-port
+// names another port, which can only be an HTTP endpoint such as Milvus' /healthz on
+// 9091; other backends get an HTTP check. The timing annotations alone keep the kind.
+// milvus-lb.io/healthcheck-type overrides the choice.
 func parseHealthCheck(a annotations, proto config.BackendProtocol, backendTLS bool) (config.HealthCheck, bool) {
 	hc := config.HealthCheck{
 		Port:               trafficPort,

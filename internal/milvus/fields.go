@@ -14,8 +14,8 @@ type Names struct {
 
 // nameFields are the field numbers that carry the database and the collection in one
 // request message; 0 means the message has no such field. They differ per message
-// (research/milvus_methods.txt: GetLoadState has collection_name=2 db_name=4, Import has
-// collection_name=1 db_name=7, ...), so they are read from the descriptors, never assumed.
+// (milvus-io/milvus-proto proto/milvus.proto, v2.6.18: GetLoadStateRequest has
+// collection_name=2 db_name=4, ImportRequest collection_name=1 db_name=7, ...), so they are read from the descriptors, never assumed.
 type nameFields struct {
 	db, collection protowire.Number
 }
