@@ -50,22 +50,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 
 	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
 	var plans []*plan
-	var dupProblems config.Problems
-	seen := map[string]bool{}
-	kept := ings[:0]
-	for _, ing := range ings {
-		// The same Ingress twice (two files defining it) is a mistake the user must see;
-		// only the first in precedence order is used.
-		if k := nsName(ing.Namespace, ing.Name); seen[k] {
-			r := &reporter{file: x.file("Ingress", ing.Namespace, ing.Name), object: ObjectName("Ingress", namespaceOf(ing.Namespace), ing.Name)}
-			r.errorf(nil, "defined more than once; only one definition is used")
-			dupProblems = append(dupProblems, r.problems...)
-			continue
-		}
-		seen[nsName(ing.Namespace, ing.Name)] = true
-		kept = append(kept, ing)
-	}
-	ings = kept
+	ings, dupProblems := x.dedupe(ings)
 	for _, ing := range ings {
 		class, served := classes.classOf(ing)
 		statuses[ing] = &config.IngressStatus{
@@ -115,6 +100,25 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 	}
 	problems.Sort()
 	return model, problems
+}
+
+// dedupe keeps the first of Ingresses with the same namespace and name, in precedence
+// order. The same Ingress twice (two files defining it) is a mistake the user must see.
+func (x *index) dedupe(ings []*networkingv1.Ingress) ([]*networkingv1.Ingress, config.Problems) {
+	var problems config.Problems
+	seen := map[string]bool{}
+	kept := ings[:0]
+	for _, ing := range ings {
+		if k := nsName(ing.Namespace, ing.Name); seen[k] {
+			r := &reporter{file: x.file("Ingress", ing.Namespace, ing.Name), object: ObjectName("Ingress", namespaceOf(ing.Namespace), ing.Name)}
+			r.errorf(nil, "defined more than once; only one definition is used")
+			problems = append(problems, r.problems...)
+			continue
+		}
+		seen[nsName(ing.Namespace, ing.Name)] = true
+		kept = append(kept, ing)
+	}
+	return kept, problems
 }
 
 // assemble merges the plans without errors onto listeners. An HTTPS listener that ends up
