@@ -50,7 +50,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 
 	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
 	var plans []*plan
-	ings, dupProblems := x.dedupe(ings)
+	ings, ingProblems := x.dedupe(ings)
 	for _, ing := range ings {
 		class, served := classes.classOf(ing)
 		statuses[ing] = &config.IngressStatus{
@@ -65,7 +65,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		if served {
 			plans = append(plans, x.plan(ing, class))
 		} else {
-			dupProblems = append(dupProblems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
+			ingProblems = append(ingProblems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
 		}
 	}
 
@@ -91,7 +91,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		return nsName(a.Namespace, a.Name) < nsName(b.Namespace, b.Name)
 	})
 
-	problems := dupProblems
+	problems := ingProblems
 	for _, p := range plans {
 		problems = append(problems, p.r.problems...)
 		if cr := b.conflicts[p]; cr != nil {
