@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/setup.sh, scripts/demo.sh and scripts/test.sh. Source it; it
-# defines functions and a few variables and runs nothing.
+# Helpers shared by scripts/setup.sh (and its scripts/setup.d hooks), scripts/demo.sh and
+# scripts/test.sh. Source it; it defines functions and a few variables and runs nothing.
 
 # ROOT is the repository root, whatever directory the script was started from.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -90,4 +90,104 @@ gen_certs() {
 			rm -f leaf.csr leaf.ext CertificateChain.srl &&
 			chmod 600 PrivateKey.pem ca.key
 	) || die "openssl could not make the test certificates in $dir"
+}
+
+# say STEP STATUS prints one setup progress line: "setup: python venv ... ok (cached)".
+say() { printf 'setup: %s ... %s\n' "$1" "$2" >&2; }
+
+# DRY_RUN=1 makes ensure_packages and ensure_venv say what they would install or build,
+# after the same checks, and change nothing (scripts/setup.sh --dry-run).
+DRY_RUN=${DRY_RUN:-0}
+
+# have CMD succeeds if the command is installed (also in sbin, which a non-root PATH may
+# lack). "python3-venv" stands for Python's venv and ensurepip modules.
+have() {
+	if [[ $1 == python3-venv ]]; then
+		python3 -c 'import ensurepip, venv' 2>/dev/null
+		return
+	fi
+	command -v "$1" >/dev/null || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]
+}
+
+# ensure_packages STEP "command package"...: installs, with apt-get, the Debian package of
+# each pair whose command is missing, and records what it installed in
+# $CACHE/setup-installed. Package scripts must not start daemons (the tests start their
+# own, on loopback ports of their choosing): a policy-rc.d refuses while apt runs.
+ensure_packages() {
+	local step=$1 pair cmd pkg wanted=() missing=() t
+	shift
+	t=$(now_s)
+	for pair in "$@"; do
+		cmd=${pair% *} pkg=${pair#* }
+		wanted+=("$pkg")
+		have "$cmd" || missing+=("$pkg")
+	done
+	if ((${#missing[@]} == 0)); then
+		say "$step" "ok (present: ${wanted[*]})"
+		return 0
+	fi
+	if ((DRY_RUN)); then
+		say "$step" "would install ${missing[*]}"
+		return 0
+	fi
+	say "$step" "installing ${missing[*]}"
+	[[ $(id -u) == 0 ]] || die "need root to install ${missing[*]} (or install them yourself)"
+	local policy='' status=0
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+	fi
+	{
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	} >&2 || status=$?
+	[[ -n $policy ]] && rm -f "$policy"
+	((status == 0)) || die "apt-get install ${missing[*]} failed"
+	mkdir -p "$CACHE"
+	printf '%s\n' "${missing[@]}" >>"$CACHE/setup-installed"
+	say "$step" "ok ($(since "$t")s)"
+}
+
+# disable_at_boot [--root DIR] UNIT...: policy-rc.d keeps a package from starting its
+# daemon, not from enabling it at boot, so nginx and Caddy would take ports 80 and 443
+# after the next reboot. systemctl disable works without a running systemd (it edits the
+# symlinks), and Debian's deb-systemd-helper then keeps the unit disabled on upgrades.
+disable_at_boot() {
+	local root=()
+	if [[ ${1:-} == --root ]]; then
+		root=(--root="$2")
+		shift 2
+	fi
+	command -v systemctl >/dev/null || return 0
+	systemctl "${root[@]}" --quiet disable "$@" 2>/dev/null || true
+}
+
+# ensure_venv builds the Python venv with milvus-lite (a real Milvus gRPC server) and
+# pymilvus, pinned in test/clients/requirements.txt, at $VENV, and rebuilds it when that
+# file changes.
+ensure_venv() {
+	local t want stamp
+	t=$(now_s)
+	want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+	stamp=$VENV/.milvus-lb-requirements
+	if [[ -f $stamp && $(<"$stamp") == "$want" && -x $VENV/bin/milvus-lite ]]; then
+		say "python venv (milvus-lite, pymilvus)" "ok (cached)"
+		return 0
+	fi
+	if ((DRY_RUN)); then
+		say "python venv (milvus-lite, pymilvus)" "would build in $VENV"
+		return 0
+	fi
+	say "python venv (milvus-lite, pymilvus)" "building in $VENV"
+	rm -rf "$VENV"
+	python3 -m venv "$VENV"
+	# --no-compile: pip would byte-compile every module of numpy, pandas and pyarrow, most
+	# of which nothing here imports (20 s of CPU). Importing what the demo and the tests use
+	# compiles just that, and proves the pair imports: milvus-lite needs pymilvus' stubs at
+	# run time.
+	"$VENV/bin/pip" install --quiet --no-compile --disable-pip-version-check -r "$REQUIREMENTS" >&2
+	"$VENV/bin/python" -c 'import milvus_lite.cmdline, pymilvus' >&2
+	# The stamp goes last, so an interrupted build is redone next time.
+	printf '%s' "$want" >"$stamp"
+	say "python venv (milvus-lite, pymilvus)" "ok ($(since "$t")s)"
 }

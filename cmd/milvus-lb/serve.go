@@ -83,6 +83,9 @@ calls may finish within the backends' deregistration delay.`,
 			if err != nil {
 				return err
 			}
+			if err := preflightServe(cmd, files, store, o.Classes); err != nil {
+				return err
+			}
 			o.RejectOnError = true
 			logger := newLogger(o.LogLevel)
 			return runDataPlane(cmd.Context(), source.NewFiles(files, store, logger), o, nil)

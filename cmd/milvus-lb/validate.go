@@ -34,6 +34,7 @@ func newValidateCmd() *cobra.Command {
 			objs, problems := source.Load(files, store)
 			model, more := ingress.Translate(objs, ingress.Options{Classes: classes})
 			problems = append(problems, more...)
+			problems = append(problems, preflight(cmd, model, problems)...)
 			problems.Sort()
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, problems.Report())
@@ -61,6 +62,7 @@ func newValidateCmd() *cobra.Command {
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file or directory (repeatable)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory holding imported certificates (default "+defaultStateDirHelp()+")")
 	cmd.Flags().StringSliceVar(&classes, "ingress-class", ingress.DefaultClasses, "IngressClass names to serve")
+	addPreflightFlags(cmd)
 	return cmd
 }
 

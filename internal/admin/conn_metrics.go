@@ -21,7 +21,7 @@ var (
 // ConnCollector exports the connection limits' counters (listener.Manager.ConnStats) at
 // scrape time. Register it with Metrics.Registry once the listener manager exists.
 func ConnCollector(stats func() listener.ConnStats) prometheus.Collector {
-	return connCollector{stats}
+	return collectorSet{connCollector{stats}, tlsCollector{stats}}
 }
 
 type connCollector struct{ stats func() listener.ConnStats }

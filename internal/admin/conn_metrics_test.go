@@ -12,7 +12,8 @@ func TestConnCollector(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(ConnCollector(func() listener.ConnStats {
 		return listener.ConnStats{Open: 3, Accepted: 10, Rejected: 2, IdleClosed: 1, ResetClosed: 4,
-			HTTP2Errors: map[string]int64{"too_many_early_resets": 5}}
+			HTTP2Errors:          map[string]int64{"too_many_early_resets": 5},
+			TLSHandshakeFailures: map[string]int64{"not_tls": 6}}
 	}))
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -40,6 +41,11 @@ func TestConnCollector(t *testing.T) {
 		"milvus_lb_client_connections_total{closed_rapid_reset}": 4,
 		"milvus_lb_http2_errors_total{too_many_early_resets}":    5,
 	}
+	// Every handshake failure reason is exported, at 0 until it happens.
+	for _, r := range listener.HandshakeFailureReasons {
+		want["milvus_lb_tls_handshake_failures_total{"+r+"}"] = 0
+	}
+	want["milvus_lb_tls_handshake_failures_total{not_tls}"] = 6
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

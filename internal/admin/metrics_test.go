@@ -64,7 +64,7 @@ func TestMetricsMilvusStatus(t *testing.T) {
 		`milvus_lb_requests_total{backend="`+backend+`",code="OK",method="Search",milvus_code="ServiceRateLimit"} 1`,
 		`milvus_lb_requests_total{backend="`+backend+`",code="OK",method="Search",milvus_code="Success"} 1`,
 		`milvus_lb_requests_total{backend="`+backend+`",code="Unavailable",method="Search",milvus_code="Success"} 1`,
-		`milvus_lb_requests_total{backend="`+backend+`",code="503",method="/v2/vectordb/entities/search",milvus_code="Success"} 1`,
+		`milvus_lb_requests_total{backend="`+backend+`",code="503",method="http",milvus_code="Success"} 1`,
 		`milvus_lb_request_duration_seconds_count{backend="`+backend+`",method="Search",milvus_code="ServiceRateLimit"} 1`,
 		`milvus_lb_endpoint_requests_total{backend="`+backend+`",endpoint="10.0.0.1:19530",result="milvus_error"} 1`,
 		`milvus_lb_endpoint_requests_total{backend="`+backend+`",endpoint="10.0.0.1:19530",result="ok"} 1`,

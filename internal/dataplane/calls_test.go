@@ -160,7 +160,7 @@ func TestMetadataAndTrailersPassThrough(t *testing.T) {
 }
 
 // Errors without a message come back as Trailers-Only responses; they must reach the client
-// intact every time (a known failure mode of reverse proxies, research/protocol.md §5.3).
+// intact every time (a known failure mode of reverse proxies: golang/go#56317).
 func TestTrailersOnlyErrors(t *testing.T) {
 	bs := startBackends(t, 1, fakemilvus.Options{})
 	bs[0].SetFailure(codes.PermissionDenied, "privilege not granted: Search")

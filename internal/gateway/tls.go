@@ -10,7 +10,8 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 )
 
-// defaultSSLPolicy is the ALB's default (anchors_lb.md §2).
+// defaultSSLPolicy is the ALB's default (aws-load-balancer-controller
+// docs/guide/ingress/annotations.md, ssl-policy).
 const defaultSSLPolicy = "ELBSecurityPolicy-2016-08"
 
 // serverTLS builds the TLS configuration of one HTTPS listener: its certificates (Go picks

@@ -267,7 +267,8 @@ func parseAnnotations(m map[string]string, hasTLS bool, r *reporter) settings {
 }
 
 // reportUnsupported warns, by name, about every annotation under the ALB prefix (or our
-// own) that translation does not read: the user must not believe it has an effect.
+// own) that translation does not read, and about every other annotation that looks like a
+// misspelling of one it reads (nearmiss.go): the user must not believe it has an effect.
 func reportUnsupported(m map[string]string, r *reporter) {
 	names := make([]string, 0, len(m))
 	for k := range m {
@@ -275,11 +276,22 @@ func reportUnsupported(m map[string]string, r *reporter) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
+		suggest := ""
+		if m := nearMiss(k); m != "" {
+			suggest = "; did you mean " + m + "?"
+		}
 		switch {
-		case strings.HasPrefix(k, ALBAnnotationPrefix) && !supported[k]:
-			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored", k)
-		case strings.HasPrefix(k, "milvus-lb.io/") && k != AnnotationHealthCheckType:
-			r.warnf(annotationPath(k), "annotation %s is not known and is ignored", k)
+		case supported[k] || k == AnnotationHealthCheckType:
+		case strings.HasPrefix(k, ALBAnnotationPrefix):
+			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored%s", k, suggest)
+		case strings.HasPrefix(k, "milvus-lb.io/"):
+			r.warnf(annotationPath(k), "annotation %s is not known and is ignored%s", k, suggest)
+		case suggest != "":
+			r.warnf(annotationPath(k), "annotation %s is ignored%s", k, suggest)
+		default:
+			if p := nearMissPrefix(k); p != "" {
+				r.warnf(annotationPath(k), "annotation %s is ignored; did you mean the prefix %s?", k, p)
+			}
 		}
 	}
 }
@@ -393,12 +405,13 @@ func parseTargetGroupAttributes(a annotations, b *backendSettings) {
 // parseHealthCheck builds the active health check from the healthcheck annotations.
 //
 // Without any of them, milvus-lb checks Milvus readiness with the CheckHealth RPC, which
-// the ALB cannot do (its default gRPC check passes as soon as anything speaks gRPC, see
-// research/anchors_lb.md §2). The annotations that say *what* to check (protocol, port,
-// path, success-codes) switch to the ALB's semantics: a gRPC backend gets the ALB's gRPC
-// check, unless healthcheck-port names another port, which can only be an HTTP endpoint
-// such as Milvus' /healthz on 9091; other backends get an HTTP check. The timing
-// annotations alone keep the kind. milvus-lb.io/healthcheck-type overrides the choice.
+// the ALB cannot do (its default gRPC check, /AWS.ALB/healthcheck expecting code 12 since
+// aws-load-balancer-controller PR #1698, passes as soon as anything speaks gRPC). The
+// annotations that say *what* to check (protocol, port, path, success-codes) switch to
+// the ALB's semantics: a gRPC backend gets the ALB's gRPC check, unless healthcheck-port
+// names another port, which can only be an HTTP endpoint such as Milvus' /healthz on
+// 9091; other backends get an HTTP check. The timing annotations alone keep the kind.
+// milvus-lb.io/healthcheck-type overrides the choice.
 func parseHealthCheck(a annotations, proto config.BackendProtocol, backendTLS bool) (config.HealthCheck, bool) {
 	hc := config.HealthCheck{
 		Port:               trafficPort,

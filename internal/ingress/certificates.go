@@ -43,7 +43,11 @@ func (x *index) certificates(ing *networkingv1.Ingress, arns []string, r *report
 	for _, arn := range arns {
 		secrets := x.byARN[arn]
 		if len(secrets) == 0 {
-			r.errorf(annotationPath(AnnotationCertificateARN), "certificate %s not found; %s", arn, x.importedSummary())
+			where := ""
+			if x.certStore != "" {
+				where = " in " + x.certStore
+			}
+			r.errorf(annotationPath(AnnotationCertificateARN), "certificate %s not found%s; %s", arn, where, x.importedSummary())
 			continue
 		}
 		// Two Secrets claiming one ARN: take the first by namespace/name, so the choice

@@ -22,6 +22,10 @@ type Objects struct {
 	// Files maps ObjectName(kind, ns, name) to the file the object was read from, so that
 	// problems name it. Empty for objects from an API server.
 	Files map[string]string
+	// CertificateStore says where the certificates of `cert import` were looked for, as
+	// a "not found" message names it: "state directory /path (...)" or "namespace ns".
+	// Empty when unknown.
+	CertificateStore string
 }
 
 // ObjectName is how problems and Files name an object: "Kind ns/name" ("Kind name" for

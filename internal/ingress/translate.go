@@ -50,22 +50,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 
 	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
 	var plans []*plan
-	var dupProblems config.Problems
-	seen := map[string]bool{}
-	kept := ings[:0]
-	for _, ing := range ings {
-		// The same Ingress twice (two files defining it) is a mistake the user must see;
-		// only the first in precedence order is used.
-		if k := nsName(ing.Namespace, ing.Name); seen[k] {
-			r := &reporter{file: x.file("Ingress", ing.Namespace, ing.Name), object: ObjectName("Ingress", namespaceOf(ing.Namespace), ing.Name)}
-			r.errorf(nil, "defined more than once; only one definition is used")
-			dupProblems = append(dupProblems, r.problems...)
-			continue
-		}
-		seen[nsName(ing.Namespace, ing.Name)] = true
-		kept = append(kept, ing)
-	}
-	ings = kept
+	ings, ingProblems := x.dedupe(ings)
 	for _, ing := range ings {
 		class, served := classes.classOf(ing)
 		statuses[ing] = &config.IngressStatus{
@@ -79,6 +64,8 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		}
 		if served {
 			plans = append(plans, x.plan(ing, class))
+		} else {
+			ingProblems = append(ingProblems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
 		}
 	}
 
@@ -104,7 +91,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		return nsName(a.Namespace, a.Name) < nsName(b.Namespace, b.Name)
 	})
 
-	problems := dupProblems
+	problems := ingProblems
 	for _, p := range plans {
 		problems = append(problems, p.r.problems...)
 		if cr := b.conflicts[p]; cr != nil {
@@ -113,6 +100,25 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 	}
 	problems.Sort()
 	return model, problems
+}
+
+// dedupe keeps the first of Ingresses with the same namespace and name, in precedence
+// order. The same Ingress twice (two files defining it) is a mistake the user must see.
+func (x *index) dedupe(ings []*networkingv1.Ingress) ([]*networkingv1.Ingress, config.Problems) {
+	var problems config.Problems
+	seen := map[string]bool{}
+	kept := ings[:0]
+	for _, ing := range ings {
+		if k := nsName(ing.Namespace, ing.Name); seen[k] {
+			r := &reporter{file: x.file("Ingress", ing.Namespace, ing.Name), object: ObjectName("Ingress", namespaceOf(ing.Namespace), ing.Name)}
+			r.errorf(nil, "defined more than once; only one definition is used")
+			problems = append(problems, r.problems...)
+			continue
+		}
+		seen[nsName(ing.Namespace, ing.Name)] = true
+		kept = append(kept, ing)
+	}
+	return kept, problems
 }
 
 // assemble merges the plans without errors onto listeners. An HTTPS listener that ends up
@@ -310,13 +316,16 @@ func ruleHosts(ing *networkingv1.Ingress) []string {
 type classSet struct {
 	served       map[string]bool
 	defaultClass string
+	// others are the IngressClasses of other controllers: their Ingresses are left
+	// alone in silence (unserved in classes.go).
+	others map[string]bool
 }
 
 // newClassSet serves the configured class names (an IngressClass object is not needed for
 // them), plus every IngressClass whose controller is milvus-lb's or the AWS controller's.
 // Of those, one marked default also serves Ingresses that name no class.
 func newClassSet(ics []*networkingv1.IngressClass, opts Options) classSet {
-	cs := classSet{served: map[string]bool{}}
+	cs := classSet{served: map[string]bool{}, others: map[string]bool{}}
 	names := opts.Classes
 	if len(names) == 0 {
 		names = DefaultClasses
@@ -326,7 +335,11 @@ func newClassSet(ics []*networkingv1.IngressClass, opts Options) classSet {
 	}
 	var defaults []string
 	for _, ic := range ics {
-		if ic == nil || (ic.Spec.Controller != ControllerName && ic.Spec.Controller != awsControllerName) {
+		if ic == nil {
+			continue
+		}
+		if ic.Spec.Controller != ControllerName && ic.Spec.Controller != awsControllerName {
+			cs.others[ic.Name] = true
 			continue
 		}
 		cs.served[ic.Name] = true
@@ -365,6 +378,7 @@ type index struct {
 	secrets         map[string]*corev1.Secret
 	byARN           map[string][]*corev1.Secret
 	files           map[string]string
+	certStore       string
 	readFile        ReadFileFunc
 }
 
@@ -376,6 +390,7 @@ func newIndex(objs Objects) *index {
 		secrets:         map[string]*corev1.Secret{},
 		byARN:           map[string][]*corev1.Secret{},
 		files:           objs.Files,
+		certStore:       objs.CertificateStore,
 	}
 	for _, s := range objs.Services {
 		if s != nil {

@@ -115,6 +115,7 @@ var cases = []struct {
 	opts  Options
 	clean bool // no problem at all
 	want  []string
+	exact bool // want is every problem, no more
 }{
 	{name: "guide", clean: true},
 	{name: "port-name", clean: true},
@@ -188,8 +189,21 @@ var cases = []struct {
 		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/load-balancer-attributes]: annotation alb.ingress.kubernetes.io/load-balancer-attributes is not supported and is ignored",
 		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/group.order]: annotation alb.ingress.kubernetes.io/group.order is not supported and is ignored",
 		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/wafv2-acl-arn]: annotation alb.ingress.kubernetes.io/wafv2-acl-arn is not supported and is ignored",
-		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvus-lb.io/health-check-type]: annotation milvus-lb.io/health-check-type is not known and is ignored",
+		"warning: ignored-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvus-lb.io/health-check-type]: annotation milvus-lb.io/health-check-type is not known and is ignored; did you mean milvus-lb.io/healthcheck-type?",
 	}},
+	{name: "near-miss-annotations", want: []string{
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingres.kubernetes.io/listen-ports]: annotation alb.ingres.kubernetes.io/listen-ports is ignored; did you mean alb.ingress.kubernetes.io/listen-ports?",
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io.backend-protocol-version]: annotation alb.ingress.kubernetes.io.backend-protocol-version is ignored; did you mean alb.ingress.kubernetes.io/backend-protocol-version?",
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/target-typ]: annotation alb.ingress.kubernetes.io/target-typ is not supported and is ignored; did you mean alb.ingress.kubernetes.io/target-type?",
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvuslb.io/healthcheck-type]: annotation milvuslb.io/healthcheck-type is ignored; did you mean milvus-lb.io/healthcheck-type?",
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[milvuslb.io/anything]: annotation milvuslb.io/anything is ignored; did you mean the prefix milvus-lb.io/?",
+		"warning: near-miss-annotations.yaml: Ingress milvus/milvus-demo: metadata.annotations[ALB.ingress.kubernetes.io/scheme]: annotation ALB.ingress.kubernetes.io/scheme is ignored; did you mean alb.ingress.kubernetes.io/scheme?",
+	}, exact: true},
+	{name: "unserved-class", want: []string{
+		`warning: unserved-class.yaml: Ingress milvus/typo: spec.ingressClassName: class "abl" is not served and no IngressClass of that name exists: not served; served classes: alb, milvus-lb (--ingress-class); did you mean alb?`,
+		`warning: unserved-class.yaml: Ingress milvus/legacy-unknown: metadata.annotations[kubernetes.io/ingress.class]: class "internal" is not served and no IngressClass of that name exists: not served; served classes: alb, milvus-lb (--ingress-class)`,
+		"warning: unserved-class.yaml: Ingress milvus/no-class: spec.ingressClassName: no class and no default IngressClass: not served; set spec.ingressClassName to a served class (alb, milvus-lb)",
+	}, exact: true},
 	{name: "health-check-kinds"},
 	{name: "certificate-unused", want: []string{
 		"warning: certificate-unused.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: unused: listen-ports declares no HTTPS port",
@@ -232,6 +246,9 @@ func TestTranslateFixtures(t *testing.T) {
 				if !contains(got.Problems, w) {
 					t.Errorf("missing problem:\n  %s\ngot:\n  %s", w, strings.Join(got.Problems, "\n  "))
 				}
+			}
+			if tc.exact && len(got.Problems) != len(tc.want) {
+				t.Errorf("want exactly the %d problems listed, got %d:\n  %s", len(tc.want), len(got.Problems), strings.Join(got.Problems, "\n  "))
 			}
 
 			out, err := json.MarshalIndent(got, "", "  ")

@@ -74,8 +74,12 @@ func TestTranslateAPIObjects(t *testing.T) {
 func TestTranslateClassesOption(t *testing.T) {
 	objs := apiObjects("alb")
 	model, problems := Translate(objs, Options{Classes: []string{"internal"}})
-	if len(problems) != 0 || len(model.Listeners) != 0 || model.Ingresses[0].Served {
+	if len(problems.Errors()) != 0 || len(model.Listeners) != 0 || model.Ingresses[0].Served {
 		t.Errorf("class alb served although only internal is: %+v %v", model, problems)
+	}
+	// Nothing says alb is another controller's class, so the user hears why it is not served.
+	if len(problems) != 1 || !strings.Contains(problems[0].Message, `class "alb" is not served`) {
+		t.Errorf("problems = %v; want one warning that class alb is not served", problems)
 	}
 	model, _ = Translate(apiObjects("internal"), Options{Classes: []string{"internal"}})
 	if !model.Ingresses[0].Served {
@@ -116,5 +120,18 @@ func TestTranslateDuplicateIngress(t *testing.T) {
 	}
 	if len(model.Ingresses) != 1 || !model.Ingresses[0].Served {
 		t.Errorf("ingresses = %+v; want the first definition served", model.Ingresses)
+	}
+}
+
+// "not found" says where certificates were looked for: a user who imported as another
+// user, or into another --state-dir, learns which directory was read.
+func TestCertificateNotFoundNamesStore(t *testing.T) {
+	objs := apiObjects("alb")
+	objs.Ingresses[1].Annotations = map[string]string{AnnotationCertificateARN: "arn:milvus-lb:acm:local:000000000000:certificate/x"}
+	objs.CertificateStore = "state directory /home/u/.local/state/milvus-lb"
+	_, problems := Translate(objs, Options{})
+	want := "certificate arn:milvus-lb:acm:local:000000000000:certificate/x not found in state directory /home/u/.local/state/milvus-lb; no certificate is imported (milvus-lb cert import)"
+	if errs := problems.Errors(); len(errs) != 1 || errs[0].Message != want {
+		t.Errorf("problems:\n%s\nwant the error %q", problems.Report(), want)
 	}
 }

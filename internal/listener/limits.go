@@ -41,6 +41,9 @@ type ConnStats struct {
 	// HTTP2Errors counts HTTP/2 protocol errors and defences by Go's name for them
 	// ("too_many_early_resets", "headers_too_large", "conn_close_lost_ping", ...).
 	HTTP2Errors map[string]int64
+	// TLSHandshakeFailures counts failed TLS handshakes by reason, every one of
+	// HandshakeFailureReasons present.
+	TLSHandshakeFailures map[string]int64
 }
 
 // conns tracks every accepted client connection of a Manager, across all its ports.

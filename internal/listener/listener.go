@@ -85,6 +85,8 @@ type Manager struct {
 	tlsFor  TLSFunc
 	log     *slog.Logger
 	conns   *conns
+	// handshakes counts and logs failed TLS handshakes (handshake.go).
+	handshakes handshakes
 
 	mu      sync.Mutex
 	servers map[int]*server
@@ -107,7 +109,11 @@ func NewManager(opts Options, handler HandlerFunc, tlsFor TLSFunc, logger *slog.
 }
 
 // ConnStats returns the counters of the connection limits, over all ports.
-func (m *Manager) ConnStats() ConnStats { return m.conns.Stats() }
+func (m *Manager) ConnStats() ConnStats {
+	s := m.conns.Stats()
+	s.TLSHandshakeFailures = m.handshakes.Counts()
+	return s
+}
 
 // Reconcile makes the open sockets match ls. New ports are opened first; if any cannot
 // be, those opened by this call are closed again and nothing else changes. Ports no longer

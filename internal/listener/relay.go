@@ -107,9 +107,8 @@ func (d *dispatcher) route(nc net.Conn) {
 // back; ok is false when the connection is to be closed.
 func (d *dispatcher) handshake(nc net.Conn) (out net.Conn, h2, ok bool) {
 	if d.tlsCfg != nil {
-		tc := tls.Server(nc, d.tlsCfg)
-		if err := tc.Handshake(); err != nil {
-			d.m.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
+		tc, err := d.m.handshake(nc, d.tlsCfg) // logs and counts a failure (handshake.go)
+		if err != nil {
 			return nc, false, false
 		}
 		return tc, tc.ConnectionState().NegotiatedProtocol == "h2", true

@@ -45,8 +45,8 @@ const (
 const topKKey = "topk"
 
 // requestLayout is where one request message carries each field, read from the
-// descriptors: field numbers differ per message (research/milvus_methods.txt:
-// GetLoadState has collection_name=2 db_name=4, Import collection_name=1 db_name=7, ...),
+// descriptors: field numbers differ per message (milvus-io/milvus-proto proto/milvus.proto,
+// v2.6.18: GetLoadState has collection_name=2 db_name=4, Import collection_name=1 db_name=7, ...),
 // so they are never assumed. 0 means the message has no such field.
 type requestLayout struct {
 	db, collection    protowire.Number

@@ -8,7 +8,7 @@ import (
 )
 
 // Status is the Milvus status of a reply: Milvus answers most of its errors inside a gRPC
-// OK reply, as a common.Status in the body (research/protocol.md 2.5).
+// OK reply, as a common.Status in the body (milvus-proto common.proto, message Status).
 type Status struct {
 	Code      int32  // common.Status.code: the Milvus error code (merr), 0 on success
 	ErrorCode int32  // common.Status.error_code: the legacy commonpb.ErrorCode

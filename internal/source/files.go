@@ -268,6 +268,7 @@ func (s *snapshot) build(store *certs.Store) (ingress.Objects, config.Problems) 
 		problems = append(problems, merge(&objs, o, f.name)...)
 	}
 	if store != nil {
+		objs.CertificateStore = "state directory " + store.Dir() + " (one per user; --state-dir chooses another)"
 		secrets, err := store.Secrets()
 		if err != nil {
 			problems = append(problems, config.Problem{Severity: config.Error, File: store.Dir(), Message: err.Error()})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,10 @@ func TestLoadCertStoreSecrets(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no Secret annotated with %s in %v", c.ARN, names(objs))
+	}
+	// A "not found" message names where the certificates were looked for.
+	if !strings.Contains(objs.CertificateStore, store.Dir()) {
+		t.Errorf("CertificateStore = %q, want it to name %s", objs.CertificateStore, store.Dir())
 	}
 }
 

@@ -286,6 +286,8 @@ func (k *Kube) Snapshot() ingress.Objects {
 		IngressClasses: list[*networkingv1.IngressClass](k.ingressClasses),
 		Services:       list[*corev1.Service](k.services),
 		EndpointSlices: list[*discoveryv1.EndpointSlice](k.slices),
+		// Only Secrets of the controller namespace may carry an ARN (see transform).
+		CertificateStore: "namespace " + k.opts.ControllerNamespace,
 	}
 	seen := map[string]bool{}
 	for _, inf := range k.secretInformer {

@@ -1,0 +1,141 @@
+// Package docs checks that the README documents what the code offers a user: every flag of
+// every command (read from the built binary's --help), every annotation translation reads,
+// and every metric. A flag, annotation or metric added without a line in the README fails
+// here.
+package docs
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// undocumented are flags the README leaves out on purpose, with the reason.
+var undocumented = map[string]string{
+	"help":      "cobra's own",
+	"net-http2": "being deleted (issue 10): the frame relay is the only HTTP/2 path",
+}
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var (
+	commandLine = regexp.MustCompile(`^  ([a-z-]+)\s{2,}`)
+	flagLine    = regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?--([a-z0-9-]+)`)
+)
+
+// helpOf runs `milvus-lb ARGS... --help` and returns its subcommands and flags.
+func helpOf(t *testing.T, bin string, args ...string) (commands, flags []string) {
+	t.Helper()
+	out, err := exec.Command(bin, append(args, "--help")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("milvus-lb %s --help: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	section := ""
+	for line := range strings.Lines(string(out)) {
+		switch {
+		case strings.HasSuffix(strings.TrimSpace(line), ":") && !strings.HasPrefix(line, " "):
+			section = strings.TrimSpace(line)
+		case section == "Available Commands:":
+			if m := commandLine.FindStringSubmatch(line); m != nil && m[1] != "help" && m[1] != "completion" {
+				commands = append(commands, m[1])
+			}
+		case section == "Flags:":
+			if m := flagLine.FindStringSubmatch(line); m != nil {
+				flags = append(flags, m[1])
+			}
+		}
+	}
+	return commands, flags
+}
+
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	bin, doc := testenv.BuildMilvusLB(t), readme(t)
+	var walk func(path []string)
+	walk = func(path []string) {
+		commands, flags := helpOf(t, bin, path...)
+		for _, f := range flags {
+			if _, skip := undocumented[f]; !skip && !strings.Contains(doc, "`--"+f+"`") {
+				t.Errorf("README does not document `--%s` of milvus-lb %s", f, strings.Join(path, " "))
+			}
+		}
+		for _, c := range commands {
+			walk(append(append([]string{}, path...), c))
+		}
+	}
+	root, _ := helpOf(t, bin)
+	if len(root) == 0 {
+		t.Fatal("milvus-lb --help lists no command")
+	}
+	for _, c := range root {
+		if !strings.Contains(doc, "milvus-lb "+c) {
+			t.Errorf("README does not mention the command milvus-lb %s", c)
+		}
+		walk([]string{c})
+	}
+}
+
+func TestREADMEDocumentsEveryAnnotation(t *testing.T) {
+	doc := readme(t)
+	for _, a := range ingress.SupportedAnnotations() {
+		short := strings.TrimPrefix(a, ingress.ALBAnnotationPrefix)
+		if !strings.Contains(doc, "`"+short+"`") && !strings.Contains(doc, "`"+a+"`") {
+			t.Errorf("README's annotation table lacks %s", a)
+		}
+	}
+}
+
+// Metrics are found where they are defined: prometheus options in the milvus_lb namespace
+// and descriptors named milvus_lb_*.
+var (
+	optsMetric = regexp.MustCompile(`Namespace:\s*"milvus_lb",\s*Name:\s*"([a-z_]+)"`)
+	descMetric = regexp.MustCompile(`NewDesc\(\s*"(milvus_lb_[a-z_]+)"`)
+)
+
+func TestREADMEDocumentsEveryMetric(t *testing.T) {
+	root, doc := testenv.Root(t), readme(t)
+	found := 0
+	err := filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, m := range optsMetric.FindAllStringSubmatch(string(b), -1) {
+			names = append(names, "milvus_lb_"+m[1])
+		}
+		for _, m := range descMetric.FindAllStringSubmatch(string(b), -1) {
+			names = append(names, m[1])
+		}
+		for _, n := range names {
+			found++
+			if !strings.Contains(doc, "`"+n+"`") {
+				t.Errorf("README's metric table lacks %s (defined in %s)", n, strings.TrimPrefix(path, root+"/"))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found < 10 {
+		t.Errorf("found only %d metric definitions; the patterns no longer match how metrics are defined", found)
+	}
+}
