@@ -35,6 +35,10 @@ type Record struct {
 	NQ, TopK    int64  // Search
 	RequestID   string // client-request-id / client_request_id metadata
 	TraceID     string // W3C trace id, hex
+	// The balancer's span of the call and the client's span it continues (16 hex digits
+	// each; see tracing.Span): SpanID is "" when no span is recorded for the call,
+	// ParentSpanID is "" when the trace starts at the balancer.
+	SpanID, ParentSpanID string
 
 	// Where it went.
 	Backend  string // namespace/service:port, "" when the call was not routed
