@@ -60,3 +60,22 @@ type Record struct {
 type Observer interface {
 	Observe(r *Record)
 }
+
+// Failed reports whether the call failed as its client sees it: a gRPC status other than
+// OK, an HTTP status of 400 or more, or an error Status in Milvus's reply (which comes
+// inside an OK gRPC reply).
+func (r *Record) Failed() bool {
+	if r.GRPC && r.Code != codes.OK || !r.GRPC && r.Status >= 400 {
+		return true
+	}
+	return r.MilvusStatus() != 0
+}
+
+// MilvusStatus is the code of the reply's Milvus Status: code, or the legacy error_code
+// when only that is set (older Milvus versions); 0 for success or no Status.
+func (r *Record) MilvusStatus() int32 {
+	if r.MilvusCode != 0 {
+		return r.MilvusCode
+	}
+	return r.MilvusErrCode
+}

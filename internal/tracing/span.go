@@ -85,11 +85,7 @@ func attributes(r *call.Record) []attribute.KeyValue {
 	if r.Collection != "" {
 		a = append(a, attribute.String("db.collection.name", r.Collection))
 	}
-	if r.MilvusCode != 0 || r.MilvusErrCode != 0 {
-		code := r.MilvusCode
-		if code == 0 {
-			code = r.MilvusErrCode
-		}
+	if code := r.MilvusStatus(); code != 0 {
 		a = append(a, attribute.String("db.response.status_code", strconv.Itoa(int(code))))
 	}
 	if host, port, err := net.SplitHostPort(r.Endpoint); err == nil {
@@ -101,19 +97,18 @@ func attributes(r *call.Record) []attribute.KeyValue {
 	return a
 }
 
-// status marks a failed call: a gRPC status other than OK, an HTTP status of 400 or more
-// (the conventions' rule for client spans), or an error Status in Milvus's reply (which
-// comes inside an OK gRPC reply).
+// status marks a failed call (call.Record.Failed; an HTTP status of 400 or more is also
+// the conventions' rule for client spans) with what says most about why.
 func status(r *call.Record) (codes.Code, string) {
 	switch {
+	case !r.Failed():
+		return codes.Unset, ""
 	case r.GRPC && r.Code != 0:
 		return codes.Error, r.Code.String()
 	case !r.GRPC && r.Status >= 400:
 		return codes.Error, strconv.Itoa(r.Status)
-	case r.MilvusCode != 0 || r.MilvusErrCode != 0:
-		return codes.Error, r.MilvusReason
 	}
-	return codes.Unset, ""
+	return codes.Error, r.MilvusReason
 }
 
 // idsKey carries to callIDs the ids Start chose for a call's span.
