@@ -68,17 +68,25 @@ function renderTiles(v) {
   text('t-inflight', v.inflight);
 }
 
+// niceCeil rounds x up to a round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power
+// of ten) for the chart's scale.
+function niceCeil(x) {
+  const p = Math.pow(10, Math.floor(Math.log10(x)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= x) return m * p;
+  return 10 * p;
+}
+
 // renderChart draws the last minute as bars: calls (blue), failed calls (red, from the
 // bottom), the current second darker.
 function renderChart(v) {
   const calls = v.calls.perSecond.calls, failed = v.calls.perSecond.failed;
-  const W = 640, H = 140, left = 34, bottom = 16, n = calls.length;
-  const top = Math.max(1, ...calls), bw = (W - left) / n;
-  const y = (x) => (H - bottom) * (1 - x / top);
+  const W = 640, H = 140, left = 34, bottom = 16, pad = 8, n = calls.length;
+  const top = niceCeil(Math.max(1, ...calls)), bw = (W - left) / n;
+  const y = (x) => pad + (H - bottom - pad) * (1 - x / top);
   const kids = [];
   for (const f of [0, 0.5, 1]) {
     kids.push(el('svg:line', { class: 'grid', x1: left, x2: W, y1: y(top * f), y2: y(top * f) }));
-    kids.push(el('svg:text', { class: 'axis', x: left - 6, y: y(top * f) + 3, 'text-anchor': 'end' }, fmtRate(top * f)));
+    kids.push(el('svg:text', { class: 'axis', x: left - 6, y: y(top * f) + 3, 'text-anchor': 'end' }, +(top * f).toPrecision(3)));
   }
   calls.forEach((c, i) => {
     const x = left + i * bw + 1, w = Math.max(1, bw - 2);
@@ -157,7 +165,7 @@ function failureRow(f) {
 }
 
 function renderFailures(v) {
-  const rows = v.calls.failures.slice(0, 20).map(failureRow);
+  const rows = v.calls.failures.slice(0, 12).map(failureRow);
   document.querySelector('#failures tbody').replaceChildren(...(rows.length ? rows : [emptyRow(9, 'no failed calls')]));
 }
 
