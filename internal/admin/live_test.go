@@ -3,13 +3,13 @@ package admin
 import (
 	"math"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 func TestLatencyBuckets(t *testing.T) {
@@ -176,31 +176,23 @@ func BenchmarkLiveObserve(b *testing.B) {
 	r := rec("Search", "10.0.0.1:19530", time.Now(), 3*time.Millisecond, codes.OK)
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := cpuTime()
+		cpu := testenv.CPUTime()
 		for b.Loop() {
 			l.Observe(r)
 		}
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 	})
 	// Every core observing calls of the same method and endpoint, the worst case for
 	// sharing: they all add to the same counters.
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := cpuTime()
+		cpu := testenv.CPUTime()
 		b.RunParallel(func(pb *testing.PB) {
 			r := *r
 			for pb.Next() {
 				l.Observe(&r)
 			}
 		})
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 	})
-}
-
-// cpuTime is the process's CPU time, which other work sharing the machine disturbs less
-// than the wall time of ns/op.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

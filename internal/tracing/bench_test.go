@@ -2,13 +2,13 @@ package tracing
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 // discard is an exporter that drops every batch, so the benchmarks measure what a call
@@ -23,7 +23,7 @@ func benchCall(b *testing.B, tr *Tracer, traceparent string) {
 		DB: "default", Collection: "books", Endpoint: "10.0.0.7:19530"}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := testenv.CPUTime()
 	for b.Loop() {
 		span, _ := tr.Start(traceparent, "")
 		rec.TraceID, rec.SpanID, rec.ParentSpanID = span.TraceID, span.SpanID, span.ParentSpanID
@@ -31,13 +31,7 @@ func benchCall(b *testing.B, tr *Tracer, traceparent string) {
 	}
 	// The process's CPU time, the batch processor's goroutine and the GC included, and
 	// less sensitive than ns/op to other work sharing the machine.
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkCallOff is what every call pays with tracing off (the default): reading the
@@ -58,10 +52,10 @@ func BenchmarkCallOn(b *testing.B) {
 	b.Run("continued", func(b *testing.B) { benchCall(b, tr, clientTP) })
 	b.Run("start-only", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu := cpuTime()
+		cpu := testenv.CPUTime()
 		for b.Loop() {
 			tr.Start(clientTP, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
 		}
-		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 	})
 }
