@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 )
@@ -38,6 +39,9 @@ type Server struct {
 	Address string
 	// Ports reports the ports actually open.
 	Ports func() []int
+	// Live and Registry feed the live page (page.go); either may be nil.
+	Live     *Live
+	Registry *balancer.Registry
 }
 
 // Handler returns the admin routes.
@@ -53,7 +57,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /{$}", s.page)
+	mux.HandleFunc("GET /status", s.page)
+	s.liveRoutes(mux)
 	return mux
 }
 

@@ -66,6 +66,9 @@ func (e *Endpoint) Ejected(now int64) bool { return now < e.ejectedUntil.Load() 
 // SetDraining marks the endpoint as leaving.
 func (e *Endpoint) SetDraining(d bool) { e.draining.Store(d) }
 
+// Draining reports whether the endpoint is leaving (status pages).
+func (e *Endpoint) Draining() bool { return e.draining.Load() }
+
 // Available reports whether the endpoint may take a new call at now (unix nanos).
 func (e *Endpoint) Available(now int64) bool {
 	return e.healthy.Load() && !e.draining.Load() && !e.Ejected(now)

@@ -25,6 +25,7 @@ type Port struct {
 	Observer Observer // may be nil
 	Log      *slog.Logger
 	Limits   Limits
+	Trace    StartTrace // nil: trace contexts pass as they came
 }
 
 // maxAttempts bounds how many endpoints one call may try.
@@ -44,6 +45,7 @@ type Call struct {
 	be     *gateway.Backend
 	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
 	dbMeta string             // the dbname metadata
+	trace  TraceContext       // sent upstream in place of the client's
 	req    milvus.RequestScanner
 	reply  milvus.StatusScanner
 }
@@ -66,8 +68,16 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 // names): the user name (never the password), the database the dbname metadata selects,
 // the client's request id.
 func (c *Call) Metadata(fields []hpack.HeaderField) {
+	var client TraceContext
 	for _, f := range fields {
 		switch f.Name {
+		case "traceparent":
+			client.Traceparent = f.Value
+		case "tracestate":
+			if client.Tracestate != "" {
+				client.Tracestate += ","
+			}
+			client.Tracestate += f.Value
 		case milvus.AuthorizationKey:
 			c.Rec.User = milvus.UserName(f.Value)
 		case milvus.DBNameKey:
@@ -76,7 +86,16 @@ func (c *Call) Metadata(fields []hpack.HeaderField) {
 			c.Rec.RequestID = f.Value
 		}
 	}
+	c.trace = client
+	if c.port.Trace != nil {
+		var ids TraceIDs
+		ids, c.trace = c.port.Trace(client)
+		c.Rec.TraceID, c.Rec.SpanID, c.Rec.ParentSpanID = ids.TraceID, ids.SpanID, ids.ParentSpanID
+	}
 }
+
+// Trace is the trace context the call sends upstream (Conn.Upstream).
+func (c *Call) Trace() TraceContext { return c.trace }
 
 // Request takes the request's bytes as they pass, and reports whether it wants more: the
 // names and counts the first message carries (read as they pass, never held), for the

@@ -35,8 +35,10 @@ func ClientCertValue(chain []*x509.Certificate) string {
 // Connection field names, and without the client's own X-Forwarded-Proto, -Port and
 // client certificate; then `te: trailers` for gRPC, and X-Forwarded-For (the client's
 // last value, then this client's address), X-Forwarded-Proto, X-Forwarded-Port and the
-// client certificate as the ALB adds them. Every data path builds upstream headers here.
-func (c *Conn) Upstream(dst, in []hpack.HeaderField, grpc bool) []hpack.HeaderField {
+// client certificate as the ALB adds them. The W3C trace context is the call's (trace: the
+// client's, or the balancer's span continuing it). Every data path builds upstream
+// headers here.
+func (c *Conn) Upstream(dst, in []hpack.HeaderField, grpc bool, trace TraceContext) []hpack.HeaderField {
 	var named string // the Connection field's value: more fields to drop (HTTP/1.1 only)
 	xff := ""
 	for _, hf := range in {
@@ -46,7 +48,8 @@ func (c *Conn) Upstream(dst, in []hpack.HeaderField, grpc bool) []hpack.HeaderFi
 	}
 	for _, hf := range in {
 		switch {
-		case hopByHop(hf.Name), hf.Name == "x-amzn-mtls-clientcert", hf.Name == "x-forwarded-proto", hf.Name == "x-forwarded-port":
+		case hopByHop(hf.Name), hf.Name == "x-amzn-mtls-clientcert", hf.Name == "x-forwarded-proto", hf.Name == "x-forwarded-port",
+			hf.Name == "traceparent", hf.Name == "tracestate":
 			continue
 		case hf.Name == "x-forwarded-for":
 			xff = hf.Value
@@ -55,6 +58,12 @@ func (c *Conn) Upstream(dst, in []hpack.HeaderField, grpc bool) []hpack.HeaderFi
 			continue
 		}
 		dst = append(dst, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive || hf.Name == "authorization"})
+	}
+	if trace.Traceparent != "" {
+		dst = append(dst, hpack.HeaderField{Name: "traceparent", Value: trace.Traceparent})
+	}
+	if trace.Tracestate != "" {
+		dst = append(dst, hpack.HeaderField{Name: "tracestate", Value: trace.Tracestate})
 	}
 	if grpc {
 		// gRPC requires it (the gRPC over HTTP/2 spec), and it is the one value of a

@@ -35,7 +35,7 @@ func TestUpstreamHeaders(t *testing.T) {
 		"x-forwarded-for", "198.51.100.1", "x-forwarded-for", "203.0.113.9",
 		"x-forwarded-proto", "http", "x-forwarded-port", "80", "x-amzn-mtls-clientcert", "forged",
 	)
-	got := names(c.Upstream(nil, in, true))
+	got := names(c.Upstream(nil, in, true, TraceContext{}))
 	want := []string{
 		"authorization=cm9vdDpNaWx2dXM=", "dbname=db1", "grpc-timeout=10S", "te=trailers",
 		"x-forwarded-for=203.0.113.9, 192.0.2.7", "x-forwarded-proto=https", "x-forwarded-port=443",
@@ -44,11 +44,11 @@ func TestUpstreamHeaders(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("upstream fields\n got %q\nwant %q", got, want)
 	}
-	out := c.Upstream(nil, in, false)
+	out := c.Upstream(nil, in, false, TraceContext{})
 	if slices.ContainsFunc(out, func(f hpack.HeaderField) bool { return f.Name == "te" }) {
 		t.Errorf("REST calls must not get te: trailers")
 	}
-	for _, f := range c.Upstream(nil, in, true) {
+	for _, f := range c.Upstream(nil, in, true, TraceContext{}) {
 		if f.Name == "authorization" && !f.Sensitive {
 			t.Errorf("authorization must be sent as a never-indexed field (HPACK)")
 		}
@@ -57,7 +57,7 @@ func TestUpstreamHeaders(t *testing.T) {
 
 func TestUpstreamPlaintextWithoutClientAddress(t *testing.T) {
 	c := Conn{Port: "19530"}
-	got := names(c.Upstream(nil, fields("dbname", "default"), true))
+	got := names(c.Upstream(nil, fields("dbname", "default"), true, TraceContext{}))
 	want := []string{"dbname=default", "te=trailers", "x-forwarded-proto=http", "x-forwarded-port=19530"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
@@ -69,5 +69,18 @@ func TestDownstreamDropsConnectionFields(t *testing.T) {
 		if got := Downstream(name); got != want {
 			t.Errorf("Downstream(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// The trace context sent upstream is the call's (the balancer's span continuing the
+// client's), never the client's own fields as well.
+func TestUpstreamTraceContext(t *testing.T) {
+	c := Conn{Port: "443"}
+	in := fields("traceparent", "00-aaaa-bbbb-01", "tracestate", "x=1", "dbname", "db1")
+	up := TraceContext{Traceparent: "00-aaaa-cccc-01", Tracestate: "x=1"}
+	got := names(c.Upstream(nil, in, true, up))
+	want := []string{"dbname=db1", "traceparent=00-aaaa-cccc-01", "tracestate=x=1", "te=trailers", "x-forwarded-proto=http", "x-forwarded-port=443"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

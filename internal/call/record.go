@@ -35,6 +35,10 @@ type Record struct {
 	NQ, TopK    int64  // Search
 	RequestID   string // client-request-id / client_request_id metadata
 	TraceID     string // W3C trace id, hex
+	// The balancer's span of the call and the client's span it continues (16 hex digits
+	// each; see tracing.Span): SpanID is "" when no span is recorded for the call,
+	// ParentSpanID is "" when the trace starts at the balancer.
+	SpanID, ParentSpanID string
 
 	// Where it went.
 	Backend  string // namespace/service:port, "" when the call was not routed
@@ -56,3 +60,42 @@ type Record struct {
 type Observer interface {
 	Observe(r *Record)
 }
+
+// Failed reports whether the call failed as its client sees it: a gRPC status other than
+// OK, an HTTP status of 400 or more, or an error Status in Milvus's reply (which comes
+// inside an OK gRPC reply).
+func (r *Record) Failed() bool {
+	if r.GRPC && r.Code != codes.OK || !r.GRPC && r.Status >= 400 {
+		return true
+	}
+	return r.MilvusStatus() != 0
+}
+
+// MilvusStatus is the code of the reply's Milvus Status: code, or the legacy error_code
+// when only that is set (older Milvus versions); 0 for success or no Status.
+func (r *Record) MilvusStatus() int32 {
+	if r.MilvusCode != 0 {
+		return r.MilvusCode
+	}
+	return r.MilvusErrCode
+}
+
+// Observers passes each record to every observer in turn.
+type Observers []Observer
+
+func (os Observers) Observe(r *Record) {
+	for _, o := range os {
+		o.Observe(r)
+	}
+}
+
+// TraceContext is a W3C trace context: the traceparent and tracestate header values
+// ("" when absent).
+type TraceContext struct{ Traceparent, Tracestate string }
+
+// TraceIDs are a call's place in its trace, for the record (see Record.TraceID).
+type TraceIDs struct{ TraceID, SpanID, ParentSpanID string }
+
+// StartTrace begins a call's span from the client's trace context and returns the ids for
+// the record and the context to send upstream in place of the client's (internal/tracing).
+type StartTrace func(client TraceContext) (TraceIDs, TraceContext)

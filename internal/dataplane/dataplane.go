@@ -25,6 +25,7 @@ import (
 type Options struct {
 	Listener listener.Options
 	Limits   call.Limits
+	Trace    call.StartTrace // nil: no spans (tracing.Tracer.StartTrace when on)
 	Log      *slog.Logger
 }
 
@@ -48,7 +49,7 @@ func New(o Options) *Plane {
 		// Handlers are made when a model opens a port, after New returns: by then the
 		// gateway exists and the observer, if any, is set.
 		func(port int, isTLS bool) listener.Handler {
-			cp := &call.Port{Number: port, TLS: isTLS, Snapshot: p.Gateway.Current, Observer: p.observer, Log: o.Log, Limits: o.Limits}
+			cp := &call.Port{Number: port, TLS: isTLS, Snapshot: p.Gateway.Current, Observer: p.observer, Log: o.Log, Limits: o.Limits, Trace: o.Trace}
 			return &relay.Server{Port: cp, Pool: p.Pool, REST: &rest.Handler{Port: cp, Transports: p.REST}}
 		},
 		func(port int) *tls.Config {

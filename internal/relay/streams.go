@@ -188,7 +188,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 		st.failLocked(fl, b)
 		return
 	}
-	st.reqFields = s.requestFields(f, st.call.Backend().TLS)
+	st.reqFields = s.requestFields(f, st.call.Backend().TLS, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
 		st.timer = time.AfterFunc(d, st.expire)
 	}
@@ -220,7 +220,7 @@ func (s *clientConn) rejectHeaders(id uint32, b *batch) {
 
 // requestFields are the headers sent to the backend: the pseudo-header fields of the
 // request, then the regular fields by the one upstream rule (call.Conn.Upstream).
-func (s *clientConn) requestFields(f *headerBlock, backendTLS bool) *[]hpack.HeaderField {
+func (s *clientConn) requestFields(f *headerBlock, backendTLS bool, trace call.TraceContext) *[]hpack.HeaderField {
 	scheme := "http"
 	if backendTLS {
 		scheme = "https"
@@ -231,7 +231,7 @@ func (s *clientConn) requestFields(f *headerBlock, backendTLS bool) *[]hpack.Hea
 		hpack.HeaderField{Name: ":scheme", Value: scheme},
 		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
 		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
-	*p = s.up.Upstream(out, f.RegularFields(), true)
+	*p = s.up.Upstream(out, f.RegularFields(), true, trace)
 	return p
 }
 

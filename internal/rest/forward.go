@@ -20,7 +20,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // forward sends r to the call's endpoint and copies the response to w. It returns an
 // error only if nothing was written to w; a failure after the response began aborts it,
 // so that the client does not take a truncated body for a whole one.
-func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body io.ReadCloser, c *call.Call) error {
+func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body io.ReadCloser, c *call.Call, fields []hpack.HeaderField) error {
 	be := c.Backend()
 	rt, scheme := h.Transports.For(useH2(be.Backend), be.TLS)
 	out := &http.Request{
@@ -29,7 +29,7 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        h.upstreamHeader(r),
+		Header:        h.upstreamHeader(r, fields, c.Trace()),
 		Body:          body,
 		ContentLength: r.ContentLength,
 		Host:          r.Host,
@@ -88,9 +88,22 @@ func copyBody(w http.ResponseWriter, resp *http.Response) error {
 	}
 }
 
+// headerFields are a request's header fields with lower-case names, as HTTP/2 has them:
+// the form every per-call rule reads.
+func headerFields(hdr http.Header) []hpack.HeaderField {
+	in := make([]hpack.HeaderField, 0, len(hdr)+1)
+	for k, vv := range hdr {
+		name := strings.ToLower(k)
+		for _, v := range vv {
+			in = append(in, hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	return in
+}
+
 // upstreamHeader is the request header sent to the backend, by the one upstream rule
 // (call.Conn.Upstream) that the relay applies to gRPC calls too.
-func (h *Handler) upstreamHeader(r *http.Request) http.Header {
+func (h *Handler) upstreamHeader(r *http.Request, in []hpack.HeaderField, trace call.TraceContext) http.Header {
 	conn := call.Conn{TLS: h.Port.TLS, Port: strconv.Itoa(h.Port.Number)}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		conn.ClientIP = ip
@@ -98,14 +111,7 @@ func (h *Handler) upstreamHeader(r *http.Request) http.Header {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		conn.ClientCert = call.ClientCertValue(r.TLS.PeerCertificates)
 	}
-	in := make([]hpack.HeaderField, 0, len(r.Header)+1)
-	for k, vv := range r.Header {
-		name := strings.ToLower(k)
-		for _, v := range vv {
-			in = append(in, hpack.HeaderField{Name: name, Value: v})
-		}
-	}
-	fields := conn.Upstream(make([]hpack.HeaderField, 0, len(in)+4), in, false)
+	fields := conn.Upstream(make([]hpack.HeaderField, 0, len(in)+6), in, false, trace)
 	out := make(http.Header, len(fields))
 	for _, f := range fields {
 		k := http.CanonicalHeaderKey(f.Name)

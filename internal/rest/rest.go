@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 )
@@ -27,7 +29,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		c.Rec.TLSVersion = r.TLS.Version
 	}
-	if f := h.serve(w, r, &c); f != nil {
+	fields := headerFields(r.Header)
+	c.Metadata(fields)
+	if f := h.serve(w, r, &c, fields); f != nil {
 		c.Answer(f)
 		writeError(w, f)
 	}
@@ -35,7 +39,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve routes and forwards; it returns a failure only when nothing was written yet.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call) *call.Failure {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call, fields []hpack.HeaderField) *call.Failure {
 	sni := ""
 	if r.TLS != nil {
 		sni = r.TLS.ServerName
@@ -62,7 +66,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call) *c
 		if _, f := c.Pick(); f != nil {
 			return f
 		}
-		err := h.forward(r.Context(), w, r, body, c)
+		err := h.forward(r.Context(), w, r, body, c, fields)
 		if err == nil {
 			return nil
 		}

@@ -35,14 +35,14 @@ var (
 )
 
 // tool returns the path of a tool built by scripts/tools.sh. The directory is keyed by the
-// hash of tools/go.mod and tools/go.sum, computed here exactly as the script does, so that
-// a test never runs a tool of another pinned version.
+// hash of tools/go.mod, go.sum and otelcol/main.go, computed here exactly as the script
+// does, so that a test never runs a tool of another pinned version.
 func tool(t testing.TB, name string) string {
 	t.Helper()
 	toolsOnce.Do(func() {
 		mod := filepath.Join(testenv.Root(t), "tools")
 		h := sha256.New()
-		for _, f := range []string{"go.mod", "go.sum"} {
+		for _, f := range []string{"go.mod", "go.sum", "otelcol/main.go"} {
 			b, err := os.ReadFile(filepath.Join(mod, f))
 			if err != nil {
 				toolsErr = err
