@@ -276,6 +276,7 @@ func reportUnsupported(m map[string]string, r *reporter) {
 	sort.Strings(names)
 	for _, k := range names {
 		switch {
+		case isRuleAnnotation(k) || k == AnnotationRateLimits:
 		case strings.HasPrefix(k, ALBAnnotationPrefix) && !supported[k]:
 			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored", k)
 		case strings.HasPrefix(k, "milvus-lb.io/") && k != AnnotationHealthCheckType:
