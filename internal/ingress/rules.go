@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/router"
+	"github.com/milvus-lb/milvus-lb/internal/glob"
 )
 
 // useAnnotation is the port name by which a path's backend names an actions annotation.
@@ -218,7 +218,7 @@ func pathAlternative(v string) alternative {
 	if !strings.ContainsAny(v, "*?") {
 		return alternative{key: v, pathType: config.PathExact}
 	}
-	lit := router.LiteralPrefix(v)
+	lit := glob.LiteralPrefix(v)
 	prefix := lit[:strings.LastIndexByte(lit, '/')+1]
 	if prefix == "" {
 		prefix = "/"

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/glob"
 	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
@@ -72,16 +73,16 @@ type Conditions struct {
 type cond struct {
 	field   config.ConditionField
 	name    string // http-header
-	pats    []pattern
+	pats    []glob.Pattern
 	query   []queryPattern
 	nets    []netip.Prefix
 	classes [4]bool // operation, by milvus.Class
 }
 
 type queryPattern struct {
-	key   pattern
+	key   glob.Pattern
 	any   bool // no key: any parameter
-	value pattern
+	value glob.Pattern
 }
 
 // Compile compiles cs; nil when there are none. A value that does not parse (translation
@@ -105,11 +106,11 @@ func Compile(cs []config.Condition) *Conditions {
 					k.classes[cl] = true
 				}
 			default:
-				k.pats = append(k.pats, newPattern(v, fold))
+				k.pats = append(k.pats, glob.New(v, fold))
 			}
 		}
 		for _, q := range c.Query {
-			k.query = append(k.query, queryPattern{key: newPattern(q.Key, true), any: q.Key == "", value: newPattern(q.Value, true)})
+			k.query = append(k.query, queryPattern{key: glob.New(q.Key, true), any: q.Key == "", value: glob.New(q.Value, true)})
 		}
 		if c.Message() {
 			out.msg = append(out.msg, k)
@@ -156,18 +157,18 @@ func (c *Conditions) Head(host string, r *Request) bool {
 func (k *cond) head(host string, r *Request) bool {
 	switch k.field {
 	case config.FieldHostHeader:
-		return anyMatch(k.pats, host)
+		return glob.Any(k.pats, host)
 	case config.FieldPathPattern:
-		return anyMatch(k.pats, r.Path)
+		return glob.Any(k.pats, r.Path)
 	case config.FieldHTTPHeader:
 		for _, hf := range r.Headers {
-			if hf.Name == k.name && anyMatch(k.pats, hf.Value) {
+			if hf.Name == k.name && glob.Any(k.pats, hf.Value) {
 				return true
 			}
 		}
 		return false
 	case config.FieldMethod:
-		return anyMatch(k.pats, r.Method)
+		return glob.Any(k.pats, r.Method)
 	case config.FieldQueryString:
 		return k.queryMatch(r.Query)
 	case config.FieldSourceIP:
@@ -208,7 +209,7 @@ func (k *cond) queryMatch(q string) bool {
 			val, _ = url.QueryUnescape(val)
 		}
 		for _, p := range k.query {
-			if (p.any || p.key.match(key)) && p.value.match(val) {
+			if (p.any || p.key.Match(key)) && p.value.Match(val) {
 				return true
 			}
 		}
@@ -235,11 +236,11 @@ func (c *Conditions) Message(r *Request, n *Names) bool {
 func (k *cond) message(r *Request, n *Names) bool {
 	switch k.field {
 	case config.FieldDatabase:
-		return n.Known&NameDB != 0 && anyMatch(k.pats, n.Database(r.Headers))
+		return n.Known&NameDB != 0 && glob.Any(k.pats, n.Database(r.Headers))
 	case config.FieldCollection:
-		return n.Known&NameCollection != 0 && n.Collection != "" && anyMatch(k.pats, n.Collection)
+		return n.Known&NameCollection != 0 && n.Collection != "" && glob.Any(k.pats, n.Collection)
 	case config.FieldConsistency:
-		return n.Known&NameConsistency != 0 && n.Consistency != "" && anyMatch(k.pats, n.Consistency)
+		return n.Known&NameConsistency != 0 && n.Consistency != "" && glob.Any(k.pats, n.Consistency)
 	}
 	return false
 }

@@ -1,25 +1,28 @@
-package router
+// Package glob matches names against patterns with the ALB's wildcards: * matches any run
+// of characters (none included), ? exactly one. Routing conditions and rate limits use it.
+package glob
 
 import "strings"
 
-// pattern is one value of a condition, with the ALB's wildcards: * matches any run of
-// characters (none included), ? exactly one. fold compares ASCII letters without case, as
-// the ALB compares host names, header values and query strings (path patterns and Milvus
-// names are compared with case).
-type pattern struct {
+// Pattern is one compiled pattern. fold compares ASCII letters without case, as the ALB
+// compares host names, header values and query strings (path patterns and Milvus names
+// are compared with case). Immutable.
+type Pattern struct {
 	p    string // lower-cased when fold
 	fold bool
 	wild bool // p has a wildcard
 }
 
-func newPattern(p string, fold bool) pattern {
+// New compiles p.
+func New(p string, fold bool) Pattern {
 	if fold {
 		p = strings.ToLower(p)
 	}
-	return pattern{p: p, fold: fold, wild: strings.ContainsAny(p, "*?")}
+	return Pattern{p: p, fold: fold, wild: strings.ContainsAny(p, "*?")}
 }
 
-func (p pattern) match(s string) bool {
+// Match reports whether s matches the pattern.
+func (p Pattern) Match(s string) bool {
 	if !p.wild {
 		if p.fold {
 			return strings.EqualFold(s, p.p)
@@ -63,17 +66,17 @@ func fold1(c byte, fold bool) byte {
 	return c
 }
 
-// anyMatch reports whether one of ps matches s.
-func anyMatch(ps []pattern, s string) bool {
+// Any reports whether one of ps matches s.
+func Any(ps []Pattern, s string) bool {
 	for _, p := range ps {
-		if p.match(s) {
+		if p.Match(s) {
 			return true
 		}
 	}
 	return false
 }
 
-// LiteralPrefix is the part of an ALB pattern before its first wildcard.
+// LiteralPrefix is the part of a pattern before its first wildcard.
 func LiteralPrefix(p string) string {
 	if i := strings.IndexAny(p, "*?"); i >= 0 {
 		return p[:i]
