@@ -77,6 +77,7 @@ type RateLimit struct {
 	Calls float64 `json:"calls,omitempty"`
 	// Bytes is the rate of request bytes per second of write calls; 0 means none.
 	Bytes float64 `json:"bytes,omitempty"`
-	// Burst is how many seconds' worth of calls (and bytes) a bucket holds.
-	Burst float64 `json:"burst"`
+	// Burst is how many seconds' worth of calls (and bytes) a bucket holds; 0 means
+	// ratelimit.DefaultBurst.
+	Burst float64 `json:"burst,omitempty"`
 }

@@ -103,7 +103,7 @@ func rateLimitsOf(accepted []*plan) map[string][]config.RateLimit {
 // rateLimit checks one limit; why starts with the JSON field it is about.
 func rateLimit(l rateLimitJSON) (config.RateLimit, string) {
 	rl := config.RateLimit{Name: l.Name, Users: l.User, Databases: l.Database, Collections: l.Collection,
-		Operations: l.Operation, Per: l.Per, Calls: l.Calls, Bytes: l.Bytes, Burst: 1}
+		Operations: l.Operation, Per: l.Per, Calls: l.Calls, Bytes: l.Bytes}
 	if errs := validation.IsDNS1123Label(l.Name); len(errs) > 0 {
 		return rl, fmt.Sprintf(".name: %q: %s", l.Name, strings.Join(errs, "; "))
 	}
