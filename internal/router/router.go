@@ -80,14 +80,13 @@ func sortPaths[T any](es []*Entry[T]) []*Entry[T] {
 // Match returns the entry without conditions for a request to host (":authority" or
 // Host, a port is ignored) and path, or nil when no such rule matches.
 func (t *Table[T]) Match(host, path string) *Entry[T] {
-	return t.Find(host, path, func(e *Entry[T]) bool { return e.Cond == nil })
+	return t.Find(NormalizeHost(host), path, func(e *Entry[T]) bool { return e.Cond == nil })
 }
 
 // Find returns the first entry, in match order, whose host and path match a request to
-// host and path and that accept takes, or nil. accept sees the candidates in order and
-// must not keep them.
+// host (as NormalizeHost returns it) and path and that accept takes, or nil. accept sees
+// the candidates in order and must not keep them.
 func (t *Table[T]) Find(host, path string, accept func(*Entry[T]) bool) *Entry[T] {
-	host = NormalizeHost(host)
 	if es, ok := t.exact[host]; ok {
 		if e := matchPath(es, path, accept); e != nil {
 			return e
