@@ -44,9 +44,9 @@ type Choice struct {
 
 // Choose routes a call on listener l of snapshot snap. names is nil at the headers: if the
 // route depends on what the first request message says, Choose returns Need and must be
-// called again with what was read of it (names not read are left out of Known). It is
-// pure but for the random weighted choice, and allocates nothing; routes without Milvus
-// conditions on the listener cost what the host/path table costs.
+// called again with what was read of it (names not read are left out of Known). It
+// changes nothing but a weighted route's place in its order (router.Split), and
+// allocates nothing; routes without Milvus conditions cost what the host/path table costs.
 //
 // Routes are tried in the router's order; the first whose conditions hold takes the call.
 // Conditions on the first message hold only for MilvusService calls that are not streams

@@ -1,7 +1,6 @@
 package call
 
 import (
-	"math/rand/v2"
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
@@ -11,27 +10,17 @@ import (
 
 // target is the backend a route sends a call to: its own, or one of its weighted targets.
 func target(snap *gateway.Snapshot, e *router.Entry[*gateway.Backend]) *gateway.Backend {
-	if fw := e.Route.Forward; len(fw) > 0 {
-		return weighted(snap, fw)
+	if e.Split != nil {
+		return weighted(snap, e.Route.Forward, e.Split.Next())
 	}
 	return e.Target
 }
 
-// weighted chooses a target in proportion to the weights. A target whose backend has no
-// endpoint to take the call is passed over for the next one with a weight that has (the
-// ALB would send the call and fail it): while one cluster of a blue/green pair starts or
-// drains, its share goes to the other instead of failing. When none has one, the chosen
-// target is returned, and the call fails naming it.
-func weighted(snap *gateway.Snapshot, fw []config.WeightedBackend) *gateway.Backend {
-	total := 0
-	for _, t := range fw {
-		total += t.Weight
-	}
-	i, r := 0, rand.IntN(total) // translation makes sure total > 0
-	for ; r >= fw[i].Weight; i++ {
-		r -= fw[i].Weight
-	}
-	chosen := snap.Backends[fw[i].Backend]
+// weighted is the i-th target of fw, unless its backend has no endpoint to take the call:
+// then the next target with a weight that has one (the ALB would send the call and fail
+// it), so that while one cluster of a blue/green pair starts or drains, its share goes to
+// the other instead of failing. When none has one, the call fails naming the i-th.
+func weighted(snap *gateway.Snapshot, fw []config.WeightedBackend, i int) *gateway.Backend {
 	now := time.Now().UnixNano()
 	for k := range len(fw) {
 		t := fw[(i+k)%len(fw)]
@@ -39,7 +28,7 @@ func weighted(snap *gateway.Snapshot, fw []config.WeightedBackend) *gateway.Back
 			return be
 		}
 	}
-	return chosen
+	return snap.Backends[fw[i].Backend]
 }
 
 func available(be *gateway.Backend, now int64) bool {

@@ -15,11 +15,12 @@ import (
 )
 
 // Entry is one route with the target chosen by the caller (the gateway puts its compiled
-// backend there). New compiles Cond from Route.Conditions.
+// backend there). New compiles Cond and Split from the route.
 type Entry[T any] struct {
 	Route  config.Route
 	Target T
 	Cond   *Conditions // nil when the route has no conditions
+	Split  *Split      // nil when the route has no weighted targets
 }
 
 // Table is immutable once built and safe for concurrent Match calls.
@@ -39,7 +40,7 @@ func New[T any](entries []*Entry[T]) *Table[T] {
 	t := &Table[T]{exact: make(map[string][]*Entry[T])}
 	wild := map[string][]*Entry[T]{}
 	for _, e := range entries {
-		e.Cond = Compile(e.Route.Conditions)
+		e.Cond, e.Split = Compile(e.Route.Conditions), newSplit(e.Route.Forward)
 		h := strings.ToLower(e.Route.Host)
 		switch {
 		case h == "":
