@@ -59,6 +59,9 @@ type perKey struct {
 // new keys share one bucket, which limits them together rather than not at all.
 const maxBuckets = 10000
 
+// sweepEvery is how often, at most, a limit at maxBuckets looks for full buckets.
+const sweepEvery = int64(1e9)
+
 // buckets is one rate of one limit: one bucket, or one per key. Safe for concurrent use.
 type buckets struct {
 	rate, capacity float64 // per second; at most
@@ -66,6 +69,7 @@ type buckets struct {
 	one            bucket // the bucket when not keyed, and the overflow when keyed
 	mu             sync.Mutex
 	m              map[perKey]*bucket
+	swept          int64 // when full buckets were last looked for (Clock)
 }
 
 func newBuckets(rate, capacity float64, keyed bool, now int64) *buckets {
@@ -88,9 +92,14 @@ func (bs *buckets) get(k perKey, now int64) *bucket {
 		return b
 	}
 	if len(bs.m) >= maxBuckets {
-		for key, b := range bs.m {
-			if b.full(now, bs.rate, bs.capacity) {
-				delete(bs.m, key)
+		// At most once a second: a client making up names must not make every call look
+		// through all the buckets.
+		if now-bs.swept >= sweepEvery {
+			bs.swept = now
+			for key, b := range bs.m {
+				if b.full(now, bs.rate, bs.capacity) {
+					delete(bs.m, key)
+				}
 			}
 		}
 		if len(bs.m) >= maxBuckets {
