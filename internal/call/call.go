@@ -128,20 +128,11 @@ func (c *Call) fillRecord() {
 func (c *Call) Port() *Port { return c.port }
 
 // Route chooses the rule for the call from the configuration in force, by authority, TLS
-// server name (sni) and path.
+// server name (sni) and path only: Decide without headers or names, so routes with
+// conditions on them do not take the call. The data path moves to Decide.
 func (c *Call) Route(authority, sni, path string) (*router.Entry[*gateway.Backend], *Failure) {
-	c.Rec.Authority, c.Rec.ServerName = authority, sni
-	l := c.port.Snapshot().Listeners[c.port.Number]
-	if l == nil {
-		return nil, ShuttingDown()
-	}
-	e, f := route(l, authority, sni, path)
-	if f != nil {
-		return nil, f
-	}
-	c.be = e.Target
-	c.Rec.Backend = c.be.Key
-	return e, nil
+	e, _, f := c.Decide(&Request{Authority: authority, SNI: sni, Request: router.Request{Path: path}}, &router.Names{})
+	return e, f
 }
 
 // Backend is the routed call's backend.

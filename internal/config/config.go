@@ -17,6 +17,9 @@ type Model struct {
 	// Ingresses describes every Ingress that was considered, in name order, for status
 	// reporting (`get ingress`) and for the controller's status writer.
 	Ingresses []IngressStatus `json:"ingresses"`
+	// RateLimits are the milvus-lb.io/rate-limits of each Ingress (by ns/name): they hold
+	// for the calls its routes take.
+	RateLimits map[string][]RateLimit `json:"rateLimits,omitempty"`
 }
 
 // Protocol of a listener, as the ALB names it in listen-ports.
@@ -69,15 +72,20 @@ const (
 	PathImplementationSpecific PathType = "ImplementationSpecific"
 )
 
-// Route sends requests for Host (exact, or "*.suffix" wildcard, or "" for any) and Path to
-// a backend. SSLRedirect answers HTTP/1.1 with a redirect to that HTTPS port instead.
+// Route sends requests for Host (exact, or "*.suffix" wildcard, or "" for any) and Path
+// that meet its Conditions to a backend, to weighted backends (Forward), or answers them
+// itself (Fixed). SSLRedirect answers HTTP/1.1 with a redirect to that HTTPS port instead.
 type Route struct {
-	Host        string   `json:"host"`
-	Path        string   `json:"path"`
-	PathType    PathType `json:"pathType"`
-	Backend     string   `json:"backend"` // Backend.Key
-	Ingress     string   `json:"ingress"` // ns/name that declared it
-	SSLRedirect int      `json:"sslRedirect,omitempty"`
+	Host        string            `json:"host"`
+	Path        string            `json:"path"`
+	PathType    PathType          `json:"pathType"`
+	Backend     string            `json:"backend"` // Backend.Key; "" with Forward or Fixed
+	Ingress     string            `json:"ingress"` // ns/name that declared it
+	SSLRedirect int               `json:"sslRedirect,omitempty"`
+	Rule        string            `json:"rule,omitempty"` // the actions/conditions name
+	Conditions  []Condition       `json:"conditions,omitempty"`
+	Forward     []WeightedBackend `json:"forward,omitempty"`
+	Fixed       *FixedResponse    `json:"fixedResponse,omitempty"`
 }
 
 // BackendProtocol is how milvus-lb speaks to the endpoints.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/ratelimit"
 	"github.com/milvus-lb/milvus-lb/internal/router"
 )
 
@@ -28,6 +29,7 @@ type Snapshot struct {
 	Problems   config.Problems
 	Listeners  map[int]*Listener // by port
 	Backends   map[string]*Backend
+	RateLimits map[string]*ratelimit.Set // by Ingress ns/name; set by Apply
 }
 
 // Listener is the compiled form of one config.Listener.
@@ -99,6 +101,8 @@ func (g *Gateway) Apply(ctx context.Context, m *config.Model, problems config.Pr
 		return nil, err
 	}
 	snap.Problems = problems
+	// Limits keep their buckets across generations (ratelimit.Compile).
+	snap.RateLimits = ratelimit.CompileAll(m.RateLimits, g.current.Load().RateLimits, ratelimit.Clock())
 	if g.listeners != nil {
 		if err := g.listeners.Reconcile(m.Listeners); err != nil {
 			return nil, fmt.Errorf("opening listeners: %w", err)
@@ -174,8 +178,8 @@ func Compile(m *config.Model, reg *balancer.Registry) (*Snapshot, error) {
 		entries := make([]*router.Entry[*Backend], 0, len(l.Routes))
 		for _, r := range l.Routes {
 			b := snap.Backends[r.Backend]
-			if b == nil && r.SSLRedirect == 0 {
-				return nil, fmt.Errorf("listener %d: route %s%s names unknown backend %q", l.Port, r.Host, r.Path, r.Backend)
+			if err := checkTargets(r, snap.Backends); err != nil {
+				return nil, fmt.Errorf("listener %d: %w", l.Port, err)
 			}
 			entries = append(entries, &router.Entry[*Backend]{Route: r, Target: b})
 		}

@@ -44,7 +44,7 @@ func (x *index) backend(ns string, b *networkingv1.IngressBackend, p *field.Path
 	case ref.Name != "":
 		written = ref.Name
 		if ref.Name == "use-annotation" {
-			r.errorf(sp.Child("port", "name"), "use-annotation (alb.ingress.kubernetes.io/actions.*) is not supported")
+			r.errorf(sp.Child("port", "name"), "use-annotation only names an actions annotation in a path's backend, not a Service port")
 			return nil
 		}
 		for i := range svc.Spec.Ports {

@@ -22,10 +22,11 @@ type listenerState struct {
 
 // routeKey identifies a route on a listener; two Ingresses may not both declare one.
 type routeKey struct {
-	port     int
-	host     string
-	pathType config.PathType
-	path     string
+	port       int
+	host       string
+	pathType   config.PathType
+	path       string
+	conditions string // routeKeyOf
 }
 
 // builder merges accepted Ingresses onto listeners. Ingresses are added in precedence
@@ -86,7 +87,7 @@ func (b *builder) add(p *plan) bool {
 	}
 	for _, rt := range p.routes {
 		for _, lp := range p.s.ports {
-			k := routeKey{lp.Port, rt.Host, rt.PathType, rt.Path}
+			k := routeKeyOf(rt.Route, lp.Port)
 			if owner, dup := b.routes[k]; dup {
 				cr.errorf(rt.field, "host %s path %q (%s) on port %d is already routed by Ingress %s", describeHost(rt.Host), rt.Path, rt.PathType, lp.Port, owner)
 			}
@@ -128,7 +129,7 @@ func (b *builder) add(p *plan) bool {
 				route.SSLRedirect = p.s.sslRedirect
 			}
 			l.cfg.Routes = append(l.cfg.Routes, route)
-			b.routes[routeKey{lp.Port, rt.Host, rt.PathType, rt.Path}] = p.key
+			b.routes[routeKeyOf(rt.Route, lp.Port)] = p.key
 		}
 	}
 	for _, pb := range p.backends {
@@ -237,7 +238,11 @@ func sortRoutes(rs []config.Route) {
 		if len(a.Path) != len(b.Path) {
 			return len(a.Path) > len(b.Path)
 		}
-		return a.Path < b.Path
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		// Routes with conditions first, as the router tries them.
+		return len(a.Conditions) > 0 && len(b.Conditions) == 0
 	})
 }
 

@@ -76,6 +76,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		Backends:  b.backends,
 		Ingresses: make([]config.IngressStatus, 0, len(ings)),
 	}
+	model.RateLimits = rateLimitsOf(b.accepted)
 	for _, p := range b.accepted {
 		st := statuses[p.ing]
 		st.Served = true
@@ -157,6 +158,8 @@ type plan struct {
 	routes   []plannedRoute
 	backends []plannedBackend
 	hosts    []plannedHost
+	rules    *ruleSet // actions and conditions annotations (rules.go)
+	limits   []config.RateLimit
 }
 
 type plannedRoute struct {
@@ -191,22 +194,26 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 	}
 	p.mtls = resolveMutualAuth(p.s.mtls, p.r.file, x.readFile, p.r)
 
+	p.rules = x.readRules(ns, ing.Annotations, p.s.backend, p.r)
+	p.limits = parseRateLimits(annotations{m: ing.Annotations, r: p.r})
 	seen := map[routeKey]*field.Path{}
 	seenBackend := map[string]bool{}
-	addRoute := func(host, path string, pt config.PathType, be *config.Backend, at, beAt *field.Path) {
-		k := routeKey{host: host, pathType: pt, path: path}
-		if first, dup := seen[k]; dup {
-			p.r.warnf(at, "duplicate of %s (same host, path and path type); ignored", first)
-			return
+	addRoutes := func(pr *pathRule, host, path string, pt config.PathType, explicit bool, at, beAt *field.Path) {
+		for _, rt := range pr.routes(host, path, pt, explicit) {
+			k := routeKeyOf(rt, 0)
+			if first, dup := seen[k]; dup {
+				p.r.warnf(at, "duplicate of %s (same host, path, path type and conditions); ignored", first)
+				continue
+			}
+			seen[k] = at
+			rt.Ingress = p.key
+			p.routes = append(p.routes, plannedRoute{Route: rt, field: at})
 		}
-		seen[k] = at
-		p.routes = append(p.routes, plannedRoute{
-			Route: config.Route{Host: host, Path: path, PathType: pt, Backend: be.Key, Ingress: p.key},
-			field: at,
-		})
-		if !seenBackend[be.Key] {
-			seenBackend[be.Key] = true
-			p.backends = append(p.backends, plannedBackend{Backend: be, field: beAt})
+		for _, be := range pr.backends {
+			if !seenBackend[be.Key] {
+				seenBackend[be.Key] = true
+				p.backends = append(p.backends, plannedBackend{Backend: be, field: beAt})
+			}
 		}
 	}
 
@@ -229,18 +236,19 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 			hp := &rule.HTTP.Paths[j]
 			pp := rp.Child("http", "paths").Index(j)
 			path, pt, okPath := normalizePath(hp, pp, p.r)
-			be := x.backend(ns, &hp.Backend, pp.Child("backend"), p.s.backend, p.r)
-			if okPath && be != nil {
-				addRoute(host, path, pt, be, pp, pp.Child("backend", "service", "name"))
+			pr := x.pathRule(p, ns, &hp.Backend, pp.Child("backend"), false)
+			if okPath && pr != nil {
+				addRoutes(pr, host, path, pt, hp.Path != "", pp, pp.Child("backend", "service", "name"))
 			}
 		}
 	}
 	if db := ing.Spec.DefaultBackend; db != nil {
 		dp := field.NewPath("spec", "defaultBackend")
-		if be := x.backend(ns, db, dp, p.s.backend, p.r); be != nil {
-			addRoute("", "/", config.PathPrefix, be, dp, dp.Child("service", "name"))
+		if pr := x.pathRule(p, ns, db, dp, true); pr != nil {
+			addRoutes(pr, "", "/", config.PathPrefix, true, dp, dp.Child("service", "name"))
 		}
 	}
+	p.rules.reportUnused(p.r)
 	if len(p.routes) == 0 && !p.r.failed() {
 		p.r.warnf(field.NewPath("spec"), "no rules and no defaultBackend: nothing to serve")
 	}

@@ -113,7 +113,8 @@ func problemLines(ps config.Problems) []string {
 var cases = []struct {
 	name  string
 	opts  Options
-	clean bool // no problem at all
+	files []string // more fixtures read with this case
+	clean bool     // no problem at all
 	want  []string
 	exact bool // want is every problem, no more
 }{
@@ -121,7 +122,7 @@ var cases = []struct {
 	{name: "port-name", clean: true},
 	{name: "spec-tls", clean: true},
 	{name: "route-order", want: []string{
-		"warning: route-order.yaml: Ingress milvus/many-routes: spec.rules[3].http.paths[5]: duplicate of spec.rules[3].http.paths[0] (same host, path and path type); ignored",
+		"warning: route-order.yaml: Ingress milvus/many-routes: spec.rules[3].http.paths[5]: duplicate of spec.rules[3].http.paths[0] (same host, path, path type and conditions); ignored",
 	}},
 	{name: "missing-service", want: []string{
 		"error: missing-service.yaml: Ingress milvus/milvus-demo: spec.rules[0].http.paths[0].backend.service.name: Service milvus/milvus-demoo not found",
@@ -227,6 +228,29 @@ var cases = []struct {
 		"error: mutual-authentication.yaml: Ingress milvus/bad-entries: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: entry 9 (port 10449): ignoreClientCertificateExpiry true is not supported: expired client certificates are always refused",
 		`error: mutual-authentication.yaml: Ingress milvus/not-json: metadata.annotations[alb.ingress.kubernetes.io/mutual-authentication]: invalid mutual-authentication "[{\"port\":11443,\"mode\":\"verify\",\"trustStore\":\"client-ca.pem\",\"trustStoreArn\":\"x\"}]": want a JSON list such as [{"port":443,"mode":"verify","trustStore":"/path/to/ca-bundle.pem"}]: json: unknown field "trustStoreArn"`,
 	}},
+	{name: "actions", files: []string{"clusters.yaml"}, clean: true},
+	{name: "conditions", files: []string{"clusters.yaml"}, clean: true},
+	{name: "milvus-conditions", files: []string{"clusters.yaml"}, clean: true},
+	{name: "bad-actions", files: []string{"clusters.yaml"}, want: []string{
+		"error: bad-actions.yaml: Ingress milvus/bad-forward: metadata.annotations[alb.ingress.kubernetes.io/actions.bad-targets]: forwardConfig.targetGroups[2].serviceName: Service milvus/milvus-purple not found",
+		`error: bad-actions.yaml: Ingress milvus/bad-forward: metadata.annotations[alb.ingress.kubernetes.io/actions.bad-targets]: forwardConfig.targetGroups[3].servicePort: Service milvus/milvus-green has no port named "grpc" (ports: milvus 19530)`,
+		"error: bad-actions.yaml: Ingress milvus/bad-forward: metadata.annotations[alb.ingress.kubernetes.io/actions.no-weights]: forwardConfig.targetGroups[0].weight: required when forwarding to several target groups",
+		"error: bad-actions.yaml: Ingress milvus/bad-forward: metadata.annotations[alb.ingress.kubernetes.io/actions.all-zero]: forwardConfig.targetGroups: every weight is 0; at least one target group must take calls",
+		"error: bad-actions.yaml: Ingress milvus/bad-forward: spec.rules[0].http.paths[5].backend.service.port.name: use-annotation needs the annotation alb.ingress.kubernetes.io/actions.missing",
+		`error: bad-actions.yaml: Ingress milvus/bad-types: metadata.annotations[alb.ingress.kubernetes.io/actions.bad-status]: fixedResponseConfig.statusCode: "302": must be a 2XX, 4XX or 5XX status code, as a string`,
+		`warning: bad-actions.yaml: Ingress milvus/unused: metadata.annotations[alb.ingress.kubernetes.io/actions.spare]: not used: no path has backend service name "spare" with port name use-annotation`,
+	}},
+	{name: "bad-conditions", want: []string{
+		`error: bad-conditions.yaml: Ingress milvus/bad-alb: metadata.annotations[alb.ingress.kubernetes.io/conditions.b]: [0].sourceIPConfig.values[0]: "10.0.0.1": want an address block in CIDR form, such as 10.0.0.0/8 or 2001:db8::/32`,
+		`error: bad-conditions.yaml: Ingress milvus/bad-alb: metadata.annotations[alb.ingress.kubernetes.io/conditions.b]: [6].field: unknown field "database": must be one of host-header, path-pattern, http-header, http-request-method, query-string, source-ip (database goes in milvus-lb.io/conditions.${name})`,
+		`error: bad-conditions.yaml: Ingress milvus/bad-milvus: metadata.annotations[milvus-lb.io/conditions.milvus-demo]: [1].consistencyLevelConfig.values[0]: "strong": must be one of Strong, Session, Bounded, Eventually, Customized`,
+		`warning: bad-conditions.yaml: Ingress milvus/unused-conditions: metadata.annotations[alb.ingress.kubernetes.io/conditions.milvus-demo]: not used: no path of spec.rules has backend service name "milvus-demo" (conditions do not apply to spec.defaultBackend)`,
+	}},
+	{name: "rate-limits", want: []string{
+		"error: rate-limits.yaml: Ingress milvus/bad-limits: metadata.annotations[milvus-lb.io/rate-limits]: [3].bytes: limits the bytes of write calls, and operation selects no write",
+		`error: rate-limits.yaml: Ingress milvus/bad-limits: metadata.annotations[milvus-lb.io/rate-limits]: [8].name: "twice" is used twice`,
+		`error: rate-limits.yaml: Ingress milvus/not-json-limits: metadata.annotations[milvus-lb.io/rate-limits]: invalid rate limits: want a JSON list such as [{"name":"reads-per-user","per":["user"],"operation":"read","calls":100}]: json: unknown field "rate"`,
+	}},
 	{name: "duplicate-route", want: []string{
 		`error: duplicate-route.yaml: Ingress milvus/second: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path "/" (Prefix) on port 80 is already routed by Ingress milvus/first`,
 	}},
@@ -235,7 +259,7 @@ var cases = []struct {
 func TestTranslateFixtures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			objs := loadObjects(t, append([]string{tc.name + ".yaml"}, sharedFixtures...)...)
+			objs := loadObjects(t, append(append([]string{tc.name + ".yaml"}, tc.files...), sharedFixtures...)...)
 			model, problems := Translate(objs, tc.opts)
 			got := golden{Model: model, Problems: problemLines(problems)}
 

@@ -1,8 +1,9 @@
-// Package router is the immutable host/path table of one listener. Matching follows the
+// Package router is the immutable routing table of one listener. Matching follows the
 // Ingress specification (networking.k8s.io/v1): an exact host beats a wildcard host, which
 // beats a rule without host; within a host an Exact path beats a Prefix path, and a longer
 // Prefix beats a shorter one. Prefix matching is by path element: /foo matches /foo and
-// /foo/bar, not /foobar.
+// /foo/bar, not /foobar. For the same path, routes with conditions (conditions.go) come
+// before routes without; the first whose conditions hold takes the call.
 package router
 
 import (
@@ -14,10 +15,12 @@ import (
 )
 
 // Entry is one route with the target chosen by the caller (the gateway puts its compiled
-// backend there).
+// backend there). New compiles Cond and Split from the route.
 type Entry[T any] struct {
 	Route  config.Route
 	Target T
+	Cond   *Conditions // nil when the route has no conditions
+	Split  *Split      // nil when the route has no weighted targets
 }
 
 // Table is immutable once built and safe for concurrent Match calls.
@@ -37,6 +40,7 @@ func New[T any](entries []*Entry[T]) *Table[T] {
 	t := &Table[T]{exact: make(map[string][]*Entry[T])}
 	wild := map[string][]*Entry[T]{}
 	for _, e := range entries {
+		e.Cond, e.Split = Compile(e.Route.Conditions), newSplit(e.Route.Forward)
 		h := strings.ToLower(e.Route.Host)
 		switch {
 		case h == "":
@@ -64,17 +68,28 @@ func sortPaths[T any](es []*Entry[T]) []*Entry[T] {
 		if (a.PathType == config.PathExact) != (b.PathType == config.PathExact) {
 			return a.PathType == config.PathExact
 		}
-		return len(a.Path) > len(b.Path)
+		if len(a.Path) != len(b.Path) {
+			return len(a.Path) > len(b.Path)
+		}
+		// For the same path, a route with conditions is tried before one without, which
+		// would otherwise take every call first.
+		return len(a.Conditions) > 0 && len(b.Conditions) == 0
 	})
 	return es
 }
 
-// Match returns the entry for a request to host (":authority" or Host, a port is ignored)
-// and path, or nil when no rule matches.
+// Match returns the entry without conditions for a request to host (":authority" or
+// Host, a port is ignored) and path, or nil when no such rule matches.
 func (t *Table[T]) Match(host, path string) *Entry[T] {
-	host = normalizeHost(host)
+	return t.Find(NormalizeHost(host), path, func(e *Entry[T]) bool { return e.Cond == nil })
+}
+
+// Find returns the first entry, in match order, whose host and path match a request to
+// host (as NormalizeHost returns it) and path and that accept takes, or nil. accept sees
+// the candidates in order and must not keep them.
+func (t *Table[T]) Find(host, path string, accept func(*Entry[T]) bool) *Entry[T] {
 	if es, ok := t.exact[host]; ok {
-		if e := matchPath(es, path); e != nil {
+		if e := matchPath(es, path, accept); e != nil {
 			return e
 		}
 	}
@@ -84,18 +99,18 @@ func (t *Table[T]) Match(host, path string) *Entry[T] {
 		suffix := host[i:]
 		for _, w := range t.wildcard {
 			if w.suffix == suffix {
-				if e := matchPath(w.entries, path); e != nil {
+				if e := matchPath(w.entries, path, accept); e != nil {
 					return e
 				}
 			}
 		}
 	}
-	return matchPath(t.any, path)
+	return matchPath(t.any, path, accept)
 }
 
-func matchPath[T any](es []*Entry[T], path string) *Entry[T] {
+func matchPath[T any](es []*Entry[T], path string, accept func(*Entry[T]) bool) *Entry[T] {
 	for _, e := range es {
-		if pathMatches(e.Route, path) {
+		if pathMatches(e.Route, path) && accept(e) {
 			return e
 		}
 	}
@@ -116,7 +131,8 @@ func pathMatches(r config.Route, path string) bool {
 	return len(path) == len(p) || path[len(p)] == '/'
 }
 
-func normalizeHost(h string) string {
+// NormalizeHost is h as rules match it: without a port or a trailing dot, lower case.
+func NormalizeHost(h string) string {
 	if strings.IndexByte(h, ':') >= 0 {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
