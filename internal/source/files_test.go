@@ -64,7 +64,7 @@ func TestLoadCertStoreSecrets(t *testing.T) {
 		"warning: testdata/list.json: Deployment milvus/milvus-proxy: kind Deployment is not used by milvus-lb and is ignored")
 	var found bool
 	for _, s := range objs.Secrets {
-		if s.Annotations[ingress.CertificateARNAnnotation] != c.ARN {
+		if s.Annotations[certs.CertificateARNAnnotation] != c.ARN {
 			continue
 		}
 		found = true
@@ -211,7 +211,7 @@ func TestRunReloadsOnCertImport(t *testing.T) {
 
 	c := importCert(t, store)
 	u := next(t, updates)
-	if len(u.objs.Secrets) != 1 || u.objs.Secrets[0].Annotations[ingress.CertificateARNAnnotation] != c.ARN {
+	if len(u.objs.Secrets) != 1 || u.objs.Secrets[0].Annotations[certs.CertificateARNAnnotation] != c.ARN {
 		t.Fatalf("after import: Secrets %v", names(u.objs))
 	}
 	wantProblems(t, u.problems)
