@@ -18,7 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 var arnRE = regexp.MustCompile(`^arn:milvus-lb:acm:local:000000000000:certificate/[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)

@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 func importNew(t *testing.T, hosts ...string) *certs.Certificate {

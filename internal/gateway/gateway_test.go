@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 type fakeListeners struct{ err error }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 func TestLoadMergesAndReportsDuplicates(t *testing.T) {

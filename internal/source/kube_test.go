@@ -21,8 +21,8 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
 	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
 )
 
 // applied collects what a source hands to apply.
