@@ -2,11 +2,7 @@ package dataplane_test
 
 import (
 	"context"
-	"crypto/tls"
-	"io"
-	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +13,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/dataplane"
-	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/proxy"
-	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 type records struct {
@@ -36,29 +28,16 @@ func (r *records) Observe(rec *call.Record) {
 	r.mu.Unlock()
 }
 
-// A plane serves the model applied to it over TLS, tells its observer about every call
-// (what the metrics are built on), and after Close no longer accepts connections.
+// A plane serves the configuration applied to it over TLS, tells its observer about every
+// call (what the metrics are built on), and after Close no longer accepts connections.
 func TestPlaneServesAndObserves(t *testing.T) {
-	const host = "milvus-demo.milvus.io"
-	be := fakemilvus.New(fakemilvus.Options{Name: "b0"})
-	if err := be.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Stop)
-	opts := listener.DefaultOptions()
-	opts.BindAddress = "127.0.0.1"
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: proxy.DefaultLimits(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	be := lbtest.Backends(t, 1, fakemilvus.Options{})[0]
 	var obs records
-	dp.SetObserver(&obs)
-	ca := certtest.NewCA(t)
-	certPEM, keyPEM := ca.Issue(t, host)
-	plain, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
-	if _, err := dp.Gateway.Apply(context.Background(), testenv.DemoModel(host, plain, tlsPort, certPEM, keyPEM, be.Addr()), nil); err != nil {
-		t.Fatal(err)
-	}
+	l := lbtest.Start(t, lbtest.Options{Observer: &obs}, be.Addr())
+	dp := l.Plane
 
-	addr := "127.0.0.1:" + strconv.Itoa(tlsPort)
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: host})))
+	addr := l.TLSAddr()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(l.ClientTLS())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +59,8 @@ func TestPlaneServesAndObserves(t *testing.T) {
 		}
 		obs.mu.Unlock()
 		if n == 1 {
-			if got.Method != "GetVersion" || got.Backend != testenv.DemoBackendKey || got.Code != codes.OK {
-				t.Errorf("observed %+v, want GetVersion to %s, OK", got, testenv.DemoBackendKey)
+			if got.Method != "GetVersion" || got.Backend != lbtest.BackendKey || got.Code != codes.OK {
+				t.Errorf("observed %+v, want GetVersion to %s, OK", got, lbtest.BackendKey)
 			}
 			break
 		}

@@ -8,59 +8,28 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/reload"
-	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
-// manifest is an Ingress on an HTTP port in front of Service milvus/milvus-demo; service
-// names the Service its rule points at, so that a wrong name makes the set broken.
+// manifest is the guide's setup, with the Ingress's rule pointing at Service service of
+// namespace milvus (milvus-demo exists; any other name makes the set broken).
 func manifest(t *testing.T, service string) ingress.Objects {
 	t.Helper()
-	objs, problems := source.ParseManifest("milvus.yaml", []byte(`apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: milvus-demo
-  namespace: milvus
-  annotations:
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP":8080}]'
-    milvus-lb.io/healthcheck-type: none
-spec:
-  ingressClassName: alb
-  rules:
-    - host: milvus-demo.milvus.io
-      http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend:
-              service:
-                name: `+service+`
-                port:
-                  number: 19530
----
-apiVersion: v1
-kind: Service
-metadata: {name: milvus-demo, namespace: milvus}
-spec:
-  ports: [{name: milvus, port: 19530}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: milvus-demo-1
-  namespace: milvus
-  labels: {kubernetes.io/service-name: milvus-demo}
-addressType: IPv4
-ports: [{name: milvus, port: 19530}]
-endpoints:
-  - addresses: ["10.0.0.1"]
-`))
-	if len(problems) > 0 {
-		t.Fatalf("the test's manifest has problems: %v", problems)
+	ca := certtest.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, "milvus-demo.milvus.io")
+	c, err := certs.Import(certPEM, ca.CertPEM, keyPEM, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
+	objs := testenv.GuideObjects(t, testenv.GuideSetup{Certificate: c, Endpoints: []string{"10.0.0.1:19530"},
+		Annotations: map[string]string{ingress.AnnotationHealthCheckType: "none"}})
+	objs.Ingresses[0].Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = service
 	return objs
 }
 
