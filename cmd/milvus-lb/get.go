@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,14 +18,17 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/admin"
 )
 
+// getOptions are the flags of get ingress.
+type getOptions struct {
+	adminAddr     string
+	watch         bool
+	allNamespaces bool
+	namespace     string
+	output        string
+}
+
 func newGetCmd() *cobra.Command {
-	var (
-		adminAddr     string
-		watch         bool
-		allNamespaces bool
-		namespace     string
-		output        string
-	)
+	var o getOptions
 	cmd := &cobra.Command{
 		Use:   "get ingress [NAME]",
 		Short: "List the Ingresses a running milvus-lb serves, with the columns of kubectl get ingress",
@@ -43,90 +47,111 @@ With -w it keeps printing rows as they change.`,
 			if len(args) == 2 {
 				name = args[1]
 			}
-			filter := func(rows []admin.IngressRow) []admin.IngressRow {
-				var out []admin.IngressRow
-				for _, r := range rows {
-					if (namespace == "" || r.Namespace == namespace) && (name == "" || r.Name == name) {
-						out = append(out, r)
-					}
-				}
-				return out
-			}
-			url := "http://" + adminAddr + "/api/v1/ingresses"
-			if watch {
-				url += "?watch=true"
-			}
-			client := &http.Client{}
-			if !watch {
-				client.Timeout = 10 * time.Second
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, url, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("cannot reach milvus-lb at %s (is it running? see --admin-addr): %w", adminAddr, err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return fmt.Errorf("milvus-lb at %s answered %s: %s", adminAddr, resp.Status, strings.TrimSpace(string(b)))
-			}
-			out := cmd.OutOrStdout()
-			dec := json.NewDecoder(bufio.NewReader(resp.Body))
-			printed := map[string]admin.IngressRow{}
-			header := true
-			for {
-				var rows []admin.IngressRow
-				if err := dec.Decode(&rows); err != nil {
-					if err == io.EOF || cmd.Context().Err() != nil {
-						return nil
-					}
-					return fmt.Errorf("reading from milvus-lb: %w", err)
-				}
-				rows = filter(rows)
-				if output == "json" {
-					enc := json.NewEncoder(out)
-					enc.SetIndent("", "  ")
-					if rows == nil {
-						rows = []admin.IngressRow{}
-					}
-					if err := enc.Encode(rows); err != nil {
-						return err
-					}
-				} else {
-					// As kubectl -w does: the whole table first, then only the rows that
-					// changed.
-					var changed []admin.IngressRow
-					for _, r := range rows {
-						k := r.Namespace + "/" + r.Name
-						if old, ok := printed[k]; !ok || !sameRow(old, r) {
-							changed = append(changed, r)
-							printed[k] = r
-						}
-					}
-					if len(changed) > 0 || header {
-						printTable(out, changed, header, allNamespaces, time.Now())
-					}
-					if header && len(rows) == 0 && !watch {
-						fmt.Fprintln(cmd.ErrOrStderr(), "No resources found.")
-					}
-					header = false
-				}
-				if !watch {
-					return nil
-				}
-			}
+			return getIngress(cmd, o, name)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&adminAddr, "admin-addr", "127.0.0.1:9901", "admin address of the milvus-lb to ask")
-	f.BoolVarP(&watch, "watch", "w", false, "after listing, watch for changes")
-	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "show the NAMESPACE column")
-	f.StringVarP(&namespace, "namespace", "n", "", "only this namespace (default: all)")
-	f.StringVarP(&output, "output", "o", "", "output format: json (default: table)")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:9901", "admin address of the milvus-lb to ask")
+	f.BoolVarP(&o.watch, "watch", "w", false, "after listing, watch for changes")
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "show the NAMESPACE column")
+	f.StringVarP(&o.namespace, "namespace", "n", "", "only this namespace (default: all)")
+	f.StringVarP(&o.output, "output", "o", "", "output format: json (default: table)")
 	return cmd
+}
+
+// getIngress prints the Ingresses named name (all if "") that the balancer at
+// o.adminAddr lists, and with o.watch every change after that until the command's
+// context ends.
+func getIngress(cmd *cobra.Command, o getOptions, name string) error {
+	body, err := ingressStream(cmd.Context(), o)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	out := cmd.OutOrStdout()
+	dec := json.NewDecoder(bufio.NewReader(body))
+	printed := map[string]admin.IngressRow{}
+	header := true
+	for {
+		var rows []admin.IngressRow
+		if err := dec.Decode(&rows); err != nil {
+			if err == io.EOF || cmd.Context().Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading from milvus-lb: %w", err)
+		}
+		rows = filterRows(rows, o.namespace, name)
+		if o.output == "json" {
+			if err := printJSON(out, rows); err != nil {
+				return err
+			}
+		} else {
+			// As kubectl -w does: the whole table first, then only the rows that changed.
+			var changed []admin.IngressRow
+			for _, r := range rows {
+				k := r.Namespace + "/" + r.Name
+				if old, ok := printed[k]; !ok || !sameRow(old, r) {
+					changed = append(changed, r)
+					printed[k] = r
+				}
+			}
+			if len(changed) > 0 || header {
+				printTable(out, changed, header, o.allNamespaces, time.Now())
+			}
+			if header && len(rows) == 0 && !o.watch {
+				fmt.Fprintln(cmd.ErrOrStderr(), "No resources found.")
+			}
+			header = false
+		}
+		if !o.watch {
+			return nil
+		}
+	}
+}
+
+// ingressStream asks the admin API for the list (one JSON list), or with o.watch for the
+// stream of lists (one per change).
+func ingressStream(ctx context.Context, o getOptions) (io.ReadCloser, error) {
+	url := "http://" + o.adminAddr + "/api/v1/ingresses"
+	client := &http.Client{}
+	if o.watch {
+		url += "?watch=true"
+	} else {
+		client.Timeout = 10 * time.Second
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach milvus-lb at %s (is it running? see --admin-addr): %w", o.adminAddr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("milvus-lb at %s answered %s: %s", o.adminAddr, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp.Body, nil
+}
+
+func filterRows(rows []admin.IngressRow, namespace, name string) []admin.IngressRow {
+	var out []admin.IngressRow
+	for _, r := range rows {
+		if (namespace == "" || r.Namespace == namespace) && (name == "" || r.Name == name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func printJSON(w io.Writer, rows []admin.IngressRow) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if rows == nil {
+		rows = []admin.IngressRow{}
+	}
+	return enc.Encode(rows)
 }
 
 func sameRow(a, b admin.IngressRow) bool {
