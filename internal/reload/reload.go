@@ -132,8 +132,12 @@ func (p *Pipeline) Reload(ctx context.Context, objs ingress.Objects, srcProblems
 
 func (p *Pipeline) refused(res Result) {
 	p.count(false)
-	p.rejected.Store(&Rejection{At: time.Now(), Error: res.Err.Error(), Problems: res.Problems,
-		Serving: p.opts.Gateway.Current().Generation})
+	rej := &Rejection{At: time.Now(), Error: res.Err.Error(), Problems: res.Problems,
+		Serving: p.opts.Gateway.Current().Generation}
+	if rej.Problems == nil {
+		rej.Problems = config.Problems{} // a list in JSON, as the status's own problems
+	}
+	p.rejected.Store(rej)
 	if p.served.Load() {
 		p.log.Error("configuration rejected; the previous one keeps serving", "error", res.Err)
 	}
