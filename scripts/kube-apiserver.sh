@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver for the controller tests (internal/kubetest) and caches the binary.
+# Builds kube-apiserver for the controller tests (internal/testkit/kubetest) and caches the binary.
 #
 # kube-apiserver is not published as a Go-installable command: k8s.io/kubernetes points its
 # k8s.io/* staging modules at ./staging/src with replace directives, which do not apply when
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 version="${KUBE_VERSION:-v1.37.2}"
-# The cache rule of scripts/lib.sh and internal/kubetest.
+# The cache rule of scripts/lib.sh and internal/testkit/kubetest.
 if [[ -n "${MILVUS_LB_CACHE:-}" ]]; then
 	cache=$MILVUS_LB_CACHE
 elif [[ $(id -u) == 0 ]]; then

@@ -6,7 +6,7 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # CACHE survives between runs on the same machine (a fresh clone in CI reuses what an earlier
-# run built). test/testenv computes the same path: keep the two rules identical.
+# run built). internal/testkit/testenv computes the same path: keep the two rules identical.
 if [[ -n "${MILVUS_LB_CACHE:-}" ]]; then
 	CACHE=$MILVUS_LB_CACHE
 elif [[ $(id -u) == 0 ]]; then

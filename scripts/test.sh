@@ -2,7 +2,7 @@
 # Runs every test of milvus-lb on this machine, after installing what they need:
 #   1. scripts/setup.sh (Debian packages, the milvus-lite/pymilvus venv, the Node SDK, the Go
 #      client; fast when cached);
-#   2. gofmt and go vet on the main module;
+#   2. gofmt, go vet and go mod tidy -diff on the main module;
 #   3. the extra suites: every executable scripts/test.d/*.sh, in name order;
 #   4. go test -race -count=1 ./... on the main module, which includes the end-to-end tests
 #      (test/e2e: real milvus-lite, real milvus-lb, pymilvus, the Node SDK and the Go client
@@ -69,6 +69,9 @@ if ! step "setup" bash scripts/setup.sh; then
 fi
 step "gofmt" gofmt_check
 step "go vet" go vet ./...
+# go.mod and go.sum must say exactly what the code imports: a direct import marked
+# "// indirect", or a requirement nothing uses, fails here rather than in a later tidy.
+step "go mod tidy" go mod tidy -diff
 step "go vet (test/goclient)" bash -c 'cd test/goclient && CGO_ENABLED=0 go vet ./...'
 
 # HOOK: extra suites and their preparation. Every executable scripts/test.d/*.sh runs here,

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 // TestCertCommand runs the built binary as the guide's user would, with the guide's

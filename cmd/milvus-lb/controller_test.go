@@ -10,9 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
 )
 
 // TestControllerNeedsAConfiguration: outside a pod and without --kubeconfig, the command
@@ -61,8 +60,8 @@ func TestImportToCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Type != corev1.SecretTypeTLS || s.Labels[ingress.CertificateIDLabel] != c.ID ||
-		s.Annotations[ingress.CertificateARNAnnotation] != c.ARN || string(s.Data[corev1.TLSPrivateKeyKey]) != string(c.KeyPEM) {
+	if s.Type != corev1.SecretTypeTLS || s.Labels[certs.CertificateIDLabel] != c.ID ||
+		s.Annotations[certs.CertificateARNAnnotation] != c.ARN || string(s.Data[corev1.TLSPrivateKeyKey]) != string(c.KeyPEM) {
 		t.Errorf("Secret = type %s labels %v annotations %v, want kubernetes.io/tls labelled %s and annotated %s with the key",
 			s.Type, s.Labels, s.Annotations, c.ID, c.ARN)
 	}

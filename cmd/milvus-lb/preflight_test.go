@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // editManifest writes manifests(port) with old replaced by new, checking that the edit

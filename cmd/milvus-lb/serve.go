@@ -20,14 +20,9 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
+	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/source"
 )
-
-// objectSource is where Kubernetes objects come from: files (serve) or an API server
-// (controller). Run calls apply with every new set of objects until ctx ends.
-type objectSource interface {
-	Run(ctx context.Context, apply func(ingress.Objects, config.Problems)) error
-}
 
 // dataPlaneOptions are shared by serve and controller.
 type dataPlaneOptions struct {
@@ -37,12 +32,9 @@ type dataPlaneOptions struct {
 	Listener         listener.Options
 	Limits           call.Limits
 	LogLevel         string
-	// RejectOnError keeps the previous configuration whole when a new one has any error
-	// (file mode: an edit is all or nothing). Without it, a broken Ingress only loses its
-	// own routes (controller mode: one team's mistake must not stall the others).
-	RejectOnError bool
-	// Ready, if set, is called once the first configuration is serving.
-	Ready func(adminAddr net.Addr)
+	RejectOnError    bool // reload.Options.RejectOnError
+	Observe          observeOptions
+	Trace            traceOptions
 }
 
 func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
@@ -57,6 +49,8 @@ func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
 	f.DurationVar(&o.Listener.HandshakeTimeout, "handshake-timeout", o.Listener.HandshakeTimeout, "limit for a TLS handshake and HTTP/1.1 request headers")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	addLimitFlags(f, o)
+	addObserveFlags(f, &o.Observe)
+	addTraceFlags(f, &o.Trace)
 }
 
 func newServeCmd() *cobra.Command {
@@ -125,92 +119,60 @@ func newLogger(level string) *slog.Logger {
 
 // runDataPlane serves what src provides until ctx ends, then drains. It returns an error
 // if the first configuration cannot be served (after printing its problems) or a socket
-// cannot be opened. onApplied, if set, sees every model that was applied (for the
-// controller's status writer).
-func runDataPlane(ctx context.Context, src objectSource, o dataPlaneOptions, onApplied func(*config.Model, config.Problems)) error {
+// cannot be opened. status, if set, sees every model that was applied (the controller's
+// status writer).
+func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, status func(*config.Model, config.Problems)) error {
 	logger := newLogger(o.LogLevel)
 	if o.AdvertiseAddress == "" {
 		o.AdvertiseAddress = hostAddress()
 	}
-	dp := dataplane.New(dataplane.Options{Listener: o.Listener, Limits: o.Limits, Log: logger})
+	tracer, stopTracing, err := startTracing(ctx, o.Trace, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	dp := dataplane.New(dataplane.Options{Listener: o.Listener, Limits: o.Limits, Log: logger, Trace: tracer.StartTrace})
 	defer dp.Close(0)
-	gw, lm := dp.Gateway, dp.Listeners
-	metrics := admin.NewMetrics(gw, dp.Registry)
-	metrics.Registry.MustRegister(admin.ConnCollector(lm.ConnStats))
-	dp.SetObserver(metrics)
+	obs, err := o.Observe.start(dp.Gateway, dp.Registry)
+	if err != nil {
+		return err
+	}
+	defer obs.Close()
+	metrics := obs.Metrics
+	metrics.Registry.MustRegister(admin.ConnCollector(dp.Listeners.ConnStats))
+	live := admin.NewLive()
+	all := call.Observers{obs, live}
+	if tracer != nil {
+		all = append(all, tracer)
+	}
+	dp.SetObserver(all)
 
 	adminLn, err := net.Listen("tcp", o.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("admin server: %w", err)
 	}
+	pipe := reload.New(reload.Options{
+		Gateway: dp.Gateway, Translate: ingress.Options{Classes: o.Classes}, RejectOnError: o.RejectOnError,
+		Metrics: metrics, Log: logger, Status: status,
+		Ready: func(*gateway.Snapshot) {
+			logger.Info("serving", "address", o.AdvertiseAddress, "ports", dp.Listeners.Ports(), "admin", adminLn.Addr().String())
+		},
+	})
 	adminSrv := &http.Server{
-		Handler:           (&admin.Server{Gateway: gw, Metrics: metrics, Address: o.AdvertiseAddress, Ports: lm.Ports}).Handler(),
+		Handler: (&admin.Server{Gateway: dp.Gateway, Metrics: metrics, Rejected: pipe.Rejected,
+			Address: o.AdvertiseAddress, Ports: dp.Listeners.Ports, Live: live, Registry: dp.Registry}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { _ = adminSrv.Serve(adminLn) }()
 	defer adminSrv.Close()
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	first := true
-	apply := func(objs ingress.Objects, srcProblems config.Problems) {
-		model, problems := ingress.Translate(objs, ingress.Options{Classes: o.Classes})
-		all := append(append(config.Problems{}, srcProblems...), problems...)
-		all.Sort()
-		errs := all.Errors()
-		for _, p := range all {
-			lvl := slog.LevelWarn
-			if p.Severity == config.Error {
-				lvl = slog.LevelError
-			}
-			logger.Log(ctx, lvl, "configuration problem", "problem", p.String())
+	if err := pipe.Run(ctx, src); err != nil {
+		if start, ok := errors.AsType[*reload.StartError](err); ok {
+			fmt.Fprint(os.Stderr, start.Result.Problems.Report())
 		}
-		var applyErr error
-		if o.RejectOnError && len(errs) > 0 {
-			applyErr = fmt.Errorf("configuration has %d error(s)", len(errs))
-		} else if _, err := gw.Apply(ctx, model, all); err != nil {
-			applyErr = err
-		}
-		if applyErr != nil {
-			metrics.Reloaded(false)
-			if first {
-				fmt.Fprint(os.Stderr, all.Report())
-				cancel(fmt.Errorf("refusing to start: %w", applyErr))
-				return
-			}
-			logger.Error("configuration rejected; the previous one keeps serving", "error", applyErr)
-			return
-		}
-		metrics.Reloaded(true)
-		snap := gw.Current()
-		logger.Info("configuration applied", "generation", snap.Generation, "listeners", lm.Ports(),
-			"backends", len(snap.Backends), "warnings", len(all)-len(errs), "errors", len(errs))
-		if first {
-			first = false
-			logger.Info("serving", "address", o.AdvertiseAddress, "ports", lm.Ports(), "admin", adminLn.Addr().String())
-			if o.Ready != nil {
-				o.Ready(adminLn.Addr())
-			}
-		}
-		if onApplied != nil {
-			onApplied(model, all)
-		}
+		return err
 	}
-
-	srcDone := make(chan error, 1)
-	go func() { srcDone <- src.Run(ctx, apply) }()
-	select {
-	case <-ctx.Done():
-	case err := <-srcDone:
-		if err != nil && ctx.Err() == nil {
-			cancel(err)
-		}
-	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		dp.Close(0)
-		return cause
-	}
-	limit := drainLimit(gw.Current())
+	limit := drainLimit(dp.Gateway.Current())
 	logger.Info("draining: no new connections, GOAWAY sent, waiting for calls in flight", "limit", limit)
 	dp.Close(limit)
 	logger.Info("drained; exiting")

@@ -3,8 +3,11 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +22,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // manifests writes an Ingress serving host on an h2c port in front of the given backend
@@ -215,5 +218,90 @@ func TestGetIngressWatch(t *testing.T) {
 	}
 	if got := rows.Text(); !strings.Contains(got, "milvus-demo.milvus.io,second.milvus.io") {
 		t.Errorf("changed row %q, want both hosts", got)
+	}
+}
+
+// status is the part of /api/v1/status this file's tests read, decoded as a user's script
+// would.
+type status struct {
+	Generation uint64
+	Rejected   *struct {
+		At                time.Time
+		Error             string
+		ServingGeneration uint64
+		Problems          []struct{ Severity, File, Object, Field, Message string }
+	}
+}
+
+func getStatus(t *testing.T, adminAddr string) (status, string) {
+	t.Helper()
+	var st status
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+adminAddr+"/api/v1/status")), &st); err != nil {
+		t.Fatalf("/api/v1/status: %v", err)
+	}
+	return st, httpGet(t, "http://"+adminAddr+"/status") // the page without JavaScript; the live page reads /api/v1/status too
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
+}
+
+// An edit that serve refuses shows on the status page and in /api/v1/status (the problems,
+// the generation still serving, when), not only in the log; the next applied edit clears it.
+func TestRejectedReloadOnStatusPage(t *testing.T) {
+	file := manifests(t, testenv.FreePort(t), "    milvus-lb.io/healthcheck-type: none", "127.0.0.1:1")
+	lb := testenv.StartLB(t, "-f", file, "--state-dir", t.TempDir())
+	good, _ := os.ReadFile(file)
+	edited := time.Now()
+	bad := strings.Replace(string(good), "name: milvus-demo\n                port:", "name: milvus-demoo\n                port:", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	st, page := getStatus(t, lb.AdminAddr)
+	for st.Rejected == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejection in /api/v1/status 15 s after a broken edit; log:\n%s", lb.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+		st, page = getStatus(t, lb.AdminAddr)
+	}
+	rej := st.Rejected
+	if st.Generation != 1 || rej.ServingGeneration != 1 || rej.At.Before(edited.Add(-time.Second)) || rej.At.After(time.Now()) ||
+		rej.Error != "configuration has 1 error(s)" {
+		t.Errorf("status generation %d, rejected %+v; want generation 1 serving, rejected since the edit", st.Generation, rej)
+	}
+	const problem = "Service milvus/milvus-demoo not found"
+	if len(rej.Problems) != 1 || rej.Problems[0].Severity != "error" || rej.Problems[0].File != file || !strings.Contains(rej.Problems[0].Message, problem) {
+		t.Errorf("rejected problems %+v, want the missing Service in %s", rej.Problems, file)
+	}
+	for _, want := range []string{"Last reload rejected", "configuration has 1 error(s)", "Generation <b>1</b> keeps serving", problem} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the status page lacks %q:\n%s", want, page)
+		}
+	}
+
+	if err := os.WriteFile(file, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for st.Generation != 2 {
+		if time.Now().After(deadline.Add(15 * time.Second)) {
+			t.Fatalf("the mended edit was not applied; log:\n%s", lb.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+		st, page = getStatus(t, lb.AdminAddr)
+	}
+	if st.Rejected != nil || strings.Contains(page, "Last reload rejected") {
+		t.Errorf("after an applied edit the rejection is still shown: %+v", st.Rejected)
 	}
 }

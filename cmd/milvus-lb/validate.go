@@ -10,6 +10,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/source"
 )
 
@@ -31,9 +32,13 @@ func newValidateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The pipeline serve runs, with a gateway that opens no port: what translation
+			// accepts must also compile (certificates parse, ports are unique).
 			objs, problems := source.Load(files, store)
-			model, more := ingress.Translate(objs, ingress.Options{Classes: classes})
-			problems = append(problems, more...)
+			gw := gateway.New(balancer.NewRegistry(), nil, nil, nil)
+			res := reload.New(reload.Options{Gateway: gw, Translate: ingress.Options{Classes: classes}, RejectOnError: true}).
+				Reload(cmd.Context(), objs, problems)
+			problems, model := res.Problems, res.Model
 			problems = append(problems, preflight(cmd, model, problems)...)
 			problems.Sort()
 			out := cmd.OutOrStdout()
@@ -42,10 +47,8 @@ func newValidateCmd() *cobra.Command {
 				fmt.Fprintf(out, "%d error(s), %d warning(s)\n", len(errs), len(problems)-len(errs))
 				return exitError{1}
 			}
-			// What translation accepts must also compile: certificates parse, ports are
-			// unique.
-			if _, err := gateway.Compile(model, balancer.NewRegistry()); err != nil {
-				fmt.Fprintf(out, "error: %v\n", err)
+			if res.Err != nil {
+				fmt.Fprintf(out, "error: %v\n", res.Err)
 				return exitError{1}
 			}
 			served := 0

@@ -17,6 +17,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/reload"
 )
 
 // IngressRow is one line of `milvus-lb get ingress`, the columns kubectl prints.
@@ -42,6 +43,8 @@ type Server struct {
 	// Live and Registry feed the live page (page.go); either may be nil.
 	Live     *Live
 	Registry *balancer.Registry
+	// Rejected, if set, reports the last refused reload (reload.Pipeline.Rejected).
+	Rejected func() *reload.Rejection
 }
 
 // Handler returns the admin routes.
@@ -113,13 +116,16 @@ func (s *Server) ingresses(w http.ResponseWriter, r *http.Request) {
 
 // Status is the JSON form of the status page.
 type Status struct {
-	Generation uint64            `json:"generation"`
-	Applied    time.Time         `json:"applied,omitzero"`
-	Ports      []int             `json:"ports"`
-	Problems   config.Problems   `json:"problems"`
-	Backends   []BackendStatus   `json:"backends"`
-	Ingresses  []IngressRow      `json:"ingresses"`
-	Listeners  []config.Listener `json:"listeners"`
+	Generation uint64    `json:"generation"`
+	Applied    time.Time `json:"applied,omitzero"`
+	// Rejected is the last reload, when it was refused: the configuration of Generation
+	// keeps serving. Absent once a later reload is applied.
+	Rejected  *reload.Rejection `json:"rejected,omitempty"`
+	Ports     []int             `json:"ports"`
+	Problems  config.Problems   `json:"problems"`
+	Backends  []BackendStatus   `json:"backends"`
+	Ingresses []IngressRow      `json:"ingresses"`
+	Listeners []config.Listener `json:"listeners"`
 }
 
 // BackendStatus is one backend with its endpoints' live state.
@@ -144,6 +150,9 @@ func (s *Server) snapshotStatus() Status {
 		Ingresses: Rows(snap, s.Address, s.Ports()), Listeners: snap.Model.Listeners}
 	if st.Problems == nil {
 		st.Problems = config.Problems{}
+	}
+	if s.Rejected != nil {
+		st.Rejected = s.Rejected()
 	}
 	for key, b := range snap.Backends {
 		bs := BackendStatus{Key: key, Algorithm: string(b.Algorithm), HealthCheck: string(b.HealthCheck.Kind)}
@@ -192,7 +201,11 @@ th{background:#f3f5f9}.ok{color:#12753a}.bad{color:#b3261e}.warn{color:#8a5a00}c
 </style></head><body>
 <h1>milvus-lb</h1>
 <p>Configuration generation <b>{{.Generation}}</b>{{if not .Applied.IsZero}}, applied {{since .Applied}} ago{{end}}. Open ports: {{range .Ports}}<code>{{.}}</code> {{else}}none{{end}}</p>
-<h2>Ingresses</h2>
+{{with .Rejected}}<h2 class="bad">Last reload rejected</h2>
+<p class="bad">Rejected {{since .At}} ago ({{.At.Format "2006-01-02 15:04:05 MST"}}): {{.Error}}.
+{{if .Serving}}Generation <b>{{.Serving}}</b> keeps serving.{{else}}No configuration is serving.{{end}}</p>
+{{template "problems" .Problems}}
+{{end}}<h2>Ingresses</h2>
 <table><tr><th>Name</th><th>Class</th><th>Hosts</th><th>Address</th><th>Ports</th></tr>
 {{range .Ingresses}}<tr><td>{{.Namespace}}/{{.Name}}</td><td>{{.Class}}</td><td>{{range .Hosts}}{{.}} {{else}}*{{end}}</td><td>{{.Address}}</td><td>{{range .Ports}}{{.}} {{end}}</td></tr>
 {{else}}<tr><td colspan="5">none</td></tr>{{end}}</table>
@@ -201,10 +214,11 @@ th{background:#f3f5f9}.ok{color:#12753a}.bad{color:#b3261e}.warn{color:#8a5a00}c
 {{range .Backends}}{{$b := .}}{{range .Endpoints}}<tr><td>{{$b.Key}}</td><td>{{$b.Algorithm}}</td><td>{{$b.HealthCheck}}</td><td><code>{{.Address}}</code></td>
 <td>{{if not .Ready}}<span class="warn">not ready</span>{{else if .Healthy}}<span class="ok">healthy</span>{{else}}<span class="bad">unhealthy</span>{{end}}</td><td>{{.Inflight}}</td></tr>
 {{else}}<tr><td>{{$b.Key}}</td><td colspan="5">no endpoints</td></tr>{{end}}{{end}}</table>
-<h2>Problems</h2>
-{{range .Problems}}<p class="{{if eq .Severity "error"}}bad{{else}}warn{{end}}">{{.Severity}}: {{.String}}</p>{{else}}<p class="ok">none</p>{{end}}
+<h2>Problems{{if .Rejected}} of generation {{.Generation}}{{end}}</h2>
+{{template "problems" .Problems}}
 <p><a href="/metrics">metrics</a> · <a href="/api/v1/status">status JSON</a> · <a href="/api/v1/ingresses">ingresses JSON</a> · <a href="/debug/pprof/">pprof</a></p>
-</body></html>`))
+</body></html>
+{{define "problems"}}{{range .}}<p class="{{if eq .Severity "error"}}bad{{else}}warn{{end}}">{{.Severity}}: {{.String}}</p>{{else}}<p class="ok">none</p>{{end}}{{end}}`))
 
 func (s *Server) page(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

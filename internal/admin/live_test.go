@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 func TestLatencyBuckets(t *testing.T) {

@@ -127,7 +127,7 @@ func liveView(snap *gateway.Snapshot, reg *balancer.Registry, live *Live, ports 
 }
 
 func listenerView(l config.Listener, compiled *gateway.Listener, now time.Time) ListenerView {
-	lv := ListenerView{Port: l.Port, Protocol: l.Protocol, SSLPolicy: l.SSLPolicy, Certificates: []CertificateView{}, Routes: l.Routes}
+	lv := ListenerView{Port: l.Port, Protocol: l.Protocol, SSLPolicy: l.TLS.Name, Certificates: []CertificateView{}, Routes: l.Routes}
 	if l.MutualTLS != nil {
 		lv.MutualTLS = l.MutualTLS.Mode
 	}

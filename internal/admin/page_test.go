@@ -18,9 +18,9 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 // pageServer applies a model with endpoints in every state and returns the admin server.

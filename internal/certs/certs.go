@@ -22,8 +22,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/milvus-lb/milvus-lb/internal/ingress"
 )
 
 // ARNPrefix starts every ARN the store hands out. The account and region are fixed
@@ -35,6 +33,15 @@ const ARNPrefix = "arn:milvus-lb:acm:local:000000000000:certificate/"
 // certificate-arn by annotation in any namespace, so the namespace only has to not collide
 // with the user's own objects.
 const SecretNamespace = "milvus-lb-system"
+
+// The label and annotation of the Secrets that ToSecret makes. Translation resolves a
+// certificate-arn through the annotation (in any namespace, as an ACM ARN is not tied to
+// one); the ARN is an annotation because label values cannot hold ':' or '/', and the ID
+// is a label so that the controller can watch just these Secrets.
+const (
+	CertificateIDLabel       = "milvus-lb.io/certificate-id"
+	CertificateARNAnnotation = "milvus-lb.io/certificate-arn"
+)
 
 // Certificate is one imported certificate. Fields are read-only once returned.
 type Certificate struct {
@@ -139,7 +146,7 @@ func Import(certPEM, chainPEM, keyPEM []byte, now time.Time) (*Certificate, erro
 	for _, c := range chain {
 		der = append(der, c.Raw)
 	}
-	if err := ingress.CheckChainOrder("the certificate chain", der); err != nil {
+	if err := CheckChainOrder("the certificate chain", der); err != nil {
 		return nil, err
 	}
 
@@ -302,17 +309,16 @@ func encodeCertificates(cs []*x509.Certificate) []byte {
 }
 
 // ToSecret renders c as the kubernetes.io/tls Secret that translation resolves the ARN to:
-// tls.crt is the leaf followed by the chain, the ARN is in the
-// ingress.CertificateARNAnnotation annotation (label values cannot hold ':' or '/'), and
-// the ID in the ingress.CertificateIDLabel label for selecting it. c must have its key.
+// tls.crt is the leaf followed by the chain, the ARN is in the CertificateARNAnnotation
+// annotation and the ID in the CertificateIDLabel label. c must have its key.
 func ToSecret(c *Certificate, namespace string) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        SecretName(c.ID),
 			Namespace:   namespace,
-			Labels:      map[string]string{ingress.CertificateIDLabel: c.ID},
-			Annotations: map[string]string{ingress.CertificateARNAnnotation: c.ARN},
+			Labels:      map[string]string{CertificateIDLabel: c.ID},
+			Annotations: map[string]string{CertificateARNAnnotation: c.ARN},
 		},
 		Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{

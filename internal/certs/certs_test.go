@@ -18,8 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 var arnRE = regexp.MustCompile(`^arn:milvus-lb:acm:local:000000000000:certificate/[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -219,11 +218,11 @@ func TestToSecret(t *testing.T) {
 	if s.Type != corev1.SecretTypeTLS || s.Namespace != "milvus" || s.Name != certs.SecretName(c.ID) {
 		t.Errorf("Secret %s/%s of type %s", s.Namespace, s.Name, s.Type)
 	}
-	if s.Annotations[ingress.CertificateARNAnnotation] != c.ARN {
-		t.Errorf("annotation %s = %q, want %q", ingress.CertificateARNAnnotation, s.Annotations[ingress.CertificateARNAnnotation], c.ARN)
+	if s.Annotations[certs.CertificateARNAnnotation] != c.ARN {
+		t.Errorf("annotation %s = %q, want %q", certs.CertificateARNAnnotation, s.Annotations[certs.CertificateARNAnnotation], c.ARN)
 	}
-	if s.Labels[ingress.CertificateIDLabel] != c.ID {
-		t.Errorf("label %s = %q, want %q", ingress.CertificateIDLabel, s.Labels[ingress.CertificateIDLabel], c.ID)
+	if s.Labels[certs.CertificateIDLabel] != c.ID {
+		t.Errorf("label %s = %q, want %q", certs.CertificateIDLabel, s.Labels[certs.CertificateIDLabel], c.ID)
 	}
 	if _, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
 		t.Errorf("Secret data is not a key pair: %v", err)

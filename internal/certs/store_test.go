@@ -10,8 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 func importNew(t *testing.T, hosts ...string) *certs.Certificate {
@@ -103,10 +102,10 @@ func TestStoreSaveListSecrets(t *testing.T) {
 		if sec.Namespace != certs.SecretNamespace || sec.Type != corev1.SecretTypeTLS {
 			t.Errorf("Secret %s/%s of type %s", sec.Namespace, sec.Name, sec.Type)
 		}
-		arn := sec.Annotations[ingress.CertificateARNAnnotation]
+		arn := sec.Annotations[certs.CertificateARNAnnotation]
 		c := byARN[arn]
-		if c == nil || sec.Labels[ingress.CertificateIDLabel] != c.ID {
-			t.Errorf("Secret %s: annotation %q, label %q", sec.Name, arn, sec.Labels[ingress.CertificateIDLabel])
+		if c == nil || sec.Labels[certs.CertificateIDLabel] != c.ID {
+			t.Errorf("Secret %s: annotation %q, label %q", sec.Name, arn, sec.Labels[certs.CertificateIDLabel])
 			continue
 		}
 		want := a

@@ -34,8 +34,9 @@ const (
 type Listener struct {
 	Port     int      `json:"port"`
 	Protocol Protocol `json:"protocol"`
-	// SSLPolicy is an ELBSecurityPolicy name; empty for HTTP listeners.
-	SSLPolicy string `json:"sslPolicy,omitempty"`
+	// TLS is the handshake an HTTPS listener offers (its ssl-policy, resolved); zero for
+	// HTTP listeners.
+	TLS TLSPolicy `json:"tls,omitzero"`
 	// Certificates are offered by SNI; the first is the default for a client that sends
 	// no SNI or a name no certificate covers (the ALB does the same with its default
 	// certificate).

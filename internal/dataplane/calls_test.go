@@ -26,7 +26,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 const searchMethod = "/milvus.proto.milvus.MilvusService/Search"
@@ -53,7 +54,7 @@ func TestPerRequestRoundRobin(t *testing.T) {
 
 func TestLeastOutstandingAvoidsBusyEndpoint(t *testing.T) {
 	bs := startBackends(t, 2, fakemilvus.Options{})
-	l := newLB(t, bs, func(b *config.Backend) { b.Algorithm = config.LeastOutstandingRequests })
+	l := newLB(t, bs, map[string]string{ingress.AnnotationTargetGroupAttributes: "load_balancing.algorithm.type=least_outstanding_requests"})
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 20*time.Second)
 	// Pin one slow call on whichever backend gets it, then see the quick calls avoid it.
@@ -91,7 +92,7 @@ func TestLeastOutstandingAvoidsBusyEndpoint(t *testing.T) {
 
 func TestWeightedRandomUsesAll(t *testing.T) {
 	bs := startBackends(t, 3, fakemilvus.Options{})
-	l := newLB(t, bs, func(b *config.Backend) { b.Algorithm = config.WeightedRandom })
+	l := newLB(t, bs, map[string]string{ingress.AnnotationTargetGroupAttributes: "load_balancing.algorithm.type=weighted_random"})
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 20*time.Second)
 	for range 300 {
@@ -111,10 +112,8 @@ func TestWeightedRandomUsesAll(t *testing.T) {
 func TestUnhealthyEndpointGetsNoCalls(t *testing.T) {
 	bs := startBackends(t, 3, fakemilvus.Options{})
 	bs[1].SetHealthy(false)
-	l := newLB(t, bs, func(b *config.Backend) {
-		b.HealthCheck = config.HealthCheck{Kind: config.CheckMilvus, Interval: config.Duration(50 * time.Millisecond),
-			Timeout: config.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
-	})
+	// The check's first result decides at once, and the first configuration waits for it.
+	l := newLB(t, bs, map[string]string{ingress.AnnotationHealthCheckType: string(config.CheckMilvus)})
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 20*time.Second)
 	for range 100 {
@@ -185,8 +184,7 @@ func TestNoRuleAndNoEndpoint(t *testing.T) {
 		t.Errorf("unknown host: got %v", err)
 	}
 
-	l.backend().Endpoints = nil
-	l.apply()
+	l.SetEndpoints()
 	c2, _ := l.dial()
 	start := time.Now()
 	_, err = c2.GetVersion(ctxTimeout(t, 5*time.Second), &milvuspb.GetVersionRequest{})
@@ -407,8 +405,7 @@ func TestRESTOverHTTP1(t *testing.T) {
 		t.Errorf("REST calls per backend %v, want 2 each", seen)
 	}
 	// No healthy endpoint is 503 for REST.
-	l.backend().Endpoints = nil
-	l.apply()
+	l.SetEndpoints()
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/collections/list", nil)
 	req.Host = host
 	resp, err := http.DefaultClient.Do(req)

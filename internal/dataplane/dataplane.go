@@ -2,8 +2,8 @@
 // registry, the backend transports, the listener manager (whose handlers and TLS lookup
 // read the gateway's current snapshot), the health checker and the gateway that applies
 // configuration models to all of them. `milvus-lb serve` and `milvus-lb controller` run
-// one; the proxy and attack tests build theirs the same way, so that what they test is
-// what runs.
+// one; the in-process test harness (internal/testkit/lbtest) builds its own with New too,
+// so that what the tests test is what runs.
 package dataplane
 
 import (

@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/dataplane"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 type records struct {
@@ -57,29 +51,16 @@ func (r *records) wait(t *testing.T, n int) []call.Record {
 	}
 }
 
-// A plane serves the model applied to it over TLS, tells its observer about every call
+// A plane serves the configuration applied to it over TLS, tells its observer about every call
 // (what the metrics are built on), and after Close no longer accepts connections.
 func TestPlaneServesAndObserves(t *testing.T) {
-	const host = "milvus-demo.milvus.io"
-	be := fakemilvus.New(fakemilvus.Options{Name: "b0"})
-	if err := be.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Stop)
-	opts := listener.DefaultOptions()
-	opts.BindAddress = "127.0.0.1"
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: call.DefaultLimits(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	be := lbtest.Backends(t, 1, fakemilvus.Options{})[0]
 	var obs records
-	dp.SetObserver(&obs)
-	ca := certtest.NewCA(t)
-	certPEM, keyPEM := ca.Issue(t, host)
-	plain, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
-	if _, err := dp.Gateway.Apply(context.Background(), testenv.DemoModel(host, plain, tlsPort, certPEM, keyPEM, be.Addr()), nil); err != nil {
-		t.Fatal(err)
-	}
+	l := lbtest.Start(t, lbtest.Options{Observer: &obs}, be.Addr())
+	dp := l.Plane
 
-	addr := "127.0.0.1:" + strconv.Itoa(tlsPort)
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: host})))
+	addr := l.TLSAddr()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(l.ClientTLS())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +80,9 @@ func TestPlaneServesAndObserves(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := obs.wait(t, 3)
-	if got := recs[0]; got.Method != "GetVersion" || got.Backend != testenv.DemoBackendKey || got.Code != codes.OK ||
+	if got := recs[0]; got.Method != "GetVersion" || got.Backend != lbtest.BackendKey || got.Code != codes.OK ||
 		got.DB != "default" || got.Attempts != 1 || got.Endpoint != be.Addr() || got.TLSVersion < tls.VersionTLS12 {
-		t.Errorf("observed %+v, want GetVersion to %s (%s) over TLS, OK, database default", got, testenv.DemoBackendKey, be.Addr())
+		t.Errorf("observed %+v, want GetVersion to %s (%s) over TLS, OK, database default", got, lbtest.BackendKey, be.Addr())
 	}
 	if got := recs[1]; got.Method != "Search" || got.DB != "db7" || got.Collection != "books" || got.RequestID != "r-1" ||
 		got.User != "root" || got.NQ != 1 {

@@ -13,15 +13,14 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 // backend-protocol-version HTTP2 (rather than the guide's GRPC) changes nothing for gRPC:
 // gRPC calls take the relay to the backend over HTTP/2 either way, TLS and h2c alike.
 func TestGRPCWithBackendProtocolHTTP2(t *testing.T) {
 	bs := startBackends(t, 2, fakemilvus.Options{})
-	l := newLB(t, bs, func(b *config.Backend) { b.Protocol = config.BackendHTTP2 })
+	l := newLB(t, bs, map[string]string{"alb.ingress.kubernetes.io/backend-protocol-version": "HTTP2"})
 	plain, _ := l.dial()
 	for i, c := range []milvuspb.MilvusServiceClient{plain, l.dialTLS()} {
 		ctx := metadata.AppendToOutgoingContext(ctxTimeout(t, 10*time.Second), "dbname", "db"+strconv.Itoa(i))

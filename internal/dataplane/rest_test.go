@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 // REST over HTTP/2: curl and other HTTP clients negotiate h2 by ALPN (or speak h2c with

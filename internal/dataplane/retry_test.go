@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 // A Milvus proxy that is not serving answers UNAVAILABLE ("not ready yet" while it

@@ -2,6 +2,7 @@ package dataplane_test
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -11,16 +12,19 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 // blueGreen reshapes the demo model into two clusters behind one weighted route, as the
 // ALB's forward action with two target groups makes it: Service milvus-blue on the first
 // backends, milvus-green on the rest.
 func (l *lb) blueGreen(blue, green []*fakemilvus.Server, wBlue, wGreen int) {
-	demo := l.model.Backends[testenv.DemoBackendKey]
-	delete(l.model.Backends, testenv.DemoBackendKey)
+	cur := *l.Plane.Gateway.Current().Model
+	l.model = &cur
+	l.model.Backends = maps.Clone(cur.Backends)
+	demo := l.model.Backends[lbtest.BackendKey]
+	delete(l.model.Backends, lbtest.BackendKey)
 	for key, bs := range map[string][]*fakemilvus.Server{"milvus/milvus-blue:19530": blue, "milvus/milvus-green:19530": green} {
 		be := *demo
 		be.Key, be.Service, be.Endpoints = key, key[:len(key)-len(":19530")], nil

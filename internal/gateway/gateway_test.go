@@ -2,14 +2,16 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 type fakeListeners struct{ err error }
@@ -87,12 +89,15 @@ func TestCompileErrors(t *testing.T) {
 	ca := certtest.NewCA(t)
 	cert, key := ca.Issue(t, "h")
 	m.Listeners[0].Certificates = []config.Certificate{{Ref: "arn:x", CertPEM: cert, KeyPEM: key}}
-	m.Listeners[0].SSLPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+	m.Listeners[0].TLS = config.TLSPolicy{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13,
+		CipherSuites: []config.CipherSuite{config.CipherSuite(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)}}
 	snap, err := Compile(m, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := snap.Listeners[443].TLS; cfg == nil || cfg.MinVersion == 0 || len(cfg.Certificates) != 1 || cfg.NextProtos[0] != "h2" {
+	if cfg := snap.Listeners[443].TLS; cfg == nil || cfg.MinVersion != tls.VersionTLS12 || cfg.MaxVersion != tls.VersionTLS13 ||
+		!slices.Equal(cfg.CipherSuites, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}) ||
+		len(cfg.Certificates) != 1 || cfg.NextProtos[0] != "h2" {
 		t.Errorf("TLS config %+v", cfg)
 	}
 	m = model(80)

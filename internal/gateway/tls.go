@@ -7,17 +7,12 @@ import (
 	"fmt"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/ingress"
 )
-
-// defaultSSLPolicy is the ALB's default (aws-load-balancer-controller
-// docs/guide/ingress/annotations.md, ssl-policy).
-const defaultSSLPolicy = "ELBSecurityPolicy-2016-08"
 
 // serverTLS builds the TLS configuration of one HTTPS listener: its certificates (Go picks
 // the first one whose names cover the client's SNI, and the first one when none does, as
-// the ALB falls back to its default certificate), the protocol versions and cipher suites
-// of its ssl-policy, ALPN h2 and http/1.1, and the client-certificate policy.
+// the ALB falls back to its default certificate), the protocol versions, cipher suites and
+// curves of its policy, ALPN h2 and http/1.1, and the client-certificate policy.
 func serverTLS(l config.Listener) (*tls.Config, error) {
 	if len(l.Certificates) == 0 {
 		return nil, errors.New("HTTPS listener has no certificate")
@@ -32,15 +27,7 @@ func serverTLS(l config.Listener) (*tls.Config, error) {
 		}
 		cfg.Certificates = append(cfg.Certificates, kp)
 	}
-	name := l.SSLPolicy
-	if name == "" {
-		name = defaultSSLPolicy
-	}
-	pol, ok := ingress.LookupSSLPolicy(name)
-	if !ok {
-		return nil, fmt.Errorf("unknown ssl-policy %q", name)
-	}
-	pol.Apply(cfg)
+	l.TLS.Apply(cfg)
 	if m := l.MutualTLS; m != nil {
 		pool := x509.NewCertPool()
 		if len(m.TrustStorePEM) > 0 && !pool.AppendCertsFromPEM(m.TrustStorePEM) {

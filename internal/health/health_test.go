@@ -13,8 +13,8 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/health"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 const interval = 50 * time.Millisecond

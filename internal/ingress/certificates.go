@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
@@ -28,7 +29,7 @@ type certificate struct {
 // (the first is the listener's default, as on the ALB), then those of spec.tls.
 //
 // An ARN names a Secret that `milvus-lb cert import` created, carrying the ARN in the
-// CertificateARNAnnotation; like an ACM ARN it is not tied to the Ingress's namespace.
+// certs.CertificateARNAnnotation; like an ACM ARN it is not tied to the Ingress's namespace.
 // spec.tls names a kubernetes.io/tls Secret in the Ingress's namespace.
 func (x *index) certificates(ing *networkingv1.Ingress, arns []string, r *reporter) []certificate {
 	var out []certificate
@@ -122,7 +123,7 @@ func keyPair(s *corev1.Secret) (certificate, error) {
 	if err != nil {
 		return certificate{}, fmt.Errorf("tls.crt: %w", err)
 	}
-	if err := CheckChainOrder("tls.crt", pair.Certificate); err != nil {
+	if err := certs.CheckChainOrder("tls.crt", pair.Certificate); err != nil {
 		return certificate{}, err
 	}
 	sum := sha256.Sum256(pair.Certificate[0])

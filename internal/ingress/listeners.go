@@ -189,11 +189,13 @@ func (b *builder) result() []config.Listener {
 	for _, l := range b.listeners {
 		cfg := l.cfg
 		if cfg.Protocol == config.HTTPS {
-			cfg.SSLPolicy = l.policy
-			cfg.MutualTLS = l.mtls
-			if cfg.SSLPolicy == "" {
-				cfg.SSLPolicy = DefaultSSLPolicy
+			name := l.policy
+			if name == "" {
+				name = DefaultSSLPolicy
 			}
+			// Known: the annotation's parser accepts only policies in the table.
+			cfg.TLS, _ = LookupSSLPolicy(name)
+			cfg.MutualTLS = l.mtls
 			for _, c := range l.certs {
 				cfg.Certificates = append(cfg.Certificates, c.Certificate)
 			}

@@ -41,13 +41,6 @@ func ObjectName(kind, namespace, name string) string {
 // the AWS controller's own "ingress.k8s.aws/alb" (so the guide's class alb works as is).
 const ControllerName = "milvus-lb.io/ingress-controller"
 
-// Labels and annotations milvus-lb puts on the Secrets that `cert import` creates; the
-// ARN is an annotation because label values cannot hold ':' or '/'.
-const (
-	CertificateIDLabel       = "milvus-lb.io/certificate-id"
-	CertificateARNAnnotation = "milvus-lb.io/certificate-arn"
-)
-
 // Options tune translation.
 type Options struct {
 	// Classes are the IngressClass names served; default DefaultClasses.

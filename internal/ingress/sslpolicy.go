@@ -4,49 +4,34 @@ import (
 	"crypto/tls"
 	"slices"
 	"sort"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
 // DefaultSSLPolicy is the policy of an HTTPS listener whose Ingresses set no
 // alb.ingress.kubernetes.io/ssl-policy, as with the AWS Load Balancer Controller.
 const DefaultSSLPolicy = "ELBSecurityPolicy-2016-08"
 
-// SSLPolicy is an ELBSecurityPolicy name mapped to Go TLS settings.
+// LookupSSLPolicy resolves an ELBSecurityPolicy name to the TLS settings it stands for;
+// the returned slices are copies.
 //
 // The ALB's policies list OpenSSL cipher names; CipherSuites holds those that crypto/tls
-// implements, in the policy's order. Two kinds of ALB suites have no Go implementation and
-// are left out: the CBC suites with SHA-384 (ECDHE-*-AES256-SHA384) and AES256-SHA256. A
-// client offering only those cannot connect; no maintained TLS stack is in that position.
-// TLS 1.3 suites are not configurable in Go; its fixed set (AES-128-GCM, AES-256-GCM,
-// ChaCha20-Poly1305) is the one the ALB's TLS13 policies list.
-type SSLPolicy struct {
-	Name       string
-	MinVersion uint16 // tls.VersionTLS10 ...
-	MaxVersion uint16
-	// CipherSuites for TLS 1.0-1.2. Setting them explicitly also re-enables the RSA key
-	// exchange suites that Go leaves out by default, as the ALB policies offer them.
-	CipherSuites []uint16
-	// CurvePreferences are the key exchanges offered. Only the "PQ" policies include the
-	// hybrid post-quantum ML-KEM groups, matching what the ALB advertises per policy.
-	CurvePreferences []tls.CurveID
-}
-
-// Apply sets c's version range, cipher suites and curves to the policy's.
-func (p SSLPolicy) Apply(c *tls.Config) {
-	c.MinVersion = p.MinVersion
-	c.MaxVersion = p.MaxVersion
-	c.CipherSuites = slices.Clone(p.CipherSuites)
-	c.CurvePreferences = slices.Clone(p.CurvePreferences)
-}
-
-// LookupSSLPolicy returns the named policy; the returned slices are copies.
-func LookupSSLPolicy(name string) (SSLPolicy, bool) {
+// implements, in the policy's order. Setting them explicitly also re-enables the RSA key
+// exchange suites that Go leaves out by default, as the ALB policies offer them. Two kinds
+// of ALB suites have no Go implementation and are left out: the CBC suites with SHA-384
+// (ECDHE-*-AES256-SHA384) and AES256-SHA256. A client offering only those cannot connect;
+// no maintained TLS stack is in that position. TLS 1.3 suites are not configurable in Go;
+// its fixed set (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305) is the one the ALB's TLS13
+// policies list. Curves are the key exchanges offered: only the "PQ" policies include the
+// hybrid post-quantum ML-KEM groups, matching what the ALB advertises per policy.
+func LookupSSLPolicy(name string) (config.TLSPolicy, bool) {
 	p, ok := sslPolicies[name]
 	if !ok {
-		return SSLPolicy{}, false
+		return config.TLSPolicy{}, false
 	}
 	p.Name = name
 	p.CipherSuites = slices.Clone(p.CipherSuites)
-	p.CurvePreferences = slices.Clone(p.CurvePreferences)
+	p.Curves = slices.Clone(p.Curves)
 	return p, true
 }
 
@@ -100,11 +85,18 @@ var (
 		tls.TLS_RSA_WITH_AES_256_CBC_SHA,
 	}
 
-	classicCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
-	pqCurves      = append([]tls.CurveID{tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024}, classicCurves...)
+	classicCurves = []config.Curve{config.Curve(tls.X25519), config.Curve(tls.CurveP256), config.Curve(tls.CurveP384), config.Curve(tls.CurveP521)}
+	pqCurves      = append([]config.Curve{config.Curve(tls.X25519MLKEM768), config.Curve(tls.SecP256r1MLKEM768), config.Curve(tls.SecP384r1MLKEM1024)}, classicCurves...)
 )
 
-func suites(groups ...[]uint16) []uint16 { return slices.Concat(groups...) }
+// suites concatenates cipher groups into a policy's list.
+func suites(groups ...[]uint16) []config.CipherSuite {
+	var out []config.CipherSuite
+	for _, id := range slices.Concat(groups...) {
+		out = append(out, config.CipherSuite(id))
+	}
+	return out
+}
 
 // The 2016-08 set, in the ALB's order: ECDHE first (GCM, SHA-2, SHA-1), then RSA.
 var legacy = suites(ecdheGCM[:2], ecdheCBCSHA2, ecdheCBCSHA1[:2], ecdheGCM[2:], ecdheCBCSHA1[2:], rsaGCM[:1], rsaCBCSHA2, rsaCBCSHA1[:1], rsaGCM[1:], rsaCBCSHA1[1:])
@@ -119,32 +111,32 @@ var (
 // sslPolicies maps every accepted ssl-policy name to its settings. Policies the ALB offers
 // only in FIPS mode are not listed: FIPS is a property of the whole Go binary, not of a
 // listener.
-var sslPolicies = map[string]SSLPolicy{
-	"ELBSecurityPolicy-2016-08":             {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-2015-05":             {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS-1-1-2017-01":     {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS-1-2-2017-01":     {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, rsaGCM, rsaCBCSHA2), CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS-1-2-Ext-2018-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-FS-2018-06":          {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-FS-1-1-2019-08":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-FS-1-2-2019-08":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-FS-1-2-Res-2019-08":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2), CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-FS-1-2-Res-2020-10":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: ecdheGCM, CurvePreferences: classicCurves},
+var sslPolicies = map[string]config.TLSPolicy{
+	"ELBSecurityPolicy-2016-08":             {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, Curves: classicCurves},
+	"ELBSecurityPolicy-2015-05":             {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS-1-1-2017-01":     {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS-1-2-2017-01":     {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, rsaGCM, rsaCBCSHA2), Curves: classicCurves},
+	"ELBSecurityPolicy-TLS-1-2-Ext-2018-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: legacy, Curves: classicCurves},
+	"ELBSecurityPolicy-FS-2018-06":          {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), Curves: classicCurves},
+	"ELBSecurityPolicy-FS-1-1-2019-08":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), Curves: classicCurves},
+	"ELBSecurityPolicy-FS-1-2-2019-08":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2, ecdheCBCSHA1), Curves: classicCurves},
+	"ELBSecurityPolicy-FS-1-2-Res-2019-08":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM, ecdheCBCSHA2), Curves: classicCurves},
+	"ELBSecurityPolicy-FS-1-2-Res-2020-10":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: suites(ecdheGCM), Curves: classicCurves},
 
-	"ELBSecurityPolicy-TLS13-1-0-2021-06":      {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-1-2021-06":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-2-2021-06":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Std, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Res-2021-06":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: ecdheGCM, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext1, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: classicCurves},
-	"ELBSecurityPolicy-TLS13-1-3-2021-06":      {MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS13, CurvePreferences: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-0-2021-06":      {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-1-2021-06":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-2-2021-06":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Std, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Res-2021-06":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: suites(ecdheGCM), Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext1, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: classicCurves},
+	"ELBSecurityPolicy-TLS13-1-3-2021-06":      {MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS13, Curves: classicCurves},
 
 	// Hybrid post-quantum key exchange (2025-09): the same suites, plus ML-KEM groups.
-	"ELBSecurityPolicy-TLS13-1-0-PQ-2025-09":      {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-1-PQ-2025-09":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-2-PQ-2025-09":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Std, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: ecdheGCM, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Ext1-PQ-2025-09": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext1, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-2-Ext2-PQ-2025-09": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, CurvePreferences: pqCurves},
-	"ELBSecurityPolicy-TLS13-1-3-PQ-2025-09":      {MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS13, CurvePreferences: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-0-PQ-2025-09":      {MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-1-PQ-2025-09":      {MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-2-PQ-2025-09":      {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Std, Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09":  {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: suites(ecdheGCM), Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Ext1-PQ-2025-09": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext1, Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-2-Ext2-PQ-2025-09": {MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: tls13Ext2, Curves: pqCurves},
+	"ELBSecurityPolicy-TLS13-1-3-PQ-2025-09":      {MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS13, Curves: pqCurves},
 }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
 func TestSSLPoliciesKnown(t *testing.T) {
@@ -39,9 +41,9 @@ func TestSSLPoliciesKnown(t *testing.T) {
 	}
 
 	// Every suite must be one crypto/tls implements, or the listener would fail to start.
-	implemented := map[uint16]bool{}
+	implemented := map[config.CipherSuite]bool{}
 	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
-		implemented[s.ID] = true
+		implemented[config.CipherSuite(s.ID)] = true
 	}
 	for _, n := range names {
 		p, ok := LookupSSLPolicy(n)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
@@ -427,7 +428,7 @@ func newIndex(objs Objects) *index {
 			continue
 		}
 		x.secrets[nsName(s.Namespace, s.Name)] = s
-		if arn := strings.TrimSpace(s.Annotations[CertificateARNAnnotation]); arn != "" {
+		if arn := strings.TrimSpace(s.Annotations[certs.CertificateARNAnnotation]); arn != "" {
 			x.byARN[arn] = append(x.byARN[arn], s)
 		}
 	}

@@ -281,7 +281,7 @@ func (s *snapshot) build(store *certs.Store) (ingress.Objects, config.Problems) 
 				continue
 			}
 			objs.Secrets = append(objs.Secrets, sec)
-			objs.Files[name] = store.CertificateDir(sec.Labels[ingress.CertificateIDLabel])
+			objs.Files[name] = store.CertificateDir(sec.Labels[certs.CertificateIDLabel])
 		}
 	}
 	return objs, problems

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
 )
 
 func TestLoadMergesAndReportsDuplicates(t *testing.T) {
@@ -65,7 +65,7 @@ func TestLoadCertStoreSecrets(t *testing.T) {
 		"warning: testdata/list.json: Deployment milvus/milvus-proxy: kind Deployment is not used by milvus-lb and is ignored")
 	var found bool
 	for _, s := range objs.Secrets {
-		if s.Annotations[ingress.CertificateARNAnnotation] != c.ARN {
+		if s.Annotations[certs.CertificateARNAnnotation] != c.ARN {
 			continue
 		}
 		found = true
@@ -216,7 +216,7 @@ func TestRunReloadsOnCertImport(t *testing.T) {
 
 	c := importCert(t, store)
 	u := next(t, updates)
-	if len(u.objs.Secrets) != 1 || u.objs.Secrets[0].Annotations[ingress.CertificateARNAnnotation] != c.ARN {
+	if len(u.objs.Secrets) != 1 || u.objs.Secrets[0].Annotations[certs.CertificateARNAnnotation] != c.ARN {
 		t.Fatalf("after import: Secrets %v", names(u.objs))
 	}
 	wantProblems(t, u.problems)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 )
@@ -109,7 +110,7 @@ func NewKube(client kubernetes.Interface, opts KubeOptions) *Kube {
 			informers.WithNamespace(opts.ControllerNamespace),
 			informers.WithTransform(k.transform),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.LabelSelector = ingress.CertificateIDLabel
+				o.LabelSelector = certs.CertificateIDLabel
 			}))
 		k.secretInformer = append(k.secretInformer, k.certSecret.Core().V1().Secrets().Informer())
 	}
@@ -182,13 +183,13 @@ func (k *Kube) transform(obj any) (any, error) {
 	// managedFields is often the biggest part of an object and nothing here reads it.
 	m.SetManagedFields(nil)
 	if s, ok := obj.(*corev1.Secret); ok && s.Namespace != k.opts.ControllerNamespace {
-		if _, claims := s.Annotations[ingress.CertificateARNAnnotation]; claims {
+		if _, claims := s.Annotations[certs.CertificateARNAnnotation]; claims {
 			// Only the controller namespace, where `cert import` writes and which only
 			// cluster admins should be able to write, may say which certificate an ARN
 			// is. Anyone who may create a Secret elsewhere would otherwise be able to
 			// serve their own certificate for someone else's Ingress.
 			a := maps.Clone(s.Annotations)
-			delete(a, ingress.CertificateARNAnnotation)
+			delete(a, certs.CertificateARNAnnotation)
 			s.Annotations = a
 		}
 	}

@@ -18,10 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
 	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
 )
 
 // applied collects what a source hands to apply.
@@ -239,9 +240,9 @@ func TestKubeSnapshot(t *testing.T) {
 			endpoint("10.0.0.3", false, false, false),
 		),
 		tlsSecret(source.DefaultControllerNamespace, "milvus-lb-cert-1",
-			map[string]string{ingress.CertificateARNAnnotation: arn}, map[string]string{ingress.CertificateIDLabel: "1"}),
+			map[string]string{certs.CertificateARNAnnotation: arn}, map[string]string{certs.CertificateIDLabel: "1"}),
 		// A user Secret claiming the same ARN must not be able to take it over.
-		tlsSecret("milvus", "impostor", map[string]string{ingress.CertificateARNAnnotation: arn}, nil),
+		tlsSecret("milvus", "impostor", map[string]string{certs.CertificateARNAnnotation: arn}, nil),
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "db-password", Namespace: "milvus"},
 			StringData: map[string]string{"password": "hunter2"},
@@ -285,12 +286,12 @@ func TestKubeSnapshot(t *testing.T) {
 	if s := findSecret(objs, "milvus", "db-password"); s != nil {
 		t.Errorf("an Opaque Secret was read: %s/%s", s.Namespace, s.Name)
 	}
-	if s := findSecret(objs, source.DefaultControllerNamespace, "milvus-lb-cert-1"); s == nil || s.Annotations[ingress.CertificateARNAnnotation] != arn {
+	if s := findSecret(objs, source.DefaultControllerNamespace, "milvus-lb-cert-1"); s == nil || s.Annotations[certs.CertificateARNAnnotation] != arn {
 		t.Errorf("certificate Secret missing or without its ARN: %+v", s)
 	}
 	if s := findSecret(objs, "milvus", "impostor"); s == nil {
 		t.Error("the TLS Secret milvus/impostor is missing")
-	} else if _, ok := s.Annotations[ingress.CertificateARNAnnotation]; ok {
+	} else if _, ok := s.Annotations[certs.CertificateARNAnnotation]; ok {
 		t.Error("a Secret outside the controller namespace kept its certificate-arn annotation")
 	}
 
@@ -345,7 +346,7 @@ func TestKubeWatchNamespace(t *testing.T) {
 	}
 	create(t, c,
 		tlsSecret(source.DefaultControllerNamespace, "milvus-lb-cert-2",
-			map[string]string{ingress.CertificateARNAnnotation: "arn:x"}, map[string]string{ingress.CertificateIDLabel: "2"}),
+			map[string]string{certs.CertificateARNAnnotation: "arn:x"}, map[string]string{certs.CertificateIDLabel: "2"}),
 		tlsSecret(source.DefaultControllerNamespace, "unlabelled", nil, nil))
 
 	_, a := runSource(t, c, source.KubeOptions{Namespace: "team-a"})

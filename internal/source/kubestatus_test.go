@@ -20,12 +20,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
 	"github.com/milvus-lb/milvus-lb/internal/source"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // replica is one controller replica without its data plane: source → Translate →

@@ -30,12 +30,12 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/admin"
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 const host = "milvus-demo.milvus.io"
@@ -75,12 +75,12 @@ func newRig(t *testing.T) *rig {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	plainPort, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
-	model := testenv.DemoModel(host, plainPort, tlsPort, certPEM, keyPEM, addrs...)
+	model := demoModel(host, plainPort, tlsPort, certPEM, keyPEM, addrs...)
 	model.Ingresses = []config.IngressStatus{{Namespace: "milvus", Name: "milvus-demo", Class: "alb", Hosts: []string{host},
 		Ports: []int{plainPort, tlsPort}, Served: true, Created: time.Now()}}
 	// grpc.health.v1, not CheckHealth: SetFailure fails every MilvusService call, and the
 	// endpoint whose calls fail must stay healthy.
-	model.Backends[testenv.DemoBackendKey].HealthCheck = config.HealthCheck{Kind: config.CheckGRPCHealth,
+	model.Backends[demoBackendKey].HealthCheck = config.HealthCheck{Kind: config.CheckGRPCHealth,
 		Interval: config.Duration(time.Second), Timeout: config.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
 	if _, err := dp.Gateway.Apply(context.Background(), model, nil); err != nil {
 		t.Fatal(err)

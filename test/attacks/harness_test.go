@@ -43,20 +43,16 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/dataplane"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 const (
-	host = "milvus-demo.milvus.io"
+	host = lbtest.Host
 
 	legitRate    = 200 // calls per second, over all workers
 	legitWorkers = 16  // each calls every 80 ms, so a call may take that long without loss
@@ -74,13 +70,10 @@ const (
 // lb is a balancer serving one h2c port and one TLS port in front of one fake Milvus.
 type lb struct {
 	lm      *listener.Manager
-	gw      *gateway.Gateway
 	plain   int
 	tlsPort int
-	ca      *certtest.CA
 	backend *fakemilvus.Server
-	opts    listener.Options
-	limits  call.Limits
+	h       *lbtest.LB // nil in an attacker process (attacker_test.go)
 	// legitCalls is how many calls the legitimate client of the last underAttack made.
 	legitCalls int64
 }
@@ -89,7 +82,6 @@ type lb struct {
 // that each test ends within seconds; docs/limits.md gives the bounds with the defaults.
 func testOptions() listener.Options {
 	o := listener.DefaultOptions()
-	o.BindAddress = "127.0.0.1"
 	o.HandshakeTimeout = 2 * time.Second
 	o.PingInterval = time.Second
 	o.PingTimeout = time.Second
@@ -100,66 +92,43 @@ func testOptions() listener.Options {
 // newLB starts a balancer with opts and limits in front of a new fake Milvus.
 func newLB(t *testing.T, opts listener.Options, limits call.Limits) *lb {
 	t.Helper()
-	be := fakemilvus.New(fakemilvus.Options{Name: "b0", NoRecord: true})
-	if err := be.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(be.Stop)
+	be := lbtest.Backends(t, 1, fakemilvus.Options{NoRecord: true})[0]
 	l := newLBAt(t, opts, limits, be.Addr())
 	l.backend = be
 	return l
 }
 
-// newLBAt starts a balancer with opts and limits in front of the fake Milvus at addr (of
-// another process: see startBackendProcess); l.backend is nil.
+// newLBAt starts a balancer (lbtest: the guide's Ingress through the reload pipeline)
+// with opts and limits in front of the fake Milvus at addr (of another process: see
+// startBackendProcess); l.backend is nil.
 func newLBAt(t *testing.T, opts listener.Options, limits call.Limits, addr string) *lb {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() && os.Getenv("ATTACK_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	l := &lb{plain: testenv.FreePort(t), tlsPort: testenv.FreePort(t), ca: certtest.NewCA(t), opts: opts, limits: limits}
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: limits, Log: logger})
-	t.Cleanup(func() { dp.Close(time.Second) })
-	l.gw, l.lm = dp.Gateway, dp.Listeners
-	certPEM, keyPEM := l.ca.Issue(t, host)
-	model := testenv.DemoModel(host, l.plain, l.tlsPort, certPEM, keyPEM, addr)
-	if _, err := l.gw.Apply(context.Background(), model, nil); err != nil {
-		t.Fatal(err)
-	}
-	return l
+	h := lbtest.Start(t, lbtest.Options{Plane: dataplane.Options{Listener: opts, Limits: limits, Log: logger}}, addr)
+	return &lb{lm: h.Plane.Listeners, plain: h.Plain, tlsPort: h.TLS, h: h}
 }
 
 func (l *lb) plainAddr() string { return "127.0.0.1:" + strconv.Itoa(l.plain) }
 func (l *lb) tlsAddr() string   { return "127.0.0.1:" + strconv.Itoa(l.tlsPort) }
 
 func (l *lb) clientTLS() *tls.Config {
-	if l.ca == nil {
+	if l.h == nil {
 		// An attacker process (attacker_test.go) has no CA, and an attacker would not
 		// verify the certificate anyway.
 		return &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"h2"}} //nolint:gosec // the attacker
 	}
-	return &tls.Config{RootCAs: l.ca.Pool(), ServerName: host, NextProtos: []string{"h2"}}
+	c := l.h.ClientTLS()
+	c.NextProtos = []string{"h2"}
+	return c
 }
 
 // dial returns a MilvusService client on one connection of its own, over TLS or h2c.
 func (l *lb) dial(t *testing.T, useTLS bool, opts ...grpc.DialOption) (milvuspb.MilvusServiceClient, *grpc.ClientConn) {
 	t.Helper()
-	creds, addr := insecure.NewCredentials(), l.plainAddr()
-	if useTLS {
-		creds, addr = credentials.NewTLS(l.clientTLS()), l.tlsAddr()
-	}
-	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithAuthority(host),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
-	}, opts...)
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return milvuspb.NewMilvusServiceClient(cc), cc
+	return l.h.Dial(t, useTLS, opts...)
 }
 
 // checkServes fails t unless a new client on a new connection gets an answer.

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 )
 
 // The limits of docs/limits.md, as a gRPC client sees them.

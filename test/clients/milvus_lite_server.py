@@ -4,7 +4,7 @@ milvus-lite shuts down cleanly (server.stop, database closed) only on KeyboardIn
 i.e. SIGINT. A process started as a background job of a non-interactive shell, or by a
 parent that ignores SIGINT, inherits SIGINT as *ignored*, and Python then never raises
 KeyboardInterrupt: the server could only be killed. Restoring the default handler here makes
-SIGINT work for scripts/milvus-lite.sh, scripts/demo.sh and test/testenv alike.
+SIGINT work for scripts/milvus-lite.sh, scripts/demo.sh and internal/testkit/testenv alike.
 
     python milvus_lite_server.py --data-dir D --host 127.0.0.1 --port P
 """

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

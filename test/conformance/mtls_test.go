@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 const mtlsHost = "mtls.milvus-lb.test"

@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 const tlsHost = "tls.milvus-lb.test"
@@ -137,7 +137,7 @@ func TestSSLPolicies(t *testing.T) {
 			port := ports[name]
 			var offered []string
 			for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-				want := v >= pol.MinVersion && v <= pol.MaxVersion
+				want := v >= uint16(pol.MinVersion) && v <= uint16(pol.MaxVersion)
 				st, err := handshake(port, &tls.Config{
 					ServerName: tlsHost, RootCAs: ca.Pool(), MinVersion: v, MaxVersion: v,
 					CipherSuites: suitesFor(v),
@@ -174,7 +174,8 @@ func TestSSLPolicies(t *testing.T) {
 					}
 				}
 				var wantSuites []uint16
-				for _, id := range pol.CipherSuites {
+				for _, cs := range pol.CipherSuites {
+					id := uint16(cs)
 					if slices.ContainsFunc(allSuites(), func(s *tls.CipherSuite) bool {
 						return s.ID == id && slices.Contains(s.SupportedVersions, v)
 					}) {

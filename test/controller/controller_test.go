@@ -1,6 +1,6 @@
 // Package controller runs the Milvus guide's steps against a real Kubernetes API server
 // with `milvus-lb controller` in place of the AWS Load Balancer Controller: etcd and
-// kube-apiserver (internal/kubetest), the RBAC objects of deploy/, two controller
+// kube-apiserver (internal/testkit/kubetest), the RBAC objects of deploy/, two controller
 // replicas with leader election, milvus-lite servers as the Milvus proxies, and pymilvus
 // connecting as the guide does.
 //
@@ -37,9 +37,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 const netnsEnv = "MILVUS_LB_TEST_NETNS"

@@ -20,10 +20,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // TestControllerEndpointStates follows EndpointSlice conditions with backends that say

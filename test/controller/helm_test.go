@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // helmVersion is what scripts/test.d/21-helm.sh builds.

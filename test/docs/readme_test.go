@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/certs/certtest"
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

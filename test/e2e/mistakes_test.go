@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // TestValidateGuideFiles: `milvus-lb validate` on the guide's files, as the user wrote them,

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // connectScript connects with pymilvus as the guide does, with the arguments given as

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/milvus-lb/milvus-lb/test/testenv"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 // Collector is a running collector, stopped when the test ends.

@@ -3,9 +3,9 @@
 //
 // The load generator, this backend and the balancer under test share the machine's cores,
 // so every microsecond the backend spends per call is taken from the balancer's share and
-// narrows the differences the benchmark is there to show. internal/fakemilvus, the fake of
-// the tests, decodes every request into Milvus' message types, builds a fresh reply and
-// runs interceptors that record each call: realistic, and about three times what this
+// narrows the differences the benchmark is there to show. internal/testkit/fakemilvus, the
+// fake of the tests, decodes every request into Milvus' message types, builds a fresh reply
+// and runs interceptors that record each call: realistic, and about three times what this
 // backend costs. Here messages stay bytes (a codec that neither decodes nor copies),
 // replies are encoded once, and handlers run on a fixed pool of goroutines.
 //

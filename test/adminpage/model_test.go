@@ -1,4 +1,4 @@
-package testenv
+package adminpage
 
 import (
 	"time"
@@ -6,16 +6,16 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
-// DemoBackendKey is the key of DemoModel's one backend.
-const DemoBackendKey = "milvus/milvus-demo:19530"
+// demoBackendKey is the key of DemoModel's one backend.
+const demoBackendKey = "milvus/milvus-demo:19530"
 
 // DemoModel is the guide's setup as the model a data plane applies, for tests that run
 // one in process (dataplane.New): host on an h2c port and an HTTPS port (the certificate
 // given), every path to Service milvus/milvus-demo:19530 with the given endpoints, round
 // robin, no health checks (the tests decide who is up), a 1 s deregistration delay.
-func DemoModel(host string, plainPort, tlsPort int, certPEM, keyPEM []byte, endpoints ...string) *config.Model {
+func demoModel(host string, plainPort, tlsPort int, certPEM, keyPEM []byte, endpoints ...string) *config.Model {
 	be := &config.Backend{
-		Key: DemoBackendKey, Service: "milvus/milvus-demo", Port: "19530",
+		Key: demoBackendKey, Service: "milvus/milvus-demo", Port: "19530",
 		Protocol: config.BackendGRPC, Algorithm: config.RoundRobin,
 		HealthCheck:         config.HealthCheck{Kind: config.CheckNone},
 		DeregistrationDelay: config.Duration(time.Second),

@@ -1,4 +1,4 @@
-package ingress
+package certs
 
 import (
 	"crypto/x509"
@@ -6,12 +6,12 @@ import (
 )
 
 // CheckChainOrder requires a certificate list (what names it in errors: "tls.crt") to go
-// from the leaf up: each certificate issued by the
-// next. TLS 1.2 requires this order of the Certificate message (RFC 5246 §7.4.2); TLS 1.3
+// from the leaf up: each certificate issued by the next. TLS 1.2 requires this order of the Certificate message (RFC 5246 §7.4.2); TLS 1.3
 // clients may tolerate disorder, but OpenSSL-based clients such as pymilvus's gRPC core
 // and older Java stacks fail on it. ACM refuses such a chain on import, and a mistake here
 // shows up only when some client fails, so it is an error on the Secret rather than a
-// silent reordering. der is the leaf then the chain, in DER. `cert import` uses it too.
+// silent reordering. der is the leaf then the chain, in DER. Import and translation (a
+// Secret's tls.crt) both use it.
 func CheckChainOrder(what string, der [][]byte) error {
 	certs := make([]*x509.Certificate, len(der))
 	for i, d := range der {

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/milvus-lb/milvus-lb/internal/kubetest"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/kubetest"
 )
 
 // TestStart checks what the other tests rely on: the version we built, kubectl through

@@ -5,8 +5,7 @@
 // The Python venv, the Node SDK and the Go client's dependencies are installed by
 // scripts/setup.sh. A test that needs them and finds them missing FAILS (it does not skip),
 // telling the user to run that script: in CI a skipped end-to-end test would look like a
-// pass. Only packages under test/ use this package, so `go test ./internal/...` needs none
-// of it.
+// pass. What needs none of them (FreePort, Root) serves in-process tests too.
 //
 // A test package that builds binaries (BuildMilvusLB, BuildGoClient) should call Main from
 // its TestMain so that they are removed at the end:
