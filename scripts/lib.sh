@@ -91,3 +91,11 @@ gen_certs() {
 			chmod 600 PrivateKey.pem ca.key
 	) || die "openssl could not make the test certificates in $dir"
 }
+
+# release_version prints the release version, the one line of internal/version/VERSION that
+# the binary embeds: the image tag and the Helm chart's appVersion.
+release_version() {
+	local v
+	read -r v <"$ROOT/internal/version/VERSION" && [[ -n $v ]] || die "internal/version/VERSION is empty"
+	printf '%s\n' "$v"
+}
