@@ -14,7 +14,7 @@
 #   DIR/milvus-lb-<version>-image.tar the same layout as one file (an oci-archive)
 #   DIR/milvus-lb-<version>-<os>-<arch>, DIR/SHA256SUMS   the binaries inside it
 # and prints the index's digest (sha256:...) on stdout. Push it to a registry of your own:
-#   skopeo copy --all oci:DIR/image:<version> docker://registry.example.com/milvus-lb:<version>
+#   skopeo copy --all --preserve-digests oci:DIR/image:<version> docker://registry.example.com/milvus-lb:<version>
 #   (cd tools && go tool crane push ../DIR/image registry.example.com/milvus-lb:<version>)
 # COMMIT, MODIFIED and SOURCE_DATE_EPOCH override what git says (for a build without .git).
 set -euo pipefail
@@ -31,12 +31,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 version=$(release_version)
-export COMMIT=${COMMIT:-$(git -C "$ROOT" rev-parse HEAD)}
-if [[ -z ${MODIFIED:-} ]]; then
-	MODIFIED=false
-	[[ -z $(git -C "$ROOT" status --porcelain) ]] || MODIFIED=true
-fi
-export MODIFIED
+release_stamp # for release.sh and the revision label alike
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct)}
 module=$(awk '$1 == "module" { print $2; exit }' "$ROOT/go.mod")
 
@@ -55,5 +50,5 @@ digest=$("$tool/imagebuild" -out "$out/image" -archive "$out/milvus-lb-$version-
 	-version "$version" -revision "$COMMIT" -source "https://$module" -epoch "$epoch" "${args[@]}")
 log "image: milvus-lb:$version $digest assembled in $(since "$start") s"
 log "image: $out/image (OCI layout) and $out/milvus-lb-$version-image.tar (oci-archive); push with"
-log "  skopeo copy --all oci:$out/image:$version docker://registry.example.com/milvus-lb:$version"
+log "  skopeo copy --all --preserve-digests oci:$out/image:$version docker://registry.example.com/milvus-lb:$version"
 printf '%s\n' "$digest"

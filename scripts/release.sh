@@ -35,11 +35,7 @@ done
 ((${#platforms[@]})) || platforms=(linux/amd64 linux/arm64)
 
 version=$(release_version)
-commit=${COMMIT-$(git -C "$ROOT" rev-parse HEAD)}
-if [[ -z ${MODIFIED:-} ]]; then
-	MODIFIED=false
-	[[ -z $(git -C "$ROOT" status --porcelain) ]] || MODIFIED=true
-fi
+release_stamp
 pkg=github.com/milvus-lb/milvus-lb/internal/version
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -55,13 +51,13 @@ for platform in "${platforms[@]}"; do
 	# stack traces).
 	(cd "$ROOT" && CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch GOAMD64=v1 GOARM64=v8.0 \
 		go build -trimpath -buildvcs=false \
-		-ldflags "-s -w -X $pkg.commit=$commit -X $pkg.modified=$MODIFIED" \
+		-ldflags "-s -w -X $pkg.commit=$COMMIT -X $pkg.modified=$MODIFIED" \
 		-o "$out/$name" ./cmd/milvus-lb)
 	log "release: $name built in $(since "$start") s"
 	names+=("$name")
 done
 (cd "$out" && sha256sum "${names[@]}" >SHA256SUMS)
-log "release: milvus-lb $version (commit ${commit:-unknown}$([[ $MODIFIED == true ]] && echo ', modified')) in $out"
+log "release: milvus-lb $version (commit ${COMMIT:-unknown}$([[ $MODIFIED == true ]] && echo ', modified')) in $out"
 for name in "${names[@]}"; do
 	printf '%s\n' "$out/$name"
 done

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// writeArchive writes the layout directory dir as a tar file (what `skopeo copy
-// oci-archive:FILE` and `podman load -i FILE` read), with names in lexical order, fixed
-// owners and modes, and every time mtime, so that the file is as reproducible as the image.
+// writeArchive writes the layout directory dir as a tar file (an oci-archive, as
+// `skopeo copy oci-archive:FILE:TAG` reads it), with names in lexical order, fixed owners
+// and modes, and every time mtime, so that the file is as reproducible as the image.
 func writeArchive(file, dir string, mtime time.Time) error {
 	f, err := os.Create(file)
 	if err != nil {

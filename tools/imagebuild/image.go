@@ -55,7 +55,7 @@ func buildIndex(m meta, binaries []binary) (v1.ImageIndex, error) {
 			return nil, fmt.Errorf("%s/%s: %w", b.os, b.arch, err)
 		}
 		adds = append(adds, mutate.IndexAddendum{
-			Add:        img,
+			Add:        plainImage{img},
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: b.os, Architecture: b.arch}},
 		})
 	}
@@ -63,6 +63,14 @@ func buildIndex(m meta, binaries []binary) (v1.ImageIndex, error) {
 	idx = mutate.AppendManifests(idx, adds...)
 	return mutate.Annotations(idx, m.labels()).(v1.ImageIndex), nil
 }
+
+// plainImage is an image whose descriptor in the index has no artifactType. Left to
+// itself, go-containerregistry copies the config's media type there (OCI 1.1 allows it);
+// tools that predate OCI 1.1, such as Debian 12's skopeo, then rewrite the index on copy,
+// and the pushed digest is no longer the built one.
+type plainImage struct{ v1.Image }
+
+func (plainImage) ArtifactType() (string, error) { return "", nil }
 
 // platformImage is the image of one binary: a single layer, the config above, every
 // timestamp m.created.
