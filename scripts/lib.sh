@@ -191,3 +191,23 @@ ensure_venv() {
 	printf '%s' "$want" >"$stamp"
 	say "python venv (milvus-lite, pymilvus)" "ok ($(since "$t")s)"
 }
+
+# release_version prints the release version, the one line of internal/version/VERSION that
+# the binary embeds: the image tag and the Helm chart's appVersion.
+release_version() {
+	local v
+	read -r v <"$ROOT/internal/version/VERSION" && [[ -n $v ]] || die "internal/version/VERSION is empty"
+	printf '%s\n' "$v"
+}
+
+# release_stamp sets and exports COMMIT (the commit built) and MODIFIED (true if the tree has
+# uncommitted changes), asking git for those not already set: a build without .git (the
+# Dockerfile's) passes them in, and an empty COMMIT stands for unknown.
+release_stamp() {
+	export COMMIT=${COMMIT-$(git -C "$ROOT" rev-parse HEAD)}
+	if [[ -z ${MODIFIED:-} ]]; then
+		MODIFIED=false
+		[[ -z $(git -C "$ROOT" status --porcelain) ]] || MODIFIED=true
+	fi
+	export MODIFIED
+}

@@ -28,6 +28,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newValidateCmd(), newGetCmd(), newCertCmd(), newControllerCmd())
+	addVersion(root)
 
 	// SIGTERM and SIGINT start a graceful drain; a second signal exits at once.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
