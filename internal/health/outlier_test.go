@@ -1,10 +1,8 @@
 package health_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,24 +10,8 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/health"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // An endpoint ejected by passive outlier detection comes back through the active check:
 // not when its ejection time is over while its checks fail, but at the first check that
@@ -37,7 +19,7 @@ func (l *logBuf) String() string {
 func TestEjectedEndpointReturnsAtAPassingCheck(t *testing.T) {
 	s := startFake(t, fakemilvus.Options{})
 	other := startFake(t, fakemilvus.Options{Name: "other"})
-	var logs logBuf
+	var logs testenv.LogBuffer
 	reg := balancer.NewRegistry()
 	c := health.New(reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(c.Close)
