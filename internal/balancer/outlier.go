@@ -57,6 +57,9 @@ func (e *Endpoint) Eject(d time.Duration) { e.passive.until.Store(time.Now().Add
 // probe runs), and so whether an ejection ends with a passing check.
 func (e *Endpoint) SetProbed(on bool) { e.passive.probed.Store(on) }
 
+// Probed reports whether an active check probes the endpoint.
+func (e *Endpoint) Probed() bool { return e.passive.probed.Load() }
+
 // Passed records a passing active check at now and reports whether it ended an
 // ejection: the first pass after the ejection time.
 func (e *Endpoint) Passed(now time.Time) (returned bool) {
