@@ -21,12 +21,15 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
+
+	resilienceMetrics // ejections, overflows, retry budget (resilience.go)
 }
 
 // NewMetrics registers every metric of the balancer. gw and reg feed the gauges read at
 // scrape time (configuration generation, endpoint health and in-flight calls).
 func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry) *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.resilienceMetrics = newResilienceMetrics(m.Registry, gw)
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "requests_total",
 		Help: "Requests finished, by backend (namespace/service:port), Milvus method and status code (gRPC code name, or HTTP status).",
