@@ -3,7 +3,9 @@ package call
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
 // The wiring the data path's Call methods have (call.go): Pick admits the picker's
@@ -388,5 +391,32 @@ func TestAttemptOf(t *testing.T) {
 		if a := AttemptOf(tc.err, true); a.Stage != tc.stage || a.Reason != tc.reason || !a.Kept {
 			t.Errorf("AttemptOf(%v) = %+v, want %v %v", tc.err, a, tc.stage, tc.reason)
 		}
+	}
+}
+
+// One log line when an endpoint is ejected, one when it returns (here, with no active
+// check, when its time is over).
+func TestEjectionLogLines(t *testing.T) {
+	p, _, _ := resilientPort(t, 2, config.Resilience{Outlier: config.OutlierDetection{ConsecutiveFailures: 1,
+		BaseEjectionTime: config.Duration(50 * time.Millisecond)}})
+	var logs testenv.LogBuffer
+	p.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	c := routed(t, p, search)
+	ep, _ := wiredPick(c)
+	c.Retry(context.Background(), Attempt{Stage: BeforeReply, Reason: Unavailable})
+	wiredFinish(c, "")
+	if got := logs.String(); strings.Count(got, "endpoint ejected") != 1 || !strings.Contains(got, "reason=unavailable") ||
+		!strings.Contains(got, "endpoint="+ep.Addr) {
+		t.Fatalf("log after the ejection:\n%s", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "endpoint returned after ejection") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no return logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !ep.Available(time.Now().UnixNano()) || strings.Count(logs.String(), "endpoint returned") != 1 {
+		t.Fatalf("after the return: available %v, log:\n%s", ep.Available(time.Now().UnixNano()), logs.String())
 	}
 }
