@@ -5,28 +5,15 @@ import (
 	"errors"
 )
 
-// Stage is how far a failed attempt got. It decides whether the call may go to another
-// endpoint (retry.go): any call that provably did not reach the backend may, a read-only
-// one that did may while nothing of the reply reached the client.
-type Stage uint8
-
-const (
-	// NotSent: the backend provably did not receive the call: the connection was refused
-	// or could not be made, the backend refused the stream (REFUSED_STREAM), or the
-	// stream's id was above the last stream id of the backend's GOAWAY.
-	NotSent Stage = iota + 1
-	// BeforeReply: the backend may have received the call, but nothing of its reply went
-	// to the client yet (a reply the data path held back, such as a Trailers-Only
-	// UNAVAILABLE, counts as not gone).
-	BeforeReply
-	// AfterReply: part of the backend's reply went to the client; the call can only fail.
-	AfterReply
-)
+// The typed failures a data path reports of an attempt: its Stage (call.go: NotSent,
+// BeforeReply, AfterReply) decides whether the call may go to another endpoint
+// (retry.go); its Reason is what outlier detection counts against the endpoint
+// (outlier.go).
 
 var stageNames = [...]string{NotSent: "not_sent", BeforeReply: "before_reply", AfterReply: "after_reply"}
 
 func (s Stage) String() string {
-	if int(s) < len(stageNames) && stageNames[s] != "" {
+	if int(s) < len(stageNames) {
 		return stageNames[s]
 	}
 	return "unknown"
@@ -75,16 +62,27 @@ type Attempt struct {
 	Kept bool
 }
 
-// AttemptOf reads an error of a round trip the way Failed's callers report it: a dial
-// error was not sent, a passed deadline is a timeout, anything else a reset after the
-// call went out. replayable says whether the request can be sent again.
-func AttemptOf(err error, replayable bool) Attempt {
-	a := Attempt{Stage: BeforeReply, Reason: Reset, Err: err, Kept: replayable}
+// ErrBackendUnavailable is the cause of a failure the data path reports for a backend's
+// own gRPC UNAVAILABLE before any reply (call.BackendUnavailable's), so that AttemptOf
+// names its reason.
+var ErrBackendUnavailable = errors.New("the backend answered UNAVAILABLE")
+
+// AttemptOf reads a failed attempt the way Failed's callers report it: the error, the
+// stage it came at, and whether the data path can send the request again. The reason is
+// read from the error: a dial error is Connect, another failure before sending Refused (a
+// refused stream, a GOAWAY that did not cover it), a passed deadline Timeout, the
+// backend's UNAVAILABLE (ErrBackendUnavailable) Unavailable, anything else Reset.
+func AttemptOf(err error, stage Stage, replayable bool) Attempt {
+	a := Attempt{Stage: stage, Reason: Reset, Err: err, Kept: replayable}
 	switch {
 	case NotReceived(err):
-		a.Stage, a.Reason = NotSent, Connect
+		a.Reason = Connect
 	case errors.Is(err, context.DeadlineExceeded):
 		a.Reason = Timeout
+	case errors.Is(err, ErrBackendUnavailable):
+		a.Reason = Unavailable
+	case stage == NotSent:
+		a.Reason = Refused
 	}
 	return a
 }

@@ -50,10 +50,12 @@ func (c *Call) failed(ep *balancer.Endpoint, r Reason) {
 }
 
 // settle reports the outcome of the call's last attempt when the backend answered it
-// (the balancer did not answer the call itself: Answer reports those through Retry): a
-// reply saying the proxy is not serving, or gRPC UNAVAILABLE, counts against the
-// endpoint; any other reply ends its run of failures. It also ends the call's hold on
-// the retry budget. Finish calls it before the endpoint's count of the call ends.
+// (the balancer did not answer the call itself: the data path reported those failures
+// through Failed): a reply whose Milvus status says the proxy is not serving counts
+// against the endpoint; any other reply ends its run of failures, but UNAVAILABLE, which
+// the data path reports through Failed before it relays the backend's own answer. It
+// also ends the call's hold on the retry budget. Finish calls it before the endpoint's
+// count of the call ends.
 func (c *Call) settle(grpcStatus string) {
 	if c.Rec.Attempts > 1 && c.be != nil {
 		budgetOf(c.be.Key).retrying.Add(-1)
@@ -66,7 +68,6 @@ func (c *Call) settle(grpcStatus string) {
 	case milvus.NotServing(c.Rec.MilvusCode, c.Rec.MilvusErrCode):
 		c.failed(ep, NotServing)
 	case c.Rec.GRPC && grpcStatus == unavailableStatus:
-		c.failed(ep, Unavailable)
 	case c.Rec.GRPC && grpcStatus != "", !c.Rec.GRPC && c.Rec.Status != 0:
 		ep.Succeeded()
 	}

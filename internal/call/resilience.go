@@ -13,15 +13,16 @@ import (
 //   - Pick admits the endpoint the picker chose (admit: the in-flight limits, and the
 //     retry budget's count of calls being retried);
 //   - ReplayLimit says how much of a request to keep for sending it again;
-//   - Retry reports a failed attempt (an Attempt: its Stage and Reason) to outlier
-//     detection and decides whether the call goes to another endpoint, never past the
-//     deadline of the ctx it is given (the call's grpc-timeout);
-//   - Finish settles the last attempt for outlier detection when the backend answered it
-//     (settle), and ends the call's hold on the retry budget.
+//   - Failed (Retry with AttemptOf: the Stage, the Reason read from the error) counts a
+//     failed attempt against its endpoint and decides whether the call goes to another
+//     one, never past the deadline of the ctx it is given;
+//   - Finish settles the last attempt when the backend answered it (settle), and ends the
+//     call's hold on the retry budget.
 //
-// Each failure is reported once: through Retry, after which the data path answers the
-// client with the Failure it returns (Answer), or, for a reply the backend sent and the
-// data path relayed (a Milvus "not ready" status, a grpc-status), by Finish.
+// Each failure is reported once: through Failed, after which the data path answers the
+// client with the Failure it returns or relays the backend's own UNAVAILABLE (which
+// settle then leaves alone), or, for a reply the backend sent and the data path relayed
+// (a Milvus "not ready" status), by Finish.
 
 // Events receives what the resilience rules decide, for metrics. The port's Observer
 // gets them when it implements Events. Implementations must be cheap, must not block and

@@ -18,9 +18,9 @@ import (
 	"github.com/milvus-lb/milvus-lb/test/testenv"
 )
 
-// The wiring the data path's Call methods have (call.go): Pick admits the picker's
-// choice, Finish settles first. The tests drive the rules through these two, as Pick and
-// Finish do.
+// wiredPick and wiredFinish are Pick and Finish as call.go is to call them (resilience.go):
+// Pick admits the picker's choice, Finish settles first. Once call.go does, they are
+// c.Pick() and c.Finish(time.Now(), grpcStatus).
 func wiredPick(c *Call) (*balancer.Endpoint, *Failure) {
 	c.Done()
 	ep, f := c.admit(c.be.Picker.Pick())
@@ -103,7 +103,6 @@ func TestRetryRefusal(t *testing.T) {
 		{"deadline ahead", func(r *retryCase) { r.Deadline = now.Add(time.Millisecond) }, true},
 		{"deadline passed", func(r *retryCase) { r.Deadline = now }, false},
 		{"no other endpoint", func(r *retryCase) { r.Elsewhere = false }, false},
-		{"unknown stage", func(r *retryCase) { r.Stage = 0 }, false},
 	} {
 		rc := ok
 		tc.edit(&rc)
@@ -145,14 +144,14 @@ func TestRetryDecisions(t *testing.T) {
 		retry bool
 		code  codes.Code
 	}{
-		{"insert refused", insert, AttemptOf(refused, true), true, 0},
+		{"insert refused", insert, AttemptOf(refused, NotSent, true), true, 0},
 		{"insert refused stream", insert, Attempt{Stage: NotSent, Reason: Refused, Kept: true}, true, 0},
 		{"insert reset", insert, Attempt{Stage: BeforeReply, Reason: Reset, Kept: true}, false, codes.Unavailable},
 		{"search reset, kept", search, Attempt{Stage: BeforeReply, Reason: Reset, Kept: true}, true, 0},
 		{"search reset, too large to keep", search, Attempt{Stage: BeforeReply, Reason: Reset}, false, codes.Unavailable},
 		{"search reset after reply", search, Attempt{Stage: AfterReply, Reason: Reset, Kept: true}, false, codes.Unavailable},
 		{"search not serving", search, Attempt{Stage: BeforeReply, Reason: NotServing, Kept: true}, true, 0},
-		{"search timeout", search, Attempt{Stage: BeforeReply, Reason: Timeout, Kept: true}, true, 0},
+		{"search timeout", search, Attempt{Stage: BeforeReply, Reason: Timeout, Kept: true}, false, codes.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, eps, _ := resilientPort(t, 3, config.Resilience{})
@@ -214,7 +213,7 @@ func TestRetryAttempts(t *testing.T) {
 			t.Fatal(f)
 		}
 		tries++
-		if retry, _ := c.Retry(context.Background(), AttemptOf(refused, true)); !retry {
+		if retry, _ := c.Retry(context.Background(), AttemptOf(refused, NotSent, true)); !retry {
 			break
 		}
 	}
@@ -385,11 +384,13 @@ func TestAttemptOf(t *testing.T) {
 		reason Reason
 	}{
 		{refused, NotSent, Connect},
+		{BackendReset("milvus/milvus-demo:19530", "REFUSED_STREAM"), NotSent, Refused},
 		{errors.New("connection reset by peer"), BeforeReply, Reset},
 		{context.DeadlineExceeded, BeforeReply, Timeout},
+		{&Failure{Code: codes.Unavailable, Msg: "backend is not serving", Cause: ErrBackendUnavailable}, BeforeReply, Unavailable},
 	} {
-		if a := AttemptOf(tc.err, true); a.Stage != tc.stage || a.Reason != tc.reason || !a.Kept {
-			t.Errorf("AttemptOf(%v) = %+v, want %v %v", tc.err, a, tc.stage, tc.reason)
+		if a := AttemptOf(tc.err, tc.stage, true); a.Stage != tc.stage || a.Reason != tc.reason || !a.Kept {
+			t.Errorf("AttemptOf(%v, %v) = %+v, want reason %v", tc.err, tc.stage, a, tc.reason)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
-	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
 // A call goes to another endpoint only when that is safe by construction:
@@ -36,7 +35,7 @@ type retryCase struct {
 // refusal says why the call may not go to another endpoint, "" when it may.
 func (r retryCase) refusal() string {
 	switch {
-	case r.Stage == AfterReply || r.Stage == 0:
+	case r.Stage == AfterReply:
 		return "the reply had begun"
 	case r.Stage == BeforeReply && !r.ReadOnly:
 		return "the method is not read-only and the backend may have received it"
@@ -102,20 +101,24 @@ func (b *budget) allows(now time.Time, inflight int64, percent, perSecond int) b
 // (Pick again and send the call there) or the failure the client is told. ctx is the
 // call's: its deadline is the call's grpc-timeout, its cancellation the client's.
 func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
-	f = Classify(ctx, a.Err, c.Service())
-	if a.Reason == Timeout {
-		f = DeadlineExceeded(c.Service())
+	err := a.Err
+	if err == nil {
+		err = errors.New(a.Reason.String())
 	}
+	f = Classify(ctx, err, c.Service())
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return false, f // the client left: nothing learnt about the endpoint
 	}
 	if c.ep != nil && a.gatewayFailure() {
 		c.failed(c.ep, a.Reason)
 	}
+	if a.Reason == Timeout {
+		return false, DeadlineExceeded(c.Service()) // the call's own deadline passed
+	}
 	p := c.policy().Retry
 	now := time.Now()
 	deadline, _ := ctx.Deadline()
-	rc := retryCase{Stage: a.Stage, ReadOnly: c.readOnly(), Kept: a.Kept,
+	rc := retryCase{Stage: a.Stage, ReadOnly: c.Replayable(), Kept: a.Kept,
 		Attempts: c.Rec.Attempts, MaxAttempts: p.MaxAttempts, Deadline: deadline, Now: now,
 		Elsewhere: c.elsewhere(now.UnixNano())}
 	if why := rc.refusal(); why != "" {
@@ -143,25 +146,16 @@ func (c *Call) elsewhere(now int64) bool {
 
 // ReplayLimit is how many bytes of the call's request the data path keeps so that it
 // can send the request again on another endpoint (Attempt.Kept): the backend's
-// RetryPolicy.MaxReplayBytes, 0 when the call is never retried after its bytes went out
-// (retries off, or a method that is not read-only: such a call goes elsewhere only when
-// the backend provably did not receive it, from what the data path has not sent yet).
+// RetryPolicy.MaxReplayBytes (milvus-lb.io/retry-buffer-size) for a Replayable call, 0
+// when the call is never retried after its bytes went out (retries off, or a method that
+// is not read-only: such a call goes elsewhere only when the backend provably did not
+// receive it, from what the data path has not sent yet).
 func (c *Call) ReplayLimit() int64 {
 	p := c.policy().Retry
-	if p.MaxAttempts <= 1 || !c.readOnly() {
+	if p.MaxAttempts <= 1 || !c.Replayable() {
 		return 0
 	}
 	return p.MaxReplayBytes
-}
-
-// readOnly reports whether the call's method changes nothing (so sending it twice does
-// nothing twice): MilvusService methods only, as classified from milvus-proto.
-func (c *Call) readOnly() bool {
-	if !c.Rec.GRPC {
-		return false
-	}
-	m := milvus.ByName(c.Rec.Method)
-	return m != nil && m.ReadOnly
 }
 
 // callsInFlight is the number of calls in flight to eps.

@@ -40,8 +40,5 @@ func Lookup(path string) *Method {
 	return methods[name]
 }
 
-// ByName returns the MilvusService method called name ("Search"), or nil.
-func ByName(name string) *Method { return methods[name] }
-
 // Methods returns the number of MilvusService methods known.
 func Methods() int { return len(methods) }
