@@ -26,7 +26,8 @@ const (
 	// may be retries, min_per_second (1-10000) retries allowed beyond that.
 	AnnotationRetryBudget = "milvus-lb.io/retry-budget"
 	// AnnotationRetryBufferSize: the largest request kept to be sent again, as a
-	// Kubernetes quantity (1Mi, 512Ki; from 1Ki to 64Mi).
+	// Kubernetes quantity (1Mi, 512Ki; from 1Ki to 4Mi, what the relay keeps at most for
+	// all the calls of one client connection).
 	AnnotationRetryBufferSize = "milvus-lb.io/retry-buffer-size"
 	// AnnotationMaxInflight and AnnotationMaxInflightPerEndpoint bound the calls in flight
 	// to the backend and to any one endpoint (0-1000000; 0, the default, is no bound).
@@ -58,8 +59,8 @@ func parseResilience(a annotations) config.Resilience {
 	}
 	if v, ok := a.get(AnnotationRetryBufferSize); ok {
 		q, err := resource.ParseQuantity(v)
-		if n, exact := q.AsInt64(); err != nil || !exact || n < 1<<10 || n > 64<<20 {
-			a.errorf(AnnotationRetryBufferSize, "invalid size %q: want a quantity from 1Ki to 64Mi, such as 1Mi", v)
+		if n, exact := q.AsInt64(); err != nil || !exact || n < 1<<10 || n > 4<<20 {
+			a.errorf(AnnotationRetryBufferSize, "invalid size %q: want a quantity from 1Ki to 4Mi, such as 1Mi", v)
 		} else {
 			r.Retry.MaxReplayBytes = n
 		}

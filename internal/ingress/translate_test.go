@@ -203,7 +203,7 @@ var cases = []struct {
 		`error: bad-resilience.yaml: Ingress milvus/bad-retries: metadata.annotations[milvus-lb.io/max-inflight-per-endpoint]: must be an integer from 0 to 1000000, got "many"`,
 		`error: bad-resilience.yaml: Ingress milvus/bad-retries: metadata.annotations[milvus-lb.io/max-inflight]: must be an integer from 0 to 1000000, got "-1"`,
 		`error: bad-resilience.yaml: Ingress milvus/bad-retries: metadata.annotations[milvus-lb.io/retry-budget]: invalid attribute "20%": want key=value`,
-		`error: bad-resilience.yaml: Ingress milvus/bad-retries: metadata.annotations[milvus-lb.io/retry-buffer-size]: invalid size "1Gi": want a quantity from 1Ki to 64Mi, such as 1Mi`,
+		`error: bad-resilience.yaml: Ingress milvus/bad-retries: metadata.annotations[milvus-lb.io/retry-buffer-size]: invalid size "1Gi": want a quantity from 1Ki to 4Mi, such as 1Mi`,
 	}},
 	{name: "certificate-unused", want: []string{
 		"warning: certificate-unused.yaml: Ingress milvus/milvus-demo: metadata.annotations[alb.ingress.kubernetes.io/certificate-arn]: unused: listen-ports declares no HTTPS port",
