@@ -35,6 +35,8 @@ type dataPlaneOptions struct {
 	RejectOnError    bool // reload.Options.RejectOnError
 	Observe          observeOptions
 	Trace            traceOptions
+	// Ready, if set, is called once the first configuration is serving.
+	Ready func(adminAddr net.Addr)
 }
 
 func addDataPlaneFlags(cmd *cobra.Command, o *dataPlaneOptions) {
@@ -58,6 +60,7 @@ func newServeCmd() *cobra.Command {
 		o        dataPlaneOptions
 		files    []string
 		stateDir string
+		restart  restartOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "serve -f FILE [-f FILE...]",
@@ -67,7 +70,8 @@ from YAML or JSON files (multi-document; a directory means every manifest in it)
 certificates imported with "milvus-lb cert import", and serves them. Edits are applied when
 the files change; an edit with errors is reported and the previous configuration keeps
 serving. SIGTERM drains: listeners stop accepting, HTTP/2 clients get GOAWAY, and in-flight
-calls may finish within the backends' deregistration delay.`,
+calls may finish within the backends' deregistration delay. SIGHUP restarts in place: the
+executable at the same path takes over the listening sockets, then this process drains.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
@@ -82,12 +86,17 @@ calls may finish within the backends' deregistration delay.`,
 			}
 			o.RejectOnError = true
 			logger := newLogger(o.LogLevel)
-			return runDataPlane(cmd.Context(), source.NewFiles(files, store, logger), o, nil)
+			ctx, err := withRestarts(cmd.Context(), &o, restart)
+			if err != nil {
+				return err
+			}
+			return runDataPlane(ctx, source.NewFiles(files, store, logger), o, nil)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file or directory (repeatable)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "state directory holding imported certificates (default "+defaultStateDirHelp()+")")
 	addDataPlaneFlags(cmd, &o)
+	addRestartFlags(cmd, &restart)
 	return cmd
 }
 
@@ -147,7 +156,7 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	}
 	dp.SetObserver(all)
 
-	adminLn, err := net.Listen("tcp", o.AdminAddr)
+	adminLn, err := o.Listener.Listen("tcp", o.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("admin server: %w", err)
 	}
@@ -156,6 +165,9 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 		Metrics: metrics, Log: logger, Status: status,
 		Ready: func(*gateway.Snapshot) {
 			logger.Info("serving", "address", o.AdvertiseAddress, "ports", dp.Listeners.Ports(), "admin", adminLn.Addr().String())
+			if o.Ready != nil {
+				o.Ready(adminLn.Addr())
+			}
 		},
 	})
 	adminSrv := &http.Server{

@@ -142,6 +142,8 @@ type EndpointStatus struct {
 	Healthy  bool   `json:"healthy"`
 	Ready    bool   `json:"ready"`
 	Inflight int64  `json:"inflight"`
+
+	EjectedUntil time.Time `json:"ejectedUntil,omitzero"` // set while ejected: see ejectedUntil
 }
 
 func (s *Server) snapshotStatus() Status {
@@ -159,7 +161,7 @@ func (s *Server) snapshotStatus() Status {
 		live := map[string]bool{}
 		for _, ep := range b.Endpoints {
 			live[ep.Addr] = true
-			bs.Endpoints = append(bs.Endpoints, EndpointStatus{Address: ep.Addr, Healthy: ep.Healthy(), Ready: true, Inflight: ep.Inflight()})
+			bs.Endpoints = append(bs.Endpoints, EndpointStatus{Address: ep.Addr, Healthy: ep.Healthy(), Ready: true, Inflight: ep.Inflight(), EjectedUntil: ejectedUntil(ep)})
 		}
 		for _, e := range b.Backend.Endpoints {
 			if !live[e.Address] {

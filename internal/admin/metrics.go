@@ -30,6 +30,8 @@ type Metrics struct {
 	reloads     *prometheus.CounterVec
 	reg         *balancer.Registry
 	collections *collectionLabels // nil: no db and collection labels
+
+	resilienceMetrics // ejections, overflows, retry budget (resilience.go)
 }
 
 // MetricsOption changes what NewMetrics defines.
@@ -52,6 +54,7 @@ var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2
 // scrape time (configuration generation, endpoint health and in-flight calls).
 func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOption) *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry(), reg: reg}
+	m.resilienceMetrics = newResilienceMetrics(m.Registry, gw)
 	for _, o := range opts {
 		o(m)
 	}
@@ -83,7 +86,7 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 	}, []string{"backend", "endpoint"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "retries_total",
-		Help: "Requests sent to another endpoint because the first refused the connection.",
+		Help: "Calls sent to another endpoint: a read that failed before its reply, or a call the backend provably did not receive.",
 	}, []string{"backend"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "config_reloads_total",

@@ -22,9 +22,8 @@ type Endpoint struct {
 	healthy atomic.Bool
 	// checked is set by the first verdict, so a new configuration can wait for it.
 	checked atomic.Bool
-	// ejectedUntil is a unix-nano deadline set by passive outlier detection (a refused
-	// connection); zero means not ejected.
-	ejectedUntil atomic.Int64
+	// passive is what real calls say of the endpoint: failures, ejection (outlier.go).
+	passive passive
 	// readySince is when the endpoint last became healthy, for slow start.
 	readySince atomic.Int64
 	// draining is set when the endpoint left the configuration or is terminating: it gets
@@ -56,12 +55,6 @@ func (e *Endpoint) SetHealthy(ok bool) {
 
 // Checked reports whether a health verdict has been recorded since the endpoint was created.
 func (e *Endpoint) Checked() bool { return e.checked.Load() }
-
-// Eject keeps the endpoint from new calls for d (passive outlier detection).
-func (e *Endpoint) Eject(d time.Duration) { e.ejectedUntil.Store(time.Now().Add(d).UnixNano()) }
-
-// Ejected reports whether the endpoint is ejected at now.
-func (e *Endpoint) Ejected(now int64) bool { return now < e.ejectedUntil.Load() }
 
 // SetDraining marks the endpoint as leaving.
 func (e *Endpoint) SetDraining(d bool) { e.draining.Store(d) }

@@ -28,12 +28,6 @@ type Port struct {
 	Trace    StartTrace // nil: trace contexts pass as they came
 }
 
-// maxAttempts bounds how many endpoints one call may try.
-const maxAttempts = 3
-
-// ejectFor is how long an endpoint that refused a connection gets no new calls.
-const ejectFor = 5 * time.Second
-
 // Call is the per-call decision for one call, from its headers to its record. A data path
 // keeps one per call and calls, in order: Begin; Route; Pick (again when Failed says to
 // retry); Answer when the balancer answers the call itself; Finish once. Not safe for
@@ -145,9 +139,9 @@ func (c *Call) Service() string { return c.be.Service + ":" + c.be.Port }
 // endpoint's calls in flight until Done, Finish or the next Pick.
 func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
 	c.Done()
-	ep := c.be.Picker.Pick()
-	if ep == nil {
-		return nil, NoEndpoint(c.Service())
+	ep, f := c.admit(c.be.Picker.Pick())
+	if f != nil {
+		return nil, f
 	}
 	ep.Start()
 	c.ep = ep
@@ -185,32 +179,12 @@ const (
 // the data path still holds the whole call to send again. An endpoint that refused the
 // connection is ejected for a moment (passive outlier detection).
 func (c *Call) Failed(ctx context.Context, err error, stage Stage, replayable bool) (retry bool, f *Failure) {
-	f = Classify(ctx, err, c.Service())
-	if c.ep != nil && f.Code == codes.Unavailable && NotReceived(err) {
-		c.ep.Eject(ejectFor)
-		c.port.Log.Warn("backend endpoint refused connection; ejected", "backend", c.be.Key, "endpoint", c.ep.Addr, "error", err)
-	}
-	if f.Code != codes.Unavailable || !replayable || c.Rec.Attempts >= maxAttempts || len(c.be.Endpoints) < 2 {
-		return false, f
-	}
-	switch stage {
-	case NotSent:
-		return true, nil
-	case BeforeReply:
-		if c.method != nil && c.method.ReadOnly {
-			return true, nil
-		}
-	}
-	return false, f
+	return c.Retry(ctx, AttemptOf(err, stage, replayable))
 }
 
 // Replayable reports whether the data path should keep the call's request to send it
 // again should an attempt fail: a call it may retry after the backend received it.
 func (c *Call) Replayable() bool { return c.method != nil && c.method.ReadOnly }
-
-// ReplayMax bounds the request bytes kept for a replay: a Search fits, a 64 MiB Insert is
-// not held (past the bound the call is retried only when nothing of it was sent).
-const ReplayMax = 1 << 20
 
 // Answer records that the balancer answers the call with f.
 func (c *Call) Answer(f *Failure) {
@@ -230,8 +204,9 @@ func (c *Call) Answer(f *Failure) {
 // the observer. grpcStatus is the grpc-status the backend sent ("" when none); it is the
 // call's code unless the balancer answered with its own.
 func (c *Call) Finish(now time.Time, grpcStatus string) {
+	c.fillRecord() // the reply's Milvus Status, which outlier detection reads
+	c.settle(grpcStatus)
 	c.Done()
-	c.fillRecord()
 	if c.Rec.GRPC && c.Rec.Code == codes.OK && grpcStatus != "" {
 		if n, err := strconv.Atoi(grpcStatus); err == nil {
 			c.Rec.Code = codes.Code(n)

@@ -101,7 +101,7 @@ func BackendReset(service, code string) *Failure {
 // BackendUnavailable answers a call whose every attempt met a backend that said it is
 // not serving (grpc-status UNAVAILABLE before a reply).
 func BackendUnavailable(service string) *Failure {
-	return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " is not serving"}
+	return &Failure{Code: codes.Unavailable, Msg: "backend " + service + " is not serving", Cause: ErrBackendUnavailable}
 }
 
 // BackendGone answers a call whose backend connection ended under it.

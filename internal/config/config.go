@@ -122,6 +122,8 @@ type Backend struct {
 	// how long a draining balancer waits for them.
 	DeregistrationDelay Duration `json:"deregistrationDelay"`
 	SlowStart           Duration `json:"slowStart,omitempty"`
+
+	Resilience Resilience `json:"resilience,omitzero"` // outliers, retries, limits: resilience.go
 }
 
 // Endpoint is one address of a backend. Terminating endpoints get no new calls.

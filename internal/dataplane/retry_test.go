@@ -16,7 +16,10 @@ import (
 // because the balancer cannot know it was not applied.
 func TestNotServingBackendReadsGoElsewhere(t *testing.T) {
 	bs := startBackends(t, 2, fakemilvus.Options{})
-	l := newLB(t, bs, nil)
+	// Outlier detection off, so that the failing backend keeps taking its share; a retry
+	// budget that this quick loop cannot use up.
+	l := newLB(t, bs, map[string]string{"milvus-lb.io/outlier-detection": "disabled",
+		"milvus-lb.io/retry-budget": "percent=20, min_per_second=1000"})
 	bs[0].SetFailure(codes.Unavailable, "not ready yet")
 	c := l.dialTLS()
 	ctx := ctxTimeout(t, 20*time.Second)

@@ -87,12 +87,19 @@ func (p *probe) stop(markUnhealthy bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopped = true
+	p.ep.SetProbed(false)
 	if markUnhealthy {
 		p.ep.SetHealthy(false)
 	}
 }
 
 func (p *probe) run() {
+	p.mu.Lock()
+	if !p.stopped {
+		// From now on an ejected endpoint returns at a passing check (balancer/outlier.go).
+		p.ep.SetProbed(true)
+	}
+	p.mu.Unlock()
 	chk := newCheck(p.spec, p.timeout)
 	defer chk.close()
 	t := time.NewTimer(0) // the first check at once: it alone decides the initial state
@@ -127,6 +134,8 @@ func (p *probe) observe(err error) {
 	p.reason = ""
 	if !ok {
 		p.reason = err.Error()
+	} else if p.ep.Passed(p.last) {
+		p.log.Info("endpoint returned after ejection", "address", p.spec.addr, "backend", p.spec.backend, "check", string(p.spec.hc.Kind))
 	}
 	initial := !p.checked || (ok && !p.everHealthy)
 	if ok {

@@ -72,6 +72,8 @@ var supported = map[string]bool{
 	AnnotationHealthyThreshold: true, AnnotationUnhealthyThreshold: true,
 	AnnotationSuccessCodes: true, AnnotationTargetGroupAttributes: true,
 	AnnotationMutualAuthentication: true,
+
+	AnnotationOutlierDetection: true, AnnotationMaxAttempts: true, AnnotationRetryBudget: true, AnnotationRetryBufferSize: true, AnnotationMaxInflight: true, AnnotationMaxInflightPerEndpoint: true,
 }
 
 // ALB defaults for target group health checks and attributes.
@@ -155,6 +157,7 @@ type backendSettings struct {
 	HealthCheck         config.HealthCheck
 	DeregistrationDelay config.Duration
 	SlowStart           config.Duration
+	Resilience          config.Resilience
 }
 
 // annotations reads one object's annotations, reporting problems against their names.
@@ -262,6 +265,7 @@ func parseAnnotations(m map[string]string, hasTLS bool, r *reporter) settings {
 	b.Algorithm = config.RoundRobin
 	b.DeregistrationDelay = config.Duration(defaultDeregistrationDelay)
 	parseTargetGroupAttributes(a, b)
+	b.Resilience = parseResilience(a)
 	b.HealthCheck, s.healthExplicit = parseHealthCheck(a, b.Protocol, b.TLS)
 	return s
 }
@@ -358,22 +362,8 @@ func parseListenPorts(a annotations, hasCerts bool) ([]listenPort, bool) {
 // parseTargetGroupAttributes reads target-group-attributes, a comma-separated list of
 // key=value pairs, into b. Attributes with no meaning here are reported as ignored.
 func parseTargetGroupAttributes(a annotations, b *backendSettings) {
-	v, ok := a.get(AnnotationTargetGroupAttributes)
-	if !ok {
-		return
-	}
 	const name = AnnotationTargetGroupAttributes
-	for _, kv := range strings.Split(v, ",") {
-		kv = strings.TrimSpace(kv)
-		if kv == "" {
-			continue
-		}
-		key, val, found := strings.Cut(kv, "=")
-		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
-		if !found || key == "" {
-			a.errorf(name, "invalid attribute %q: want key=value", kv)
-			continue
-		}
+	for key, val := range attributes(a, name) {
 		switch key {
 		case "load_balancing.algorithm.type":
 			switch alg := config.Algorithm(val); alg {

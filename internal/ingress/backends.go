@@ -87,6 +87,7 @@ func (x *index) backend(ns string, b *networkingv1.IngressBackend, p *field.Path
 		HealthCheck:         s.HealthCheck,
 		DeregistrationDelay: s.DeregistrationDelay,
 		SlowStart:           s.SlowStart,
+		Resilience:          s.Resilience,
 	}
 }
 

@@ -149,7 +149,7 @@ func (b *builder) add(p *plan) bool {
 func sameTargetGroup(a, b *config.Backend) bool {
 	return a.Protocol == b.Protocol && a.TLS == b.TLS && a.Algorithm == b.Algorithm &&
 		a.HealthCheck == b.HealthCheck && a.DeregistrationDelay == b.DeregistrationDelay &&
-		a.SlowStart == b.SlowStart
+		a.SlowStart == b.SlowStart && a.Resilience == b.Resilience
 }
 
 // certless returns the HTTPS listeners that ended up without any certificate, by port.

@@ -100,7 +100,7 @@ func TestProblemsWithoutFiles(t *testing.T) {
 func TestSupportedAnnotations(t *testing.T) {
 	got := SupportedAnnotations()
 	for _, a := range got {
-		if !strings.HasPrefix(a, ALBAnnotationPrefix) && a != AnnotationHealthCheckType {
+		if !strings.HasPrefix(a, ALBAnnotationPrefix) && !strings.HasPrefix(a, "milvus-lb.io/") {
 			t.Errorf("unexpected annotation %s", a)
 		}
 	}

@@ -47,6 +47,17 @@ type Options struct {
 	// WriteByteTimeout closes an HTTP/2 connection when no byte of what the balancer has
 	// to send could be written for this long: a client that stopped reading its socket.
 	WriteByteTimeout time.Duration
+	// ListenFunc opens a listening socket; nil means net.Listen. A restart in place
+	// (internal/handoff) sets it to take the sockets the previous process handed over.
+	ListenFunc func(network, addr string) (net.Listener, error)
+}
+
+// Listen opens a listening socket with ListenFunc, or net.Listen when it is nil.
+func (o Options) Listen(network, addr string) (net.Listener, error) {
+	if o.ListenFunc != nil {
+		return o.ListenFunc(network, addr)
+	}
+	return net.Listen(network, addr)
 }
 
 // DefaultOptions are the limits milvus-lb serves with unless flags change them.
@@ -164,7 +175,7 @@ func (m *Manager) Reconcile(ls []config.Listener) error {
 
 func (m *Manager) open(port int, isTLS bool) (*server, error) {
 	addr := net.JoinHostPort(m.opts.BindAddress, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := m.opts.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}

@@ -32,7 +32,7 @@ type stream struct {
 	readReq   bool    // the call still reads the request's first message (call.Request)
 	readReply bool    // the call still reads the reply's first message (call.Response)
 	// keep: replay holds every request byte received so far, for another attempt (up to
-	// call.ReplayMax, until the reply begins); reacked: the bytes at the head of up's
+	// the retry buffer size (call.ReplayLimit), until the reply begins); reacked: the bytes at the head of up's
 	// queue that were acknowledged to the client already (sent to a failed attempt).
 	keep          bool
 	replay        []byte
@@ -528,12 +528,13 @@ const (
 var replayHeld atomic.Int64
 
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
-// when the request is larger than call.ReplayMax (known from its first length prefix, so
+// when the request is larger than the retry buffer size (call.ReplayLimit) (known from its first length prefix, so
 // that a large insert is not copied at all) or the bounds above are reached. s.mu held.
 func (s *stream) keepLocked(p []byte) {
 	n := int64(len(p))
-	big := len(s.replay) == 0 && len(p) >= call.PrefixLen && binary.BigEndian.Uint32(p[1:call.PrefixLen]) > call.ReplayMax
-	if big || int64(len(s.replay))+n > call.ReplayMax || s.sc.replayHeld.Add(n) > replayPerConn {
+	limit := s.call.ReplayLimit()
+	big := len(s.replay) == 0 && len(p) >= call.PrefixLen && int64(binary.BigEndian.Uint32(p[1:call.PrefixLen])) > limit
+	if big || int64(len(s.replay))+n > limit || s.sc.replayHeld.Add(n) > replayPerConn {
 		s.sc.replayHeld.Add(-n)
 		s.releaseReplayLocked()
 		return

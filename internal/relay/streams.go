@@ -171,7 +171,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	st.call.Metadata(f.RegularFields())
 	st.clientEnded = f.StreamEnded()
 	st.readReq, st.readReply = !st.clientEnded, true
-	st.keep = true // until the reply begins or the request outgrows call.ReplayMax
+	st.keep = true // until the reply begins or the request outgrows call.ReplayLimit
 
 	st.down.acct = &c.respQueued
 	if !s.add(id, st, func(peerWin int64) { st.down.win = peerWin }) {

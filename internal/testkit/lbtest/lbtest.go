@@ -69,7 +69,7 @@ type LB struct {
 func Start(t testing.TB, o Options, endpoints ...string) *LB {
 	t.Helper()
 	po := o.Plane
-	if po.Listener == (listener.Options{}) {
+	if po.Listener.MaxConcurrentStreams == 0 && po.Listener.ListenFunc == nil {
 		po.Listener = listener.DefaultOptions()
 	}
 	po.Listener.BindAddress = "127.0.0.1"
