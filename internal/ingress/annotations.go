@@ -443,50 +443,64 @@ func parseHealthCheck(a annotations, proto config.BackendProtocol, backendTLS bo
 		hc.TLS = backendTLS && !portSet
 	}
 
-	explicit, kindSet := a.get(AnnotationHealthCheckType)
-	switch {
-	case kindSet:
-		switch k := config.HealthCheckKind(explicit); k {
-		case config.CheckMilvus, config.CheckGRPCHealth, config.CheckGRPC, config.CheckHTTP, config.CheckNone:
-			hc.Kind = k
-		default:
-			a.errorf(AnnotationHealthCheckType, "invalid value %q: must be one of milvus, grpc-health, grpc, http, none", explicit)
-			return hc, true // the Ingress is not served; more findings would be noise
-		}
-	case !shapeSet:
-		hc.Kind = config.CheckMilvus
-	case proto == config.BackendGRPC && !portSet:
-		hc.Kind = config.CheckGRPC
-	default:
-		hc.Kind = config.CheckHTTP
+	kind, kindSet, ok := healthCheckKind(a, proto, portSet, shapeSet)
+	if !ok {
+		return hc, true // the Ingress is not served; more findings would be noise
 	}
+	hc.Kind = kind
 
-	switch hc.Kind {
-	case config.CheckGRPC:
-		hc.Path = defaultGRPCHealthPath
-		hc.SuccessCodes = defaultGRPCHealthCodes
-		if codesSet {
-			hc.SuccessCodes = parseSuccessCodes(a, codes, 0, 99, "gRPC status codes")
-		}
-	case config.CheckHTTP:
-		hc.Path = defaultHTTPHealthPath
-		hc.SuccessCodes = defaultHTTPHealthCodes
-		if codesSet {
-			hc.SuccessCodes = parseSuccessCodes(a, codes, 200, 499, "HTTP status codes")
-		}
-	default:
-		// milvus, grpc-health and none judge by the reply body or not at all.
-		for _, n := range []string{AnnotationHealthCheckPath, AnnotationSuccessCodes} {
-			if _, ok := a.get(n); ok {
-				a.r.warnf(annotationPath(n), "ignored: health check type %s does not use it", hc.Kind)
-			}
-		}
-		pathSet = false
-	}
+	pathSet = checkDetails(a, &hc, codes, codesSet) && pathSet
 	if pathSet && strings.HasPrefix(path, "/") {
 		hc.Path = path
 	}
 	return hc, kindSet || shapeSet
+}
+
+// healthCheckKind is the check the annotations ask for: as written, else the ALB's choice
+// for the shape they give (port, protocol, path, codes), else Milvus's CheckHealth. ok is
+// false when the kind written is not one.
+func healthCheckKind(a annotations, proto config.BackendProtocol, portSet, shapeSet bool) (kind config.HealthCheckKind, set, ok bool) {
+	explicit, set := a.get(AnnotationHealthCheckType)
+	switch {
+	case set:
+		switch k := config.HealthCheckKind(explicit); k {
+		case config.CheckMilvus, config.CheckGRPCHealth, config.CheckGRPC, config.CheckHTTP, config.CheckNone:
+			return k, true, true
+		}
+		a.errorf(AnnotationHealthCheckType, "invalid value %q: must be one of milvus, grpc-health, grpc, http, none", explicit)
+		return "", true, false
+	case !shapeSet:
+		return config.CheckMilvus, false, true
+	case proto == config.BackendGRPC && !portSet:
+		return config.CheckGRPC, false, true
+	}
+	return config.CheckHTTP, false, true
+}
+
+// checkDetails sets the path and success codes of hc's kind (codes as written when
+// codesSet) and reports whether the kind takes a path; the kinds that judge by the reply
+// body (milvus, grpc-health) or not at all (none) warn about the annotations they ignore.
+func checkDetails(a annotations, hc *config.HealthCheck, codes string, codesSet bool) (usesPath bool) {
+	switch hc.Kind {
+	case config.CheckGRPC:
+		hc.Path, hc.SuccessCodes = defaultGRPCHealthPath, defaultGRPCHealthCodes
+		if codesSet {
+			hc.SuccessCodes = parseSuccessCodes(a, codes, 0, 99, "gRPC status codes")
+		}
+		return true
+	case config.CheckHTTP:
+		hc.Path, hc.SuccessCodes = defaultHTTPHealthPath, defaultHTTPHealthCodes
+		if codesSet {
+			hc.SuccessCodes = parseSuccessCodes(a, codes, 200, 499, "HTTP status codes")
+		}
+		return true
+	}
+	for _, n := range []string{AnnotationHealthCheckPath, AnnotationSuccessCodes} {
+		if _, ok := a.get(n); ok {
+			a.r.warnf(annotationPath(n), "ignored: health check type %s does not use it", hc.Kind)
+		}
+	}
+	return false
 }
 
 // parseSuccessCodes validates "200", "200,202", "200-299" (or gRPC codes) within [lo, hi]

@@ -64,7 +64,19 @@ func describeGroup(g string) string {
 func (b *builder) add(p *plan) bool {
 	cr := &reporter{file: p.r.file, object: p.r.object}
 	b.conflicts[p] = cr
+	b.checkConflicts(p, cr)
+	if cr.failed() {
+		return false
+	}
+	b.mergeListeners(p)
+	b.mergeBackends(p, cr)
+	b.accepted = append(b.accepted, p)
+	return true
+}
 
+// checkConflicts reports what p asks of ports and routes that Ingresses added before it
+// hold otherwise.
+func (b *builder) checkConflicts(p *plan, cr *reporter) {
 	for _, lp := range p.s.ports {
 		l := b.listeners[lp.Port]
 		if l == nil {
@@ -93,10 +105,10 @@ func (b *builder) add(p *plan) bool {
 			}
 		}
 	}
-	if cr.failed() {
-		return false
-	}
+}
 
+// mergeListeners adds p's ports, certificates, policies and routes to the listeners.
+func (b *builder) mergeListeners(p *plan) {
 	for _, lp := range p.s.ports {
 		l := b.listeners[lp.Port]
 		if l == nil {
@@ -132,6 +144,10 @@ func (b *builder) add(p *plan) bool {
 			b.routes[routeKeyOf(rt.Route, lp.Port)] = p.key
 		}
 	}
+}
+
+// mergeBackends adds p's backends; one already added keeps its settings.
+func (b *builder) mergeBackends(p *plan, cr *reporter) {
 	for _, pb := range p.backends {
 		if have := b.backends[pb.Key]; have != nil {
 			if !sameTargetGroup(have, pb.Backend) {
@@ -142,8 +158,6 @@ func (b *builder) add(p *plan) bool {
 		b.backends[pb.Key] = pb.Backend
 		b.backendOwner[pb.Key] = p.key
 	}
-	b.accepted = append(b.accepted, p)
-	return true
 }
 
 func sameTargetGroup(a, b *config.Backend) bool {

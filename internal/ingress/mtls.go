@@ -96,38 +96,7 @@ func parseMutualAuth(a annotations) []mtlsPort {
 			a.errorf(AnnotationMutualAuthentication, "%s: unknown mode %q: must be off, passthrough or verify", at, e.Mode)
 			continue
 		}
-		bad := false
-		if mode == MTLSVerify && (e.TrustStore == nil || strings.TrimSpace(*e.TrustStore) == "") {
-			a.errorf(AnnotationMutualAuthentication, "%s: mode verify needs a trustStore (a PEM file of the CA certificates that issue client certificates)", at)
-			bad = true
-		}
-		if mode != MTLSVerify && e.TrustStore != nil {
-			a.errorf(AnnotationMutualAuthentication, "%s: trustStore is only used with mode verify, not %s", at, mode)
-			bad = true
-		}
-		if e.IgnoreClientCertificateExpiry != nil {
-			if mode != MTLSVerify {
-				a.errorf(AnnotationMutualAuthentication, "%s: ignoreClientCertificateExpiry is only used with mode verify, not %s", at, mode)
-				bad = true
-			} else if *e.IgnoreClientCertificateExpiry {
-				// Accepting expired client certificates needs verification outside
-				// crypto/tls's own; until the listener does it, say so rather than let the
-				// user believe expired certificates pass.
-				a.errorf(AnnotationMutualAuthentication, "%s: ignoreClientCertificateExpiry true is not supported: expired client certificates are always refused", at)
-				bad = true
-			}
-		}
-		if s := e.AdvertiseTrustStoreCaNames; s != nil {
-			switch *s {
-			case "on":
-			case "off":
-				// crypto/tls always names the trust store's CAs in its CertificateRequest.
-				a.r.warnf(annotationPath(AnnotationMutualAuthentication), "%s: advertiseTrustStoreCaNames off is not supported: the names of the trust store's CAs are always sent to clients", at)
-			default:
-				a.errorf(AnnotationMutualAuthentication, "%s: advertiseTrustStoreCaNames must be on or off, got %q", at, *s)
-				bad = true
-			}
-		}
+		bad := !checkMTLSEntry(a, e, mode, at)
 		if bad || mode == MTLSOff {
 			continue
 		}
@@ -138,6 +107,44 @@ func parseMutualAuth(a annotations) []mtlsPort {
 		out = append(out, m)
 	}
 	return out
+}
+
+// checkMTLSEntry reports whether the fields of a mutual-authentication entry (at: where
+// it is, for messages) fit its mode and what milvus-lb supports.
+func checkMTLSEntry(a annotations, e mtlsEntry, mode, at string) bool {
+	ok := true
+	if mode == MTLSVerify && (e.TrustStore == nil || strings.TrimSpace(*e.TrustStore) == "") {
+		a.errorf(AnnotationMutualAuthentication, "%s: mode verify needs a trustStore (a PEM file of the CA certificates that issue client certificates)", at)
+		ok = false
+	}
+	if mode != MTLSVerify && e.TrustStore != nil {
+		a.errorf(AnnotationMutualAuthentication, "%s: trustStore is only used with mode verify, not %s", at, mode)
+		ok = false
+	}
+	if e.IgnoreClientCertificateExpiry != nil {
+		if mode != MTLSVerify {
+			a.errorf(AnnotationMutualAuthentication, "%s: ignoreClientCertificateExpiry is only used with mode verify, not %s", at, mode)
+			ok = false
+		} else if *e.IgnoreClientCertificateExpiry {
+			// Accepting expired client certificates needs verification outside
+			// crypto/tls's own; until the listener does it, say so rather than let the
+			// user believe expired certificates pass.
+			a.errorf(AnnotationMutualAuthentication, "%s: ignoreClientCertificateExpiry true is not supported: expired client certificates are always refused", at)
+			ok = false
+		}
+	}
+	if s := e.AdvertiseTrustStoreCaNames; s != nil {
+		switch *s {
+		case "on":
+		case "off":
+			// crypto/tls always names the trust store's CAs in its CertificateRequest.
+			a.r.warnf(annotationPath(AnnotationMutualAuthentication), "%s: advertiseTrustStoreCaNames off is not supported: the names of the trust store's CAs are always sent to clients", at)
+		default:
+			a.errorf(AnnotationMutualAuthentication, "%s: advertiseTrustStoreCaNames must be on or off, got %q", at, *s)
+			ok = false
+		}
+	}
+	return ok
 }
 
 // checkMutualAuthPorts drops and reports entries for ports the Ingress does not listen on
