@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
 	"github.com/milvus-lb/milvus-lb/internal/call"
 )
 
@@ -527,14 +528,30 @@ const (
 // replayHeld counts the bytes kept for replays by every stream.
 var replayHeld atomic.Int64
 
+// replayBufs hold the requests kept for replays: a Search (a few KiB) takes one, so keeping
+// it costs no allocation, and no garbage to collect, per call.
+var replayBufs = bufs.List{Max: 256, Size: 16 << 10}
+
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
-// when the request is larger than the retry buffer size (call.ReplayLimit) (known from its first length prefix, so
-// that a large insert is not copied at all) or the bounds above are reached. s.mu held.
+// when the request is larger than the retry buffer size (call.ReplayLimit: known from its
+// first length prefix, so that a large insert is not copied at all) or the bounds above
+// are reached. s.mu held.
 func (s *stream) keepLocked(p []byte) {
 	n := int64(len(p))
 	limit := s.call.ReplayLimit()
-	big := len(s.replay) == 0 && len(p) >= call.PrefixLen && int64(binary.BigEndian.Uint32(p[1:call.PrefixLen])) > limit
-	if big || int64(len(s.replay))+n > limit || s.sc.replayHeld.Add(n) > replayPerConn {
+	if s.replay == nil && len(p) >= call.PrefixLen {
+		size := int64(binary.BigEndian.Uint32(p[1:call.PrefixLen])) + call.PrefixLen
+		if size > limit+call.PrefixLen {
+			s.releaseReplayLocked()
+			return
+		}
+		if size <= int64(replayBufs.Size) {
+			s.replay = replayBufs.Get()
+		} else {
+			s.replay = make([]byte, 0, size)
+		}
+	}
+	if int64(len(s.replay))+n > limit+call.PrefixLen || s.sc.replayHeld.Add(n) > replayPerConn {
 		s.sc.replayHeld.Add(-n)
 		s.releaseReplayLocked()
 		return
@@ -554,6 +571,9 @@ func (s *stream) releaseReplayLocked() {
 	if n := int64(len(s.replay)); n > 0 {
 		replayHeld.Add(-n)
 		s.sc.replayHeld.Add(-n)
+	}
+	if cap(s.replay) == replayBufs.Size {
+		replayBufs.Put(s.replay[:0])
 	}
 	s.keep, s.replay = false, nil
 	if s.bc != nil {
