@@ -20,8 +20,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // undocumented are flags the README leaves out on purpose, with the reason.
 var undocumented = map[string]string{
-	"help":      "cobra's own",
-	"net-http2": "being deleted (issue 10): the frame relay is the only HTTP/2 path",
+	"help": "cobra's own",
 }
 
 func readme(t *testing.T) string {
