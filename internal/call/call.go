@@ -29,9 +29,10 @@ type Port struct {
 }
 
 // Call is the per-call decision for one call, from its headers to its record. A data path
-// keeps one per call and calls, in order: Begin; Route; Pick (again when Failed says to
-// retry); Answer when the balancer answers the call itself; Finish once. Not safe for
-// concurrent use: the data path's lock for the call guards it.
+// keeps one per call and calls, in order: Begin; Metadata; Route (and Hold while it
+// waits); Pick (again when Failed says to retry); Answer when the balancer answers the
+// call itself; Finish once. Not safe for concurrent use: the data path's lock for the
+// call guards it.
 type Call struct {
 	Rec    Record
 	port   *Port
@@ -42,6 +43,11 @@ type Call struct {
 	trace  TraceContext       // sent upstream in place of the client's
 	req    milvus.RequestScanner
 	reply  milvus.StatusScanner
+	// While the decision waits for the first request message (Route, Hold): what the
+	// headers said, the names it waits for, the request bytes held so far.
+	dreq Request
+	need router.NameSet
+	held int64
 }
 
 // Begin starts the decision for a call on port p to path, at now.
@@ -120,14 +126,6 @@ func (c *Call) fillRecord() {
 
 // Port is the port the call came on.
 func (c *Call) Port() *Port { return c.port }
-
-// Route chooses the rule for the call from the configuration in force, by authority, TLS
-// server name (sni) and path only: Decide without headers or names, so routes with
-// conditions on them do not take the call. The data path moves to Decide.
-func (c *Call) Route(authority, sni, path string) (*router.Entry[*gateway.Backend], *Failure) {
-	e, _, f := c.Decide(&Request{Authority: authority, SNI: sni, Request: router.Request{Path: path}}, &router.Names{})
-	return e, f
-}
 
 // Backend is the routed call's backend.
 func (c *Call) Backend() *gateway.Backend { return c.be }

@@ -59,7 +59,7 @@ func TestPickCountsTheCallUntilFinish(t *testing.T) {
 	p, eps := testPort(2, &recs)
 	var c Call
 	c.Begin(p, search, true, time.Now())
-	if _, f := c.Route("milvus-demo.milvus.io", "", search); f != nil {
+	if f := routeHeaders(&c, "milvus-demo.milvus.io", "", search); f != nil {
 		t.Fatal(f)
 	}
 	ep, f := c.Pick()
@@ -84,18 +84,18 @@ func TestRouteFailures(t *testing.T) {
 	p, _ := testPort(1, nil)
 	var c Call
 	c.Begin(p, search, true, time.Now())
-	if _, f := c.Route("other.example", "", search); f == nil || f.Code != codes.Unimplemented || f.HTTPStatus() != 404 {
+	if f := routeHeaders(&c, "other.example", "", search); f == nil || f.Code != codes.Unimplemented || f.HTTPStatus() != 404 {
 		t.Errorf("unknown host: %v, want UNIMPLEMENTED/404", f)
 	}
 	gone := *p
 	gone.Number = 8443
 	c.Begin(&gone, search, true, time.Now())
-	if _, f := c.Route("milvus-demo.milvus.io", "", search); f == nil || f.Code != codes.Unavailable || f.Msg != "listener is shutting down" {
+	if f := routeHeaders(&c, "milvus-demo.milvus.io", "", search); f == nil || f.Code != codes.Unavailable || f.Msg != "listener is shutting down" {
 		t.Errorf("port gone from the configuration: %v, want UNAVAILABLE shutting down", f)
 	}
 	// An address for :authority, the site's name in SNI (grpc-js's serverName option).
 	c.Begin(p, search, true, time.Now())
-	if _, f := c.Route("127.0.0.1:443", "milvus-demo.milvus.io", search); f != nil {
+	if f := routeHeaders(&c, "127.0.0.1:443", "milvus-demo.milvus.io", search); f != nil {
 		t.Errorf("route by SNI: %v", f)
 	}
 }
@@ -105,7 +105,7 @@ func TestNoEndpoint(t *testing.T) {
 	eps[0].SetHealthy(false)
 	var c Call
 	c.Begin(p, search, true, time.Now())
-	if _, f := c.Route("milvus-demo.milvus.io", "", search); f != nil {
+	if f := routeHeaders(&c, "milvus-demo.milvus.io", "", search); f != nil {
 		t.Fatal(f)
 	}
 	if _, f := c.Pick(); f == nil || f.Code != codes.Unavailable || f.HTTPStatus() != 503 {
@@ -143,7 +143,7 @@ func TestFailedRetriesOnlyWhatIsSafe(t *testing.T) {
 			p, eps := testPort(tc.endpoints, nil)
 			var c Call
 			c.Begin(p, tc.method, true, time.Now())
-			c.Route("milvus-demo.milvus.io", "", tc.method)
+			routeHeaders(&c, "milvus-demo.milvus.io", "", tc.method)
 			ep, _ := c.Pick()
 			retry, f := c.Failed(context.Background(), tc.err, tc.stage, tc.replayable)
 			if retry != tc.retry || (!retry && f.Code != tc.code) {
@@ -160,7 +160,7 @@ func TestFailedRetriesOnlyWhatIsSafe(t *testing.T) {
 	p, _ := testPort(5, nil)
 	var c Call
 	c.Begin(p, search, true, time.Now())
-	c.Route("milvus-demo.milvus.io", "", search)
+	routeHeaders(&c, "milvus-demo.milvus.io", "", search)
 	tries := 0
 	for {
 		if _, f := c.Pick(); f != nil {
@@ -194,7 +194,7 @@ func TestAnswerLogsMisconfigurationAsWarning(t *testing.T) {
 	p.Log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var c Call
 	c.Begin(p, "/v2/vectordb/collections/list", false, time.Now())
-	c.Route("milvus-demo.milvus.io", "", "/v2/vectordb/collections/list")
+	routeHeaders(&c, "milvus-demo.milvus.io", "", "/v2/vectordb/collections/list")
 	f := Classify(context.Background(), errors.New(`net/http: HTTP/1.x transport connection broken: malformed HTTP response "\x00\x00\x06\x04"`), c.Service())
 	c.Answer(f)
 	if f.HTTPStatus() != 502 || !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "not HTTP/1.1") {
@@ -205,4 +205,9 @@ func TestAnswerLogsMisconfigurationAsWarning(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Fatalf("a passing fault was logged above debug: %q", buf.String())
 	}
+}
+
+// routeHeaders routes c by authority, TLS server name and path only.
+func routeHeaders(c *Call, authority, sni, path string) *Failure {
+	return c.Route(&Request{Authority: authority, SNI: sni, Request: router.Request{Path: path}}).Fail
 }

@@ -14,8 +14,9 @@ import (
 // hundred bytes usually tell them; the consistency level of a Search comes after its
 // vectors. A name that is not within the first MaxNameBytes (or that cannot be read: a
 // compressed message) is unknown: conditions on it do not hold, so the call goes by the
-// routes that do not ask, and rate-limit selectors on it do not apply.
-const MaxNameBytes = 64 << 10
+// routes that do not ask, and rate-limit selectors on it do not apply. It is 64 KiB less
+// what makes the whole wait fit the HTTP/2 initial window (HoldLimit).
+const MaxNameBytes = 1<<16 - 1 - PrefixLen
 
 // cheapNames are read whenever the first message is read at all: they come in its first
 // fields, so asking for them costs nothing more, and the rate limits of whichever route

@@ -64,7 +64,7 @@ func grpcRequest(method string, headers ...hpack.HeaderField) *Request {
 func decide(p *Port, req *Request, names *router.Names) (string, router.NameSet, *Failure) {
 	var c Call
 	c.Begin(p, req.Path, true, time.Now())
-	_, need, f := c.Decide(req, names)
+	_, need, f := c.decide(req, names)
 	if c.Backend() == nil {
 		return "", need, f
 	}
@@ -217,16 +217,16 @@ func TestLimitReply(t *testing.T) {
 	req := grpcRequest("Search", hpack.HeaderField{Name: "dbname", Value: "tenant_b"})
 	var c Call
 	c.Begin(p, req.Path, true, time.Now())
-	_, need, _ := c.Decide(req, nil)
+	_, need, _ := c.decide(req, nil)
 	if need&router.NameDB == 0 {
 		t.Fatalf("need %b: a limit on the database must wait for the first message", need)
 	}
 	names := &router.Names{Known: need}
-	e, _, _ := c.Decide(req, names)
-	if reply, f := c.Limit(e, req, names, 0); reply != nil || f != nil {
+	e, _, _ := c.decide(req, names)
+	if reply, f := c.limit(e, req, names, 0); reply != nil || f != nil {
 		t.Fatalf("first call limited: %v", f)
 	}
-	reply, f := c.Limit(e, req, names, 0)
+	reply, f := c.limit(e, req, names, 0)
 	var res milvuspb.SearchResults
 	if f != nil || proto.Unmarshal(reply, &res) != nil {
 		t.Fatalf("second call: reply %x failure %v", reply, f)
@@ -235,7 +235,7 @@ func TestLimitReply(t *testing.T) {
 		t.Errorf("status %v, record code %d", st, c.Rec.MilvusCode)
 	}
 	other := grpcRequest("Search", hpack.HeaderField{Name: "dbname", Value: "tenant_c"})
-	if reply, _ := c.Limit(e, other, names, 0); reply != nil {
+	if reply, _ := c.limit(e, other, names, 0); reply != nil {
 		t.Error("a call of another database was limited")
 	}
 }

@@ -2,6 +2,7 @@ package call
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
@@ -14,13 +15,13 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/router"
 )
 
-// Decide is the Route step with everything the headers say (req) and, once read, what the
+// decide is the Route step with everything the headers say (req) and, once read, what the
 // first request message says (names; nil at the headers). When the route depends on the
-// message, it returns need: the data path reads those names from the first message (at
-// most MaxNameBytes of it, holding what it read) and calls Decide again with them. Else it
+// message, it returns need: Hold reads those names from the first message (at most
+// MaxNameBytes of it, while the data path holds it) and calls decide again. Else it
 // returns the route (the REST handler redirects by it), or the failure the client is told:
 // no rule, or the route's fixed response. Then Backend is the backend the call goes to.
-func (c *Call) Decide(req *Request, names *router.Names) (e *router.Entry[*gateway.Backend], need router.NameSet, f *Failure) {
+func (c *Call) decide(req *Request, names *router.Names) (e *router.Entry[*gateway.Backend], need router.NameSet, f *Failure) {
 	c.Rec.Authority, c.Rec.ServerName = req.Authority, req.SNI
 	snap := c.port.Snapshot()
 	l := snap.Listeners[c.port.Number]
@@ -37,6 +38,11 @@ func (c *Call) Decide(req *Request, names *router.Names) (e *router.Entry[*gatew
 		return ch.Entry, 0, nil // the REST handler redirects, as the ALB does first
 	case ch.Entry.Route.Fixed != nil:
 		return ch.Entry, 0, Fixed(ch.Entry.Route.Fixed)
+	case ch.Backend == nil:
+		// A redirect-only route (ssl-redirect) met by a gRPC call: what a gRPC client
+		// makes of the ALB's 301.
+		return ch.Entry, 0, Fixed(&config.FixedResponse{StatusCode: http.StatusMovedPermanently,
+			MessageBody: "redirected to HTTPS port " + strconv.Itoa(ch.Entry.Route.SSLRedirect)})
 	}
 	c.be = ch.Backend
 	c.Rec.Backend = c.be.Key
@@ -68,14 +74,14 @@ func Fixed(fx *config.FixedResponse) *Failure {
 	return &Failure{Code: code, Msg: msg}
 }
 
-// Limit applies the rate limits of the routed call's Ingress (e from Decide) at now
+// limit applies the rate limits of the routed call's Ingress (e from decide) at now
 // (ratelimit.Clock), with what was read of its first message (nil if nothing). It returns
 // nothing when the call may go on. Over a limit, it returns the reply Milvus itself sends
 // when over its quota: a response message of the method's own type whose Status carries
 // the rate-limit code and a reason naming the limit, to be framed as a gRPC message and
 // sent with grpc-status 0; or, for a method whose reply has no Status, a Failure. Rate
 // limits apply to MilvusService gRPC calls only.
-func (c *Call) Limit(e *router.Entry[*gateway.Backend], req *Request, names *router.Names, now int64) (reply []byte, f *Failure) {
+func (c *Call) limit(e *router.Entry[*gateway.Backend], req *Request, names *router.Names, now int64) (reply []byte, f *Failure) {
 	if e == nil || !c.Rec.GRPC || !isMilvus(req) {
 		return nil, nil
 	}

@@ -221,6 +221,10 @@ func (s *RequestScanner) Write(p []byte) (done bool) {
 // not be read (cut short by the end of what was given, or a name over 256 bytes).
 func (s *RequestScanner) Result() (Request, Fields) { return s.r, s.known }
 
+// Size is the length of the first message (its gRPC length prefix), once the prefix was
+// read.
+func (s *RequestScanner) Size() (int64, bool) { return s.fr.size() }
+
 // ReadRequest reads the wanted fields from msg, a request message of method m or its first
 // bytes (whole is false): RequestScanner without the gRPC framing.
 func ReadRequest(m *Method, msg []byte, whole bool, want Fields) (Request, Fields) {

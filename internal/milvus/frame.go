@@ -33,6 +33,14 @@ func (f *framing) message(p []byte, w *walker) (msg []byte, started, ok bool) {
 	return p[:k], true, true
 }
 
+// size is the length of the first message, once its prefix was read.
+func (f *framing) size() (int64, bool) {
+	if f.n < len(f.pre) {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint32(f.pre[1:])), true
+}
+
 // scan is what both scanners share: the framing, the walker, and whether they are done.
 type scan struct {
 	done bool

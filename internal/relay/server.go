@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,16 +69,19 @@ type clientConn struct {
 	c    *h2conn
 	o    Options
 	tls  *tls.ConnectionState
-	up   call.Conn // what upstream headers say about this connection
-	addr string    // the client's address:port, for the record
+	up   call.Conn  // what upstream headers say about this connection
+	addr string     // the client's address:port, for the record
+	src  netip.Addr // the client's address, for source-ip conditions
 
 	pingTimer *time.Timer
 	// streams are the open streams by id, and nrest how many of them are REST's;
 	// guarded by c.mu (streams.go).
 	streams map[uint32]clientStream
 	nrest   int
-	// replayHeld is what this connection's streams keep for replays (stream.go).
+	// replayHeld is what this connection's streams keep for replays (stream.go), held
+	// what they hold while their decisions wait for their first messages (hold.go).
 	replayHeld atomic.Int64
+	held       atomic.Int64
 	closeOnce  sync.Once
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
@@ -134,6 +138,9 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	if host, _, err := net.SplitHostPort(s.addr); err == nil {
 		s.up.ClientIP = host
+	}
+	if ap, err := netip.ParseAddrPort(s.addr); err == nil {
+		s.src = ap.Addr()
 	}
 	return &Conn{s: s}
 }

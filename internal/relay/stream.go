@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,13 @@ type stream struct {
 	bid uint32
 	key poolKey
 
-	up, down  outFlow // up: to the backend; down: to the client
-	readReq   bool    // the call still reads the request's first message (call.Request)
-	readReply bool    // the call still reads the reply's first message (call.Response)
+	up, down outFlow // up: to the backend; down: to the client
+	readReq  bool    // the call still reads the request's first message (call.Request)
+	// holding: the decision waits for the first message (hold.go); held: the request
+	// bytes held for it, counted in the client connection's.
+	holding   bool
+	held      int64
+	readReply bool // the call still reads the reply's first message (call.Response)
 	// keep: replay holds every request byte received so far, for another attempt (up to
 	// the retry buffer size (call.ReplayLimit), until the reply begins); reacked: the bytes at the head of up's
 	// queue that were acknowledged to the client already (sent to a failed attempt).
@@ -83,7 +88,7 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 		s.failLocked(fl, b)
 		return nil
 	}
-	if s.readReq {
+	if s.readReq && !s.holding {
 		s.readReq = s.call.Request(data)
 	}
 	if s.keep {
@@ -91,6 +96,9 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
+	if s.holding {
+		s.holdLocked(data, b) // after queueing: a decision made now sends what is queued
+	}
 	return nil
 }
 
@@ -111,6 +119,9 @@ func (s *stream) fromClientTrailers(f *headerBlock, b *batch) error {
 	s.clientEnded = true
 	s.uploadDoneLocked()
 	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
+	if s.holding {
+		s.holdLocked(nil, b)
+	}
 	return nil
 }
 
@@ -275,7 +286,7 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 		// The call is over for the backend: nothing more of the request is wanted.
 		s.backendEnded = true
 		s.up.closed = true
-		s.up.reset()
+		s.dropUpLocked(b)
 	}
 	if !s.respStarted {
 		s.respStarted = true
@@ -437,6 +448,7 @@ func (s *stream) finishLocked(b *batch) {
 		return
 	}
 	s.finished = true
+	s.releaseHeldLocked()
 	s.releaseReplayLocked()
 	s.releaseFieldsLocked()
 	s.uploadDoneLocked()
@@ -451,7 +463,7 @@ func (s *stream) finishLocked(b *batch) {
 	if s.down.grown {
 		s.cc.grown.Add(-(streamWindow - backendStreamWindow))
 	}
-	s.up.reset()
+	s.dropUpLocked(b)
 	s.down.reset()
 	s.up, s.down = outFlow{closed: true}, outFlow{closed: true}
 	if queued {
@@ -535,10 +547,14 @@ var replayBufs = bufs.List{Max: 256, Size: 16 << 10}
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
 // when the request is larger than the retry buffer size (call.ReplayLimit: known from its
 // first length prefix, so that a large insert is not copied at all) or the bounds above
-// are reached. s.mu held.
+// are reached. While the decision waits, the backend and so its limit are not known yet:
+// what is held is kept, and checked once it is (keptLocked). s.mu held.
 func (s *stream) keepLocked(p []byte) {
 	n := int64(len(p))
-	limit := s.call.ReplayLimit()
+	limit := int64(math.MaxInt64 - call.PrefixLen)
+	if !s.holding {
+		limit = s.call.ReplayLimit()
+	}
 	if s.replay == nil && len(p) >= call.PrefixLen {
 		size := int64(binary.BigEndian.Uint32(p[1:call.PrefixLen])) + call.PrefixLen
 		if size > limit+call.PrefixLen {
@@ -548,7 +564,7 @@ func (s *stream) keepLocked(p []byte) {
 		if size <= int64(replayBufs.Size) {
 			s.replay = replayBufs.Get()
 		} else {
-			s.replay = make([]byte, 0, size)
+			s.replay = make([]byte, 0, min(size, call.HoldLimit+defaultFrame))
 		}
 	}
 	if int64(len(s.replay))+n > limit+call.PrefixLen || s.sc.replayHeld.Add(n) > replayPerConn {
@@ -563,6 +579,18 @@ func (s *stream) keepLocked(p []byte) {
 		return
 	}
 	s.replay = append(s.replay, p...)
+}
+
+// keptLocked checks what was kept while the decision waited against the retry buffer
+// size of the backend chosen. s.mu held.
+func (s *stream) keptLocked() {
+	if !s.keep || len(s.replay) < call.PrefixLen {
+		return
+	}
+	limit := s.call.ReplayLimit() + call.PrefixLen
+	if int64(binary.BigEndian.Uint32(s.replay[1:call.PrefixLen]))+call.PrefixLen > limit || int64(len(s.replay)) > limit {
+		s.releaseReplayLocked()
+	}
 }
 
 // releaseReplayLocked lets go of what was kept for another attempt: the reply began, or
@@ -620,7 +648,8 @@ func (s *stream) retryLocked(stage call.Stage, err error, b *batch) (bool, *call
 		s.up.reset()
 		s.up = outFlow{end: s.clientEnded}
 		s.up.queue(s.replay)
-		s.reacked = int64(len(s.replay)) - unsent
+		// Acknowledged: what was sent, and what was not but had been (an earlier retry's).
+		s.reacked += int64(len(s.replay)) - unsent
 		s.backendEnded = false
 	}
 	s.connectLocked(b)

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/router"
 )
 
 // clientStream is one stream of a client connection: a gRPC call relayed to a backend
@@ -184,15 +185,38 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	if s.tls != nil {
 		sni = s.tls.ServerName
 	}
-	if _, fl := st.call.Route(authority, sni, path); fl != nil {
-		st.failLocked(fl, b)
-		return
-	}
-	st.reqFields = s.requestFields(f, st.call.Backend().TLS, st.call.Trace())
+	// The upstream header list is built now, while the header block is valid: the
+	// decision may wait for the first message. Its :scheme follows the backend chosen.
+	st.reqFields = s.requestFields(f, false, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
 		st.timer = time.AfterFunc(d, st.expire)
 	}
-	st.connectLocked(b)
+	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
+		Request: router.Request{Path: path, Method: "POST", Headers: f.RegularFields(), Source: s.src}})
+	if d.Wait {
+		st.holding = true
+		if st.clientEnded {
+			st.holdLocked(nil, b) // no message: decided by what the headers say
+		}
+		return
+	}
+	st.routedLocked(d, b)
+}
+
+// routedLocked acts on the call's decision: to its backend, or answered here. s.mu held.
+func (s *stream) routedLocked(d call.Decision, b *batch) {
+	switch {
+	case d.Fail != nil:
+		s.failLocked(d.Fail, b)
+	case d.Reply != nil:
+		s.replyLocked(d.Reply, b)
+	default:
+		if s.call.Backend().TLS {
+			(*s.reqFields)[schemeField].Value = "https"
+		}
+		s.keptLocked()
+		s.connectLocked(b)
+	}
 }
 
 // expire fails a call whose grpc-timeout passed.
@@ -201,9 +225,7 @@ func (s *stream) expire() {
 	defer b.flush()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.call.Backend() != nil {
-		s.failLocked(call.DeadlineExceeded(s.call.Service()), &b)
-	}
+	s.failLocked(s.call.Expired(), &b)
 }
 
 // rejectHeaders answers a request whose header list is over the limit: the headers were
@@ -228,12 +250,15 @@ func (s *clientConn) requestFields(f *headerBlock, backendTLS bool, trace call.T
 	p := getFields()
 	out := append(*p,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
-		hpack.HeaderField{Name: ":scheme", Value: scheme},
+		hpack.HeaderField{Name: ":scheme", Value: scheme}, // schemeField
 		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
 		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
 	*p = s.up.Upstream(out, f.RegularFields(), true, trace)
 	return p
 }
+
+// schemeField is the index of :scheme in requestFields's list.
+const schemeField = 1
 
 // afterStreamEnd runs the hooks of a stream's end (see remove).
 func (s *clientConn) afterStreamEnd(early bool, b *batch) {

@@ -7,6 +7,7 @@ package rest
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/router"
 )
 
 // Handler serves the REST calls of one listener port. Immutable; safe for concurrent use.
@@ -44,9 +46,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call, fi
 	if r.TLS != nil {
 		sni = r.TLS.ServerName
 	}
-	e, f := c.Route(r.Host, sni, r.URL.Path)
-	if f != nil {
-		return f
+	var src netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		src = ap.Addr()
+	}
+	// REST calls are not MilvusService calls: the decision never waits for the body.
+	d := c.Route(&call.Request{Authority: r.Host, SNI: sni, Request: router.Request{Path: r.URL.Path,
+		Query: r.URL.RawQuery, Method: r.Method, Headers: fields, Source: src}})
+	e := d.Entry
+	if fx := fixedOf(d); fx != nil {
+		writeFixed(w, fx)
+		c.Rec.Status = fx.StatusCode
+		return nil
+	}
+	if d.Fail != nil {
+		return d.Fail
 	}
 	if port := e.Route.SSLRedirect; port != 0 && !h.Port.TLS {
 		target := "https://" + call.HostOnly(r.Host)
@@ -89,4 +103,24 @@ func writeError(w http.ResponseWriter, f *call.Failure) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(f.HTTPStatus())
 	_, _ = w.Write([]byte("milvus-lb: " + f.Msg + "\n"))
+}
+
+// fixedOf is the fixed response a REST call is answered with, as the route has it.
+func fixedOf(d call.Decision) *config.FixedResponse {
+	if d.Fail == nil || d.Entry == nil {
+		return nil
+	}
+	return d.Entry.Route.Fixed
+}
+
+// writeFixed writes a route's fixed response as the ALB does: its status, content type
+// (text/plain by default) and body.
+func writeFixed(w http.ResponseWriter, fx *config.FixedResponse) {
+	ct := fx.ContentType
+	if ct == "" {
+		ct = "text/plain"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(fx.StatusCode)
+	_, _ = w.Write([]byte(fx.MessageBody))
 }

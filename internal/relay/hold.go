@@ -1,0 +1,94 @@
+package relay
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/milvus-lb/milvus-lb/internal/call"
+)
+
+// A call whose route depends on its first request message (a database, collection or
+// consistency condition, or a rate limit on names) is held: its request bytes queue in
+// up, as they do while a backend connection is dialed, and go to call.Hold until the
+// decision is made; then the call connects and the queue drains, or the balancer answers.
+//
+// Flow control while holding: the held bytes are not acknowledged to the client until
+// they are sent on, like any queued bytes. A call holds at most call.HoldLimit bytes, the
+// HTTP/2 initial window, so a client can always send them all, even one that has not read
+// the balancer's SETTINGS. The calls of one connection share its window (clientConnWindow);
+// were many of them to hold at once, each waiting for more, the window could run out
+// with none of them able to decide. So the connection's held bytes are bounded by
+// holdPerConn, well below its window: a call that would hold more is decided at once with
+// what was read of it (names not read are unknown, as past call.MaxNameBytes).
+
+// holdPerConn bounds the request bytes one client connection's calls hold for their
+// decisions: 16 calls at call.HoldLimit.
+const holdPerConn = clientConnWindow / 4
+
+// holdLocked gives request bytes p (nil: the request ended) to the waiting decision and,
+// once it is made, acts on it. p was queued in up already. s.mu held.
+func (s *stream) holdLocked(p []byte, b *batch) {
+	n := int64(len(p))
+	s.held += n
+	over := s.sc.held.Add(n) > holdPerConn
+	d, ready := s.call.Hold(p, s.clientEnded || over)
+	if !ready {
+		return
+	}
+	s.releaseHeldLocked()
+	s.holding = false
+	s.routedLocked(d, b)
+}
+
+// releaseHeldLocked takes the stream's held bytes off its connection's count. s.mu held.
+func (s *stream) releaseHeldLocked() {
+	if s.held > 0 {
+		s.sc.held.Add(-s.held)
+		s.held = 0
+	}
+}
+
+// replyLocked answers the call with msg, a message of the method's reply type, and
+// grpc-status 0: what Milvus sends for a call over its quota. The request is not wanted
+// any more. s.mu held.
+func (s *stream) replyLocked(msg []byte, b *batch) {
+	s.dropUpLocked(b)
+	s.up.closed = true
+	s.backendEnded = true // there is none
+	if s.cc.lockWrite() {
+		s.cc.writeHeaders(s.cid, false, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}})
+		s.cc.unlockWrite(b)
+	}
+	s.respStarted = true
+	framed := make([]byte, call.PrefixLen+len(msg))
+	binary.BigEndian.PutUint32(framed[1:], uint32(len(msg)))
+	copy(framed[call.PrefixLen:], msg)
+	s.sendLocked(&s.down, s.cc, s.cid, framed, false, b)
+	tr := getFields()
+	*tr = append(*tr, hpack.HeaderField{Name: "grpc-status", Value: "0"})
+	s.statusFromHdr = "0"
+	if s.down.queuedLen() > 0 {
+		s.down.trailers, s.down.hasTrl = tr, true // drainLocked sends and returns them
+	} else {
+		if s.cc.lockWrite() {
+			s.cc.writeHeaders(s.cid, true, *tr)
+			s.cc.unlockWrite(b)
+		}
+		putFields(tr)
+		s.down.closed = true
+	}
+	s.maybeCompleteLocked(b)
+}
+
+// dropUpLocked drops the request bytes waiting to go to the backend, and gives the client
+// connection back the window of those not acknowledged yet (the head of the queue that
+// was sent to a failed attempt was). s.mu held.
+func (s *stream) dropUpLocked(b *batch) {
+	n := int64(s.up.queuedLen()) - s.reacked
+	s.reacked = 0
+	s.up.reset()
+	if n > 0 {
+		s.cc.returnConnWindow(n, b)
+	}
+}
