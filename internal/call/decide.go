@@ -80,10 +80,16 @@ func Choose(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *ro
 			return Choice{Need: need | cheapNames}
 		case e == nil:
 			continue
+		case names == nil && readable && mayStandby(snap, e, req):
+			return Choice{Need: router.NameConsistency | cheapNames}
 		case names == nil && readable && snap.RateLimits[e.Route.Ingress].Need() != (ratelimit.Need{}):
 			return Choice{Need: cheapNames}
 		}
-		return Choice{Entry: e, Backend: target(snap, e)}
+		be := target(snap, e)
+		if mayStandby(snap, e, req) {
+			be = standby(snap, be, names)
+		}
+		return Choice{Entry: e, Backend: be}
 	}
 	return Choice{}
 }

@@ -124,6 +124,7 @@ type Backend struct {
 	SlowStart           Duration `json:"slowStart,omitempty"`
 
 	Resilience Resilience `json:"resilience,omitzero"` // outliers, retries, limits: resilience.go
+	Standby    *Standby   `json:"standby,omitempty"`   // a standby cluster for reads: standby.go
 }
 
 // Endpoint is one address of a backend. Terminating endpoints get no new calls.

@@ -163,7 +163,8 @@ func (b *builder) mergeBackends(p *plan, cr *reporter) {
 func sameTargetGroup(a, b *config.Backend) bool {
 	return a.Protocol == b.Protocol && a.TLS == b.TLS && a.Algorithm == b.Algorithm &&
 		a.HealthCheck == b.HealthCheck && a.DeregistrationDelay == b.DeregistrationDelay &&
-		a.SlowStart == b.SlowStart && a.Resilience == b.Resilience
+		a.SlowStart == b.SlowStart && a.Resilience == b.Resilience &&
+		(a.Standby == nil) == (b.Standby == nil) && (a.Standby == nil || *a.Standby == *b.Standby)
 }
 
 // certless returns the HTTPS listeners that ended up without any certificate, by port.

@@ -265,6 +265,11 @@ var cases = []struct {
 		`error: rate-limits.yaml: Ingress milvus/bad-limits: metadata.annotations[milvus-lb.io/rate-limits]: [8].name: "twice" is used twice`,
 		`error: rate-limits.yaml: Ingress milvus/not-json-limits: metadata.annotations[milvus-lb.io/rate-limits]: invalid rate limits: want a JSON list such as [{"name":"reads-per-user","per":["user"],"operation":"read","calls":100}]: json: unknown field "rate"`,
 	}},
+	{name: "standby", files: []string{"clusters.yaml"}, want: []string{
+		`error: standby.yaml: Ingress milvus/bad-field: metadata.annotations[milvus-lb.io/standby]: invalid standby "{\"service\":\"milvus-green\",\"servicePort\":19530}": want a JSON object such as {"serviceName":"milvus-standby","servicePort":19530}: json: unknown field "service"`,
+		"error: standby.yaml: Ingress milvus/bad-service: metadata.annotations[milvus-lb.io/standby]: standby.serviceName: Service milvus/milvus-purple not found",
+		"error: standby.yaml: Ingress milvus/bad-weight: metadata.annotations[milvus-lb.io/standby]: standby.weight: 0: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)",
+	}},
 	{name: "duplicate-route", want: []string{
 		`error: duplicate-route.yaml: Ingress milvus/second: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path "/" (Prefix) on port 80 is already routed by Ingress milvus/first`,
 	}},

@@ -1,0 +1,12 @@
+package config
+
+// Standby is a backend's standby cluster for reads (milvus-lb.io/standby): a Milvus kept
+// in sync by Milvus CDC that serves reads and refuses writes. Reads whose consistency
+// level accepts stale data (Bounded, Eventually) go to it, Weight percent of them; every
+// other call goes to the primary. When the standby has no endpoint to take a call its
+// reads go to the primary; when the primary has none, its reads of any level go to the
+// standby (writes fail naming the primary).
+type Standby struct {
+	Backend string `json:"backend"` // Backend.Key of the standby
+	Weight  int    `json:"weight"`  // 1-100: the percent of stale-tolerant reads it takes
+}
