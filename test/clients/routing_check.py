@@ -5,15 +5,17 @@ Two Milvus servers stand for two clusters: A (Service milvus-demo, the default r
 B (Service milvus-b). The Ingress sends to B: database tenant_b (milvus-lb's "database"
 condition), database tenant_c (the ALB's http-header condition on the dbname metadata),
 and collections logs_* (milvus-lb's "collection" condition); and it limits calls naming
-collection "limited" (milvus-lb.io/rate-limits); reads that accept stale data (consistency
-level Bounded or Eventually) go to B too. This script prepares each server
+collection "limited" (milvus-lb.io/rate-limits); and B is A's standby cluster
+(milvus-lb.io/standby): reads that accept stale data (consistency level Bounded or
+Eventually) go to it, other reads and writes to A. This script prepares each server
 directly, then checks through the balancer that:
 
   1. MilvusClient(db_name="tenant_b") and the ORM's connections.connect(db_name=...) see
      tenant_b's collections, which only B has; likewise tenant_c;
   2. the default database is A's, and a logs_* collection is B's;
   2b. a search with pymilvus's consistency_level="Eventually" or "Bounded" reaches B,
-     "Strong" reaches A (both have collection "shared", with a different row);
+     "Strong" and "Session" reach A (both have collection "shared", with a different row),
+     and an insert into "shared" reaches A;
   3. over the limit, pymilvus raises Milvus's own rate-limit error (code 8) when told not
      to retry, and by default rides through it: it backs off and the call succeeds.
 
@@ -98,6 +100,11 @@ def main():
         got = hits[0][0]["id"] if hits and hits[0] else None
         expect(got == want, f"consistency_level={level!r} found row {got}, want {want}")
         say(f"search with consistency_level={level!r} reached {'AB'[want - 1]}")
+    client.insert("shared", [{"id": 3, "vector": [0.4, 0.3, 0.2, 0.1]}])
+    direct_a = MilvusClient(uri=f"http://{args.direct_a}")
+    rows = direct_a.query("shared", filter="id == 3", consistency_level="Strong")
+    expect(len(rows) == 1, f"the insert did not reach A (the primary): {rows}")
+    say("an insert into shared reached A, the primary")
 
     client.describe_collection("limited")
     try:

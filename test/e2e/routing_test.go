@@ -12,7 +12,7 @@ import (
 // routingIngress is the guide's Ingress with routes by what calls say: tenants' databases
 // and log collections to cluster B (Service milvus-b), by milvus-lb's conditions and by the
 // ALB's own http-header condition on the dbname metadata; reads that accept stale data to
-// B as well (as to a standby cluster); everything else to the guide's
+// B as milvus-demo's standby cluster; everything else to the guide's
 // milvus-demo; and a rate limit on one collection. %[1]s is the certificate's ARN, %[2]d
 // the HTTPS port.
 const routingIngress = `apiVersion: networking.k8s.io/v1
@@ -38,11 +38,7 @@ metadata:
       {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"milvus-b","servicePort":19530}]}}
     milvus-lb.io/conditions.logs: >
       [{"field":"collection","collectionConfig":{"values":["logs_*"]}}]
-    alb.ingress.kubernetes.io/actions.stale-reads: >
-      {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"milvus-b","servicePort":19530}]}}
-    milvus-lb.io/conditions.stale-reads: >
-      [{"field":"operation","operationConfig":{"values":["read"]}},
-       {"field":"consistency_level","consistencyLevelConfig":{"values":["Bounded","Eventually"]}}]
+    milvus-lb.io/standby: '{"serviceName":"milvus-b","servicePort":19530}'
     milvus-lb.io/rate-limits: >
       [{"name":"limited-collection","collection":["limited"],"calls":0.2,"burst":5}]
 spec:
@@ -70,13 +66,6 @@ spec:
           backend:
             service:
               name: logs
-              port:
-                name: use-annotation
-        - path: /
-          pathType: Prefix
-          backend:
-            service:
-              name: stale-reads
               port:
                 name: use-annotation
         - path: /
