@@ -149,6 +149,7 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	defer obs.Close()
 	metrics := obs.Metrics
 	metrics.Registry.MustRegister(admin.ConnCollector(dp.Listeners.ConnStats))
+	metrics.Registry.MustRegister(dp.Mirror)
 	live := admin.NewLive()
 	all := call.Observers{obs, live}
 	if tracer != nil {

@@ -38,6 +38,7 @@ type Call struct {
 	port   *Port
 	method *milvus.Method // nil when the call is not a MilvusService method
 	be     *gateway.Backend
+	mirror *gateway.Backend   // a copy goes there (Mirror)
 	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
 	dbMeta string             // the dbname metadata
 	trace  TraceContext       // sent upstream in place of the client's

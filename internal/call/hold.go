@@ -99,7 +99,7 @@ func (c *Call) decided(e *router.Entry[*gateway.Backend], f *Failure, names *rou
 	if c.be != nil {
 		reply, f := c.limit(e, &c.dreq, names, ratelimit.Clock())
 		if reply != nil || f != nil {
-			c.be = nil // answered here: no backend takes the call
+			c.be, c.mirror = nil, nil // answered here: no backend takes the call
 			return Decision{Entry: e, Reply: reply, Fail: f}
 		}
 	}

@@ -150,12 +150,17 @@ func (c *Call) elsewhere(now int64) bool {
 // when the call is never retried after its bytes went out (retries off, or a method that
 // is not read-only: such a call goes elsewhere only when the backend provably did not
 // receive it, from what the data path has not sent yet).
+// A mirrored call keeps up to MirrorLimit for its copy.
 func (c *Call) ReplayLimit() int64 {
 	p := c.policy().Retry
-	if p.MaxAttempts <= 1 || !c.Replayable() {
-		return 0
+	n := int64(0)
+	if p.MaxAttempts > 1 && c.Replayable() {
+		n = p.MaxReplayBytes
 	}
-	return p.MaxReplayBytes
+	if c.mirror != nil {
+		n = max(n, MirrorLimit)
+	}
+	return n
 }
 
 // callsInFlight is the number of calls in flight to eps.

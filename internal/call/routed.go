@@ -45,6 +45,7 @@ func (c *Call) decide(req *Request, names *router.Names) (e *router.Entry[*gatew
 			MessageBody: "redirected to HTTPS port " + strconv.Itoa(ch.Entry.Route.SSLRedirect)})
 	}
 	c.be = ch.Backend
+	c.mirror = mirrorOf(snap, c.be, req)
 	c.Rec.Backend = c.be.Key
 	return ch.Entry, 0, nil
 }

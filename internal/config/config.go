@@ -125,6 +125,7 @@ type Backend struct {
 
 	Resilience Resilience `json:"resilience,omitzero"` // outliers, retries, limits: resilience.go
 	Standby    *Standby   `json:"standby,omitempty"`   // a standby cluster for reads: standby.go
+	Mirror     *Mirror    `json:"mirror,omitempty"`    // copies of calls to another backend: standby.go
 }
 
 // Endpoint is one address of a backend. Terminating endpoints get no new calls.

@@ -10,3 +10,12 @@ type Standby struct {
 	Backend string `json:"backend"` // Backend.Key of the standby
 	Weight  int    `json:"weight"`  // 1-100: the percent of stale-tolerant reads it takes
 }
+
+// Mirror sends copies of a backend's calls to another backend (milvus-lb.io/mirror), whose
+// replies are read and dropped: Percent of the calls of the Operations classes (read,
+// write, ddl, admin).
+type Mirror struct {
+	Backend    string   `json:"backend"` // Backend.Key of the mirror
+	Percent    int      `json:"percent"` // 1-100
+	Operations []string `json:"operations"`
+}

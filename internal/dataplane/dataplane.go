@@ -17,6 +17,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/health"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
+	"github.com/milvus-lb/milvus-lb/internal/mirror"
 	"github.com/milvus-lb/milvus-lb/internal/relay"
 	"github.com/milvus-lb/milvus-lb/internal/rest"
 )
@@ -34,6 +35,7 @@ type Plane struct {
 	Registry  *balancer.Registry
 	Pool      *relay.Pool      // HTTP/2 connections to backends (gRPC)
 	REST      *rest.Transports // HTTP/1.1 (and HTTP/2) round trippers for REST
+	Mirror    *mirror.Sender   // copies of mirrored calls (its metrics: a prometheus.Collector)
 	Listeners *listener.Manager
 	Gateway   *gateway.Gateway
 
@@ -44,13 +46,13 @@ type Plane struct {
 
 // New assembles a data plane; it listens on nothing until a model is applied.
 func New(o Options) *Plane {
-	p := &Plane{Registry: balancer.NewRegistry(), Pool: relay.NewPool(), REST: rest.NewTransports()}
+	p := &Plane{Registry: balancer.NewRegistry(), Pool: relay.NewPool(), REST: rest.NewTransports(), Mirror: mirror.New()}
 	p.Listeners = listener.NewManager(o.Listener,
 		// Handlers are made when a model opens a port, after New returns: by then the
 		// gateway exists and the observer, if any, is set.
 		func(port int, isTLS bool) listener.Handler {
 			cp := &call.Port{Number: port, TLS: isTLS, Snapshot: p.Gateway.Current, Observer: p.observer, Log: o.Log, Limits: o.Limits, Trace: o.Trace}
-			return &relay.Server{Port: cp, Pool: p.Pool, REST: &rest.Handler{Port: cp, Transports: p.REST}}
+			return &relay.Server{Port: cp, Pool: p.Pool, REST: &rest.Handler{Port: cp, Transports: p.REST}, Mirror: p.Mirror}
 		},
 		func(port int) *tls.Config {
 			if l := p.Gateway.Current().Listeners[port]; l != nil {
@@ -76,5 +78,6 @@ func (p *Plane) Close(grace time.Duration) {
 		p.checker.Close()
 		p.Pool.Close()
 		p.REST.Close()
+		p.Mirror.Close()
 	})
 }

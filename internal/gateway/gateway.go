@@ -49,6 +49,8 @@ type Backend struct {
 	Endpoints []*balancer.Endpoint // ready and not terminating: candidates for new calls
 	// Turns counts the stale-tolerant reads shared with the standby by weight.
 	Turns atomic.Uint64
+	// MirrorTurns counts the calls a mirror takes its percent of.
+	MirrorTurns atomic.Uint64
 }
 
 // ListenerSet opens and closes the sockets for a set of listeners. Reconcile must open

@@ -285,7 +285,7 @@ func reportUnsupported(m map[string]string, r *reporter) {
 			suggest = "; did you mean " + m + "?"
 		}
 		switch {
-		case supported[k] || k == AnnotationHealthCheckType || isRuleAnnotation(k) || k == AnnotationRateLimits || k == AnnotationStandby:
+		case supported[k] || k == AnnotationHealthCheckType || isRuleAnnotation(k) || k == AnnotationRateLimits || k == AnnotationStandby || k == AnnotationMirror:
 		case strings.HasPrefix(k, ALBAnnotationPrefix):
 			r.warnf(annotationPath(k), "annotation %s is not supported and is ignored%s", k, suggest)
 		case strings.HasPrefix(k, "milvus-lb.io/"):

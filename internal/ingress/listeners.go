@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"reflect"
 	"sort"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
@@ -164,7 +165,7 @@ func sameTargetGroup(a, b *config.Backend) bool {
 	return a.Protocol == b.Protocol && a.TLS == b.TLS && a.Algorithm == b.Algorithm &&
 		a.HealthCheck == b.HealthCheck && a.DeregistrationDelay == b.DeregistrationDelay &&
 		a.SlowStart == b.SlowStart && a.Resilience == b.Resilience &&
-		(a.Standby == nil) == (b.Standby == nil) && (a.Standby == nil || *a.Standby == *b.Standby)
+		reflect.DeepEqual(a.Standby, b.Standby) && reflect.DeepEqual(a.Mirror, b.Mirror)
 }
 
 // certless returns the HTTPS listeners that ended up without any certificate, by port.

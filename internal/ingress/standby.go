@@ -18,48 +18,79 @@ const AnnotationStandby = "milvus-lb.io/standby"
 // readStandby parses the standby annotation and resolves its Service in namespace ns;
 // nil when there is none, or after reporting an error.
 func (x *index) readStandby(a annotations, ns string, s backendSettings) (*config.Standby, *config.Backend) {
-	v, ok := a.get(AnnotationStandby)
-	if !ok {
-		return nil, nil
-	}
 	var tg targetGroup
-	dec := json.NewDecoder(strings.NewReader(v))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&tg); err != nil {
-		a.errorf(AnnotationStandby, `invalid standby %q: want a JSON object such as {"serviceName":"milvus-standby","servicePort":19530}: %v`, v, err)
+	if !a.object(AnnotationStandby, "standby", `{"serviceName":"milvus-standby","servicePort":19530}`, &tg) {
 		return nil, nil
 	}
 	w := int64(100)
 	if tg.Weight != nil {
 		w = *tg.Weight
 	}
-	why := targetService(tg)
-	if why == "" && (w < 1 || w > 100) {
+	why := ""
+	if w < 1 || w > 100 {
 		why = fmt.Sprintf(".weight: %d: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)", w)
 	}
-	if why != "" {
-		a.errorf(AnnotationStandby, "standby%s", why)
-		return nil, nil
-	}
-	be := x.actionBackend(a, AnnotationStandby, ns, "standby", tg, s)
+	be := x.namedBackend(a, AnnotationStandby, "standby", ns, tg, why, s)
 	if be == nil {
 		return nil, nil
 	}
 	return &config.Standby{Backend: be.Key, Weight: int(w)}, be
 }
 
-// setStandby gives every backend of the plan the standby sb, and adds the standby's own
-// backend (sbe) to the plan.
-func (p *plan) setStandby(sb *config.Standby, sbe *config.Backend) {
+// namedBackend resolves the Service an annotation (name, its object called what) names
+// as a target group does, unless why says what is wrong with the rest of it; nil after
+// reporting an error.
+func (x *index) namedBackend(a annotations, name, what, ns string, tg targetGroup, why string, s backendSettings) *config.Backend {
+	if w := targetService(tg); w != "" {
+		why = w
+	}
+	if why != "" {
+		a.errorf(name, "%s%s", what, why)
+		return nil
+	}
+	return x.actionBackend(a, name, ns, what, tg, s)
+}
+
+// applyPolicies applies the Ingress's annotations that extend its backends: a standby
+// cluster, a mirror.
+func (x *index) applyPolicies(p *plan, a annotations, ns string) {
+	if sb, sbe := x.readStandby(a, ns, p.s.backend); sb != nil {
+		p.extendBackends(sb.Backend, sbe, AnnotationStandby, func(b *config.Backend) { b.Standby = sb })
+	}
+	if m, mbe := x.readMirror(a, ns, p.s.backend); m != nil {
+		p.extendBackends(m.Backend, mbe, AnnotationMirror, func(b *config.Backend) { b.Mirror = m })
+	}
+}
+
+// extendBackends sets, with set, a policy naming the backend keyed key (the Service the
+// annotation names) on every other backend of the plan, and adds be, that backend, to it.
+func (p *plan) extendBackends(key string, be *config.Backend, annotation string, set func(*config.Backend)) {
 	have := false
 	for _, pb := range p.backends {
-		if pb.Key == sb.Backend {
+		if pb.Key == key {
 			have = true
 			continue
 		}
-		pb.Standby = sb
+		set(pb.Backend)
 	}
 	if !have {
-		p.backends = append(p.backends, plannedBackend{Backend: sbe, field: annotationPath(AnnotationStandby)})
+		p.backends = append(p.backends, plannedBackend{Backend: be, field: annotationPath(annotation)})
 	}
+}
+
+// object decodes the annotation name, a JSON object (what is in it is called what; example
+// shows one), into out, refusing unknown fields: a misspelled field is a mistake to
+// report. It reports false when the annotation is absent, or after reporting an error.
+func (a annotations) object(name, what, example string, out any) bool {
+	v, ok := a.get(name)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		a.errorf(name, `invalid %s %q: want a JSON object such as %s: %v`, what, v, example, err)
+		return false
+	}
+	return true
 }

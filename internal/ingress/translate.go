@@ -249,9 +249,7 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 			addRoutes(pr, "", "/", config.PathPrefix, true, dp, dp.Child("service", "name"))
 		}
 	}
-	if sb, sbe := x.readStandby(annotations{m: ing.Annotations, r: p.r}, ns, p.s.backend); sb != nil {
-		p.setStandby(sb, sbe)
-	}
+	x.applyPolicies(p, annotations{m: ing.Annotations, r: p.r}, ns)
 	p.rules.reportUnused(p.r)
 	if len(p.routes) == 0 && !p.r.failed() {
 		p.r.warnf(field.NewPath("spec"), "no rules and no defaultBackend: nothing to serve")

@@ -267,6 +267,8 @@ var cases = []struct {
 	}},
 	{name: "standby", files: []string{"clusters.yaml"}, want: []string{
 		`error: standby.yaml: Ingress milvus/bad-field: metadata.annotations[milvus-lb.io/standby]: invalid standby "{\"service\":\"milvus-green\",\"servicePort\":19530}": want a JSON object such as {"serviceName":"milvus-standby","servicePort":19530}: json: unknown field "service"`,
+		"error: standby.yaml: Ingress milvus/bad-mirror: metadata.annotations[milvus-lb.io/mirror]: mirror.percent: 0: must be from 1 to 100",
+		`error: standby.yaml: Ingress milvus/bad-mirror-operation: metadata.annotations[milvus-lb.io/mirror]: mirror.operation: "search": must be read, write, ddl or admin`,
 		"error: standby.yaml: Ingress milvus/bad-service: metadata.annotations[milvus-lb.io/standby]: standby.serviceName: Service milvus/milvus-purple not found",
 		"error: standby.yaml: Ingress milvus/bad-weight: metadata.annotations[milvus-lb.io/standby]: standby.weight: 0: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)",
 	}},

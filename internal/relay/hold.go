@@ -6,6 +6,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/mirror"
 )
 
 // A call whose route depends on its first request message (a database, collection or
@@ -91,4 +92,23 @@ func (s *stream) dropUpLocked(b *batch) {
 	if n > 0 {
 		s.cc.returnConnWindow(n, b)
 	}
+}
+
+// mirrorLocked hands a copy of the call to its mirror (call.Mirror) once the whole
+// request is here, without waiting for it: what the mirror does never reaches the call.
+// A request not kept whole (over call.MirrorLimit) is not copied, counted. s.mu held.
+func (s *stream) mirrorLocked() {
+	mb, sender := s.call.Mirror(), s.sc.sv.Mirror
+	if mb == nil || sender == nil || s.mirrored || !s.clientEnded || s.holding || s.reqFields == nil {
+		return
+	}
+	s.mirrored = true
+	if !s.keep || int64(len(s.replay)) != s.upReceived {
+		sender.Dropped(mb.Key, "not_kept")
+		return
+	}
+	f := *s.reqFields
+	sender.Submit(&mirror.Copy{Backend: mb, Method: s.call.Rec.Method, Authority: f[authorityField].Value,
+		Path: f[pathField].Value, Header: append([]hpack.HeaderField(nil), f[pathField+1:]...),
+		Body: append([]byte(nil), s.replay...)})
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/mirror"
 )
 
 // Options configure the relay's side of one client connection.
@@ -58,6 +59,8 @@ type Server struct {
 	Port *call.Port
 	Pool *Pool        // backend connections, shared by every port
 	REST http.Handler // serves the requests that are not gRPC (rest.go)
+	// Mirror sends the copies of mirrored calls (call.Mirror); nil: none are sent.
+	Mirror *mirror.Sender
 }
 
 // ServeHTTP serves a request net/http read (HTTP/1.1): REST only, as gRPC needs HTTP/2.

@@ -36,6 +36,7 @@ type stream struct {
 	// bytes held for it, counted in the client connection's.
 	holding   bool
 	held      int64
+	mirrored  bool // the copy for call.Mirror was handed over (or dropped)
 	readReply bool // the call still reads the reply's first message (call.Response)
 	// keep: replay holds every request byte received so far, for another attempt (up to
 	// the retry buffer size (call.ReplayLimit), until the reply begins); reacked: the bytes at the head of up's
@@ -94,6 +95,9 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 	if s.keep {
 		s.keepLocked(data)
 	}
+	if end {
+		s.mirrorLocked() // before the reply can begin and end what is kept
+	}
 	sent := s.sendLocked(&s.up, s.bc, s.bid, data, end, b)
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
 	if s.holding {
@@ -118,6 +122,7 @@ func (s *stream) fromClientTrailers(f *headerBlock, b *batch) error {
 	}
 	s.clientEnded = true
 	s.uploadDoneLocked()
+	s.mirrorLocked()
 	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
 	if s.holding {
 		s.holdLocked(nil, b)

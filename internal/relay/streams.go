@@ -215,6 +215,7 @@ func (s *stream) routedLocked(d call.Decision, b *batch) {
 			(*s.reqFields)[schemeField].Value = "https"
 		}
 		s.keptLocked()
+		s.mirrorLocked()
 		s.connectLocked(b)
 	}
 }
@@ -257,8 +258,12 @@ func (s *clientConn) requestFields(f *headerBlock, backendTLS bool, trace call.T
 	return p
 }
 
-// schemeField is the index of :scheme in requestFields's list.
-const schemeField = 1
+// The indexes of :scheme, :authority and :path in requestFields's list.
+const (
+	schemeField    = 1
+	authorityField = 2
+	pathField      = 3
+)
 
 // afterStreamEnd runs the hooks of a stream's end (see remove).
 func (s *clientConn) afterStreamEnd(early bool, b *batch) {

@@ -178,6 +178,15 @@ func (s *Server) handleUnary(ctx context.Context, req any, info *grpc.UnaryServe
 		return nil, st.Err()
 	}
 	_ = grpc.SetHeader(ctx, s.header)
+	if d := time.Duration(s.delay.Load()); d > 0 && strings.HasPrefix(info.FullMethod, milvusPrefix) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
 	return handler(ctx, req)
 }
 

@@ -79,6 +79,7 @@ type Server struct {
 	healthy     atomic.Bool
 	failure     atomic.Pointer[status.Status]
 	bodyStatus  atomic.Pointer[commonpb.Status]
+	delay       atomic.Int64 // SetDelay, nanoseconds
 	okStatus    *commonpb.Status
 	health      *health.Server
 	identifiers atomic.Int64
@@ -280,6 +281,10 @@ func (s *Server) SetServing(st healthpb.HealthCheckResponse_ServingStatus) {
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus(milvuspb.MilvusService_ServiceDesc.ServiceName, st)
 }
+
+// SetDelay makes every MilvusService unary call wait d before it is answered (a slow
+// server; 0: none), honouring cancellation.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // SetFailure makes every MilvusService call fail with code and msg, as a Trailers-Only
 // response (the x-fake-backend name is in the trailers). codes.OK clears it.
