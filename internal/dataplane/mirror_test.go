@@ -83,8 +83,9 @@ func TestMirrorCopiesReads(t *testing.T) {
 	if n := green.Count("/milvus.proto.milvus.MilvusService/Insert"); n != 0 {
 		t.Errorf("the mirror got %d Inserts; only reads are mirrored", n)
 	}
-	if n := l.mirrorMetric("milvus_lb_mirror_requests_total", map[string]string{"backend": greenKey, "method": "Search", "code": "OK"}); n != 1 {
-		t.Errorf("mirror_requests_total{Search, OK} = %v; want 1", n)
+	ok := map[string]string{"backend": greenKey, "method": "Search", "code": "OK"}
+	if !waitFor(ctx, func() bool { return l.mirrorMetric("milvus_lb_mirror_requests_total", ok) == 1 }) {
+		t.Errorf("mirror_requests_total{Search, OK} = %v; want 1", l.mirrorMetric("milvus_lb_mirror_requests_total", ok))
 	}
 
 	// A mirror slower than anything the clients would wait for: their calls go on, and
