@@ -46,13 +46,13 @@ const (
 
 // Sender sends copies. Safe for concurrent use; Submit never blocks.
 type Sender struct {
-	queue   chan *Copy
-	client  *http.Client
-	tlsc    *http.Client
-	m       metrics
-	ctx     context.Context // ends with Close: copies in flight are abandoned
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	queue  chan *Copy
+	client *http.Client
+	tlsc   *http.Client
+	m      metrics
+	ctx    context.Context // ends with Close: copies in flight are abandoned
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New starts a sender with its workers; Close stops them.
@@ -156,4 +156,4 @@ func grpcCode(resp *http.Response) string {
 
 // Describe and Collect make the sender a prometheus.Collector of its metrics.
 func (s *Sender) Describe(ch chan<- *prometheus.Desc) { s.m.describe(ch) }
-func (s *Sender) Collect(ch chan<- prometheus.Metric)  { s.m.collect(ch) }
+func (s *Sender) Collect(ch chan<- prometheus.Metric) { s.m.collect(ch) }
