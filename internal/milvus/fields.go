@@ -334,23 +334,17 @@ func (s *RequestScanner) pair(b []byte, whole bool) {
 	var key, val []byte
 	haveKey, haveVal := false, false
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		f, n := nextField(b)
 		if n < 0 {
-			break
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
 			break // cut by the end of what was taken
 		}
-		if typ == protowire.BytesType && (num == 1 || num == 2) {
-			v, _ := protowire.ConsumeBytes(b[n:])
-			if num == 1 {
-				key, haveKey = v, true
-			} else {
-				val, haveVal = v, true
-			}
+		b = b[n:]
+		switch {
+		case f.typ == protowire.BytesType && f.num == 1:
+			key, haveKey = f.b, true
+		case f.typ == protowire.BytesType && f.num == 2:
+			val, haveVal = f.b, true
 		}
-		b = b[n+m:]
 	}
 	switch {
 	case !haveKey || string(key) != topKKey:

@@ -25,6 +25,10 @@ type Method struct {
 
 	request *requestLayout // where its request carries names and counts
 	reply   replyLayout    // where its reply carries its Status
+	// cache and replyCache are what the reply cache reads (cachekey.go).
+	cache      cacheLayout
+	replyCache replyCacheLayout
+	alias      bool // its request names an alias: it changes what a name means
 }
 
 var consistencyEnum = commonpb.ConsistencyLevel(0).Descriptor()
@@ -37,7 +41,9 @@ var methods = func() map[string]*Method {
 		name := string(md.Name())
 		c, ro := classify(md)
 		m[name] = &Method{Name: name, Streaming: md.IsStreamingClient() || md.IsStreamingServer(), Class: c, ReadOnly: ro,
-			request: newRequestLayout(md.Input()), reply: newReplyLayout(md.Output())}
+			request: newRequestLayout(md.Input()), reply: newReplyLayout(md.Output()),
+			cache: newCacheLayout(md.Input()), replyCache: newReplyCacheLayout(md.Output()),
+			alias: md.Input().Fields().ByName("alias") != nil}
 	}
 	return m
 }()

@@ -1,0 +1,59 @@
+package milvus
+
+// CacheMethods are the methods milvus-lb's reply cache may answer (issue 15), and what it
+// serves unless an Ingress names others: the searches and queries, whose answers a RAG or
+// semantic-cache workload repeats, and the metadata reads clients repeat on every connect.
+// Every one is a unary Read.
+var CacheMethods = []string{
+	"Search", "HybridSearch", "Query",
+	"DescribeCollection", "HasCollection", "ShowCollections", "DescribeDatabase", "ListDatabases",
+	"DescribeIndex", "GetLoadState", "DescribeAlias", "ListAliases",
+}
+
+// Cacheable reports whether the cache may answer method name: one of CacheMethods.
+func Cacheable(name string) bool {
+	for _, n := range CacheMethods {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Invalidation is what a call that changes something makes stale in the reply cache.
+type Invalidation uint8
+
+const (
+	// InvalidateNone: the method changes nothing (every read-only method).
+	InvalidateNone Invalidation = iota
+	// InvalidateCollection: the data of the collection it names (writes).
+	InvalidateCollection
+	// InvalidateCollectionDDL: the collection it names, and its database's listings
+	// (DDL on a collection: create, drop, load, release, index changes, ...).
+	InvalidateCollectionDDL
+	// InvalidateDatabase: every entry of its database (alias changes, which change what
+	// a name means; writes that name a list of collections).
+	InvalidateDatabase
+	// InvalidateBackend: every entry of the backend (database DDL, renames, which may
+	// move a collection to another database, and the admin methods that change
+	// something: users, roles and privileges change what a user may see).
+	InvalidateBackend
+)
+
+// Invalidates is what a call of m makes stale, from its class and its request's fields.
+func (m *Method) Invalidates() Invalidation {
+	switch {
+	case m.ReadOnly:
+		return InvalidateNone
+	case m.Class == Write && m.request.collection != 0:
+		return InvalidateCollection
+	case m.Class == Write:
+		return InvalidateDatabase // Flush and others name a list of collections
+	case m.Class == DDL && m.alias:
+		return InvalidateDatabase
+	case m.Class == DDL && m.request.collection != 0:
+		return InvalidateCollectionDDL
+	}
+	// Database DDL, a rename (which may move a collection to another database), admin.
+	return InvalidateBackend
+}

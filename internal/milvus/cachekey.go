@@ -1,0 +1,161 @@
+package milvus
+
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// CacheRequest is what the reply cache reads of a whole request message besides its key.
+type CacheRequest struct {
+	Names
+	// Consistency is the level asked for, by name ("Strong", "Session", "Bounded",
+	// "Eventually", "Customized"); "" when the request leaves it to the collection's
+	// default (use_default_consistency) or its method has no level.
+	Consistency string
+	// HasLevel: the method has a consistency level (Search, Query, HybridSearch).
+	HasLevel bool
+	// Guarantee is guarantee_timestamp: for Session, the last write the client saw (a
+	// Milvus hybrid timestamp: milliseconds << 18).
+	Guarantee uint64
+}
+
+// cacheLayout is where a request carries what the cache leaves out of its key, from the
+// descriptors.
+type cacheLayout struct {
+	base      protowire.Number // base: the MsgBase header (message ids, timestamps)
+	guarantee protowire.Number // guarantee_timestamp
+}
+
+func newCacheLayout(in protoreflect.MessageDescriptor) cacheLayout {
+	var l cacheLayout
+	if fd := in.Fields().ByName("base"); fd != nil && fd.Message() != nil && fd.Message().FullName() == "milvus.proto.common.MsgBase" && !fd.IsList() {
+		l.base = fd.Number()
+	}
+	l.guarantee = fieldOf(in, "guarantee_timestamp", protoreflect.Uint64Kind)
+	return l
+}
+
+// CacheKey appends to dst the parts of msg, a whole request message of method m, that
+// decide its answer: every field as it came but the base header and guarantee_timestamp,
+// which differ from call to call without changing what Milvus answers. It also returns
+// the request's names, consistency level and guarantee timestamp. ok is false when msg is
+// not a valid encoding.
+func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok bool) {
+	lay, cl := m.request, m.cache
+	r.HasLevel = lay.level != 0
+	level, useDefault := int32(0), false
+	ok = eachField(msg, func(f *wireField) {
+		switch {
+		case f.num == cl.base && f.typ == protowire.BytesType:
+			return
+		case f.num == cl.guarantee && f.typ == protowire.VarintType:
+			r.Guarantee = f.v
+			return
+		case f.num == lay.db && f.typ == protowire.BytesType:
+			r.DB = string(f.b)
+		case f.num == lay.collection && f.typ == protowire.BytesType:
+			r.Collection = string(f.b)
+		case f.num == lay.level && f.typ == protowire.VarintType:
+			level = int32(f.v)
+		case f.num == lay.useDefault && f.typ == protowire.VarintType:
+			useDefault = f.v != 0
+		}
+		dst = append(dst, f.raw...)
+	})
+	if r.HasLevel && !useDefault {
+		r.Consistency = consistencyName(level)
+	}
+	return dst, r, ok
+}
+
+// wireField is one field of a message, as eachField gives it.
+type wireField struct {
+	num protowire.Number
+	typ protowire.Type
+	raw []byte // the field as encoded: its tag and its value
+	v   uint64 // a varint's value
+	b   []byte // a length-delimited value's bytes
+}
+
+// nextField reads the first field of msg; n is its length, or negative when msg does
+// not start with a valid field.
+func nextField(msg []byte) (w wireField, n int) {
+	num, typ, tn := protowire.ConsumeTag(msg)
+	if tn < 0 {
+		return w, tn
+	}
+	vn := protowire.ConsumeFieldValue(num, typ, msg[tn:])
+	if vn < 0 {
+		return w, vn
+	}
+	w = wireField{num: num, typ: typ, raw: msg[:tn+vn]}
+	switch typ {
+	case protowire.VarintType:
+		w.v, _ = protowire.ConsumeVarint(msg[tn:])
+	case protowire.BytesType:
+		w.b, _ = protowire.ConsumeBytes(msg[tn:])
+	}
+	return w, tn + vn
+}
+
+// eachField calls f with each field of msg, in order. It reports false when msg is not a
+// valid encoding (the fields before the fault were given).
+func eachField(msg []byte, f func(*wireField)) bool {
+	for len(msg) > 0 {
+		w, n := nextField(msg)
+		if n < 0 {
+			return false
+		}
+		msg = msg[n:]
+		f(&w)
+	}
+	return true
+}
+
+// CacheReply is what the reply cache reads of a whole reply message.
+type CacheReply struct {
+	// SessionTS is the Milvus timestamp a Search or Query ran at (session_ts); 0 when the
+	// reply has none.
+	SessionTS uint64
+	// Consistency is DescribeCollection's consistency_level: the collection's default.
+	Consistency string
+	// Collection and DB are the names a DescribeCollection reply gives.
+	Names
+}
+
+// replyCacheLayout is where a reply carries what the cache reads, from the descriptors.
+type replyCacheLayout struct {
+	sessionTS, level, db, collection protowire.Number
+}
+
+func newReplyCacheLayout(out protoreflect.MessageDescriptor) replyCacheLayout {
+	return replyCacheLayout{
+		sessionTS:  fieldOf(out, "session_ts", protoreflect.Uint64Kind),
+		level:      fieldOf(out, "consistency_level", protoreflect.EnumKind),
+		db:         fieldOf(out, "db_name", protoreflect.StringKind),
+		collection: fieldOf(out, "collection_name", protoreflect.StringKind),
+	}
+}
+
+// ReadCacheReply reads msg, a whole reply message of method m.
+func ReadCacheReply(m *Method, msg []byte) (r CacheReply) {
+	lay := m.replyCache
+	level := int32(0)
+	eachField(msg, func(f *wireField) {
+		switch {
+		case f.typ == protowire.VarintType && f.num == lay.sessionTS:
+			r.SessionTS = f.v
+		case f.typ == protowire.VarintType && f.num == lay.level:
+			level = int32(f.v)
+		case f.typ == protowire.BytesType && f.num == lay.db:
+			r.DB = string(f.b)
+		case f.typ == protowire.BytesType && f.num == lay.collection:
+			r.Collection = string(f.b)
+		}
+	})
+	if lay.level != 0 {
+		// Absent is the enum's zero: Strong.
+		r.Consistency = consistencyName(level)
+	}
+	return r
+}
