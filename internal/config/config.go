@@ -20,6 +20,8 @@ type Model struct {
 	// RateLimits are the milvus-lb.io/rate-limits of each Ingress (by ns/name): they hold
 	// for the calls its routes take.
 	RateLimits map[string][]RateLimit `json:"rateLimits,omitempty"`
+	// Caches are the milvus-lb.io/cache of each Ingress (by ns/name) that turns it on.
+	Caches map[string]*Cache `json:"caches,omitempty"`
 }
 
 // Protocol of a listener, as the ALB names it in listen-ports.

@@ -74,6 +74,7 @@ var supported = map[string]bool{
 	AnnotationMutualAuthentication: true,
 
 	AnnotationOutlierDetection: true, AnnotationMaxAttempts: true, AnnotationRetryBudget: true, AnnotationRetryBufferSize: true, AnnotationMaxInflight: true, AnnotationMaxInflightPerEndpoint: true,
+	AnnotationCache: true,
 }
 
 // ALB defaults for target group health checks and attributes.

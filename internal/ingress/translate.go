@@ -78,6 +78,7 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		Ingresses: make([]config.IngressStatus, 0, len(ings)),
 	}
 	model.RateLimits = rateLimitsOf(b.accepted)
+	model.Caches = cachesOf(b.accepted)
 	for _, p := range b.accepted {
 		st := statuses[p.ing]
 		st.Served = true
@@ -161,6 +162,7 @@ type plan struct {
 	hosts    []plannedHost
 	rules    *ruleSet // actions and conditions annotations (rules.go)
 	limits   []config.RateLimit
+	cache    *config.Cache // milvus-lb.io/cache; nil: off
 }
 
 type plannedRoute struct {
@@ -197,6 +199,7 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 
 	p.rules = x.readRules(ns, ing.Annotations, p.s.backend, p.r)
 	p.limits = parseRateLimits(annotations{m: ing.Annotations, r: p.r})
+	p.cache = parseCache(annotations{m: ing.Annotations, r: p.r})
 	seen := map[routeKey]*field.Path{}
 	seenBackend := map[string]bool{}
 	addRoutes := func(pr *pathRule, host, path string, pt config.PathType, explicit bool, at, beAt *field.Path) {

@@ -272,6 +272,12 @@ var cases = []struct {
 		"error: standby.yaml: Ingress milvus/bad-service: metadata.annotations[milvus-lb.io/standby]: standby.serviceName: Service milvus/milvus-purple not found",
 		"error: standby.yaml: Ingress milvus/bad-weight: metadata.annotations[milvus-lb.io/standby]: standby.weight: 0: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)",
 	}},
+	{name: "cache", exact: true, want: []string{
+		`error: cache.yaml: Ingress milvus/bad-method: metadata.annotations[milvus-lb.io/cache]: .methods[1]: "Insert": must be one of Search, HybridSearch, Query, DescribeCollection, HasCollection, ShowCollections, DescribeDatabase, ListDatabases, DescribeIndex, GetLoadState, DescribeAlias, ListAliases, each once`,
+		`error: cache.yaml: Ingress milvus/bad-age: metadata.annotations[milvus-lb.io/cache]: .maxAge: "forever": must be a duration more than 0 and at most 24h, such as 30s`,
+		`error: cache.yaml: Ingress milvus/bad-size: metadata.annotations[milvus-lb.io/cache]: .maxEntryBytes: 2147483648 is more than maxBytes (1073741824)`,
+		`error: cache.yaml: Ingress milvus/not-json-cache: metadata.annotations[milvus-lb.io/cache]: invalid cache settings: want a JSON object such as {"maxAge":"30s","maxBytes":"256Mi"} ('{}' for the defaults): json: unknown field "ttl"`,
+	}},
 	{name: "duplicate-route", want: []string{
 		`error: duplicate-route.yaml: Ingress milvus/second: spec.rules[0].http.paths[0]: host milvus-demo.milvus.io path "/" (Prefix) on port 80 is already routed by Ingress milvus/first`,
 	}},
