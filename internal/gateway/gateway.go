@@ -30,6 +30,7 @@ type Snapshot struct {
 	Listeners  map[int]*Listener // by port
 	Backends   map[string]*Backend
 	RateLimits map[string]*ratelimit.Set // by Ingress ns/name; set by Apply
+	Caches     map[string]*Cache         // by Ingress ns/name; set by Apply
 }
 
 // Listener is the compiled form of one config.Listener.
@@ -107,6 +108,7 @@ func (g *Gateway) Apply(ctx context.Context, m *config.Model, problems config.Pr
 	snap.Problems = problems
 	// Limits keep their buckets across generations (ratelimit.Compile).
 	snap.RateLimits = ratelimit.CompileAll(m.RateLimits, g.current.Load().RateLimits, ratelimit.Clock())
+	snap.Caches = compileCaches(m.Caches, g.current.Load().Caches)
 	if g.listeners != nil {
 		if err := g.listeners.Reconcile(m.Listeners); err != nil {
 			return nil, fmt.Errorf("opening listeners: %w", err)
