@@ -31,6 +31,8 @@ type Metrics struct {
 	reg         *balancer.Registry
 	collections *collectionLabels // nil: no db and collection labels
 
+	cacheRequests *prometheus.CounterVec // cache_metrics.go
+
 	resilienceMetrics // ejections, overflows, retry budget (resilience.go)
 }
 
@@ -92,9 +94,10 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 		Namespace: "milvus_lb", Name: "config_reloads_total",
 		Help: "Configuration changes applied (result=success) or rejected (result=failure).",
 	}, []string{"result"})
+	m.cacheRequests = newCacheRequests()
 	m.Registry.MustRegister(m.requests, m.duration, m.epRequests, m.epDuration, m.retries, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{gw: gw, reg: reg})
+		&stateCollector{gw: gw, reg: reg}, m.cacheRequests, cacheCollector{gw})
 	return m
 }
 
@@ -133,6 +136,7 @@ func (m *Metrics) Observe(r *call.Record) {
 	if r.Attempts > 1 {
 		m.retries.WithLabelValues(backend).Add(float64(r.Attempts - 1))
 	}
+	m.observeCache(r)
 }
 
 // Reloaded counts one configuration change. After a change that was applied, the series

@@ -58,8 +58,9 @@ const maxScopes = 1 << 16
 
 // Stats are a cache's counters since it was made.
 type Stats struct {
-	Stores, Evictions, Invalidations, Refused int64
-	Entries, Bytes                            int64
+	Stores, Evictions, Refused int64
+	Invalidations              map[string]int64 // by cause
+	Entries, Bytes             int64
 }
 
 // Cache is a bounded LRU of replies. Safe for concurrent use.
@@ -73,7 +74,9 @@ type Cache struct {
 	gens    map[Scope]uint64
 	base    uint64 // the generation of a scope not in gens (see Invalidate)
 
-	stores, evictions, invalidations, refused atomic.Int64
+	invalidations map[string]int64 // by cause; guarded by mu
+
+	stores, evictions, refused atomic.Int64
 }
 
 // New returns a cache that holds at most maxBytes in all and maxEntry per entry (key and
@@ -172,9 +175,14 @@ func (c *Cache) removeLocked(el *list.Element) {
 }
 
 // Invalidate makes every entry that depends on one of scopes stale, and refuses the
-// replies of calls that began before it.
-func (c *Cache) Invalidate(scopes ...Scope) {
+// replies of calls that began before it. cause names why, for the counters (a few
+// fixed names).
+func (c *Cache) Invalidate(cause string, scopes ...Scope) {
 	c.mu.Lock()
+	if c.invalidations == nil {
+		c.invalidations = map[string]int64{}
+	}
+	c.invalidations[cause]++
 	if len(c.gens)+len(scopes) > maxScopes {
 		c.gens = map[Scope]uint64{}
 		c.entries = map[string]*list.Element{}
@@ -188,7 +196,6 @@ func (c *Cache) Invalidate(scopes ...Scope) {
 		c.gens[s] = c.genLocked(s) + 1
 	}
 	c.mu.Unlock()
-	c.invalidations.Add(1)
 }
 
 func (c *Cache) genLocked(s Scope) uint64 {
@@ -202,7 +209,11 @@ func (c *Cache) genLocked(s Scope) uint64 {
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	n, b := int64(len(c.entries)), c.bytes
+	inv := make(map[string]int64, len(c.invalidations))
+	for k, v := range c.invalidations {
+		inv[k] = v
+	}
 	c.mu.Unlock()
-	return Stats{Stores: c.stores.Load(), Evictions: c.evictions.Load(), Invalidations: c.invalidations.Load(),
+	return Stats{Stores: c.stores.Load(), Evictions: c.evictions.Load(), Invalidations: inv,
 		Refused: c.refused.Load(), Entries: n, Bytes: b}
 }

@@ -77,18 +77,18 @@ func TestInvalidate(t *testing.T) {
 	now := time.Now()
 	c.Put([]byte("c"), []byte("1"), now, 0, c.Begin(scopesC))
 	c.Put([]byte("d"), []byte("2"), now, 0, c.Begin(scopesD))
-	c.Invalidate(coll)
+	c.Invalidate("write", coll)
 	if c.Get([]byte("c")) != nil {
 		t.Fatal("an entry of an invalidated collection was served")
 	}
 	if c.Get([]byte("d")) == nil {
 		t.Fatal("another collection's entry was dropped")
 	}
-	c.Invalidate(dbWide)
+	c.Invalidate("alias", dbWide)
 	if c.Get([]byte("d")) != nil {
 		t.Fatal("an entry of an invalidated database was served")
 	}
-	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || st.Invalidations != 2 {
+	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || st.Invalidations["write"] != 1 || st.Invalidations["alias"] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -97,7 +97,7 @@ func TestInvalidate(t *testing.T) {
 func TestPutAfterInvalidateRefused(t *testing.T) {
 	c := New(1<<20, 1<<10)
 	tok := c.Begin(scopesC)
-	c.Invalidate(coll)
+	c.Invalidate("write", coll)
 	if c.Put([]byte("c"), []byte("old"), time.Now(), 0, tok) {
 		t.Fatal("a reply from before the invalidation was stored")
 	}
@@ -110,12 +110,12 @@ func TestPutAfterInvalidateRefused(t *testing.T) {
 // a scope whose count started again from the same number.
 func TestScopeTableBound(t *testing.T) {
 	c := New(1<<20, 1<<10)
-	c.Invalidate(coll)
+	c.Invalidate("write", coll)
 	tok := c.Begin(scopesC) // coll at 1
 	for i := range maxScopes {
-		c.Invalidate(Scope{"be", "db", fmt.Sprint(i)})
+		c.Invalidate("write", Scope{"be", "db", fmt.Sprint(i)})
 	}
-	c.Invalidate(coll)
+	c.Invalidate("write", coll)
 	if c.Put([]byte("c"), []byte("old"), time.Now(), 0, tok) {
 		t.Fatal("a token from before the table was cleared was accepted")
 	}
@@ -137,7 +137,7 @@ func TestConcurrent(t *testing.T) {
 					c.Put(k, k, time.Now(), 0, c.Begin(scopesC))
 				}
 				if i%97 == g {
-					c.Invalidate(coll)
+					c.Invalidate("write", coll)
 				}
 			}
 		}()

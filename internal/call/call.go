@@ -46,9 +46,10 @@ type Call struct {
 	reply  milvus.StatusScanner
 	// While the decision waits for the first request message (Route, Hold): what the
 	// headers said, the names it waits for, the request bytes held so far.
-	dreq Request
-	need router.NameSet
-	held int64
+	dreq  Request
+	need  router.NameSet
+	held  int64
+	cache cacheCall // the reply cache (cache.go)
 }
 
 // Begin starts the decision for a call on port p to path, at now.
@@ -108,7 +109,16 @@ func (c *Call) Request(p []byte) (more bool) {
 // Response takes the reply's bytes as they pass, and reports whether it wants more: the
 // Milvus Status inside the reply, which says what gRPC's OK does not.
 func (c *Call) Response(p []byte) (more bool) {
-	return c.method != nil && !c.reply.Write(p)
+	if c.method == nil {
+		return false
+	}
+	if !c.cache.invalid {
+		// A write's reply begins: what it changed is made stale before the client
+		// learns that it is done.
+		c.cache.invalid = true
+		c.invalidate()
+	}
+	return !c.reply.Write(p)
 }
 
 // fillRecord puts what the messages said into the record.
@@ -206,6 +216,7 @@ func (c *Call) Finish(now time.Time, grpcStatus string) {
 	c.fillRecord() // the reply's Milvus Status, which outlier detection reads
 	c.settle(grpcStatus)
 	c.Done()
+	c.finishCache()
 	if c.Rec.GRPC && c.Rec.Code == codes.OK && grpcStatus != "" {
 		if n, err := strconv.Atoi(grpcStatus); err == nil {
 			c.Rec.Code = codes.Code(n)

@@ -44,6 +44,7 @@ type Record struct {
 	Backend  string // namespace/service:port, "" when the call was not routed
 	Endpoint string // ip:port of the last endpoint tried
 	Attempts int    // endpoints tried (0 when none was picked)
+	Cache    string // the reply cache: CacheHit, CacheMiss, CacheBypass; "" when it had no part
 
 	// What came back.
 	Code          codes.Code // gRPC status (gRPC calls)

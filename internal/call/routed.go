@@ -47,6 +47,7 @@ func (c *Call) decide(req *Request, names *router.Names) (e *router.Entry[*gatew
 	c.be = ch.Backend
 	c.mirror = mirrorOf(snap, c.be, req)
 	c.Rec.Backend = c.be.Key
+	c.cache.c = snap.Caches[ch.Entry.Route.Ingress]
 	return ch.Entry, 0, nil
 }
 

@@ -31,11 +31,16 @@ func compileCaches(m map[string]*config.Cache, prev map[string]*Cache) map[strin
 			out[ing] = old
 			continue
 		}
-		c := &Cache{Cache: *cfg, Store: cache.New(cfg.MaxBytes, cfg.MaxEntryBytes), methods: map[string]bool{}}
-		for _, name := range cfg.Methods {
-			c.methods[name] = true
-		}
-		out[ing] = c
+		out[ing] = NewCache(cfg)
 	}
 	return out
+}
+
+// NewCache makes an empty cache with the settings cfg.
+func NewCache(cfg *config.Cache) *Cache {
+	c := &Cache{Cache: *cfg, Store: cache.New(cfg.MaxBytes, cfg.MaxEntryBytes), methods: map[string]bool{}}
+	for _, name := range cfg.Methods {
+		c.methods[name] = true
+	}
+	return c
 }

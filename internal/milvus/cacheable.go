@@ -57,3 +57,10 @@ func (m *Method) Invalidates() Invalidation {
 	// Database DDL, a rename (which may move a collection to another database), admin.
 	return InvalidateBackend
 }
+
+var invalidationNames = [...]string{InvalidateNone: "none", InvalidateCollection: "write",
+	InvalidateCollectionDDL: "ddl", InvalidateDatabase: "database", InvalidateBackend: "backend"}
+
+// String names what made entries stale, for metrics: a write, DDL on a collection, a
+// change to a whole database (aliases), to the whole backend (databases, users, roles).
+func (i Invalidation) String() string { return invalidationNames[i] }
