@@ -91,8 +91,9 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	if r.HasLevel && level == "" {
 		level = c.defaultLevel(ch, db, r.Collection, now)
 	}
-	if r.HasLevel && level != "Session" && level != "Bounded" && level != "Eventually" {
-		c.Rec.Cache = CacheBypass // Strong (never stale), Customized, or a default not known
+	if r.Iterator || r.HasLevel && level != "Session" && level != "Bounded" && level != "Eventually" {
+		// Strong (never stale), Customized, a default not known, an iterator's page.
+		c.Rec.Cache = CacheBypass
 		return nil
 	}
 	c.cache.tok = ch.Store.Begin(c.cache.scopes)

@@ -17,6 +17,9 @@ type CacheRequest struct {
 	// Guarantee is guarantee_timestamp: for Session, the last write the client saw (a
 	// Milvus hybrid timestamp: milliseconds << 18).
 	Guarantee uint64
+	// Iterator: a call of a search or query iterator (an "iterator" parameter, which
+	// pymilvus sets), whose pages the cache does not serve.
+	Iterator bool
 }
 
 // cacheLayout is where a request carries what the cache leaves out of its key, from the
@@ -24,7 +27,12 @@ type CacheRequest struct {
 type cacheLayout struct {
 	base      protowire.Number // base: the MsgBase header (message ids, timestamps)
 	guarantee protowire.Number // guarantee_timestamp
+	params    protowire.Number // search_params or query_params: repeated KeyValuePair
 }
+
+// iteratorKey is the parameter pymilvus sets on the calls of its iterators
+// (client/constants.py ITERATOR_FIELD).
+const iteratorKey = "iterator"
 
 func newCacheLayout(in protoreflect.MessageDescriptor) cacheLayout {
 	var l cacheLayout
@@ -32,6 +40,10 @@ func newCacheLayout(in protoreflect.MessageDescriptor) cacheLayout {
 		l.base = fd.Number()
 	}
 	l.guarantee = fieldOf(in, "guarantee_timestamp", protoreflect.Uint64Kind)
+	l.params = paramsField(in, "search_params")
+	if l.params == 0 {
+		l.params = paramsField(in, "query_params")
+	}
 	return l
 }
 
@@ -59,6 +71,8 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 			level = int32(f.v)
 		case f.num == lay.useDefault && f.typ == protowire.VarintType:
 			useDefault = f.v != 0
+		case f.num == cl.params && f.typ == protowire.BytesType:
+			r.Iterator = r.Iterator || pairKey(f.b) == iteratorKey
 		}
 		dst = append(dst, f.raw...)
 	})
@@ -66,6 +80,21 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 		r.Consistency = consistencyName(level)
 	}
 	return dst, r, ok
+}
+
+// pairKey is the key of a KeyValuePair message b.
+func pairKey(b []byte) string {
+	for len(b) > 0 {
+		f, n := nextField(b)
+		if n < 0 {
+			break
+		}
+		if f.num == 1 && f.typ == protowire.BytesType {
+			return string(f.b)
+		}
+		b = b[n:]
+	}
+	return ""
 }
 
 // wireField is one field of a message, as eachField gives it.

@@ -70,6 +70,17 @@ func TestCacheKeyLevels(t *testing.T) {
 	}
 }
 
+func TestCacheKeyIterator(t *testing.T) {
+	_, r := cacheKeyOf(t, "Query", &milvuspb.QueryRequest{CollectionName: "c", QueryParams: []*commonpb.KeyValuePair{kv("limit", "10"), kv("iterator", "True")}})
+	if !r.Iterator {
+		t.Fatal("a query iterator's call not seen")
+	}
+	_, r = cacheKeyOf(t, "Search", pymilvusSearch(1, 8, 0, true))
+	if r.Iterator {
+		t.Fatal("a search taken for an iterator's")
+	}
+}
+
 func TestCacheKeyBad(t *testing.T) {
 	if _, _, ok := CacheKey(nil, methods["Search"], []byte{0x12, 0x10, 'a'}); ok {
 		t.Fatal("a cut message was read")
