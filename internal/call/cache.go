@@ -180,7 +180,8 @@ func (c *Call) CacheKeep() int {
 
 // CacheStore takes the whole reply of a call that CacheKeep said to keep, once the call
 // ended with grpc-status grpcStatus. Only a whole, uncompressed, successful reply (gRPC
-// OK and a Milvus Status of success) within the entry cap is stored.
+// OK and a Milvus Status of success) within the entry cap is stored. The cache keeps
+// reply: the caller must not change it after.
 func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 	cc := &c.cache
 	if (!cc.store && !cc.learn) || grpcStatus != "0" || len(reply) < PrefixLen || reply[0] != 0 ||
@@ -204,7 +205,7 @@ func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 		// its reply is at least as new as.
 		ts = uint64(c.Rec.Start.UnixMilli()) << 18
 	}
-	cc.c.Store.Put(cc.key, append([]byte(nil), reply...), c.Rec.Start, ts, cc.tok)
+	cc.c.Store.Put(cc.key, reply, c.Rec.Start, ts, cc.tok)
 }
 
 // invalidate makes stale, in every cache of the configuration in force, the entries the

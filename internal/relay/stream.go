@@ -58,6 +58,7 @@ type stream struct {
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
 	statusFromHdr string
+	cache         cacheState // the reply cache (cache.go)
 }
 
 // --- client side ---------------------------------------------------------------------
@@ -102,6 +103,8 @@ func (s *stream) fromClientData(f *http2.DataFrame, b *batch) error {
 	s.ackLocked(s.cc, s.cid, &s.up, s.clientEnded, sent+pad, b)
 	if s.holding {
 		s.holdLocked(data, b) // after queueing: a decision made now sends what is queued
+	} else if s.cache.waiting {
+		s.connectLocked(b) // the cache may look the request up now
 	}
 	return nil
 }
@@ -126,6 +129,8 @@ func (s *stream) fromClientTrailers(f *headerBlock, b *batch) error {
 	s.sendLocked(&s.up, s.bc, s.bid, nil, true, b)
 	if s.holding {
 		s.holdLocked(nil, b)
+	} else if s.cache.waiting {
+		s.connectLocked(b)
 	}
 	return nil
 }
@@ -178,6 +183,9 @@ func (s *stream) clientGone(b *batch) {
 // connectLocked picks an endpoint and opens the backend stream, at once on a pooled
 // connection or, when one must be dialed, from a goroutine. s.mu held.
 func (s *stream) connectLocked(b *batch) {
+	if s.cacheLocked(b) {
+		return // held for the cache, or answered by it
+	}
 	ep, f := s.call.Pick()
 	if f != nil {
 		s.failLocked(f, b)
@@ -334,6 +342,9 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	}
 	if s.readReply {
 		s.readReply = s.call.Response(data)
+	}
+	if s.cache.keep > 0 {
+		s.keepReplyLocked(data)
 	}
 	end := f.StreamEnded()
 	if end {
@@ -493,6 +504,7 @@ func (s *stream) finishLocked(b *batch) {
 		}
 		s.bc.mu.Unlock()
 	}
+	s.storeReplyLocked()
 	now := time.Now()
 	s.call.Finish(now, s.statusFromHdr)
 	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime
