@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
+)
+
+// TestCacheRealMilvus is milvus-lb.io/cache with real pymilvus and milvus-lite, through the
+// guide's balancer: repeated searches are answered from the cache with identical results,
+// and a row inserted is seen at once by Strong and Session searches (test/clients/cache_check.py).
+// The hits are read from milvus-lb's metrics.
+func TestCacheRealMilvus(t *testing.T) {
+	g := prepareGuide(t, testenv.FreePort(t))
+	ing := strings.Replace(testenv.GuideIngress(t, g.arn, g.port), "  annotations:\n",
+		"  annotations:\n    milvus-lb.io/cache: '{}'\n", 1)
+	writeFile(t, g.ingressFile(), ing)
+	g.serve(t)
+
+	argv := []string{testenv.Python(t), testenv.Root(t) + "/test/clients/cache_check.py",
+		"--host", g.address, "--port", strconv.Itoa(g.port), "--server-name", host, "--ca", g.ca}
+	testenv.RunClient(t, clientTimeout, "cache_check: PASS", argv...)
+
+	hits := cacheRequests(t, g.lb.AdminAddr, "Search", "hit")
+	t.Logf("Search: %v hits, %v misses, %v bypassed", hits,
+		cacheRequests(t, g.lb.AdminAddr, "Search", "miss"), cacheRequests(t, g.lb.AdminAddr, "Search", "bypass"))
+	if hits < 20 {
+		t.Fatalf("%v Search calls answered from the cache, want at least the 20 repeated ones", hits)
+	}
+}
+
+// cacheRequests reads milvus_lb_cache_requests_total for method and result.
+func cacheRequests(t *testing.T, admin, method, result string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "milvus_lb_cache_requests_total{") ||
+			!strings.Contains(line, `method="`+method+`"`) || !strings.Contains(line, `result="`+result+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
