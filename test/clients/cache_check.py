@@ -26,22 +26,13 @@ import traceback
 
 from pymilvus import MilvusClient
 
-DIM = 8
+from guide_check import DIM, expect, vectors  # beside this file
+
 ROWS = 200
 
 
 def say(msg):
     print(f"cache_check: {msg}", flush=True)
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def vectors(n, seed):
-    rnd = random.Random(seed)
-    return [[rnd.random() for _ in range(DIM)] for _ in range(n)]
 
 
 def ids(hits):
