@@ -36,8 +36,9 @@ import (
 
 // Messages are the requests the backend accepts and the replies it gives.
 type Messages struct {
-	// Search is the encoded SearchRequest every Search must carry.
-	Search []byte
+	// Search is the encoded SearchRequest every Search must carry, or CachedSearch (the
+	// search-cached workload's).
+	Search, CachedSearch []byte
 	// SearchReply is the encoded SearchResults every Search gets.
 	SearchReply []byte
 	// Insert returns the encoded InsertRequest of rows rows, which an Insert declaring
@@ -160,7 +161,7 @@ func canned(reply []byte) func(any, context.Context, func(any) error, grpc.Unary
 
 func (s *Server) search(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 	req := message{check: func(data mem.BufferSlice) error {
-		if !equal(data, s.m.Search) {
+		if !equal(data, s.m.Search) && !equal(data, s.m.CachedSearch) {
 			return status.Errorf(codes.InvalidArgument, "backend: Search request of %d bytes is not the one the load generator sends", data.Len())
 		}
 		return nil

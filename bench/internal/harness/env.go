@@ -72,9 +72,10 @@ func MaybeBackend() {
 		return
 	}
 	s, err := backend.Start(addr, backend.Messages{
-		Search:      encode(SearchRequest()).b,
-		SearchReply: SearchReply(),
-		Insert:      func(rows int) []byte { return encode(InsertRequest(rows)).b },
+		Search:       encode(SearchRequest()).b,
+		CachedSearch: encode(CachedSearchRequest()).b,
+		SearchReply:  SearchReply(),
+		Insert:       func(rows int) []byte { return encode(InsertRequest(rows)).b },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -363,6 +364,7 @@ metadata:
   annotations:
     alb.ingress.kubernetes.io/backend-protocol-version: GRPC
     alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
+    milvus-lb.io/cache: '{"methods":["Search"]}'
 spec:
   ingressClassName: alb
   tls:

@@ -10,7 +10,7 @@ func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-12s %-9s round %d:", r.Workload, r.Target, r.Round)
 	switch r.Workload {
-	case Search:
+	case Search, SearchCached:
 		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms, CPU/call µs: %.1f (backend %.1f, client %.1f), idle %.0f%%", r.RPS, r.P50ms, r.P99ms, r.CPUus, r.BackendCPUus, r.ClientCPUus, r.IdlePct)
 	case Insert:
 		fmt.Fprintf(&b, " %.1f msg/s, %.1f MB/s, p50 %.1f ms, p99 %.1f ms, CPU/call µs: %.0f (backend %.0f, client %.0f), idle %.0f%%", r.RPS, r.MBps, r.P50ms, r.P99ms, r.CPUus, r.BackendCPUus, r.ClientCPUus, r.IdlePct)

@@ -72,6 +72,14 @@ func randomFloats(rng *rand.Rand, n int) []float32 {
 	return v
 }
 
+// CachedSearchRequest is SearchRequest asking for Eventually consistency, which a reply
+// cache may answer for as long as its maximum age.
+func CachedSearchRequest() *milvuspb.SearchRequest {
+	r := SearchRequest()
+	r.UseDefaultConsistency, r.ConsistencyLevel = false, commonpb.ConsistencyLevel_Eventually
+	return r
+}
+
 // SearchRequest is what pymilvus sends for client.search(collection, data=[one 768-dim
 // vector], limit=10): the vector in a serialized PlaceholderGroup, the search parameters
 // as key-value pairs, and nq=1.

@@ -20,14 +20,17 @@ import (
 // balancer's allocator keeps after 1 GiB of inserts would hide the cost of connections.
 const (
 	Search = "search"
-	Insert = "insert"
+	// SearchCached repeats one Eventually Search, which milvus-lb's reply cache answers
+	// (the bench's Ingress has milvus-lb.io/cache); the other targets relay it.
+	SearchCached = "search-cached"
+	Insert       = "insert"
 	Many   = "many-clients"
 	Idle   = "idle"
 	Big    = "big-insert"
 )
 
 // AllWorkloads in run order.
-var AllWorkloads = []string{Search, Insert, Many, Idle, Big}
+var AllWorkloads = []string{Search, SearchCached, Insert, Many, Idle, Big}
 
 // Params sizes the workloads.
 type Params struct {
@@ -118,13 +121,14 @@ type Runner struct {
 	Profile Profiler
 	Logf    func(format string, args ...any)
 
-	search, insert, big *encoded
+	search, cached, insert, big *encoded
 }
 
 // NewRunner builds the messages once.
 func NewRunner(p Params) *Runner {
 	r := &Runner{P: p, Logf: func(string, ...any) {}}
 	r.search = encode(SearchRequest())
+	r.cached = encode(CachedSearchRequest())
 	r.insert = encode(InsertRequest(p.InsertRows))
 	r.big = encode(InsertRequest(p.BigRows))
 	return r
@@ -141,7 +145,9 @@ func (r *Runner) Run(ctx context.Context, w string, t *Target, round int) (Resul
 	var err error
 	switch w {
 	case Search:
-		err = r.runSearch(ctx, t, &res)
+		err = r.runSearch(ctx, t, &res, Search, r.search)
+	case SearchCached:
+		err = r.runSearch(ctx, t, &res, SearchCached, r.cached)
 	case Insert:
 		err = r.runInsert(ctx, t, &res)
 	case Big:
@@ -277,10 +283,10 @@ func (r *Runner) profile(t *Target, w string, round int) func() {
 	return r.Profile(t, w, round, r.P.Duration)
 }
 
-func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result) error {
+func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result, w string, req *encoded) error {
 	checkers := sync.Pool{New: func() any { return &searchChecker{} }}
-	return r.measure(ctx, t, res, Search, r.P.SearchConns, r.P.SearchCallers, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
-		if err := cc.Invoke(ctx, searchMethod, r.search, resp); err != nil {
+	return r.measure(ctx, t, res, w, r.P.SearchConns, r.P.SearchCallers, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
+		if err := cc.Invoke(ctx, searchMethod, req, resp); err != nil {
 			return err
 		}
 		c := checkers.Get().(*searchChecker)
