@@ -24,9 +24,9 @@ const (
 	// (the bench's Ingress has milvus-lb.io/cache); the other targets relay it.
 	SearchCached = "search-cached"
 	Insert       = "insert"
-	Many   = "many-clients"
-	Idle   = "idle"
-	Big    = "big-insert"
+	Many         = "many-clients"
+	Idle         = "idle"
+	Big          = "big-insert"
 )
 
 // AllWorkloads in run order.
