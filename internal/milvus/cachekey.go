@@ -56,13 +56,18 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 	lay, cl := m.request, m.cache
 	r.HasLevel = lay.level != 0
 	level, useDefault := int32(0), false
-	ok = eachField(msg, func(f *wireField) {
+	for len(msg) > 0 {
+		f, n := nextField(msg)
+		if n < 0 {
+			return dst, r, false
+		}
+		msg = msg[n:]
 		switch {
 		case f.num == cl.base && f.typ == protowire.BytesType:
-			return
+			continue
 		case f.num == cl.guarantee && f.typ == protowire.VarintType:
 			r.Guarantee = f.v
-			return
+			continue
 		case f.num == lay.db && f.typ == protowire.BytesType:
 			r.DB = string(f.b)
 		case f.num == lay.collection && f.typ == protowire.BytesType:
@@ -72,29 +77,29 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 		case f.num == lay.useDefault && f.typ == protowire.VarintType:
 			useDefault = f.v != 0
 		case f.num == cl.params && f.typ == protowire.BytesType:
-			r.Iterator = r.Iterator || pairKey(f.b) == iteratorKey
+			r.Iterator = r.Iterator || string(pairKey(f.b)) == iteratorKey
 		}
 		dst = append(dst, f.raw...)
-	})
+	}
 	if r.HasLevel && !useDefault {
 		r.Consistency = consistencyName(level)
 	}
-	return dst, r, ok
+	return dst, r, true
 }
 
 // pairKey is the key of a KeyValuePair message b.
-func pairKey(b []byte) string {
+func pairKey(b []byte) []byte {
 	for len(b) > 0 {
 		f, n := nextField(b)
 		if n < 0 {
 			break
 		}
 		if f.num == 1 && f.typ == protowire.BytesType {
-			return string(f.b)
+			return f.b
 		}
 		b = b[n:]
 	}
-	return ""
+	return nil
 }
 
 // wireField is one field of a message, as eachField gives it.
@@ -127,20 +132,6 @@ func nextField(msg []byte) (w wireField, n int) {
 	return w, tn + vn
 }
 
-// eachField calls f with each field of msg, in order. It reports false when msg is not a
-// valid encoding (the fields before the fault were given).
-func eachField(msg []byte, f func(*wireField)) bool {
-	for len(msg) > 0 {
-		w, n := nextField(msg)
-		if n < 0 {
-			return false
-		}
-		msg = msg[n:]
-		f(&w)
-	}
-	return true
-}
-
 // CacheReply is what the reply cache reads of a whole reply message.
 type CacheReply struct {
 	// SessionTS is the Milvus timestamp a Search or Query ran at (session_ts); 0 when the
@@ -170,7 +161,12 @@ func newReplyCacheLayout(out protoreflect.MessageDescriptor) replyCacheLayout {
 func ReadCacheReply(m *Method, msg []byte) (r CacheReply) {
 	lay := m.replyCache
 	level := int32(0)
-	eachField(msg, func(f *wireField) {
+	for len(msg) > 0 {
+		f, n := nextField(msg)
+		if n < 0 {
+			break
+		}
+		msg = msg[n:]
 		switch {
 		case f.typ == protowire.VarintType && f.num == lay.sessionTS:
 			r.SessionTS = f.v
@@ -181,7 +177,7 @@ func ReadCacheReply(m *Method, msg []byte) (r CacheReply) {
 		case f.typ == protowire.BytesType && f.num == lay.collection:
 			r.Collection = string(f.b)
 		}
-	})
+	}
 	if lay.level != 0 {
 		// Absent is the enum's zero: Strong.
 		r.Consistency = consistencyName(level)
