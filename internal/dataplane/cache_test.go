@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"context"
 	"encoding/base64"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 )
 
 // cached starts one fake backend behind a balancer whose Ingress has milvus-lb.io/cache.
+const describeMethod = "/milvus.proto.milvus.MilvusService/DescribeCollection"
+
 func cached(t *testing.T, settings string) (milvuspb.MilvusServiceClient, *fakemilvus.Server) {
 	t.Helper()
 	bs := startBackends(t, 1, fakemilvus.Options{})
@@ -162,5 +165,90 @@ func TestCacheEntryCap(t *testing.T) {
 	}
 	if n := be.Count(searchMethod); n != 2 {
 		t.Fatalf("backend got %d searches, want 2: a reply over maxEntryBytes was stored", n)
+	}
+}
+
+// Each kind of DDL through the balancer drops the searches and descriptions it may change.
+func TestCacheDDLInvalidates(t *testing.T) {
+	c, be := cached(t, `{}`)
+	ctx := ctxTimeout(t, 30*time.Second)
+	for _, tc := range []struct {
+		name string
+		ddl  func() error
+	}{
+		{"create", func() error {
+			_, err := c.CreateCollection(ctx, &milvuspb.CreateCollectionRequest{CollectionName: "c1"})
+			return err
+		}},
+		{"release", func() error {
+			_, err := c.ReleaseCollection(ctx, &milvuspb.ReleaseCollectionRequest{CollectionName: "c1"})
+			return err
+		}},
+		{"index", func() error {
+			_, err := c.CreateIndex(ctx, &milvuspb.CreateIndexRequest{CollectionName: "c1", FieldName: "v"})
+			return err
+		}},
+		{"alias", func() error {
+			_, err := c.AlterAlias(ctx, &milvuspb.AlterAliasRequest{CollectionName: "c2", Alias: "c1"})
+			return err
+		}},
+		{"rename", func() error {
+			_, err := c.RenameCollection(ctx, &milvuspb.RenameCollectionRequest{OldName: "c0", NewName: "c1"})
+			return err
+		}},
+		{"drop", func() error {
+			_, err := c.DropCollection(ctx, &milvuspb.DropCollectionRequest{CollectionName: "c1"})
+			return err
+		}},
+	} {
+		for range 2 {
+			if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.DescribeCollection(ctx, &milvuspb.DescribeCollectionRequest{CollectionName: "c1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		searches, describes := be.Count(searchMethod), be.Count(describeMethod)
+		if err := tc.ddl(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.DescribeCollection(ctx, &milvuspb.DescribeCollectionRequest{CollectionName: "c1"}); err != nil {
+			t.Fatal(err)
+		}
+		// Both were in the cache before the DDL; after it, both reach the backend. (Drop
+		// is last: a description of a collection that is not there is an error, never
+		// stored.)
+		if n := be.Count(searchMethod) - searches; n != 1 {
+			t.Errorf("%s: the search after it was answered from the cache", tc.name)
+		}
+		if n := be.Count(describeMethod) - describes; n != 1 {
+			t.Errorf("%s: the description after it was answered from the cache", tc.name)
+		}
+	}
+}
+
+// Under a stream of distinct searches the cache stays within maxBytes.
+func TestCacheStaysWithinMaxBytes(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, map[string]string{ingress.AnnotationCache: `{"maxBytes":"16Ki","maxEntryBytes":"4Ki"}`})
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 30*time.Second)
+	for i := range 300 {
+		req := search(commonpb.ConsistencyLevel_Eventually, 1)
+		req.Dsl = "id > " + strconv.Itoa(i)
+		if _, err := c.Search(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ing, ch := range l.Plane.Gateway.Current().Caches {
+		st := ch.Store.Stats()
+		t.Logf("%s: %+v", ing, st)
+		if st.Bytes > 16<<10 || st.Evictions == 0 || st.Stores != 300 {
+			t.Fatalf("%s holds %d bytes (max 16Ki) after %d stores, %d evictions", ing, st.Bytes, st.Stores, st.Evictions)
+		}
 	}
 }
