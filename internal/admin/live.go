@@ -19,6 +19,9 @@ type Live struct {
 	start     time.Time
 	methods   seriesSet
 	endpoints seriesSet
+	// cache counts, by backend, the calls to methods a reply cache serves: a series'
+	// "failed" count is its hits (answered from the cache).
+	cache seriesSet
 
 	failures    [failureRing]atomic.Pointer[call.Record]
 	nextFailure atomic.Uint64
@@ -51,6 +54,9 @@ func (l *Live) Observe(r *call.Record) {
 	l.methods.get(r.Method).add(sec, r.Duration, failed)
 	if r.Endpoint != "" {
 		l.endpoints.get(r.Endpoint).add(sec, r.Duration, failed)
+	}
+	if r.Cache != "" {
+		l.cache.get(r.Backend).add(sec, r.Duration, r.Cache == call.CacheHit)
 	}
 	if failed {
 		rec := *r
@@ -171,6 +177,15 @@ type LiveCalls struct {
 		Failed []int64 `json:"failed"`
 	} `json:"perSecond"`
 	Failures []FailedCall `json:"failures"` // newest first
+	// Cache is, by backend, the calls to methods a reply cache serves and its hits.
+	Cache map[string]CacheStats `json:"cache,omitempty"`
+}
+
+// CacheStats are a backend's calls that a reply cache could answer, over the window.
+type CacheStats struct {
+	Calls    int64   `json:"calls"` // hits, misses and bypassed calls
+	Hits     int64   `json:"hits"`
+	HitRatio float64 `json:"hitRatio"`
 }
 
 // Calls reads the view at now.
@@ -196,6 +211,14 @@ func (l *Live) Calls(now time.Time) LiveCalls {
 	slices.SortFunc(v.Methods, busiest)
 	slices.SortFunc(v.Endpoints, busiest)
 	v.Failures = l.recentFailures()
+	for backend, s := range l.cache.all() {
+		if w := s.window(now.Unix(), nil, nil); w.calls > 0 {
+			if v.Cache == nil {
+				v.Cache = map[string]CacheStats{}
+			}
+			v.Cache[backend] = CacheStats{Calls: w.calls, Hits: w.failed, HitRatio: float64(w.failed) / float64(w.calls)}
+		}
+	}
 	return v
 }
 

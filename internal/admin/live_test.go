@@ -196,3 +196,21 @@ func BenchmarkLiveObserve(b *testing.B) {
 		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 	})
 }
+
+// The hit ratio of each backend's calls that a reply cache could answer.
+func TestLiveCacheHitRatio(t *testing.T) {
+	l := NewLive()
+	now := time.Now()
+	for i, result := range []string{call.CacheHit, call.CacheHit, call.CacheHit, call.CacheMiss, "", ""} {
+		r := rec("Search", "10.0.0.1:19530", now, time.Millisecond, codes.OK)
+		r.Backend, r.Cache = "ns/milvus:19530", result
+		if i == 5 {
+			r.Method = "Insert"
+		}
+		l.Observe(r)
+	}
+	got := l.Calls(now).Cache["ns/milvus:19530"]
+	if got.Calls != 4 || got.Hits != 3 || got.HitRatio != 0.75 {
+		t.Fatalf("cache stats %+v, want 3 hits of 4", got)
+	}
+}

@@ -56,6 +56,9 @@ type BackendView struct {
 	SlowStart   string         `json:"slowStart,omitempty"`
 	Inflight    int64          `json:"inflight"`
 	Endpoints   []EndpointView `json:"endpoints"`
+	// Cache is what reply caches did for its calls over the last minute; nil when none
+	// had a part in them.
+	Cache *CacheStats `json:"cache,omitempty"`
 }
 
 // Endpoint states, worst first: what decides whether an endpoint takes new calls.
@@ -108,6 +111,9 @@ func liveView(snap *gateway.Snapshot, reg *balancer.Registry, live *Live, ports 
 	known := map[string]bool{}
 	for _, b := range snap.Backends {
 		bv := backendView(b, now, calls, registered)
+		if cs, ok := v.Calls.Cache[b.Key]; ok {
+			bv.Cache = &cs
+		}
 		for _, e := range bv.Endpoints {
 			known[e.Address] = true
 		}

@@ -137,7 +137,9 @@ function renderBackends(v) {
           el('span', {}, 'in flight ', el('b', {}, b.inflight)),
           el('span', {}, 'balancing ', el('b', {}, b.algorithm.replace(/_/g, ' '))),
           el('span', {}, 'health check ', el('b', {}, b.healthCheck)),
-          b.slowStart && el('span', {}, 'slow start ', el('b', {}, b.slowStart)))),
+          b.slowStart && el('span', {}, 'slow start ', el('b', {}, b.slowStart)),
+          b.cache && el('span', { 'data-field': 'cache' }, 'cache hits ',
+            el('b', {}, Math.round(b.cache.hitRatio * 100) + '%'), ' of ' + b.cache.calls))),
       endpointTable(b.endpoints));
   });
   if (v.leaving.length) {
