@@ -73,6 +73,10 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 		c.Rec.Cache = CacheBypass // compressed, or not one whole message
 		return nil
 	}
+	if c.method.HasConsistency() && !c.cacheableLevel(ch, now) {
+		c.Rec.Cache = CacheBypass // known from the scan of the request: no key to make
+		return nil
+	}
 	key, r, ok := milvus.CacheKey(keyBufs.Get(), c.method, msg[PrefixLen:])
 	if !ok {
 		keyBufs.Put(key)
@@ -91,7 +95,7 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	if r.HasLevel && level == "" {
 		level = c.defaultLevel(ch, db, r.Collection, now)
 	}
-	if r.Iterator || r.HasLevel && level != "Session" && level != "Bounded" && level != "Eventually" {
+	if r.Iterator || r.HasLevel && !servedLevel(level) {
 		// Strong (never stale), Customized, a default not known, an iterator's page.
 		c.Rec.Cache = CacheBypass
 		return nil
@@ -105,6 +109,26 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	}
 	c.Rec.Cache = CacheMiss
 	return nil
+}
+
+// servedLevel reports whether the cache may serve a read at level: Strong is never
+// stale, Customized is not Milvus's to define, "" is a default not known.
+func servedLevel(level string) bool {
+	return level == "Session" || level == "Bounded" || level == "Eventually"
+}
+
+// cacheableLevel reports whether the level the request scan read (or the collection's
+// default) is one the cache serves; true when the scan did not get that far.
+func (c *Call) cacheableLevel(ch *gateway.Cache, now time.Time) bool {
+	r, known := c.req.Result()
+	if known&(milvus.FieldConsistency|milvus.FieldNames) != milvus.FieldConsistency|milvus.FieldNames {
+		return true
+	}
+	level := r.Consistency
+	if level == "" {
+		level = c.defaultLevel(ch, milvus.ResolveDB(r.DB, c.dbMeta), r.Collection, now)
+	}
+	return servedLevel(level)
 }
 
 // fresh reports whether entry e may answer a read at level (""  for a method without one)

@@ -20,6 +20,10 @@ func Cacheable(name string) bool {
 	return false
 }
 
+// HasConsistency reports whether m's request has a consistency level (Search, Query,
+// HybridSearch).
+func (m *Method) HasConsistency() bool { return m.request.level != 0 }
+
 // Invalidation is what a call that changes something makes stale in the reply cache.
 type Invalidation uint8
 
