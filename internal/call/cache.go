@@ -236,10 +236,16 @@ func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 // call may change: what its method changes (milvus.Invalidates), in the database and
 // collection its request names (more when they are not known).
 func (c *Call) invalidate() {
-	if c.method == nil || c.be == nil {
+	if c.be == nil {
 		return
 	}
-	inv := c.method.Invalidates()
+	var inv milvus.Invalidation
+	switch {
+	case c.method != nil:
+		inv = c.method.Invalidates()
+	case !c.Rec.GRPC:
+		inv = milvus.RESTInvalidates(c.Rec.Method) // a REST call: its path
+	}
 	if inv == milvus.InvalidateNone {
 		return
 	}

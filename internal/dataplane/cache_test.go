@@ -3,7 +3,10 @@ package dataplane_test
 import (
 	"context"
 	"encoding/base64"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +253,35 @@ func TestCacheStaysWithinMaxBytes(t *testing.T) {
 		if st.Bytes > 16<<10 || st.Evictions == 0 || st.Stores != 300 {
 			t.Fatalf("%s holds %d bytes (max 16Ki) after %d stores, %d evictions", ing, st.Bytes, st.Stores, st.Evictions)
 		}
+	}
+}
+
+// A REST write through the balancer drops the gRPC calls' entries too (its names are in a
+// JSON body that is not read: every entry of the backend).
+func TestCacheRESTWriteInvalidates(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{REST: true})
+	l := newLB(t, bs, map[string]string{ingress.AnnotationCache: `{}`})
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for range 2 {
+		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/entities/insert",
+		strings.NewReader(`{"collectionName":"c1","data":[{"id":1}]}`))
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := bs[0].Count(searchMethod); n != 2 {
+		t.Fatalf("backend got %d searches, want 2: a search after a REST insert was answered from the cache", n)
 	}
 }

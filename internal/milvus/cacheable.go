@@ -1,5 +1,7 @@
 package milvus
 
+import "strings"
+
 // CacheMethods are the methods milvus-lb's reply cache may answer (issue 15), and what it
 // serves unless an Ingress names others: the searches and queries, whose answers a RAG or
 // semantic-cache workload repeats, and the metadata reads clients repeat on every connect.
@@ -68,3 +70,31 @@ var invalidationNames = [...]string{InvalidateNone: "none", InvalidateCollection
 // String names what made entries stale, for metrics: a write, DDL on a collection, a
 // change to a whole database (aliases), to the whole backend (databases, users, roles).
 func (i Invalidation) String() string { return invalidationNames[i] }
+
+// RESTPrefix is the path prefix of Milvus's REST v2 API.
+const RESTPrefix = "/v2/vectordb/"
+
+// restReads are the last path segments of the REST v2 calls that change nothing
+// (milvus/internal/distributed/proxy/httpserver/constant.go: the REST API has no
+// descriptors to read them from).
+var restReads = []string{"search", "advanced_search", "hybrid_search", "query", "get", "list", "describe", "has",
+	"get_load_state", "get_stats", "get_progress", "list_by_role", "list_privileges"}
+
+// RESTInvalidates is what a REST call to path makes stale in the reply cache: nothing for
+// a read, else every entry of the backend (the names are in its JSON body, which is not
+// read).
+func RESTInvalidates(path string) Invalidation {
+	rest, ok := strings.CutPrefix(path, RESTPrefix)
+	if !ok {
+		return InvalidateNone
+	}
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	for _, r := range restReads {
+		if rest == r {
+			return InvalidateNone
+		}
+	}
+	return InvalidateBackend
+}

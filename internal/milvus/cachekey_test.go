@@ -125,3 +125,15 @@ func TestInvalidates(t *testing.T) {
 		}
 	}
 }
+
+func TestRESTInvalidates(t *testing.T) {
+	for path, want := range map[string]Invalidation{
+		"/v2/vectordb/entities/search": InvalidateNone, "/v2/vectordb/collections/describe": InvalidateNone,
+		"/v2/vectordb/entities/insert": InvalidateBackend, "/v2/vectordb/collections/drop": InvalidateBackend,
+		"/v2/vectordb/aliases/alter": InvalidateBackend, "/healthz": InvalidateNone,
+	} {
+		if got := RESTInvalidates(path); got != want {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+}
