@@ -150,7 +150,8 @@ func (c *Call) elsewhere(now int64) bool {
 // when the call is never retried after its bytes went out (retries off, or a method that
 // is not read-only: such a call goes elsewhere only when the backend provably did not
 // receive it, from what the data path has not sent yet).
-// A mirrored call keeps up to MirrorLimit for its copy.
+// A mirrored call keeps up to MirrorLimit for its copy, a call the reply cache may answer
+// its hold (CacheHold).
 func (c *Call) ReplayLimit() int64 {
 	p := c.policy().Retry
 	n := int64(0)
@@ -160,7 +161,8 @@ func (c *Call) ReplayLimit() int64 {
 	if c.mirror != nil {
 		n = max(n, MirrorLimit)
 	}
-	return n
+	// The reply cache looks a call up by its whole request: kept as for a replay.
+	return max(n, int64(c.CacheHold()))
 }
 
 // callsInFlight is the number of calls in flight to eps.

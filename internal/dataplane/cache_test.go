@@ -285,3 +285,20 @@ func TestCacheRESTWriteInvalidates(t *testing.T) {
 		t.Fatalf("backend got %d searches, want 2: a search after a REST insert was answered from the cache", n)
 	}
 }
+
+// The cache works without retries too (the request is kept for the lookup, not only for
+// a replay).
+func TestCacheWithoutRetries(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, map[string]string{ingress.AnnotationCache: `{}`, ingress.AnnotationMaxAttempts: "1"})
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for range 2 {
+		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := bs[0].Count(searchMethod); n != 1 {
+		t.Fatalf("backend got %d searches, want 1", n)
+	}
+}

@@ -22,11 +22,6 @@ type cacheState struct {
 	reply   []byte // the reply kept
 }
 
-// cacheHoldCap bounds the request held for a lookup below the stream window the relay
-// gives clients (streamWindow), so that a client is never left waiting for window while
-// the relay waits for the rest of its request.
-const cacheHoldCap = streamWindow / 2
-
 // cacheLocked runs before Pick. It reports true when the call is not to be sent now: it
 // waits for the rest of its request (fromClientData calls connectLocked again), or the
 // cache answered it. s.mu held.
@@ -36,7 +31,7 @@ func (s *stream) cacheLocked(b *batch) bool {
 		return false
 	}
 	if c.limit == 0 {
-		if c.limit = min(s.call.CacheHold(), cacheHoldCap); c.limit == 0 {
+		if c.limit = s.call.CacheHold(); c.limit == 0 {
 			c.looked = true
 			return false
 		}
