@@ -61,13 +61,10 @@ func (c *Call) CacheHold() int {
 	if ch == nil || c.method == nil || c.method.Streaming || !ch.Serves(c.method.Name) {
 		return 0
 	}
-	return min(int(ch.Store.MaxEntry())+PrefixLen, maxCacheHold)
+	// At most what a routing decision holds (HoldLimit: HTTP/2's initial stream window, so
+	// a client can always send all of it; a 768-dimension Search of up to 21 vectors).
+	return min(int(ch.Store.MaxEntry())+PrefixLen, HoldLimit)
 }
-
-// maxCacheHold bounds the request held for a lookup: HTTP/2's initial stream window, so
-// that a client can always send all of it, even before it reads the balancer's SETTINGS
-// (a 768-dimension Search of up to 20 vectors).
-const maxCacheHold = 65535
 
 // CacheLookup looks the call up by its whole request msg (one gRPC message, its prefix
 // included) at now. It returns the framed reply to answer with (grpc-status 0), or nil:

@@ -62,7 +62,7 @@ func (cc *cacheClient) call(method string, req proto.Message, now time.Time) (hi
 	if cc.user != "" {
 		c.Metadata([]hpack.HeaderField{{Name: "authorization", Value: base64.StdEncoding.EncodeToString([]byte(cc.user + ":pw"))}})
 	}
-	if _, f := c.Route("milvus-demo.milvus.io", "", path); f != nil {
+	if f := routeHeaders(&c, "milvus-demo.milvus.io", "", path); f != nil {
 		cc.t.Fatal(f)
 	}
 	msg := frame(cc.t, req)

@@ -30,7 +30,7 @@ func cached(t *testing.T, settings string) (milvuspb.MilvusServiceClient, *fakem
 	return c, bs[0]
 }
 
-func search(level commonpb.ConsistencyLevel, guarantee uint64) *milvuspb.SearchRequest {
+func searchAt(level commonpb.ConsistencyLevel, guarantee uint64) *milvuspb.SearchRequest {
 	return &milvuspb.SearchRequest{CollectionName: "c1", Dsl: "id > 0", Nq: 1,
 		SearchParams:       []*commonpb.KeyValuePair{{Key: "topk", Value: "3"}},
 		ConsistencyLevel:   level,
@@ -43,11 +43,11 @@ func search(level commonpb.ConsistencyLevel, guarantee uint64) *milvuspb.SearchR
 func TestCacheAnswersRepeatedSearch(t *testing.T) {
 	c, be := cached(t, `{}`)
 	ctx := ctxTimeout(t, 20*time.Second)
-	first, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1))
+	first, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1))
+	second, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestCacheAnswersRepeatedSearch(t *testing.T) {
 		t.Fatalf("the cached reply differs:\n%v\n%v", first, second)
 	}
 	for range 2 {
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Strong, 0)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Strong, 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func TestCacheSessionGuarantee(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	before := uint64(time.Now().Add(-time.Minute).UnixMilli()) << 18
 	for range 2 {
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Session, before)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Session, before)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestCacheSessionGuarantee(t *testing.T) {
 		t.Fatalf("backend got %d searches, want 1", n)
 	}
 	later := uint64(time.Now().Add(time.Minute).UnixMilli()) << 18
-	if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Session, later)); err != nil {
+	if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Session, later)); err != nil {
 		t.Fatal(err)
 	}
 	if n := be.Count(searchMethod); n != 2 {
@@ -95,7 +95,7 @@ func TestCacheBoundedExpiry(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	start := time.Now()
 	for range 2 {
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Bounded, 2)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Bounded, 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -103,7 +103,7 @@ func TestCacheBoundedExpiry(t *testing.T) {
 		t.Fatalf("backend got %d searches within the bound, want 1", n)
 	}
 	time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
-	if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Bounded, 2)); err != nil {
+	if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Bounded, 2)); err != nil {
 		t.Fatal(err)
 	}
 	if n := be.Count(searchMethod); n < 2 {
@@ -120,7 +120,7 @@ func TestCacheWriteInvalidatesAndUsers(t *testing.T) {
 	bob := metadata.AppendToOutgoingContext(ctx, "authorization", base64.StdEncoding.EncodeToString([]byte("bob:pw")))
 	do := func(ctx context.Context) {
 		t.Helper()
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestCacheWriteInvalidatesAndUsers(t *testing.T) {
 func TestCacheEntryCap(t *testing.T) {
 	c, be := cached(t, `{"maxEntryBytes":"4Ki"}`)
 	ctx := ctxTimeout(t, 20*time.Second)
-	big := search(commonpb.ConsistencyLevel_Eventually, 1)
+	big := searchAt(commonpb.ConsistencyLevel_Eventually, 1)
 	big.SearchParams = append(big.SearchParams, &commonpb.KeyValuePair{Key: fakemilvus.ParamResultBytes, Value: "8192"})
 	for range 2 {
 		if _, err := c.Search(ctx, big); err != nil {
@@ -205,7 +205,7 @@ func TestCacheDDLInvalidates(t *testing.T) {
 		}},
 	} {
 		for range 2 {
-			if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+			if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.DescribeCollection(ctx, &milvuspb.DescribeCollectionRequest{CollectionName: "c1"}); err != nil {
@@ -216,7 +216,7 @@ func TestCacheDDLInvalidates(t *testing.T) {
 		if err := tc.ddl(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.DescribeCollection(ctx, &milvuspb.DescribeCollectionRequest{CollectionName: "c1"}); err != nil {
@@ -241,7 +241,7 @@ func TestCacheStaysWithinMaxBytes(t *testing.T) {
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 30*time.Second)
 	for i := range 300 {
-		req := search(commonpb.ConsistencyLevel_Eventually, 1)
+		req := searchAt(commonpb.ConsistencyLevel_Eventually, 1)
 		req.Dsl = "id > " + strconv.Itoa(i)
 		if _, err := c.Search(ctx, req); err != nil {
 			t.Fatal(err)
@@ -264,7 +264,7 @@ func TestCacheRESTWriteInvalidates(t *testing.T) {
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 20*time.Second)
 	for range 2 {
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -278,7 +278,7 @@ func TestCacheRESTWriteInvalidates(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+	if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if n := bs[0].Count(searchMethod); n != 2 {
@@ -294,7 +294,7 @@ func TestCacheWithoutRetries(t *testing.T) {
 	c, _ := l.dial()
 	ctx := ctxTimeout(t, 20*time.Second)
 	for range 2 {
-		if _, err := c.Search(ctx, search(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
+		if _, err := c.Search(ctx, searchAt(commonpb.ConsistencyLevel_Eventually, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}

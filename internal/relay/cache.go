@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"time"
 
-	"golang.org/x/net/http2/hpack"
-
 	"github.com/milvus-lb/milvus-lb/internal/call"
 )
 
@@ -38,13 +36,19 @@ func (s *stream) cacheLocked(b *batch) bool {
 	}
 	msg := s.replay
 	whole := wholeMessage(msg)
-	if !whole && !s.clientEnded && s.keep && len(msg) < c.limit {
+	// Held bytes count in the connection's, as a routing decision's do (hold.go): past
+	// holdPerConn the call is looked up with what it has (and goes on uncached).
+	delta := int64(len(msg)) - s.held
+	s.held += delta
+	over := s.sc.held.Add(delta) > holdPerConn
+	if !whole && !s.clientEnded && s.keep && len(msg) < c.limit && !over {
 		c.waiting = true
 		return true
 	}
+	s.releaseHeldLocked()
 	c.looked, c.waiting = true, false
 	if reply := s.call.CacheLookup(msg, time.Now()); reply != nil {
-		s.answerCachedLocked(reply, b)
+		s.answerLocked(reply, b) // shared by the calls it answers: only read
 		return true
 	}
 	c.keep = s.call.CacheKeep()
@@ -54,42 +58,6 @@ func (s *stream) cacheLocked(b *batch) bool {
 // wholeMessage reports whether p is exactly one whole gRPC message.
 func wholeMessage(p []byte) bool {
 	return len(p) >= call.PrefixLen && int(binary.BigEndian.Uint32(p[1:call.PrefixLen])) == len(p)-call.PrefixLen
-}
-
-// answerCachedLocked answers the call with a reply from the cache: headers, the message
-// (as the client's window allows), grpc-status 0. No backend stream was opened. s.mu held.
-func (s *stream) answerCachedLocked(reply []byte, b *batch) {
-	s.returnQueuedUpLocked(b)
-	s.up.closed, s.backendEnded = true, true
-	s.respStarted, s.statusFromHdr = true, "0"
-	if s.cc.lockWrite() {
-		s.cc.writeHeaders(s.cid, false, []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}})
-		s.cc.unlockWrite(b)
-	}
-	s.sendLocked(&s.down, s.cc, s.cid, reply, false, b)
-	fp := getFields()
-	*fp = append(*fp, hpack.HeaderField{Name: "grpc-status", Value: "0"})
-	if s.down.queuedLen() > 0 {
-		s.down.trailers, s.down.hasTrl = fp, true // drainLocked sends and returns them
-	} else {
-		if s.cc.lockWrite() {
-			s.cc.writeHeaders(s.cid, true, *fp)
-			s.cc.unlockWrite(b)
-		}
-		putFields(fp)
-		s.down.closed = true
-	}
-	s.maybeCompleteLocked(b)
-}
-
-// returnQueuedUpLocked drops the request bytes queued for a backend that will not be
-// sent them, giving their connection window back to the client. s.mu held.
-func (s *stream) returnQueuedUpLocked(b *batch) {
-	if n := int64(s.up.queuedLen()); n > 0 && s.cc.lockWrite() {
-		s.cc.consumedLocked(n)
-		s.cc.unlockWrite(b)
-	}
-	s.up.reset()
 }
 
 // keepReplyLocked adds reply bytes p to what is kept for the store, or stops keeping

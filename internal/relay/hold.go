@@ -51,9 +51,17 @@ func (s *stream) releaseHeldLocked() {
 }
 
 // replyLocked answers the call with msg, a message of the method's reply type, and
-// grpc-status 0: what Milvus sends for a call over its quota. The request is not wanted
-// any more. s.mu held.
+// grpc-status 0: what Milvus sends for a call over its quota. s.mu held.
 func (s *stream) replyLocked(msg []byte, b *batch) {
+	framed := make([]byte, call.PrefixLen+len(msg))
+	binary.BigEndian.PutUint32(framed[1:], uint32(len(msg)))
+	copy(framed[call.PrefixLen:], msg)
+	s.answerLocked(framed, b)
+}
+
+// answerLocked answers the call with framed, one gRPC message, and grpc-status 0, without
+// a backend: the request is not wanted any more. framed is not changed. s.mu held.
+func (s *stream) answerLocked(framed []byte, b *batch) {
 	s.dropUpLocked(b)
 	s.up.closed = true
 	s.backendEnded = true // there is none
@@ -62,9 +70,6 @@ func (s *stream) replyLocked(msg []byte, b *batch) {
 		s.cc.unlockWrite(b)
 	}
 	s.respStarted = true
-	framed := make([]byte, call.PrefixLen+len(msg))
-	binary.BigEndian.PutUint32(framed[1:], uint32(len(msg)))
-	copy(framed[call.PrefixLen:], msg)
 	s.sendLocked(&s.down, s.cc, s.cid, framed, false, b)
 	tr := getFields()
 	*tr = append(*tr, hpack.HeaderField{Name: "grpc-status", Value: "0"})
