@@ -8,7 +8,9 @@ Through a balancer whose Ingress has milvus-lb.io/cache, with MilvusClient:
   3. an insert, then a search with Strong and one with Session (pymilvus sends the insert's
      timestamp as the guarantee), each after the same search filled the cache: both see the
      new row at once, every time; a Session query sees every row inserted;
-  4. the latency of an uncached search (Strong) and a cached one (Eventually, repeated),
+  4. drop and re-create the collection under its name: a search cached before does not
+     answer after;
+  5. the latency of an uncached search (Strong) and a cached one (Eventually, repeated),
      p50 over N calls each, printed for docs/benchmarks.md (not asserted).
 
 One line per step, then "cache_check: PASS ..."; a failure prints "cache_check: FAIL ...".
@@ -84,6 +86,17 @@ def run(args):
         rows = client.query(name, filter=f"id >= {ROWS}", output_fields=["id"], consistency_level="Session")
         expect(len(rows) == 6, f"query after the inserts: {len(rows)} rows, want 6")
         say("Session query sees the 6 inserted rows")
+
+        # Drop and re-create the collection under the same name, with other rows: a search
+        # cached before must not answer after.
+        before = client.search(name, data=probe, limit=5, consistency_level="Eventually")
+        client.drop_collection(name)
+        client.create_collection(name, dimension=DIM, metric_type="L2", auto_id=False)
+        client.insert(name, [{"id": 1000 + i, "vector": v} for i, v in enumerate(vectors(10, 7))])
+        client.load_collection(name)
+        after = client.search(name, data=probe, limit=5, consistency_level="Eventually")
+        expect(all(i >= 1000 for i in ids(after)), f"after drop and re-create, search returned {ids(after)} (before: {ids(before)})")
+        say(f"drop and re-create: the search sees the new rows {ids(after)}")
 
         uncached = p50_ms(lambda: client.search(name, data=probe, limit=5, consistency_level="Strong"), args.timing)
         client.search(name, data=probe, limit=5, consistency_level="Eventually")
