@@ -20,6 +20,9 @@ type Model struct {
 	// RateLimits are the milvus-lb.io/rate-limits of each Ingress (by ns/name): they hold
 	// for the calls its routes take.
 	RateLimits map[string][]RateLimit `json:"rateLimits,omitempty"`
+	// GatewayAPI is the status of the Gateway API objects (gatewayapi.go); nil when there
+	// are none.
+	GatewayAPI *GatewayAPI `json:"gatewayAPI,omitempty"`
 }
 
 // Protocol of a listener, as the ALB names it in listen-ports.
