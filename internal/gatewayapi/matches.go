@@ -18,22 +18,19 @@ type match struct {
 	conditions []config.Condition
 }
 
-// grpcContentType keeps a GRPCRoute's matches to gRPC calls: a REST call to the same
-// host and path takes an HTTPRoute (or nothing), as the specification separates them.
-var grpcContentType = config.Condition{Field: config.FieldHTTPHeader, Name: "content-type", Values: []string{"application/grpc*"}}
-
-// grpcMatches turns a GRPCRoute rule's matches into router matches (none: every gRPC
-// call). A method match becomes a path: /service/method Exact, /service Prefix, or a
+// grpcMatches turns a GRPCRoute rule's matches into router matches (none: every call,
+// path prefix /). gRPC and REST calls are told apart by their paths (a MilvusService
+// method against /v2/vectordb/...), so a GRPCRoute adds no condition on content-type. A method match becomes a path: /service/method Exact, /service Prefix, or a
 // path pattern for a method of any service.
 func grpcMatches(rule *gwv1.GRPCRouteRule, at *field.Path, r *reporter) ([]match, bool) {
 	if len(rule.Matches) == 0 {
-		return []match{{at: at, path: "/", pathType: config.PathPrefix, conditions: []config.Condition{grpcContentType}}}, true
+		return []match{{at: at, path: "/", pathType: config.PathPrefix}}, true
 	}
 	ok := true
 	var out []match
 	for i, m := range rule.Matches {
 		mat := at.Child("matches").Index(i)
-		mm := match{at: mat, path: "/", pathType: config.PathPrefix, conditions: []config.Condition{grpcContentType}}
+		mm := match{at: mat, path: "/", pathType: config.PathPrefix}
 		if mt := m.Method; mt != nil {
 			if mt.Type != nil && *mt.Type != gwv1.GRPCMethodMatchExact {
 				r.errorf(mat.Child("method", "type"), fmt.Sprintf("method match type %s is not supported: use Exact", *mt.Type))
