@@ -172,12 +172,12 @@ func (t *translation) allowedRoutes(g *gatewayState, l *gwv1.Listener, ls *liste
 // listenerCerts resolves an HTTPS listener's certificateRefs to kubernetes.io/tls Secrets.
 func (t *translation) listenerCerts(g *gatewayState, l *gwv1.Listener, ls *listenerState) []config.Certificate {
 	at := ls.at.Child("tls")
-	if l.TLS == nil || len(l.TLS.CertificateRefs) == 0 {
-		ls.fail(g.r, &ls.resolved, "InvalidCertificateRef", at.Child("certificateRefs"), "an HTTPS listener needs a certificateRef to a kubernetes.io/tls Secret")
+	if l.TLS != nil && l.TLS.Mode != nil && *l.TLS.Mode != gwv1.TLSModeTerminate {
+		ls.fail(g.r, &ls.accepted, "UnsupportedValue", at.Child("mode"), fmt.Sprintf("tls.mode %s is not supported: milvus-lb terminates TLS", *l.TLS.Mode))
 		return nil
 	}
-	if l.TLS.Mode != nil && *l.TLS.Mode != gwv1.TLSModeTerminate {
-		ls.fail(g.r, &ls.accepted, "UnsupportedValue", at.Child("mode"), fmt.Sprintf("tls.mode %s is not supported: milvus-lb terminates TLS", *l.TLS.Mode))
+	if l.TLS == nil || len(l.TLS.CertificateRefs) == 0 {
+		ls.fail(g.r, &ls.resolved, "InvalidCertificateRef", at.Child("certificateRefs"), "an HTTPS listener needs a certificateRef to a kubernetes.io/tls Secret")
 		return nil
 	}
 	var out []config.Certificate

@@ -84,6 +84,12 @@ var cases = []struct {
 		"error: problems.yaml: HTTPRoute milvus/unsupported: spec.rules[0].filters: filters are not supported",
 		"warning: problems.yaml: GRPCRoute milvus/wrong-parent: spec.parentRefs[2].name: Gateway milvus/no-such-gateway not found; the route is not attached to it",
 	}},
+	{name: "listeners", want: []string{
+		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[0].tls.mode: tls.mode Passthrough is not supported: milvus-lb terminates TLS",
+		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[1].allowedRoutes.namespaces.from: namespaces.from Selector is not supported: use Same or All",
+		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[2].allowedRoutes.kinds[0]: route kind gateway.networking.k8s.io/TCPRoute is not supported: milvus-lb serves GRPCRoute and HTTPRoute",
+		"error: listeners.yaml: GRPCRoute milvus/grpc-on-http-only: spec.parentRefs[0]: the listeners of Gateway milvus/edge do not allow GRPCRoute from namespace milvus (allowedRoutes)",
+	}},
 	{name: "ingress-port", files: []string{"../ingress/testdata/guide.yaml"}, want: []string{
 		"error: ingress-port.yaml: Gateway milvus/late: spec.listeners[0].port: port 443 is served by Ingress milvus/milvus-demo; a Gateway cannot share a port with Ingresses",
 	}},
