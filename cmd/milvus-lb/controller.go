@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -47,7 +48,10 @@ func newControllerCmd() *cobra.Command {
 Kubernetes API server and serves the Ingresses of its classes exactly as "serve" serves them
 from files, balancing across the ready EndpointSlice endpoints (pod IPs). It writes each
 served Ingress's status.loadBalancer (the ADDRESS of "kubectl get ingress") and records
-Events for problems and successful reconciles. All replicas serve; with --leader-elect only
+Events for problems and successful reconciles. When the Gateway API CRDs are installed, it
+also serves the Gateways of GatewayClasses with controllerName
+milvus-lb.io/gateway-controller with their GRPCRoutes and HTTPRoutes, and writes their
+status. All replicas serve; with --leader-elect only
 the holder of a coordination.k8s.io Lease writes status and Events.
 
 In a pod it uses the in-cluster configuration and reads POD_NAME, POD_NAMESPACE and POD_IP
@@ -86,11 +90,18 @@ func runController(ctx context.Context, o dataPlaneOptions, co controllerOptions
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	// The Gateway API objects are read through a dynamic client: their CRDs are the
+	// user's to install, and without them only Ingresses are served.
+	gwClient, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
 
 	src := source.NewKube(client, source.KubeOptions{
 		Namespace:           co.WatchNamespace,
 		ControllerNamespace: co.ControllerNamespace,
 		Logger:              logger,
+		Gateway:             gwClient,
 	})
 	statusOpts := source.StatusOptions{
 		AdvertiseAddress:    o.AdvertiseAddress,
@@ -99,6 +110,7 @@ func runController(ctx context.Context, o dataPlaneOptions, co controllerOptions
 		PodIP:               os.Getenv("POD_IP"),
 		Identity:            os.Getenv("POD_NAME"),
 		Logger:              logger,
+		Gateway:             gwClient,
 	}
 	if co.LeaderElect {
 		// client-go's own rule (leaderelection.NewLeaderElector), checked here so that a

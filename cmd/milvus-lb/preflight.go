@@ -9,6 +9,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
+	"github.com/milvus-lb/milvus-lb/internal/gatewayapi"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
 	"github.com/milvus-lb/milvus-lb/internal/source"
@@ -39,9 +40,11 @@ func preflight(cmd *cobra.Command, model *config.Model, problems config.Problems
 		}
 	}
 	switch {
+	case servesGateways(model):
+		// Gateway listeners are served even when no Ingress is.
 	case len(model.Ingresses) == 0:
 		out = append(out, config.Problem{Severity: config.Error,
-			Message: "no Ingress in the files: nothing would be served (--allow-empty accepts that)"})
+			Message: "no Ingress or Gateway in the files: nothing would be served (--allow-empty accepts that)"})
 	case served == 0:
 		out = append(out, config.Problem{Severity: config.Error,
 			Message: fmt.Sprintf("none of the %d Ingress(es) is served (see the warnings about their class): nothing would be served (--allow-empty accepts that)", len(model.Ingresses))})
@@ -53,7 +56,7 @@ func preflight(cmd *cobra.Command, model *config.Model, problems config.Problems
 // for a port this process may not bind. Any other problem is left to serve's own report.
 func preflightServe(cmd *cobra.Command, files []string, store *certs.Store, classes []string) error {
 	objs, problems := source.Load(files, store)
-	model, more := ingress.Translate(objs, ingress.Options{Classes: classes})
+	model, more := gatewayapi.TranslateAll(objs, ingress.Options{Classes: classes})
 	if len(problems.Errors()) > 0 || len(more.Errors()) > 0 {
 		return nil
 	}
@@ -85,4 +88,19 @@ func portProblems(model *config.Model) config.Problems {
 		out = append(out, p)
 	}
 	return out
+}
+
+// servesGateways reports whether some Gateway of a served class has a served listener.
+func servesGateways(model *config.Model) bool {
+	if model.GatewayAPI == nil {
+		return false
+	}
+	for _, g := range model.GatewayAPI.Gateways {
+		for _, c := range g.Conditions {
+			if c.Type == "Programmed" && c.Status {
+				return true
+			}
+		}
+	}
+	return false
 }

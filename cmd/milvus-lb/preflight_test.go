@@ -70,7 +70,7 @@ func TestValidateNoIngress(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, err := testenv.RunMilvusLB(t, "validate", "-f", file, "--state-dir", t.TempDir())
-	if want := "error: no Ingress in the files: nothing would be served (--allow-empty accepts that)"; err == nil || !strings.Contains(stdout, want) {
+	if want := "error: no Ingress or Gateway in the files: nothing would be served (--allow-empty accepts that)"; err == nil || !strings.Contains(stdout, want) {
 		t.Errorf("validate: %v\n%s%s\nwant a failure saying %q", err, stdout, stderr, want)
 	}
 }

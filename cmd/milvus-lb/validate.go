@@ -57,8 +57,12 @@ func newValidateCmd() *cobra.Command {
 					served++
 				}
 			}
-			fmt.Fprintf(out, "valid: %d ingress(es) served on %s, %d backend(s), %d warning(s)\n",
-				served, describePorts(model.Listeners), len(model.Backends), len(problems))
+			gateways := ""
+			if model.GatewayAPI != nil {
+				gateways = fmt.Sprintf(", %d gateway(s) and %d route(s)", len(model.GatewayAPI.Gateways), len(model.GatewayAPI.Routes))
+			}
+			fmt.Fprintf(out, "valid: %d ingress(es)%s served on %s, %d backend(s), %d warning(s)\n",
+				served, gateways, describePorts(model.Listeners), len(model.Backends), len(problems))
 			return nil
 		},
 	}

@@ -22,6 +22,9 @@ type Model struct {
 	RateLimits map[string][]RateLimit `json:"rateLimits,omitempty"`
 	// Caches are the milvus-lb.io/cache of each Ingress (by ns/name) that turns it on.
 	Caches map[string]*Cache `json:"caches,omitempty"`
+	// GatewayAPI is the status of the Gateway API objects (gatewayapi.go); nil when there
+	// are none.
+	GatewayAPI *GatewayAPI `json:"gatewayAPI,omitempty"`
 }
 
 // Protocol of a listener, as the ALB names it in listen-ports.

@@ -387,15 +387,7 @@ func TestRESTOverHTTP1(t *testing.T) {
 	l := newLB(t, bs, nil)
 	seen := map[string]int{}
 	for range 4 {
-		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(l.plain)+"/v2/vectordb/collections/list", strings.NewReader(`{"dbName":"_default"}`))
-		req.Host = host
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := listCollections(t, l.plain)
 		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"code":0`)) {
 			t.Fatalf("REST answer %d %s", resp.StatusCode, body)
 		}
@@ -416,6 +408,21 @@ func TestRESTOverHTTP1(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("no endpoint: REST status %d, want 503", resp.StatusCode)
 	}
+}
+
+// listCollections makes Milvus REST's collections/list call to host on the HTTP port.
+func listCollections(t *testing.T, port int) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(port)+"/v2/vectordb/collections/list", strings.NewReader(`{"dbName":"_default"}`))
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body
 }
 
 func searchReq(params map[string]string) *milvuspb.SearchRequest {

@@ -76,9 +76,14 @@ func (x *index) backend(ns string, b *networkingv1.IngressBackend, p *field.Path
 	if len(eps) == 0 {
 		r.warnf(sp.Child("name"), "%s has no endpoints for port %s%s; calls to it will fail with UNAVAILABLE until it has some", svcName, written, why)
 	}
+	return newBackend(ns, b.Service.Name, written, eps, s)
+}
+
+// newBackend is the backend of port written of Service ns/name with the settings s.
+func newBackend(ns, name, written string, eps []config.Endpoint, s backendSettings) *config.Backend {
 	return &config.Backend{
-		Key:                 fmt.Sprintf("%s/%s:%s", ns, b.Service.Name, written),
-		Service:             ns + "/" + b.Service.Name,
+		Key:                 fmt.Sprintf("%s/%s:%s", ns, name, written),
+		Service:             ns + "/" + name,
 		Port:                written,
 		Protocol:            s.Protocol,
 		TLS:                 s.TLS,

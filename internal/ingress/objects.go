@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Objects is everything translation reads. Slices may be in any order.
@@ -19,6 +20,13 @@ type Objects struct {
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Endpoints      []*corev1.Endpoints
 	Secrets        []*corev1.Secret
+	// The Gateway API objects, translated by internal/gatewayapi into the same model; the
+	// Ingress translation does not read them.
+	GatewayClasses  []*gwv1.GatewayClass
+	Gateways        []*gwv1.Gateway
+	GRPCRoutes      []*gwv1.GRPCRoute
+	HTTPRoutes      []*gwv1.HTTPRoute
+	ReferenceGrants []*gwv1.ReferenceGrant
 	// Files maps ObjectName(kind, ns, name) to the file the object was read from, so that
 	// problems name it. Empty for objects from an API server.
 	Files map[string]string

@@ -1,7 +1,8 @@
 // Package reload is the one path from a set of Kubernetes objects to the configuration
 // milvus-lb serves. Every set goes through the same steps, in this order:
 //
-//  1. translation (ingress.Translate, pure) into a model and problems;
+//  1. translation (gatewayapi.TranslateAll: ingress.Translate and gatewayapi.Translate,
+//     pure) into a model and problems;
 //  2. the source's problems (files that do not parse) merged with translation's, sorted;
 //  3. every problem logged;
 //  4. refusal when the set has errors and the pipeline rejects on errors (serve: an edit is
@@ -29,6 +30,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/gatewayapi"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 )
 
@@ -106,7 +108,7 @@ func (p *Pipeline) Rejected() *Rejection { return p.rejected.Load() }
 func (p *Pipeline) Reload(ctx context.Context, objs ingress.Objects, srcProblems config.Problems) Result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	model, problems := ingress.Translate(objs, p.opts.Translate)
+	model, problems := gatewayapi.TranslateAll(objs, p.opts.Translate)
 	all := append(slices.Clone(srcProblems), problems...)
 	all.Sort()
 	for _, pr := range all {

@@ -305,6 +305,11 @@ func merge(dst *ingress.Objects, src ingress.Objects, file string) config.Proble
 	mergeKind(&dst.EndpointSlices, src.EndpointSlices, "EndpointSlice", dst.Files, file, &ps)
 	mergeKind(&dst.Endpoints, src.Endpoints, "Endpoints", dst.Files, file, &ps)
 	mergeKind(&dst.Secrets, src.Secrets, "Secret", dst.Files, file, &ps)
+	mergeKind(&dst.GatewayClasses, src.GatewayClasses, "GatewayClass", dst.Files, file, &ps)
+	mergeKind(&dst.Gateways, src.Gateways, "Gateway", dst.Files, file, &ps)
+	mergeKind(&dst.GRPCRoutes, src.GRPCRoutes, "GRPCRoute", dst.Files, file, &ps)
+	mergeKind(&dst.HTTPRoutes, src.HTTPRoutes, "HTTPRoute", dst.Files, file, &ps)
+	mergeKind(&dst.ReferenceGrants, src.ReferenceGrants, "ReferenceGrant", dst.Files, file, &ps)
 	return ps
 }
 

@@ -15,6 +15,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -44,6 +46,9 @@ type KubeOptions struct {
 	Debounce time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Gateway, if set, watches the Gateway API objects whose CRDs the API server serves
+	// (looked up once, when Run starts).
+	Gateway dynamic.Interface
 }
 
 // Kube is the controller-mode source: it watches Ingress, IngressClass, Service,
@@ -69,6 +74,9 @@ type Kube struct {
 	slices         cache.SharedIndexInformer
 	secretInformer []cache.SharedIndexInformer
 
+	discovery discovery.DiscoveryInterface
+	gateway   *gatewayWatch // nil: no Gateway API
+
 	changed chan struct{} // capacity 1: "something changed since the last snapshot"
 	once    sync.Once
 }
@@ -84,7 +92,7 @@ func NewKube(client kubernetes.Interface, opts KubeOptions) *Kube {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	k := &Kube{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1)}
+	k := &Kube{opts: opts, log: opts.Logger, changed: make(chan struct{}, 1), discovery: client.Discovery()}
 
 	ns := []informers.SharedInformerOption{informers.WithTransform(k.transform)}
 	if opts.Namespace != "" {
@@ -163,6 +171,13 @@ func (k *Kube) informers() []namedInformer {
 	for _, inf := range k.secretInformer {
 		out = append(out, namedInformer{inf, "Secret"})
 	}
+	if k.gateway != nil {
+		for _, gk := range gatewayKinds {
+			if inf := k.gateway.informers[gk.kind]; inf != nil {
+				out = append(out, namedInformer{inf, gk.kind})
+			}
+		}
+	}
 	return out
 }
 
@@ -215,9 +230,20 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 	if !started {
 		return errors.New("kube source: Run called twice")
 	}
-	factories := []informers.SharedInformerFactory{k.factory, k.tlsSecret}
+	factories := []interface {
+		Start(<-chan struct{})
+		Shutdown()
+	}{k.factory, k.tlsSecret}
 	if k.certSecret != nil {
 		factories = append(factories, k.certSecret)
+	}
+	if k.opts.Gateway != nil {
+		found := GatewayResources(k.discovery)
+		if k.gateway = k.newGatewayWatch(k.opts.Gateway, found); k.gateway == nil {
+			k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
+		} else {
+			factories = append(factories, k.gateway.factory)
+		}
 	}
 	stop := make(chan struct{})
 	for _, f := range factories {
@@ -300,6 +326,7 @@ func (k *Kube) Snapshot() ingress.Objects {
 		}
 	}
 	sortObjects(objs.Secrets)
+	k.gateway.snapshot(&objs)
 	return objs
 }
 

@@ -18,6 +18,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -77,6 +78,8 @@ type StatusOptions struct {
 	// corrected; default one minute.
 	Resync time.Duration
 	Logger *slog.Logger
+	// Gateway, if set, writes the status of the Gateway API objects.
+	Gateway dynamic.Interface
 }
 
 // Reporter writes what the data plane serves back to the API server: the Ingresses'
@@ -293,6 +296,7 @@ func (r *Reporter) reconcile(ctx context.Context, model *config.Model, problems 
 			}
 		}
 	}
+	r.reconcileGateways(ctx, model.GatewayAPI, addrs)
 	for key := range r.events {
 		if !seen[key] {
 			delete(r.events, key) // deleted, or out of sight

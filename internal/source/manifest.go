@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
@@ -33,6 +35,7 @@ import (
 // became service.name/service.port), so they are refused with the version to use.
 var kinds = map[string]struct {
 	apiVersion    string
+	alsoVersion   string // a second version accepted as the same type
 	clusterScoped bool
 }{
 	"Ingress":       {apiVersion: "networking.k8s.io/v1"},
@@ -41,7 +44,16 @@ var kinds = map[string]struct {
 	"Endpoints":     {apiVersion: "v1"},
 	"Secret":        {apiVersion: "v1"},
 	"EndpointSlice": {apiVersion: "discovery.k8s.io/v1"},
+
+	"GatewayClass": {apiVersion: gatewayV1, clusterScoped: true},
+	"Gateway":      {apiVersion: gatewayV1},
+	"GRPCRoute":    {apiVersion: gatewayV1},
+	"HTTPRoute":    {apiVersion: gatewayV1},
+	// ReferenceGrant is v1 since Gateway API v1.5; manifests written earlier say v1beta1.
+	"ReferenceGrant": {apiVersion: gatewayV1, alsoVersion: "gateway.networking.k8s.io/v1beta1"},
 }
+
+const gatewayV1 = "gateway.networking.k8s.io/v1"
 
 // decoder decodes JSON strictly into the typed objects of the kinds above: an unknown or
 // duplicate field is a strict-decoding error instead of being dropped, as
@@ -53,6 +65,8 @@ func init() {
 	utilruntime.Must(corev1.AddToScheme(scheme))
 	utilruntime.Must(networkingv1.AddToScheme(scheme))
 	utilruntime.Must(discoveryv1.AddToScheme(scheme))
+	utilruntime.Must(gwv1.Install(scheme))
+	utilruntime.Must(gwv1beta1.Install(scheme))
 	decoder = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
 		kjson.SerializerOptions{Strict: true})
 }
@@ -206,7 +220,7 @@ func (p *parser) identify(ref docRef, h header) (name, ns string, ok bool) {
 		p.add(config.Warning, name, "", "kind %s is not used by milvus-lb and is ignored", h.Kind)
 	case h.APIVersion == "":
 		p.add(config.Error, name, "", "apiVersion is missing; use %s", want.apiVersion)
-	case h.APIVersion != want.apiVersion:
+	case h.APIVersion != want.apiVersion && (want.alsoVersion == "" || h.APIVersion != want.alsoVersion):
 		p.add(config.Error, name, "", "apiVersion %s is not supported for %s; use %s", h.APIVersion, h.Kind, want.apiVersion)
 	case h.Metadata.Name == "":
 		p.add(config.Error, h.Kind, "metadata.name", "required, but missing in %s", ref)
@@ -259,6 +273,24 @@ func (p *parser) keep(name, ns string, obj runtime.Object) bool {
 			return false
 		}
 		p.objs.Secrets = append(p.objs.Secrets, o)
+	case *gwv1.GatewayClass:
+		o.Namespace = ""
+		p.objs.GatewayClasses = append(p.objs.GatewayClasses, o)
+	case *gwv1.Gateway:
+		o.Namespace = ns
+		p.objs.Gateways = append(p.objs.Gateways, o)
+	case *gwv1.GRPCRoute:
+		o.Namespace = ns
+		p.objs.GRPCRoutes = append(p.objs.GRPCRoutes, o)
+	case *gwv1.HTTPRoute:
+		o.Namespace = ns
+		p.objs.HTTPRoutes = append(p.objs.HTTPRoutes, o)
+	case *gwv1.ReferenceGrant:
+		o.Namespace = ns
+		p.objs.ReferenceGrants = append(p.objs.ReferenceGrants, o)
+	case *gwv1beta1.ReferenceGrant:
+		o.Namespace = ns
+		p.objs.ReferenceGrants = append(p.objs.ReferenceGrants, (*gwv1.ReferenceGrant)(o))
 	default:
 		// The scheme knows more kinds of these groups than the table above lets through.
 		p.add(config.Error, name, "", "internal error: decoded %T", obj)

@@ -152,26 +152,7 @@ func mustAtoi(s string) int {
 // second without failing calls, a broken Ingress gets an Event without disturbing the
 // others, and when the leader dies the other replica takes over the status.
 func TestControllerGuide(t *testing.T) {
-	cluster := kubetest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	kubectl := func(args ...string) string {
-		t.Helper()
-		out, err := cluster.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	apply := func(name, manifest string) {
-		t.Helper()
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("$ kubectl apply -f %s\n%s", name, kubectl("apply", "-f", path))
-	}
+	cluster, dir, kubectl, apply := startCluster(t)
 
 	// The controller's RBAC, namespace and IngressClasses, as an administrator installs
 	// them (the Deployment needs a kubelet; the replicas run here as processes instead).
@@ -293,6 +274,33 @@ func TestControllerGuide(t *testing.T) {
 	t.Logf("ADDRESS moved from %s to %s %s after the leader was killed", leader, other, time.Since(killed).Round(100*time.Millisecond))
 	argv = append(testenv.GuideCheck(t), "--host", other, "--port", strconv.Itoa(listenPort), "--server-name", host, "--ca", ca)
 	testenv.RunClient(t, 2*time.Minute, "guide_check: PASS", argv...)
+}
+
+// startCluster starts an API server for the test, with kubectl (failing the test on an
+// error) and apply (a manifest written into dir as name, then applied), both bounded by
+// five minutes.
+func startCluster(t *testing.T) (cluster *kubetest.Cluster, dir string, kubectl func(...string) string, apply func(name, manifest string)) {
+	cluster = kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	dir = t.TempDir()
+	kubectl = func(args ...string) string {
+		t.Helper()
+		out, err := cluster.Kubectl(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	apply = func(name, manifest string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("$ kubectl apply -f %s\n%s", name, kubectl("apply", "-f", path))
+	}
+	return cluster, dir, kubectl, apply
 }
 
 // endpoints lists the endpoints of milvus/milvus-demo:19530 in the balancer at ip, from

@@ -134,9 +134,12 @@ func MilvusLB(t testing.TB, args ...string) string {
 // error, for tests that expect a failure.
 func RunMilvusLB(t testing.TB, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	// Build first: on a busy machine the build alone can take longer than the command's
+	// deadline, which must bound the command only.
+	bin := BuildMilvusLB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := exec.CommandContext(ctx, BuildMilvusLB(t), args...)
+	c := exec.CommandContext(ctx, bin, args...)
 	var o, e bytes.Buffer
 	c.Stdout, c.Stderr = &o, &e
 	err = c.Run()
