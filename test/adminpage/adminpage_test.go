@@ -198,8 +198,10 @@ func (r *rig) mixedTraffic(t *testing.T, d time.Duration) {
 			r.calls(t, "Insert", 2, codes.OK)
 		}
 		if i%17 == 5 {
-			r.backends[0].SetFailure(codes.Unavailable, "proxy not ready")
-			r.calls(t, "Search", 2, codes.Unavailable)
+			// RESOURCE_EXHAUSTED, not UNAVAILABLE: a read-only call that fails UNAVAILABLE
+			// is retried on another endpoint, and the page would show no failure.
+			r.backends[0].SetFailure(codes.ResourceExhausted, "rate limit exceeded")
+			r.calls(t, "Search", 2, codes.ResourceExhausted)
 			r.backends[0].SetFailure(codes.OK, "")
 		}
 		time.Sleep(250 * time.Millisecond)
