@@ -104,6 +104,14 @@ func (c *Call) Response(p []byte) (more bool) {
 	return c.method != nil && !c.reply.Write(p)
 }
 
+// Moved adds message bytes passed each way to the record (request_bytes and
+// response_bytes): gRPC, the DATA of the request and reply streams (length prefixes
+// included); REST, the bodies. The relay and REST count them as they move them.
+func (c *Call) Moved(request, response int64) {
+	c.Rec.RequestBytes += request
+	c.Rec.ResponseBytes += response
+}
+
 // fillRecord puts what the messages said into the record.
 func (c *Call) fillRecord() {
 	if c.method == nil {

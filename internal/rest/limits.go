@@ -54,11 +54,14 @@ func limitBody(l call.Limits, body io.ReadCloser, contentLength int64) (io.ReadC
 type replayGuard struct {
 	io.ReadCloser
 	read bool
+	n    int64 // bytes read, the record's request_bytes
 }
 
 func (g *replayGuard) Read(p []byte) (int, error) {
 	g.read = true
-	return g.ReadCloser.Read(p)
+	n, err := g.ReadCloser.Read(p)
+	g.n += int64(n)
+	return n, err
 }
 
 func (g *replayGuard) Close() error { return nil }

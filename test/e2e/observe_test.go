@@ -215,8 +215,14 @@ func (o *observed) checkAccessLog(t *testing.T, lines []map[string]any) {
 		}
 	}
 	named := map[string]any{"user": "observer", "db": "default", "collection": observedCollection, "trace_id": o.traceID}
-	want(one("Insert", ok), merge(named, map[string]any{"rows": 10.0}))
-	want(one("Search", ok), merge(named, map[string]any{"nq": 1.0, "topk": 3.0, "consistency_level": "Strong"}))
+	insert, search := one("Insert", ok), one("Search", ok)
+	want(insert, merge(named, map[string]any{"rows": 10.0}))
+	want(search, merge(named, map[string]any{"nq": 1.0, "topk": 3.0, "consistency_level": "Strong"}))
+	for _, l := range []map[string]any{insert, search} {
+		if in, out := l["request_bytes"].(float64), l["response_bytes"].(float64); in < 100 || out < 10 {
+			t.Errorf("%s line: request_bytes %v, response_bytes %v; want the messages' sizes", l["method"], in, out)
+		}
+	}
 	want(one("Query", ok), named)
 	want(one("Delete", ok), named)
 	want(one("CreateCollection", ok), named)
