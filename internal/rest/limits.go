@@ -2,6 +2,7 @@ package rest
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 )
@@ -54,13 +55,15 @@ func limitBody(l call.Limits, body io.ReadCloser, contentLength int64) (io.ReadC
 type replayGuard struct {
 	io.ReadCloser
 	read bool
-	n    int64 // bytes read, the record's request_bytes
+	// n is the bytes read, the record's request_bytes. Atomic: the transport may still be
+	// sending the body from its own goroutine when the backend's answer ends the call.
+	n atomic.Int64
 }
 
 func (g *replayGuard) Read(p []byte) (int, error) {
 	g.read = true
 	n, err := g.ReadCloser.Read(p)
-	g.n += int64(n)
+	g.n.Add(int64(n))
 	return n, err
 }
 

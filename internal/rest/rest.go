@@ -62,7 +62,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call, fi
 		return f
 	}
 	body := &replayGuard{ReadCloser: reqBody}
-	defer func() { c.Moved(body.n, 0) }()
+	defer func() { c.Moved(body.n.Load(), 0) }()
 	for {
 		if _, f := c.Pick(); f != nil {
 			return f
