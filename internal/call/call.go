@@ -42,12 +42,17 @@ type Call struct {
 	trace  TraceContext       // sent upstream in place of the client's
 	req    milvus.RequestScanner
 	reply  milvus.StatusScanner
+	rest   *milvus.RESTNames // a REST call's names; nil for gRPC
 }
 
 // Begin starts the decision for a call on port p to path, at now.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
+	c.rest = nil
+	if !grpc {
+		c.rest = new(milvus.RESTNames)
+	}
 	if grpc {
 		c.Rec.Method = "grpc"
 		if c.method = milvus.Lookup(path); c.method != nil {
@@ -93,8 +98,12 @@ func (c *Call) Trace() TraceContext { return c.trace }
 
 // Request takes the request's bytes as they pass, and reports whether it wants more: the
 // names and counts the first message carries (read as they pass, never held), for the
-// record.
+// record; of a REST call, the names at the start of its JSON body (milvus.RESTNames: may
+// be called from the goroutine that sends the body).
 func (c *Call) Request(p []byte) (more bool) {
+	if c.rest != nil {
+		return c.rest.Write(p)
+	}
 	return c.method != nil && !c.req.Write(p)
 }
 
@@ -114,6 +123,11 @@ func (c *Call) Moved(request, response int64) {
 
 // fillRecord puts what the messages said into the record.
 func (c *Call) fillRecord() {
+	if c.rest != nil {
+		db, coll := c.rest.Result()
+		c.Rec.DB, c.Rec.Collection = milvus.ResolveDB(db, c.dbMeta), coll
+		return
+	}
 	if c.method == nil {
 		return
 	}

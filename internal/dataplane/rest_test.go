@@ -107,12 +107,13 @@ func TestRESTOverHTTP2(t *testing.T) {
 	}
 }
 
-// A REST call's record (its access log line) counts the bodies each way.
+// A REST call's record (its access log line) counts the bodies each way and names the
+// database and collection the body names.
 func TestRESTRecordBytes(t *testing.T) {
 	bs := startBackends(t, 1, fakemilvus.Options{REST: true})
 	recs := &records{}
 	l := lbtest.Start(t, lbtest.Options{Observer: recs}, lbtest.Addrs(bs)...)
-	sent := []byte(`{"dbName":"_default"}`)
+	sent := []byte(`{"dbName":"analytics","collectionName":"books"}`)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+l.PlainAddr()+"/v2/vectordb/collections/list", bytes.NewReader(sent))
 	req.Host = host
 	resp, err := http.DefaultClient.Do(req)
@@ -124,5 +125,8 @@ func TestRESTRecordBytes(t *testing.T) {
 	r := recs.wait(t, 1)[0]
 	if r.Status != 200 || r.RequestBytes != int64(len(sent)) || r.ResponseBytes != int64(len(got)) || len(got) == 0 {
 		t.Errorf("record: status %d, %d bytes in, %d out; want 200, %d in, %d out", r.Status, r.RequestBytes, r.ResponseBytes, len(sent), len(got))
+	}
+	if r.DB != "analytics" || r.Collection != "books" || r.Method != "/v2/vectordb/collections/list" {
+		t.Errorf("record: method %s db %q collection %q; want the path, analytics, books (from the body)", r.Method, r.DB, r.Collection)
 	}
 }

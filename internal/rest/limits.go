@@ -54,6 +54,8 @@ func limitBody(l call.Limits, body io.ReadCloser, contentLength int64) (io.ReadC
 // the body.
 type replayGuard struct {
 	io.ReadCloser
+	call *call.Call // reads the names at the start of the body, while it wants more
+	want bool
 	read bool
 	// n is the bytes read, the record's request_bytes. Atomic: the transport may still be
 	// sending the body from its own goroutine when the backend's answer ends the call.
@@ -64,6 +66,9 @@ func (g *replayGuard) Read(p []byte) (int, error) {
 	g.read = true
 	n, err := g.ReadCloser.Read(p)
 	g.n.Add(int64(n))
+	if g.want && n > 0 {
+		g.want = g.call.Request(p[:n])
+	}
 	return n, err
 }
 

@@ -234,7 +234,8 @@ func (o *observed) checkAccessLog(t *testing.T, lines []map[string]any) {
 	// The token client's calls: a token names no user.
 	want(one("ShowCollections", ok), map[string]any{"user": "-", "db": "default", "trace_id": o.traceID})
 	for _, l := range byMethod["/v2/vectordb/entities/query"] {
-		want(l, map[string]any{"user": "observer", "grpc_status": "", "tls_server_name": host, "authority": host})
+		want(l, map[string]any{"user": "observer", "grpc_status": "", "tls_server_name": host, "authority": host,
+			"db": "default", "collection": observedCollection})
 		if l["http_status"].(float64) == 0 {
 			t.Errorf("REST line without http_status: %v", l)
 		}
