@@ -37,13 +37,13 @@ func encode(r *call.Record, f Format) string {
 }
 
 // TestJSONMatchesDocs: the line has the fields, in the order, of the example in
-// docs/observability.md, and the values the record holds.
+// README.md, and the values the record holds.
 func TestJSONMatchesDocs(t *testing.T) {
 	line := encode(search(), JSON)
 	if !strings.HasSuffix(line, "}\n") || strings.Count(line, "\n") != 1 {
 		t.Fatalf("not one line: %q", line)
 	}
-	doc, err := os.ReadFile("../../docs/observability.md")
+	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestJSONMatchesDocs(t *testing.T) {
 		}
 	}
 	if keys(t, example) != keys(t, line) {
-		t.Errorf("docs/observability.md's example has the fields\n%s\nthe log writes\n%s", keys(t, example), keys(t, line))
+		t.Errorf("README.md's example has the fields\n%s\nthe log writes\n%s", keys(t, example), keys(t, line))
 	}
 	var got map[string]any
 	if err := json.Unmarshal([]byte(line), &got); err != nil {

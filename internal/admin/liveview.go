@@ -8,6 +8,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/reload"
 )
 
 // LiveView is the JSON of /api/v1/live: everything the admin page shows, read at one
@@ -26,6 +27,32 @@ type LiveView struct {
 	// Leaving are endpoints no longer in the configuration that still finish calls.
 	Leaving  []EndpointView `json:"leaving"`
 	Problems []ProblemView  `json:"problems"`
+	// Rejected is the last reload when it was refused (as in /api/v1/status): Generation
+	// keeps serving. Absent once a later reload is applied.
+	Rejected *RejectedView `json:"rejected,omitempty"`
+}
+
+// RejectedView is a refused reload (reload.Rejection) with its problems as lines.
+type RejectedView struct {
+	At       time.Time     `json:"at"`
+	Error    string        `json:"error"`
+	Problems []ProblemView `json:"problems"`
+	Serving  uint64        `json:"servingGeneration"` // 0 when none ever did
+}
+
+func rejectedView(r *reload.Rejection) *RejectedView {
+	if r == nil {
+		return nil
+	}
+	return &RejectedView{At: r.At, Error: r.Error, Problems: problemViews(r.Problems), Serving: r.Serving}
+}
+
+func problemViews(ps config.Problems) []ProblemView {
+	out := make([]ProblemView, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, ProblemView{Severity: p.Severity, Text: p.String()})
+	}
+	return out
 }
 
 // ListenerView is one port with its certificates and routes.
@@ -90,7 +117,7 @@ type ProblemView struct {
 func liveView(snap *gateway.Snapshot, reg *balancer.Registry, live *Live, ports []int, address string, now time.Time) LiveView {
 	v := LiveView{Now: now, Generation: snap.Generation, Applied: snap.Applied, Ports: ports,
 		Ingresses: Rows(snap, address, ports), Listeners: []ListenerView{}, Backends: []BackendView{},
-		Leaving: []EndpointView{}, Problems: []ProblemView{}}
+		Leaving: []EndpointView{}}
 	if live != nil {
 		v.Calls = live.Calls(now)
 	}
@@ -126,9 +153,7 @@ func liveView(snap *gateway.Snapshot, reg *balancer.Registry, live *Live, ports 
 		}
 	}
 	slices.SortFunc(v.Leaving, func(a, b EndpointView) int { return cmp.Compare(a.Address, b.Address) })
-	for _, p := range snap.Problems {
-		v.Problems = append(v.Problems, ProblemView{Severity: p.Severity, Text: p.String()})
-	}
+	v.Problems = problemViews(snap.Problems)
 	return v
 }
 

@@ -48,6 +48,9 @@ func pageHeaders(h http.Handler) http.Handler {
 
 func (s *Server) live(w http.ResponseWriter, _ *http.Request) {
 	v := liveView(s.Gateway.Current(), s.Registry, s.Live, s.Ports(), s.Address, time.Now())
+	if s.Rejected != nil {
+		v.Rejected = rejectedView(s.Rejected())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -50,12 +50,17 @@ type Call struct {
 	need  router.NameSet
 	held  int64
 	cache cacheCall // the reply cache (cache.go)
+	rest   *milvus.RESTNames // a REST call's names; nil for gRPC
 }
 
 // Begin starts the decision for a call on port p to path, at now.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
+	c.rest = nil
+	if !grpc {
+		c.rest = new(milvus.RESTNames)
+	}
 	if grpc {
 		c.Rec.Method = "grpc"
 		if c.method = milvus.Lookup(path); c.method != nil {
@@ -101,8 +106,12 @@ func (c *Call) Trace() TraceContext { return c.trace }
 
 // Request takes the request's bytes as they pass, and reports whether it wants more: the
 // names and counts the first message carries (read as they pass, never held), for the
-// record.
+// record; of a REST call, the names at the start of its JSON body (milvus.RESTNames: may
+// be called from the goroutine that sends the body).
 func (c *Call) Request(p []byte) (more bool) {
+	if c.rest != nil {
+		return c.rest.Write(p)
+	}
 	return c.method != nil && !c.req.Write(p)
 }
 
@@ -121,8 +130,21 @@ func (c *Call) Response(p []byte) (more bool) {
 	return !c.reply.Write(p)
 }
 
+// Moved adds message bytes passed each way to the record (request_bytes and
+// response_bytes): gRPC, the DATA of the request and reply streams (length prefixes
+// included); REST, the bodies. The relay and REST count them as they move them.
+func (c *Call) Moved(request, response int64) {
+	c.Rec.RequestBytes += request
+	c.Rec.ResponseBytes += response
+}
+
 // fillRecord puts what the messages said into the record.
 func (c *Call) fillRecord() {
+	if c.rest != nil {
+		db, coll := c.rest.Result()
+		c.Rec.DB, c.Rec.Collection = milvus.ResolveDB(db, c.dbMeta), coll
+		return
+	}
 	if c.method == nil {
 		return
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 const searchMethod = "/milvus.proto.milvus.MilvusService/Search"
@@ -229,9 +230,12 @@ func TestDeadlineAndCancellationReachBackend(t *testing.T) {
 // and 256 MiB out; nothing in the balancer may impose gRPC's 4 MiB default).
 func TestLargeMessages(t *testing.T) {
 	bs := startBackends(t, 1, fakemilvus.Options{})
-	l := newLB(t, bs, nil)
-	c := l.dialTLS()
-	ctx := ctxTimeout(t, 60*time.Second)
+	recs := &records{}
+	l := lbtest.Start(t, lbtest.Options{Observer: recs}, lbtest.Addrs(bs)...)
+	c, _ := l.Dial(t, true)
+	// A bound, not a goal: under -race on a busy 2-core machine the 200 MiB reply took
+	// over a minute.
+	ctx := ctxTimeout(t, 3*time.Minute)
 
 	const rows, dim = 1 << 14, 1024 // 16384 rows × 1024 floats × 4 bytes = 64 MiB
 	vec := make([]float32, rows*dim)
@@ -249,6 +253,12 @@ func TestLargeMessages(t *testing.T) {
 	if call := waitCall(t, bs[0], "/milvus.proto.milvus.MilvusService/Insert"); call.RequestBytes < 64<<20 {
 		t.Errorf("backend received %d bytes, want at least 64 MiB", call.RequestBytes)
 	}
+	// The record (the access log's line) has the insert's names and row count, which
+	// come after the 64 MiB of vectors in this encoding: read as they passed.
+	if r := recs.wait(t, 1)[0]; r.Method != "Insert" || r.Collection != "c1" || r.DB != "default" || r.Rows != rows || r.RequestBytes < 64<<20 {
+		t.Errorf("the record of the 64 MiB insert: method %s collection %q db %q rows %d request bytes %d; want Insert c1 default %d, 64 MiB",
+			r.Method, r.Collection, r.DB, r.Rows, r.RequestBytes, rows)
+	}
 
 	sr, err := c.Search(ctx, searchReq(map[string]string{fakemilvus.ParamResultBytes: strconv.Itoa(200 << 20)}))
 	if err != nil {
@@ -256,6 +266,9 @@ func TestLargeMessages(t *testing.T) {
 	}
 	if n := protoSize(sr); n < 200<<20 {
 		t.Errorf("response was %d bytes, want at least 200 MiB", n)
+	}
+	if r := recs.wait(t, 2)[1]; r.Method != "Search" || r.ResponseBytes < 200<<20 || r.RequestBytes == 0 || r.RequestBytes > 1<<20 {
+		t.Errorf("the record of the search: method %s, %d bytes in, %d out; want Search, a few in, 200 MiB out", r.Method, r.RequestBytes, r.ResponseBytes)
 	}
 }
 

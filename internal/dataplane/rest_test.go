@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 // REST over HTTP/2: curl and other HTTP clients negotiate h2 by ALPN (or speak h2c with
@@ -103,5 +104,29 @@ func TestRESTOverHTTP2(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A REST call's record (its access log line) counts the bodies each way and names the
+// database and collection the body names.
+func TestRESTRecordBytes(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{REST: true})
+	recs := &records{}
+	l := lbtest.Start(t, lbtest.Options{Observer: recs}, lbtest.Addrs(bs)...)
+	sent := []byte(`{"dbName":"analytics","collectionName":"books"}`)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+l.PlainAddr()+"/v2/vectordb/collections/list", bytes.NewReader(sent))
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := recs.wait(t, 1)[0]
+	if r.Status != 200 || r.RequestBytes != int64(len(sent)) || r.ResponseBytes != int64(len(got)) || len(got) == 0 {
+		t.Errorf("record: status %d, %d bytes in, %d out; want 200, %d in, %d out", r.Status, r.RequestBytes, r.ResponseBytes, len(sent), len(got))
+	}
+	if r.DB != "analytics" || r.Collection != "books" || r.Method != "/v2/vectordb/collections/list" {
+		t.Errorf("record: method %s db %q collection %q; want the path, analytics, books (from the body)", r.Method, r.DB, r.Collection)
 	}
 }

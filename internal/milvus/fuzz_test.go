@@ -235,7 +235,7 @@ func statusOf(out protoreflect.Message) Status {
 	if len(reason) > MaxReason {
 		reason = string(cutRunes([]byte(reason[:MaxReason]), false))
 	}
-	return Status{Code: int32(get("code").Int()), ErrorCode: int32(get("error_code").Enum()), Reason: reason, Retriable: get("retriable").Bool()}
+	return Status{Code: int32(get("code").Int()), ErrorCode: int32(get("error_code").Enum()), Reason: SafeReason(reason), Retriable: get("retriable").Bool()}
 }
 
 // FuzzUserName: the user name comes out whole and nothing of the password does.

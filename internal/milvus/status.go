@@ -12,12 +12,12 @@ import (
 type Status struct {
 	Code      int32  // common.Status.code: the Milvus error code (merr), 0 on success
 	ErrorCode int32  // common.Status.error_code: the legacy commonpb.ErrorCode
-	Reason    string // common.Status.reason, cut to MaxReason bytes
+	Reason    string // common.Status.reason, cut to MaxReason bytes, then to SafeReason
 	Retriable bool   // common.Status.retriable
 }
 
-// MaxReason is the most of a Status reason kept (in bytes, cut at a character boundary):
-// reasons can quote a whole filter expression, which logs must not carry.
+// MaxReason is the most of a Status reason kept (in bytes, cut at a character boundary);
+// what Milvus quotes of the request in it is cut off after (SafeReason).
 const MaxReason = 200
 
 // OK reports a success status (as Milvus's merr.Ok decides it).
@@ -134,7 +134,7 @@ func (s *StatusScanner) feed(p []byte) {
 		case k == evField:
 			s.statusField(ev)
 		case k == evValue:
-			s.st.Reason = string(cutRunes(ev.b, ev.whole))
+			s.st.Reason = SafeReason(string(cutRunes(ev.b, ev.whole)))
 		}
 	}
 }

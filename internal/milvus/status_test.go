@@ -36,6 +36,9 @@ var statusCases = []struct {
 	// A reason is cut at 200 bytes, between characters.
 	{"long reason", "Query", &milvuspb.QueryResults{Status: &commonpb.Status{Code: 1100, ErrorCode: 5, Reason: strings.Repeat("x", 199) + "éé" + strings.Repeat("y", 5000)}},
 		Status{Code: 1100, ErrorCode: 5, Reason: strings.Repeat("x", 199)}},
+	// What Milvus quotes of the request in a reason is cut off (SafeReason).
+	{"quoted filter", "Query", &milvuspb.QueryResults{Status: &commonpb.Status{Code: 1100, ErrorCode: 5, Reason: "cannot parse expression: note == \"secret\", error: bad"}},
+		Status{Code: 1100, ErrorCode: 5, Reason: "cannot parse expression: …"}},
 	{"no status field", "Dummy", &milvuspb.DummyResponse{Response: "x"}, Status{}},
 }
 

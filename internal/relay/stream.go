@@ -55,6 +55,7 @@ type stream struct {
 	reqFields     *[]hpack.HeaderField // from fieldsPool, until the request headers are sent
 	uploading     bool                 // counted in bc.uploading (see noteUploadLocked)
 	upReceived    int64                // request bytes received from the client
+	downReceived  int64                // reply bytes relayed from the backend
 	timer         *time.Timer
 	cancelDial    context.CancelFunc
 	statusFromHdr string
@@ -346,6 +347,7 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	if s.cache.keep > 0 {
 		s.keepReplyLocked(data)
 	}
+	s.downReceived += int64(len(data))
 	end := f.StreamEnded()
 	if end {
 		s.backendEnded = true
@@ -506,6 +508,7 @@ func (s *stream) finishLocked(b *batch) {
 	}
 	s.storeReplyLocked()
 	now := time.Now()
+	s.call.Moved(s.upReceived, s.downReceived)
 	s.call.Finish(now, s.statusFromHdr)
 	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime
 	s.sc.remove(s.cid, s, early, b)

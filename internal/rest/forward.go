@@ -50,7 +50,9 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	w.WriteHeader(resp.StatusCode)
 	c.Rec.Status = resp.StatusCode
-	if err := copyBody(w, resp); err != nil && r.Context().Err() == nil {
+	n, err := copyBody(w, resp)
+	c.Moved(0, n)
+	if err != nil && r.Context().Err() == nil {
 		// The backend failed mid-response; an HTTP response cannot be ended with an
 		// error status once it has begun.
 		panic(http.ErrAbortHandler)
@@ -62,8 +64,8 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 }
 
 // copyBody copies a response body as it arrives, flushing when its length is not known
-// (a streamed answer must not wait in a buffer).
-func copyBody(w http.ResponseWriter, resp *http.Response) error {
+// (a streamed answer must not wait in a buffer), and returns the bytes written.
+func copyBody(w http.ResponseWriter, resp *http.Response) (written int64, err error) {
 	flush := resp.ContentLength < 0
 	rc := http.NewResponseController(w)
 	bp := bufPool.Get().(*[]byte)
@@ -72,18 +74,20 @@ func copyBody(w http.ResponseWriter, resp *http.Response) error {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr // the client is gone; the deferred Close ends the backend's side
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr // the client is gone; the deferred Close ends the backend's side
 			}
 			if flush {
 				_ = rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return written, nil
 		}
 		if rerr != nil {
-			return rerr
+			return written, rerr
 		}
 	}
 }

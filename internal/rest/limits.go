@@ -2,6 +2,7 @@ package rest
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 )
@@ -53,12 +54,22 @@ func limitBody(l call.Limits, body io.ReadCloser, contentLength int64) (io.ReadC
 // the body.
 type replayGuard struct {
 	io.ReadCloser
+	call *call.Call // reads the names at the start of the body, while it wants more
+	want bool
 	read bool
+	// n is the bytes read, the record's request_bytes. Atomic: the transport may still be
+	// sending the body from its own goroutine when the backend's answer ends the call.
+	n atomic.Int64
 }
 
 func (g *replayGuard) Read(p []byte) (int, error) {
 	g.read = true
-	return g.ReadCloser.Read(p)
+	n, err := g.ReadCloser.Read(p)
+	g.n.Add(int64(n))
+	if g.want && n > 0 {
+		g.want = g.call.Request(p[:n])
+	}
+	return n, err
 }
 
 func (g *replayGuard) Close() error { return nil }

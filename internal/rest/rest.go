@@ -75,7 +75,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call, fi
 	if f != nil {
 		return f
 	}
-	body := &replayGuard{ReadCloser: reqBody}
+	body := &replayGuard{ReadCloser: reqBody, call: c, want: true}
+	defer func() { c.Moved(body.n.Load(), 0) }()
 	for {
 		if _, f := c.Pick(); f != nil {
 			return f

@@ -1,6 +1,7 @@
 // Package adminpage tests the admin page as an operator sees it: in a real headless
-// Chromium, after known traffic through an in-process data plane with fake Milvus
-// backends, one of them failing its health check.
+// Chromium, after known traffic through an in-process balancer (the guide's objects through
+// the reload pipeline, internal/testkit/lbtest) with fake Milvus backends, one of them
+// failing its health check.
 //
 // MILVUS_LB_SCREENSHOT=docs/admin.png go test -run TestAdminPage ./test/adminpage
 // also drives a minute of mixed traffic and writes a screenshot of the page there.
@@ -8,11 +9,6 @@ package adminpage
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -22,27 +18,24 @@ import (
 	"time"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/milvus-lb/milvus-lb/internal/admin"
-	"github.com/milvus-lb/milvus-lb/internal/call"
-	"github.com/milvus-lb/milvus-lb/internal/config"
-	"github.com/milvus-lb/milvus-lb/internal/dataplane"
-	"github.com/milvus-lb/milvus-lb/internal/listener"
-	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
+	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
-const host = "milvus-demo.milvus.io"
+const host = lbtest.Host
 
-// rig is a data plane in front of three fake Milvus proxies, with its admin server.
+// rig is the guide's balancer in front of three fake Milvus proxies, configured through
+// the reload pipeline serve runs (internal/testkit/lbtest), with its admin server.
 type rig struct {
-	backends [3]*fakemilvus.Server
+	backends []*fakemilvus.Server
+	lb       *lbtest.LB
 	admin    string // the admin server's URL
 	client   milvuspb.MilvusServiceClient
 	live     *admin.Live
@@ -50,54 +43,44 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{live: admin.NewLive()}
-	var addrs []string
-	for i := range r.backends {
-		be := fakemilvus.New(fakemilvus.Options{Name: "b" + strconv.Itoa(i), NoRecord: true})
-		if err := be.Start("127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(be.Stop)
-		r.backends[i] = be
-		addrs = append(addrs, be.Addr())
-	}
+	r := &rig{live: admin.NewLive(), backends: lbtest.Backends(t, 3, fakemilvus.Options{NoRecord: true})}
 	// b2 fails its health check from the start: it is never picked.
 	r.backends[2].SetServing(healthpb.HealthCheckResponse_NOT_SERVING)
-
-	opts := listener.DefaultOptions()
-	opts.BindAddress = "127.0.0.1"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dp := dataplane.New(dataplane.Options{Listener: opts, Limits: call.DefaultLimits(), Log: log})
-	t.Cleanup(func() { dp.Close(time.Second) })
-	dp.SetObserver(r.live)
-	ca := certtest.NewCA(t)
-	certPEM, keyPEM := ca.IssueTemplate(t, &x509.Certificate{Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	plainPort, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
-	model := demoModel(host, plainPort, tlsPort, certPEM, keyPEM, addrs...)
-	model.Ingresses = []config.IngressStatus{{Namespace: "milvus", Name: "milvus-demo", Class: "alb", Hosts: []string{host},
-		Ports: []int{plainPort, tlsPort}, Served: true, Created: time.Now()}}
 	// grpc.health.v1, not CheckHealth: SetFailure fails every MilvusService call, and the
 	// endpoint whose calls fail must stay healthy.
-	model.Backends[demoBackendKey].HealthCheck = config.HealthCheck{Kind: config.CheckGRPCHealth,
-		Interval: config.Duration(time.Second), Timeout: config.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
-	if _, err := dp.Gateway.Apply(context.Background(), model, nil); err != nil {
-		t.Fatal(err)
-	}
+	r.lb = lbtest.Start(t, lbtest.Options{Observer: r.live, CertValidity: 90 * 24 * time.Hour,
+		Annotations: map[string]string{ingress.AnnotationHealthCheckType: "grpc-health"}}, lbtest.Addrs(r.backends)...)
+	dp := r.lb.Plane
 	srv := httptest.NewServer((&admin.Server{Gateway: dp.Gateway, Metrics: admin.NewMetrics(dp.Gateway, dp.Registry),
-		Address: "127.0.0.1", Ports: dp.Listeners.Ports, Live: r.live, Registry: dp.Registry}).Handler())
+		Address: "127.0.0.1", Ports: dp.Listeners.Ports, Live: r.live, Registry: dp.Registry,
+		Rejected: r.lb.Pipeline.Rejected}).Handler())
 	t.Cleanup(srv.Close)
 	r.admin = srv.URL
-
-	cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(tlsPort),
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: host})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	r.client = milvuspb.NewMilvusServiceClient(cc)
+	r.client, _ = r.lb.Dial(t, true)
+	r.waitChecked(t)
 	return r
+}
+
+// waitChecked waits for the first health check of every endpoint (done at once), so that
+// no call goes to b2 before its check fails.
+func (r *rig) waitChecked(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, ep := range r.lb.Plane.Registry.All() {
+			if ep.Checked() {
+				n++
+			}
+		}
+		if n == len(r.backends) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d endpoints checked after 10 s", n, len(r.backends))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // calls makes n calls of method and returns how many failed with code.
@@ -194,7 +177,7 @@ func TestAdminPage(t *testing.T) {
 	} else if st := rows[0].find(attr("data-field", "status")).text(); st != "ResourceExhausted" || !strings.Contains(rows[0].text(), r.backends[1].Addr()) {
 		t.Errorf("failed call shows status %q, endpoint in %q; want ResourceExhausted from b1", st, rows[0].text())
 	}
-	if c := page.find(attr("data-cert", "test")); c == nil || !strings.Contains(c.text(), host) || !strings.Contains(c.text(), "expires in 89 d") {
+	if c := page.find(attr("data-cert", "")); c == nil || !strings.Contains(c.text(), host) || !strings.Contains(c.text(), "expires in 89 d") {
 		t.Errorf("the listener's certificate shows %q, want its name and 89 days left", c.text())
 	}
 	if in := page.find(attr("data-ingress", "milvus/milvus-demo")); !strings.Contains(in.text(), "served") {
@@ -215,10 +198,55 @@ func (r *rig) mixedTraffic(t *testing.T, d time.Duration) {
 			r.calls(t, "Insert", 2, codes.OK)
 		}
 		if i%17 == 5 {
-			r.backends[0].SetFailure(codes.Unavailable, "proxy not ready")
-			r.calls(t, "Search", 2, codes.Unavailable)
+			// RESOURCE_EXHAUSTED, not UNAVAILABLE: a read-only call that fails UNAVAILABLE
+			// is retried on another endpoint, and the page would show no failure.
+			r.backends[0].SetFailure(codes.ResourceExhausted, "rate limit exceeded")
+			r.calls(t, "Search", 2, codes.ResourceExhausted)
 			r.backends[0].SetFailure(codes.OK, "")
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestAdminPageRejectedReload: an edit with an error is refused, the previous configuration
+// keeps serving, and the live page says so, with the problem, until an edit is applied.
+func TestAdminPageRejectedReload(t *testing.T) {
+	r := newRig(t)
+	objs := r.lb.Objects(lbtest.Addrs(r.backends)...)
+	objs.Ingresses[0].Annotations[ingress.AnnotationListenPorts] = `[{"HTTPS":"four-four-three"}]`
+	res := r.lb.Pipeline.Reload(context.Background(), objs, nil)
+	if res.Err == nil {
+		t.Fatal("a configuration with a bad listen-ports was applied")
+	}
+	r.calls(t, "GetVersion", 3, codes.OK) // the previous configuration serves
+
+	page := loadPage(t, r.admin+"/")
+	box := page.find(attr("id", "rejected"))
+	switch {
+	case box == nil:
+		t.Fatalf("the page has no rejected-reload box:\n%s", page.text())
+	case box.attr("data-rejected") == "" || hasAttr(box, "hidden"):
+		t.Fatalf("the rejected reload is not shown: %q", box.text())
+	}
+	text := box.text()
+	for _, want := range []string{"Last reload rejected", res.Err.Error(), "Generation 1 keeps serving", "listen-ports"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the rejected-reload box says %q; want it to say %q", text, want)
+		}
+	}
+	if p := box.find(attr("data-problem", "error")); p == nil {
+		t.Errorf("the rejected-reload box lists no error: %q", text)
+	}
+	if g := page.find(attr("id", "generation")).text(); g != "1" {
+		t.Errorf("the page shows generation %q, want 1 (the one still serving)", g)
+	}
+
+	r.lb.SetEndpoints(lbtest.Addrs(r.backends)...) // a good edit
+	page = loadPage(t, r.admin+"/")
+	if box := page.find(attr("id", "rejected")); box == nil || !hasAttr(box, "hidden") {
+		t.Errorf("after an applied edit the page still shows the rejection: %q", box.text())
+	}
+	if g := page.find(attr("id", "generation")).text(); g != "2" {
+		t.Errorf("after an applied edit the page shows generation %q, want 2", g)
 	}
 }

@@ -128,3 +128,16 @@ func (x *node) text() string {
 	walk(x.n)
 	return strings.Join(strings.Fields(b.String()), " ")
 }
+
+// hasAttr reports whether the element has the attribute key, whatever its value (hidden="").
+func hasAttr(x *node, key string) bool {
+	if x == nil {
+		return false
+	}
+	for _, a := range x.n.Attr {
+		if a.Key == key {
+			return true
+		}
+	}
+	return false
+}

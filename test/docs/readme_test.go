@@ -1,17 +1,22 @@
 // Package docs checks that the README documents what the code offers a user: every flag of
 // every command (read from the built binary's --help), every annotation translation reads,
-// and every metric. A flag, annotation or metric added without a line in the README fails
-// here.
+// every metric and every access log field. A flag, annotation, metric or field added
+// without a line in the README fails here.
 package docs
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/milvus-lb/milvus-lb/internal/accesslog"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
@@ -136,5 +141,37 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	}
 	if found < 10 {
 		t.Errorf("found only %d metric definitions; the patterns no longer match how metrics are defined", found)
+	}
+}
+
+// TestREADMEDocumentsEveryAccessLogField: every field of an access log line has a row in
+// the README's field table. (internal/accesslog checks the example line against the log.)
+func TestREADMEDocumentsEveryAccessLogField(t *testing.T) {
+	doc := readme(t)
+	_, section, ok := strings.Cut(doc, "### Access log fields\n")
+	if !ok {
+		t.Fatal("README has no section ### Access log fields")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	var rows strings.Builder
+	for line := range strings.Lines(section) {
+		if strings.HasPrefix(line, "| `") {
+			rows.WriteString(strings.SplitN(line, "|", 3)[1])
+		}
+	}
+	var buf bytes.Buffer
+	l := accesslog.New(&buf, accesslog.JSON, 1)
+	l.Observe(&call.Record{Start: time.Now(), GRPC: true, Method: "Search"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || len(line) < 20 {
+		t.Fatalf("the access log wrote %q (%v)", buf.String(), err)
+	}
+	for k := range line {
+		if !strings.Contains(rows.String(), "`"+k+"`") {
+			t.Errorf("README's access log field table lacks %s", k)
+		}
 	}
 }

@@ -132,14 +132,15 @@ func prepareGuide(t *testing.T, port int) *guide {
 func (g *guide) ingressFile() string { return filepath.Join(g.dir, "ingress.yaml") }
 func (g *guide) milvusFile() string  { return filepath.Join(g.dir, "milvus.yaml") }
 
-// serve does step 4: milvus-lb serves the files and `get ingress` shows ADDRESS and PORTS.
-func (g *guide) serve(t *testing.T) {
+// serve does step 4: milvus-lb serves the files (with more flags, if given) and `get
+// ingress` shows ADDRESS and PORTS.
+func (g *guide) serve(t *testing.T, flags ...string) {
 	t.Helper()
 	port := g.port
 	ingressFile, milvusFile := g.ingressFile(), g.milvusFile()
 
 	// 4. Serve it and wait for ADDRESS, as `kubectl get ingress -w` does in the guide.
-	g.lb = testenv.StartLB(t, "-f", ingressFile, "-f", milvusFile, "--state-dir", g.stateDir)
+	g.lb = testenv.StartLB(t, append([]string{"-f", ingressFile, "-f", milvusFile, "--state-dir", g.stateDir}, flags...)...)
 	row := g.lb.WaitAddress(t, namespace, name)
 	if row.Class != "alb" || !slices.Equal(row.Hosts, []string{host}) || !slices.Equal(row.Ports, []int{port}) {
 		t.Fatalf("get ingress row = %+v, want class alb, hosts [%s], ports [%d]", row, host, port)

@@ -2,12 +2,18 @@ package otelcol_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/dataplane"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 	"github.com/milvus-lb/milvus-lb/internal/tracing"
 	"github.com/milvus-lb/milvus-lb/test/otelcol"
 )
@@ -80,5 +86,48 @@ func TestTracingExportsToCollector(t *testing.T) {
 		t.Errorf("started trace: trace %s parent %q, want %s and no parent", s.TraceID, s.ParentSpanID, started.TraceID)
 	case s.Attributes["db.namespace"] != "analytics" || s.Attributes["rpc.grpc.status_code"] != int64(codes.Unavailable) || s.StatusCode != 2:
 		t.Errorf("started trace: attributes %v status %d, want db analytics, code 14, error", s.Attributes, s.StatusCode)
+	}
+}
+
+// A call through the balancer, tracing on: the backend (standing in for Milvus, which
+// reads traceparent) gets a traceparent in the client's trace whose parent is the span the
+// balancer exported, which is itself the child of the client's span. So Milvus's own
+// spans hang under the balancer's in one tree.
+func TestTraceReachesBackend(t *testing.T) {
+	col := otelcol.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr, err := tracing.New(ctx, tracing.Options{Endpoint: col.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends := lbtest.Backends(t, 1, fakemilvus.Options{})
+	lb := lbtest.Start(t, lbtest.Options{Plane: dataplane.Options{Trace: tr.StartTrace}, Observer: tr}, lbtest.Addrs(backends)...)
+	client, _ := lb.Dial(t, true)
+
+	const clientTrace, clientSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	md := metadata.Pairs("traceparent", "00-"+clientTrace+"-"+clientSpan+"-01", "tracestate", "congo=t61rcWkgMzE")
+	if _, err := client.Search(metadata.NewOutgoingContext(ctx, md), &milvuspb.SearchRequest{DbName: "analytics", CollectionName: "books"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := backends[0].Calls()
+	if len(calls) != 1 {
+		t.Fatalf("the backend got %d calls, want 1", len(calls))
+	}
+	up := calls[0].MD.Get("traceparent")
+	if len(up) != 1 || !strings.HasPrefix(up[0], "00-"+clientTrace+"-") || strings.Contains(up[0], clientSpan) {
+		t.Fatalf("the backend got traceparent %q, want the client's trace with the balancer's span", up)
+	}
+	if ts := calls[0].MD.Get("tracestate"); len(ts) != 1 || ts[0] != "congo=t61rcWkgMzE" {
+		t.Errorf("the backend got tracestate %q, want the client's", ts)
+	}
+	lbSpan := strings.Split(up[0], "-")[2]
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spans := col.WaitSpans(t, 30*time.Second, func(s []otelcol.Span) bool { return len(s) >= 1 })
+	if s := spans[0]; len(spans) != 1 || s.SpanID != lbSpan || s.TraceID != clientTrace || s.ParentSpanID != clientSpan ||
+		s.Attributes["db.namespace"] != "analytics" || s.Attributes["rpc.method"] != "Search" {
+		t.Errorf("the collector got %+v; want one Search span %s in trace %s under the client's span %s", spans, lbSpan, clientTrace, clientSpan)
 	}
 }

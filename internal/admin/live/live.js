@@ -215,8 +215,25 @@ function renderProblems(v) {
   fill('problems', items.length ? items : el('p', { class: 'ok-text' }, 'None.'));
 }
 
+// renderRejected shows the last refused reload, if the last reload was refused: the
+// configuration in force is older than what the operator last wrote.
+function renderRejected(v) {
+  const box = document.getElementById('rejected'), r = v.rejected;
+  box.hidden = !r;
+  if (!r) {
+    delete box.dataset.rejected;
+    return;
+  }
+  box.dataset.rejected = r.at;
+  text('rejected-text', 'Rejected ' + fmtAgo(new Date(v.now) - new Date(r.at)) + ' (' + new Date(r.at).toISOString() + '): ' +
+    r.error + '. ' + (r.servingGeneration ? 'Generation ' + r.servingGeneration + ' keeps serving.' : 'No configuration is serving.'));
+  fill('rejected-problems', r.problems.map((p) => el('div', { class: 'problem', 'data-problem': p.severity },
+    el('span', { class: 'badge sev-' + p.severity }, p.severity), ' ', p.text)));
+}
+
 function render(v) {
   renderHeader(v);
+  renderRejected(v);
   renderTiles(v);
   renderChart(v);
   renderMethods(v);

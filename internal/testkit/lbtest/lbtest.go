@@ -9,6 +9,8 @@ package lbtest
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"log/slog"
 	"net"
@@ -50,6 +52,8 @@ type Options struct {
 	Annotations map[string]string
 	// Observer, if set, receives a record of every finished call.
 	Observer call.Observer
+	// CertValidity is how long the HTTPS certificate is valid from now (default a day).
+	CertValidity time.Duration
 }
 
 // LB is a running balancer. Its methods may be called from the test's goroutine.
@@ -91,6 +95,11 @@ func Start(t testing.TB, o Options, endpoints ...string) *LB {
 		l.ann[k] = v
 	}
 	certPEM, keyPEM := l.CA.Issue(t, Host)
+	if o.CertValidity > 0 {
+		certPEM, keyPEM = l.CA.IssueTemplate(t, &x509.Certificate{Subject: pkix.Name{CommonName: Host}, DNSNames: []string{Host},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(o.CertValidity),
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	}
 	c, err := certs.Import(certPEM, l.CA.CertPEM, keyPEM, time.Now())
 	if err != nil {
 		t.Fatalf("lbtest: cert import: %v", err)
