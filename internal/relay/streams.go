@@ -116,7 +116,13 @@ func (s *clientConn) open(f *headerBlock, b *batch) error {
 	c.mu.Lock()
 	c.lastID = id
 	refuse := c.goAway || uint32(len(s.streams)) >= s.maxStreams()
+	notice := s.drain == drainWanted
 	c.mu.Unlock()
+	if notice {
+		// A connection told to drain before its first call: this call is taken (its id
+		// is the last one now), then the client is told to go (drain.go).
+		s.noticeDrain()
+	}
 	if refuse {
 		if c.lockWrite() {
 			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
