@@ -37,9 +37,10 @@ type Call struct {
 	port   *Port
 	method *milvus.Method // nil when the call is not a MilvusService method
 	be     *gateway.Backend
-	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
-	dbMeta string             // the dbname metadata
-	trace  TraceContext       // sent upstream in place of the client's
+	ep     *balancer.Endpoint   // counts the call among its calls in flight until Done
+	tried  []*balancer.Endpoint // the endpoints of the failed attempts (retry.go)
+	dbMeta string               // the dbname metadata
+	trace  TraceContext         // sent upstream in place of the client's
 	req    milvus.RequestScanner
 	reply  milvus.StatusScanner
 }
@@ -47,6 +48,7 @@ type Call struct {
 // Begin starts the decision for a call on port p to path, at now.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
+	c.tried = c.tried[:0]
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
 	if grpc {
 		c.Rec.Method = "grpc"
@@ -138,8 +140,11 @@ func (c *Call) Service() string { return c.be.Service + ":" + c.be.Port }
 // Pick chooses the endpoint of the next attempt and counts the call among that
 // endpoint's calls in flight until Done, Finish or the next Pick.
 func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
+	if c.ep != nil {
+		c.tried = append(c.tried, c.ep)
+	}
 	c.Done()
-	ep, f := c.admit(c.be.Picker.Pick())
+	ep, f := c.admit(c.untried(c.be.Picker.Pick()))
 	if f != nil {
 		return nil, f
 	}

@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,28 @@ func (c *Call) elsewhere(now int64) bool {
 		}
 	}
 	return false
+}
+
+// untried returns ep, the picker's choice, unless a failed attempt of the call was on it:
+// then the least busy available endpoint the call has not tried, as Envoy's
+// previous_hosts retry predicate does (with other calls moving the round robin on, a
+// retry could otherwise land on the endpoint that just failed, again and again). When
+// every available endpoint was tried, ep.
+func (c *Call) untried(ep *balancer.Endpoint) *balancer.Endpoint {
+	if len(c.tried) == 0 || ep == nil || !slices.Contains(c.tried, ep) {
+		return ep
+	}
+	now := time.Now().UnixNano()
+	var best *balancer.Endpoint
+	for _, e := range c.be.Endpoints {
+		if e.Available(now) && !slices.Contains(c.tried, e) && (best == nil || e.Inflight() < best.Inflight()) {
+			best = e
+		}
+	}
+	if best == nil {
+		return ep
+	}
+	return best
 }
 
 // ReplayLimit is how many bytes of the call's request the data path keeps so that it

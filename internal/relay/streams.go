@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -196,6 +197,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	}
 	st.reqFields = s.requestFields(f, st.call.Backend().TLS, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
+		st.deadline, st.timeout = time.Now().Add(d), d
 		st.timer = time.AfterFunc(d, st.expire)
 	}
 	st.connectLocked(b)
@@ -208,7 +210,9 @@ func (s *stream) expire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.call.Backend() != nil {
-		s.failLocked(call.DeadlineExceeded(s.call.Service()), &b)
+		// Reported as the attempt's failure: with no reply yet, the deadline counts
+		// against the endpoint (outlier detection); the client gets DEADLINE_EXCEEDED.
+		s.failOrRetryLocked(call.BeforeReply, context.DeadlineExceeded, &b)
 	}
 }
 

@@ -171,6 +171,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 }
 
 func (s *Server) handleUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if s.delay.Load() > 0 && strings.HasPrefix(info.FullMethod, milvusPrefix) {
+		if err := s.wait(ctx, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if st := s.failure.Load(); st != nil && strings.HasPrefix(info.FullMethod, milvusPrefix) {
 		// Trailer, not header: a header would turn the Trailers-Only response into
 		// headers + trailers, and a balancer must pass the real shape through.

@@ -77,6 +77,9 @@ type Server struct {
 	header metadata.MD // x-fake-backend: Name, built once
 
 	healthy     atomic.Bool
+	delay       atomic.Int64 // time.Duration every MilvusService unary call waits (SetDelay)
+	delayMu     sync.Mutex
+	delaySet    chan struct{} // closed when SetDelay changes the delay
 	failure     atomic.Pointer[status.Status]
 	bodyStatus  atomic.Pointer[commonpb.Status]
 	okStatus    *commonpb.Status
@@ -289,6 +292,43 @@ func (s *Server) SetFailure(code codes.Code, msg string) {
 		return
 	}
 	s.failure.Store(status.New(code, msg))
+}
+
+// SetDelay makes every MilvusService unary call wait d (or until its deadline or
+// cancellation) before it is answered, with nothing sent meanwhile: a slow proxy, or
+// with a long d a black hole that accepts calls and never answers. 0 clears it.
+// Calls already waiting wait the new delay from their start.
+func (s *Server) SetDelay(d time.Duration) {
+	s.delayMu.Lock()
+	s.delay.Store(int64(d))
+	if s.delaySet != nil {
+		close(s.delaySet)
+	}
+	s.delaySet = make(chan struct{})
+	s.delayMu.Unlock()
+}
+
+// wait waits the delay SetDelay set, from start, or until ctx ends.
+func (s *Server) wait(ctx context.Context, start time.Time) error {
+	for {
+		s.delayMu.Lock()
+		d, changed := time.Duration(s.delay.Load()), s.delaySet
+		s.delayMu.Unlock()
+		left := time.Until(start.Add(d))
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+			return nil
+		case <-changed:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
 }
 
 // SetMilvusError makes every MilvusService response carry an error Status in its body
