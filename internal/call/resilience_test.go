@@ -261,6 +261,14 @@ func TestRetryBudgetBoundsRetries(t *testing.T) {
 	if retried != 21 || ev.retryDenied != 79 {
 		t.Fatalf("%d of 100 failing calls retried, %d denied; want 21 and 79", retried, ev.retryDenied)
 	}
+	// A call no backend received goes elsewhere whatever the budget: it adds no work.
+	c := routed(t, p, insert)
+	wiredPick(c)
+	if retry, _ := c.Retry(context.Background(), AttemptOf(refused, NotSent, true)); !retry {
+		t.Fatal("a refused connection's call was not retried with the budget spent")
+	}
+	wiredPick(c)
+	calls = append(calls, c)
 	for _, c := range calls {
 		wiredFinish(c, "0")
 	}

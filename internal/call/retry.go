@@ -19,7 +19,8 @@ import (
 //
 // and only while the data path still has the whole request (Attempt.Kept), attempts are
 // left (RetryPolicy.MaxAttempts), the call's deadline has not passed, another endpoint
-// can take it, and the backend's retry budget allows.
+// can take it, and, for a call the backend may have received, the backend's retry budget
+// allows.
 
 // retryCase is what the retry decision depends on, besides the budget.
 type retryCase struct {
@@ -126,7 +127,11 @@ func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 		c.port.Log.Debug("not retried", "backend", c.be.Key, "endpoint", c.Rec.Endpoint, "method", c.Rec.Method, "stage", a.Stage.String(), "reason", a.Reason.String(), "why", why)
 		return false, f
 	}
-	if !budgetOf(c.be.Key).allows(now, callsInFlight(c.be.Endpoints), p.BudgetPercent, p.MinRetriesPerSecond) {
+	// The budget bounds the work retries add to the backends: a call no backend received
+	// (NotSent) adds none, and goes elsewhere within its attempts alone. Else, with one
+	// endpoint refusing connections and the share of ejections reached, the calls it
+	// refuses would fail once the budget was spent.
+	if a.Stage != NotSent && !budgetOf(c.be.Key).allows(now, callsInFlight(c.be.Endpoints), p.BudgetPercent, p.MinRetriesPerSecond) {
 		if e := c.events(); e != nil {
 			e.RetryDenied(c.be.Key)
 		}
