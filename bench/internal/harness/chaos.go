@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"text/template"
 	"time"
 
 	"google.golang.org/grpc"
@@ -109,7 +107,7 @@ func chaosScenarios(e *chaosEnv, d time.Duration) []scenario {
 					e.bs[i].Stop()
 					pause(300 * time.Millisecond)
 					_ = e.bs[i].Start(e.addrs[i])
-					pause(1500 * time.Millisecond) // its ejection (1 s) ends
+					pause(1500 * time.Millisecond)
 					i = (i + 1) % len(e.bs)
 				})
 			}, after: func() {}},
@@ -198,61 +196,6 @@ func (e *chaosEnv) close() {
 	}
 }
 
-// chaosManifests are the bench manifests with one EndpointSlice per backend, the
-// least-outstanding algorithm, and a 1 s ejection so that a restarted backend is back
-// within a scenario.
-const chaosManifests = `apiVersion: v1
-kind: Secret
-metadata: {namespace: bench, name: bench-tls}
-type: kubernetes.io/tls
-data:
-  tls.crt: {{.Cert}}
-  tls.key: {{.Key}}
----
-apiVersion: v1
-kind: Service
-metadata: {namespace: bench, name: milvus}
-spec:
-  ports: [{name: milvus, port: 19530}]
-{{range $i, $b := .Backends}}---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  namespace: bench
-  name: milvus-{{$i}}
-  labels: {kubernetes.io/service-name: milvus}
-addressType: IPv4
-ports: [{name: milvus, port: {{$b.Port}}, protocol: TCP}]
-endpoints:
-- addresses: ["{{$b.IP}}"]
-  conditions: {ready: true}
-{{end}}---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  namespace: bench
-  name: milvus
-  annotations:
-    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
-    alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
-    alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests
-    milvus-lb.io/healthcheck-type: none
-    milvus-lb.io/outlier-detection: base_ejection_time=1s,max_ejection_time=1s
-spec:
-  ingressClassName: alb
-  tls:
-  - hosts: [{{.Host}}]
-    secretName: bench-tls
-  rules:
-  - host: {{.Host}}
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {name: milvus, port: {number: 19530}}
-`
-
 func startChaos(dir, lbBin string) (_ *chaosEnv, err error) {
 	e := &chaosEnv{}
 	defer func() {
@@ -267,8 +210,6 @@ func startChaos(dir, lbBin string) (_ *chaosEnv, err error) {
 	if e.cert, err = newCert(dir); err != nil {
 		return nil, err
 	}
-	type backend struct{ IP, Port string }
-	var backends []backend
 	for i := range 3 {
 		b := fakemilvus.New(fakemilvus.Options{Name: fmt.Sprintf("b%d", i), NoRecord: true})
 		if err := b.Start("127.0.0.1:0"); err != nil {
@@ -277,8 +218,6 @@ func startChaos(dir, lbBin string) (_ *chaosEnv, err error) {
 		b.SetDelay(chaosBackendDelay)
 		e.bs = append(e.bs, b)
 		e.addrs = append(e.addrs, b.Addr())
-		ip, port, _ := net.SplitHostPort(b.Addr())
-		backends = append(backends, backend{ip, port})
 	}
 	if e.addr, err = freeAddr(); err != nil {
 		return nil, err
@@ -287,16 +226,14 @@ func startChaos(dir, lbBin string) (_ *chaosEnv, err error) {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(e.addr)
-	var buf bytes.Buffer
-	err = template.Must(template.New("m").Parse(chaosManifests)).Execute(&buf, map[string]any{
-		"Cert": base64.StdEncoding.EncodeToString(e.cert.certPEM), "Key": base64.StdEncoding.EncodeToString(e.cert.keyPEM),
-		"Backends": backends, "Port": port, "Host": Host,
-	})
-	if err != nil {
-		return nil, err
-	}
 	file := filepath.Join(dir, "milvus.yaml")
-	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+	// Least outstanding requests; no active check (the scenarios decide which backend is
+	// up), so an ejected backend returns when its ejection time (10 s, growing) is over.
+	err = writeManifests(file, e.cert, port, e.addrs,
+		"alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests",
+		"milvus-lb.io/healthcheck-type: none",
+		"milvus-lb.io/outlier-detection: base_ejection_time=10s")
+	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(lbBin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
