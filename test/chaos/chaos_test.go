@@ -18,6 +18,10 @@ const delay = 2 * time.Millisecond
 // connections were refused while it was down).
 var quickReturn = map[string]string{"milvus-lb.io/outlier-detection": "base_ejection_time=1s,max_ejection_time=1s"}
 
+// An ejection that lasts the test, however slow the machine: calls after it must not
+// fail.
+var longEjection = map[string]string{"milvus-lb.io/outlier-detection": "base_ejection_time=10m,max_ejection_time=10m"}
+
 // 1. Every backend in turn is stopped gracefully (GOAWAY, calls in flight finish) and
 // started again, 10 rounds, under reads and writes: no call fails.
 func TestRollingRestart(t *testing.T) {
@@ -73,7 +77,7 @@ func TestKilledBackend(t *testing.T) {
 // deadline, as they would without a balancer; after as many in a row as outlier
 // detection counts (5) it is ejected and no new call goes to it.
 func TestBlackHole(t *testing.T) {
-	e := start(t, delay, nil)
+	e := start(t, delay, longEjection)
 	l := e.load(0, 2*time.Second)
 	e.calls(l, 200)
 	e.bs[0].SetDelay(time.Hour)
@@ -128,7 +132,7 @@ func TestSlowBackend(t *testing.T) {
 // reads that it answered before that fail (the reply was on its way to the client), and
 // none after.
 func TestNotReadyBackend(t *testing.T) {
-	e := start(t, delay, nil)
+	e := start(t, delay, longEjection)
 	l := e.load(0, 10*time.Second)
 	e.calls(l, 200)
 	e.bs[0].SetMilvusError(1, "service not ready")
