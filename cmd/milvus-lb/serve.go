@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -171,9 +172,11 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 			}
 		},
 	})
+	var draining atomic.Bool
 	adminSrv := &http.Server{
 		Handler: (&admin.Server{Gateway: dp.Gateway, Metrics: metrics, Rejected: pipe.Rejected,
-			Address: o.AdvertiseAddress, Ports: dp.Listeners.Ports, Live: live, Registry: dp.Registry}).Handler(),
+			Address: o.AdvertiseAddress, Ports: dp.Listeners.Ports, Live: live, Registry: dp.Registry,
+			Draining: draining.Load}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { _ = adminSrv.Serve(adminLn) }()
@@ -186,6 +189,7 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 		return err
 	}
 	limit := drainLimit(dp.Gateway.Current())
+	draining.Store(true)
 	logger.Info("draining: no new connections, GOAWAY sent, waiting for calls in flight", "limit", limit)
 	dp.Close(limit)
 	logger.Info("drained; exiting")

@@ -84,7 +84,7 @@ spec:
 	return path
 }
 
-// SIGTERM: stop accepting, GOAWAY, let the call in flight finish, exit 0.
+// SIGTERM: stop accepting, fail readiness, GOAWAY, let the call in flight finish, exit 0.
 func TestDrainOnSIGTERM(t *testing.T) {
 	be := fakemilvus.New(fakemilvus.Options{})
 	if err := be.Start("127.0.0.1:0"); err != nil {
@@ -132,6 +132,15 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			t.Fatal("listener still accepting 5 s after SIGTERM")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The readiness probe fails through the drain: nothing routing by it sends more.
+	if resp, err := http.Get("http://" + lb.AdminAddr + "/readyz"); err != nil {
+		t.Errorf("/readyz during the drain: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/readyz during the drain: %d, want 503", resp.StatusCode)
+		}
 	}
 	if err := <-done; err != nil {
 		t.Errorf("call in flight during drain failed: %v", err)

@@ -45,6 +45,9 @@ type Server struct {
 	Registry *balancer.Registry
 	// Rejected, if set, reports the last refused reload (reload.Pipeline.Rejected).
 	Rejected func() *reload.Rejection
+	// Draining, if set, reports that the drain began (SIGTERM): /readyz then fails, so
+	// that whatever still routes by readiness stops sending new connections.
+	Draining func() bool
 }
 
 // Handler returns the admin routes.
@@ -181,8 +184,12 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	_ = enc.Encode(s.snapshotStatus())
 }
 
-// readyz is 200 once a configuration is in force and its ports are open.
+// readyz is 200 once a configuration is in force and its ports are open, until the drain.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.Draining != nil && s.Draining() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
 	if s.Gateway.Current().Generation == 0 {
 		http.Error(w, "no configuration applied yet", http.StatusServiceUnavailable)
 		return

@@ -38,10 +38,11 @@ type Call struct {
 	port   *Port
 	method *milvus.Method // nil when the call is not a MilvusService method
 	be     *gateway.Backend
-	mirror *gateway.Backend   // a copy goes there (Mirror)
-	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
-	dbMeta string             // the dbname metadata
-	trace  TraceContext       // sent upstream in place of the client's
+	mirror *gateway.Backend     // a copy goes there (Mirror)
+	ep     *balancer.Endpoint   // counts the call among its calls in flight until Done
+	tried  []*balancer.Endpoint // the endpoints of the failed attempts (retry.go)
+	dbMeta string               // the dbname metadata
+	trace  TraceContext         // sent upstream in place of the client's
 	req    milvus.RequestScanner
 	reply  milvus.StatusScanner
 	// While the decision waits for the first request message (Route, Hold): what the
@@ -49,13 +50,14 @@ type Call struct {
 	dreq  Request
 	need  router.NameSet
 	held  int64
-	cache cacheCall // the reply cache (cache.go)
-	rest   *milvus.RESTNames // a REST call's names; nil for gRPC
+	cache cacheCall         // the reply cache (cache.go)
+	rest  *milvus.RESTNames // a REST call's names; nil for gRPC
 }
 
 // Begin starts the decision for a call on port p to path, at now.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
+	c.tried = c.tried[:0]
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
 	c.rest = nil
 	if !grpc {
@@ -169,8 +171,11 @@ func (c *Call) Service() string { return c.be.Service + ":" + c.be.Port }
 // Pick chooses the endpoint of the next attempt and counts the call among that
 // endpoint's calls in flight until Done, Finish or the next Pick.
 func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
+	if c.ep != nil {
+		c.tried = append(c.tried, c.ep)
+	}
 	c.Done()
-	ep, f := c.admit(c.be.Picker.Pick())
+	ep, f := c.admit(c.untried(c.be.Picker.Pick()))
 	if f != nil {
 		return nil, f
 	}

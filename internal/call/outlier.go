@@ -49,6 +49,24 @@ func (c *Call) failed(ep *balancer.Endpoint, r Reason) {
 	}
 }
 
+// deadlineSlack is how close to a call's deadline a client's cancellation is taken for
+// the deadline passing: the client's timer and the balancer's (from grpc-timeout, read
+// later) fire at about the same time, and whichever comes first ends the call; on a
+// busy machine they can be far apart.
+const deadlineSlack = 50 * time.Millisecond
+
+// Cancelled reports that the client cancelled the call at now; deadline is the call's
+// (zero: none), timeout its grpc-timeout, replied whether the backend's reply had begun.
+// A cancellation with no reply within deadlineSlack or a fifth of the timeout of the
+// deadline is the endpoint's timeout, and counts against it as the balancer's own timer
+// would have; any other cancellation teaches nothing.
+func (c *Call) Cancelled(now, deadline time.Time, timeout time.Duration, replied bool) {
+	if c.ep == nil || replied || deadline.IsZero() || deadline.Sub(now) > max(deadlineSlack, timeout/5) {
+		return
+	}
+	c.failed(c.ep, Timeout)
+}
+
 // settle reports the outcome of the call's last attempt when the backend answered it
 // (the balancer did not answer the call itself: the data path reported those failures
 // through Failed): a reply whose Milvus status says the proxy is not serving counts

@@ -208,6 +208,38 @@ func TestRetryAttempts(t *testing.T) {
 	}
 }
 
+// A retry goes to an endpoint the call has not tried, even when the picker (here round
+// robin, moved on by another call in between) would send it back to the one that failed.
+func TestRetryAvoidsTriedEndpoints(t *testing.T) {
+	p, _, _ := resilientPort(t, 3, config.Resilience{Retry: config.RetryPolicy{MaxAttempts: 3},
+		Outlier: config.OutlierDetection{Disabled: true}})
+	c := routed(t, p, search)
+	seen := map[string]bool{}
+	for {
+		ep, f := wiredPick(c)
+		if f != nil {
+			t.Fatal(f)
+		}
+		if seen[ep.Addr] {
+			t.Fatalf("attempt %d went to %s again; tried %v", c.Rec.Attempts, ep.Addr, seen)
+		}
+		seen[ep.Addr] = true
+		// Two other calls move the round robin on by two: back to this endpoint.
+		for range 2 {
+			o := routed(t, p, search)
+			wiredPick(o)
+			wiredFinish(o, "0")
+		}
+		if retry, _ := c.Retry(context.Background(), AttemptOf(refused, NotSent, true)); !retry {
+			break
+		}
+	}
+	wiredFinish(c, "")
+	if len(seen) != 3 {
+		t.Fatalf("tried %d endpoints, want 3", len(seen))
+	}
+}
+
 // With every call failing at once, retries stop at the budget: the share of the calls in
 // flight plus the floor.
 func TestRetryBudgetBoundsRetries(t *testing.T) {
@@ -229,6 +261,14 @@ func TestRetryBudgetBoundsRetries(t *testing.T) {
 	if retried != 21 || ev.retryDenied != 79 {
 		t.Fatalf("%d of 100 failing calls retried, %d denied; want 21 and 79", retried, ev.retryDenied)
 	}
+	// A call no backend received goes elsewhere whatever the budget: it adds no work.
+	c := routed(t, p, insert)
+	wiredPick(c)
+	if retry, _ := c.Retry(context.Background(), AttemptOf(refused, NotSent, true)); !retry {
+		t.Fatal("a refused connection's call was not retried with the budget spent")
+	}
+	wiredPick(c)
+	calls = append(calls, c)
 	for _, c := range calls {
 		wiredFinish(c, "0")
 	}

@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,8 @@ import (
 //
 // and only while the data path still has the whole request (Attempt.Kept), attempts are
 // left (RetryPolicy.MaxAttempts), the call's deadline has not passed, another endpoint
-// can take it, and the backend's retry budget allows.
+// can take it, and, for a call the backend may have received, the backend's retry budget
+// allows.
 
 // retryCase is what the retry decision depends on, besides the budget.
 type retryCase struct {
@@ -125,7 +127,11 @@ func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 		c.port.Log.Debug("not retried", "backend", c.be.Key, "endpoint", c.Rec.Endpoint, "method", c.Rec.Method, "stage", a.Stage.String(), "reason", a.Reason.String(), "why", why)
 		return false, f
 	}
-	if !budgetOf(c.be.Key).allows(now, callsInFlight(c.be.Endpoints), p.BudgetPercent, p.MinRetriesPerSecond) {
+	// The budget bounds the work retries add to the backends: a call no backend received
+	// (NotSent) adds none, and goes elsewhere within its attempts alone. Else, with one
+	// endpoint refusing connections and the share of ejections reached, the calls it
+	// refuses would fail once the budget was spent.
+	if a.Stage != NotSent && !budgetOf(c.be.Key).allows(now, callsInFlight(c.be.Endpoints), p.BudgetPercent, p.MinRetriesPerSecond) {
 		if e := c.events(); e != nil {
 			e.RetryDenied(c.be.Key)
 		}
@@ -142,6 +148,28 @@ func (c *Call) elsewhere(now int64) bool {
 		}
 	}
 	return false
+}
+
+// untried returns ep, the picker's choice, unless a failed attempt of the call was on it:
+// then the least busy available endpoint the call has not tried, as Envoy's
+// previous_hosts retry predicate does (with other calls moving the round robin on, a
+// retry could otherwise land on the endpoint that just failed, again and again). When
+// every available endpoint was tried, ep.
+func (c *Call) untried(ep *balancer.Endpoint) *balancer.Endpoint {
+	if len(c.tried) == 0 || ep == nil || !slices.Contains(c.tried, ep) {
+		return ep
+	}
+	now := time.Now().UnixNano()
+	var best *balancer.Endpoint
+	for _, e := range c.be.Endpoints {
+		if e.Available(now) && !slices.Contains(c.tried, e) && (best == nil || e.Inflight() < best.Inflight()) {
+			best = e
+		}
+	}
+	if best == nil {
+		return ep
+	}
+	return best
 }
 
 // ReplayLimit is how many bytes of the call's request the data path keeps so that it

@@ -209,6 +209,7 @@ func (m *Manager) open(port int, isTLS bool) (*server, error) {
 		MaxHeaderBytes:    m.opts.MaxHeaderBytes,
 		ErrorLog:          log.New(slogWriter{m.log}, "", 0),
 	}
+	s.relay.late = serveLate(s.srv)
 	return s, nil
 }
 

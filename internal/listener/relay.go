@@ -27,16 +27,24 @@ type dispatcher struct {
 	http      chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
+	runDone   chan struct{} // closed when run returns: no connection is accepted after
+	// late serves, with net/http, an HTTP/1.1 connection accepted before the drain whose
+	// handshake ended after net/http stopped accepting (late.go).
+	late func(net.Conn)
 
-	mu     sync.Mutex
-	conns  map[*relay.Conn]struct{}
-	wg     sync.WaitGroup
-	closed bool
+	mu sync.Mutex
+	// pending are the accepted connections not handed on yet (in their handshake), conns
+	// the relayed ones; wg counts both, and the late HTTP/1.1 ones, for the drain.
+	pending map[net.Conn]struct{}
+	conns   map[*relay.Conn]struct{}
+	wg      sync.WaitGroup
+	closed  bool
 }
 
 func newDispatcher(base net.Listener, tlsCfg *tls.Config, m *Manager, r Handler) *dispatcher {
 	return &dispatcher{base: base, tlsCfg: tlsCfg, m: m, relay: r,
-		http: make(chan net.Conn), done: make(chan struct{}), conns: map[*relay.Conn]struct{}{}}
+		http: make(chan net.Conn), done: make(chan struct{}), runDone: make(chan struct{}),
+		pending: map[net.Conn]struct{}{}, conns: map[*relay.Conn]struct{}{}}
 }
 
 // Accept returns the next connection for net/http.
@@ -61,8 +69,11 @@ func (d *dispatcher) Close() error {
 
 func (d *dispatcher) Addr() net.Addr { return d.base.Addr() }
 
-// run accepts until the listener closes.
+// run accepts until the listener closes. A connection accepted is served even when the
+// drain begins during its handshake: its client's first call is answered before it is
+// told to go (the drain waits for it).
 func (d *dispatcher) run() {
+	defer close(d.runDone)
 	for {
 		nc, err := d.base.Accept()
 		if err != nil {
@@ -72,7 +83,19 @@ func (d *dispatcher) run() {
 			_ = d.Close()
 			return
 		}
-		go d.route(nc)
+		d.mu.Lock()
+		d.pending[nc] = struct{}{}
+		d.wg.Add(1)
+		d.mu.Unlock()
+		go func() {
+			defer func() {
+				d.mu.Lock()
+				delete(d.pending, nc)
+				d.mu.Unlock()
+				d.wg.Done()
+			}()
+			d.route(nc)
+		}()
 	}
 }
 
@@ -95,7 +118,7 @@ func (d *dispatcher) route(nc net.Conn) {
 		select {
 		case d.http <- nc:
 		case <-d.done:
-			_ = nc.Close()
+			d.late(nc)
 		}
 		return
 	}
@@ -156,14 +179,15 @@ func (d *dispatcher) relayOptions(t *trackedConn, limit time.Duration) relay.Opt
 func (d *dispatcher) serveH2(nc net.Conn, o relay.Options) {
 	hc := d.relay.NewConn(nc, o)
 	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		_ = nc.Close()
-		return
-	}
+	// Counted before route's own count ends, so the drain's Wait sees it.
 	d.conns[hc] = struct{}{}
 	d.wg.Add(1)
+	draining := d.closed
 	d.mu.Unlock()
+	if draining {
+		// Accepted before the drain: served, and told to go after its first call.
+		hc.Shutdown()
+	}
 	// Serve on a new goroutine: this one's stack grew for the TLS handshake, and an idle
 	// connection's reader should not keep that for hours (10,000 idle clients are a
 	// workload milvus-lb must hold in little memory).
@@ -182,6 +206,7 @@ func (d *dispatcher) serveH2(nc net.Conn, o relay.Options) {
 // does; then it closes what is left.
 func (d *dispatcher) shutdown(ctx context.Context) {
 	_ = d.Close()
+	<-d.runDone // every connection accepted is counted in wg now
 	d.mu.Lock()
 	d.closed = true
 	conns := make([]*relay.Conn, 0, len(d.conns))
@@ -208,6 +233,9 @@ func (d *dispatcher) closeAll() {
 	d.closed = true
 	for hc := range d.conns {
 		hc.Close()
+	}
+	for nc := range d.pending {
+		_ = nc.Close()
 	}
 	d.mu.Unlock()
 }

@@ -157,6 +157,9 @@ func (s *clientConn) ping(f *http2.PingFrame, b *batch) {
 		c.mu.Lock()
 		c.pingOut = false
 		c.mu.Unlock()
+		if f.Data == drainPing {
+			s.finishDrain()
+		}
 	} else if c.lockWrite() {
 		_ = c.fr.WritePing(true, f.Data)
 		c.unlockWrite(b)

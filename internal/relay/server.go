@@ -89,6 +89,12 @@ type clientConn struct {
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
 	ctrlRun int
+	// The drain (drain.go), guarded by c.mu: its step, whether the relay's SETTINGS went
+	// out (started), whether a new connection's wait for its first stream is over.
+	drain       int
+	started     bool
+	drainWaited bool
+	drainTimer  *time.Timer
 }
 
 // fieldsPool recycles the header lists the relay builds (requests for backends, response
@@ -151,29 +157,6 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 // Serve serves the connection until it closes.
 func (hc *Conn) Serve() { hc.s.serve() }
 
-// Shutdown sends GOAWAY: calls in progress finish, no new ones start, and the
-// connection closes when the last one ends.
-func (hc *Conn) Shutdown() {
-	s := hc.s
-	c := s.c
-	var b batch
-	if c.lockWrite() {
-		if !c.goAway {
-			c.goAway = true
-			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
-		}
-		idle := len(s.streams) == 0
-		c.unlockWrite(&b)
-		b.flush()
-		if idle {
-			go func() {
-				c.flushWait()
-				hc.Close()
-			}()
-		}
-	}
-}
-
 // Close closes the connection at once; its calls are cancelled.
 func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
 
@@ -206,6 +189,10 @@ func (s *clientConn) serve() {
 		_ = c.fr.WriteWindowUpdate(0, uint32(clientConnWindow-initialWindow))
 		c.unlockWrite(b)
 		b.flush()
+		c.mu.Lock()
+		s.started = true
+		c.mu.Unlock()
+		s.noticeDrain()
 		if s.o.PingInterval > 0 {
 			s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
 		}
@@ -302,6 +289,7 @@ func (s *clientConn) close(err error) {
 		if s.pingTimer != nil {
 			s.pingTimer.Stop()
 		}
+		s.stopDrain()
 		s.c.markClosed(err)
 		var b batch
 		for _, st := range s.all() {

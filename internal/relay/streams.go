@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -117,7 +118,13 @@ func (s *clientConn) open(f *headerBlock, b *batch) error {
 	c.mu.Lock()
 	c.lastID = id
 	refuse := c.goAway || uint32(len(s.streams)) >= s.maxStreams()
+	notice := s.drain == drainWanted
 	c.mu.Unlock()
+	if notice {
+		// A connection told to drain before its first call: this call is taken (its id
+		// is the last one now), then the client is told to go (drain.go).
+		s.noticeDrain()
+	}
 	if refuse {
 		if c.lockWrite() {
 			_ = c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream)
@@ -189,6 +196,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
+		st.deadline, st.timeout = time.Now().Add(d), d
 		st.timer = time.AfterFunc(d, st.expire)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
@@ -226,7 +234,13 @@ func (s *stream) expire() {
 	defer b.flush()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failLocked(s.call.Expired(), &b)
+	if s.call.Backend() == nil {
+		s.failLocked(s.call.Expired(), &b) // still held: no backend has it
+		return
+	}
+	// Reported as the attempt's failure: with no reply yet, the deadline counts against
+	// the endpoint (outlier detection); the client gets DEADLINE_EXCEEDED.
+	s.failOrRetryLocked(call.BeforeReply, context.DeadlineExceeded, &b)
 }
 
 // rejectHeaders answers a request whose header list is over the limit: the headers were

@@ -93,6 +93,9 @@ func TestHelmChart(t *testing.T) {
 	if got, want := clusterRoleRules(t, chartObjs), clusterRoleRules(t, plainObjs); !slices.Equal(got, want) {
 		t.Errorf("ClusterRole rules differ:\nchart %v\nplain %v", got, want)
 	}
+	// A replica goes without failing a call: both say how (rollout.go's checks).
+	checkRollout(t, "chart", chartObjs)
+	checkRollout(t, "deploy/", plainObjs)
 	// Same flags, but for --service-name, which the chart sets for its release name.
 	if got, want := controllerArgs(t, chartObjs), controllerArgs(t, plainObjs); !slices.Equal(got, want) {
 		t.Errorf("controller args differ:\nchart %v\nplain %v", got, want)

@@ -43,7 +43,7 @@ func run() error {
 	var (
 		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
-		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
+		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" (not among the defaults) runs milvus-lb alone through backend faults (chaos.go)")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
@@ -129,6 +129,15 @@ func run() error {
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build milvus-lb: %w", err)
+		}
+	}
+	if slices.Contains(plan.Workloads, harness.Chaos) {
+		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Chaos })
+		if err := runChaos(ctx, dir, *lb, *out, *quick, *duration); err != nil {
+			return err
+		}
+		if len(plan.Workloads) == 0 {
+			return nil
 		}
 	}
 	lbEnv := split(*lbEnvFlag)

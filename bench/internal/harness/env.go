@@ -329,7 +329,8 @@ func idleDialOptions() []grpc.DialOption {
 }
 
 // manifests is what `milvus-lb serve -f` reads: the guide's Ingress with its certificate
-// in a Secret (spec.tls), a Service, and an EndpointSlice naming the backend.
+// in a Secret (spec.tls), a Service, an EndpointSlice per backend, and Annotations added
+// to the Ingress's own.
 const manifests = `apiVersion: v1
 kind: Secret
 metadata: {namespace: bench, name: bench-tls}
@@ -342,20 +343,20 @@ apiVersion: v1
 kind: Service
 metadata: {namespace: bench, name: milvus}
 spec:
-  ports: [{name: milvus, port: 19530, targetPort: {{.BackendPort}}}]
----
+  ports: [{name: milvus, port: 19530}]
+{{range $i, $b := .Backends}}---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
   namespace: bench
-  name: milvus-1
+  name: milvus-{{$i}}
   labels: {kubernetes.io/service-name: milvus}
 addressType: IPv4
-ports: [{name: milvus, port: {{.BackendPort}}, protocol: TCP}]
+ports: [{name: milvus, port: {{$b.Port}}, protocol: TCP}]
 endpoints:
-- addresses: ["{{.BackendIP}}"]
+- addresses: ["{{$b.IP}}"]
   conditions: {ready: true}
----
+{{end}}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -365,6 +366,9 @@ metadata:
     alb.ingress.kubernetes.io/backend-protocol-version: GRPC
     alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
     milvus-lb.io/cache: '{"methods":["Search"]}'
+{{- range .Annotations}}
+    {{.}}
+{{- end}}
 spec:
   ingressClassName: alb
   tls:
@@ -380,6 +384,28 @@ spec:
           service: {name: milvus, port: {number: 19530}}
 `
 
+// manifestBackend is one backend's address in the manifests.
+type manifestBackend struct{ IP, Port string }
+
+// writeManifests writes the manifests for backends (host:port) served on port, with
+// annotations ("key: value") on the Ingress, to file.
+func writeManifests(file string, cert *certFiles, port string, backends []string, annotations ...string) error {
+	var bs []manifestBackend
+	for _, b := range backends {
+		ip, p, _ := net.SplitHostPort(b)
+		bs = append(bs, manifestBackend{ip, p})
+	}
+	var buf bytes.Buffer
+	err := template.Must(template.New("m").Parse(manifests)).Execute(&buf, map[string]any{
+		"Cert": base64.StdEncoding.EncodeToString(cert.certPEM), "Key": base64.StdEncoding.EncodeToString(cert.keyPEM),
+		"Backends": bs, "Port": port, "Host": Host, "Annotations": annotations,
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, buf.Bytes(), 0o600)
+}
+
 func (e *Env) startMilvusLB(name, bin, backendAddr string) (*Target, error) {
 	dir := filepath.Join(e.cfg.Dir, name)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
@@ -394,17 +420,8 @@ func (e *Env) startMilvusLB(name, bin, backendAddr string) (*Target, error) {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	bip, bport, _ := net.SplitHostPort(backendAddr)
-	var buf bytes.Buffer
-	err = template.Must(template.New("m").Parse(manifests)).Execute(&buf, map[string]string{
-		"Cert": base64.StdEncoding.EncodeToString(e.cert.certPEM), "Key": base64.StdEncoding.EncodeToString(e.cert.keyPEM),
-		"BackendIP": bip, "BackendPort": bport, "Port": port, "Host": Host,
-	})
-	if err != nil {
-		return nil, err
-	}
 	file := filepath.Join(dir, "milvus.yaml")
-	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+	if err := writeManifests(file, e.cert, port, []string{backendAddr}); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),

@@ -171,6 +171,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 }
 
 func (s *Server) handleUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if s.delay.Load() > 0 && strings.HasPrefix(info.FullMethod, milvusPrefix) {
+		if err := s.wait(ctx, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if st := s.failure.Load(); st != nil && strings.HasPrefix(info.FullMethod, milvusPrefix) {
 		// Trailer, not header: a header would turn the Trailers-Only response into
 		// headers + trailers, and a balancer must pass the real shape through.
@@ -178,15 +183,6 @@ func (s *Server) handleUnary(ctx context.Context, req any, info *grpc.UnaryServe
 		return nil, st.Err()
 	}
 	_ = grpc.SetHeader(ctx, s.header)
-	if d := time.Duration(s.delay.Load()); d > 0 && strings.HasPrefix(info.FullMethod, milvusPrefix) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-	}
 	return handler(ctx, req)
 }
 

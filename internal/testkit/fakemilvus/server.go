@@ -77,9 +77,11 @@ type Server struct {
 	header metadata.MD // x-fake-backend: Name, built once
 
 	healthy     atomic.Bool
+	delay       atomic.Int64 // time.Duration every MilvusService unary call waits (SetDelay)
+	delayMu     sync.Mutex
+	delaySet    chan struct{} // closed when SetDelay changes the delay
 	failure     atomic.Pointer[status.Status]
 	bodyStatus  atomic.Pointer[commonpb.Status]
-	delay       atomic.Int64 // SetDelay, nanoseconds
 	okStatus    *commonpb.Status
 	health      *health.Server
 	identifiers atomic.Int64
@@ -282,10 +284,6 @@ func (s *Server) SetServing(st healthpb.HealthCheckResponse_ServingStatus) {
 	s.health.SetServingStatus(milvuspb.MilvusService_ServiceDesc.ServiceName, st)
 }
 
-// SetDelay makes every MilvusService unary call wait d before it is answered (a slow
-// server; 0: none), honouring cancellation.
-func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
-
 // SetFailure makes every MilvusService call fail with code and msg, as a Trailers-Only
 // response (the x-fake-backend name is in the trailers). codes.OK clears it.
 func (s *Server) SetFailure(code codes.Code, msg string) {
@@ -294,6 +292,43 @@ func (s *Server) SetFailure(code codes.Code, msg string) {
 		return
 	}
 	s.failure.Store(status.New(code, msg))
+}
+
+// SetDelay makes every MilvusService unary call wait d (or until its deadline or
+// cancellation) before it is answered, with nothing sent meanwhile: a slow proxy, or
+// with a long d a black hole that accepts calls and never answers. 0 clears it.
+// Calls already waiting wait the new delay from their start.
+func (s *Server) SetDelay(d time.Duration) {
+	s.delayMu.Lock()
+	s.delay.Store(int64(d))
+	if s.delaySet != nil {
+		close(s.delaySet)
+	}
+	s.delaySet = make(chan struct{})
+	s.delayMu.Unlock()
+}
+
+// wait waits the delay SetDelay set, from start, or until ctx ends.
+func (s *Server) wait(ctx context.Context, start time.Time) error {
+	for {
+		s.delayMu.Lock()
+		d, changed := time.Duration(s.delay.Load()), s.delaySet
+		s.delayMu.Unlock()
+		left := time.Until(start.Add(d))
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+			return nil
+		case <-changed:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
 }
 
 // SetMilvusError makes every MilvusService response carry an error Status in its body
