@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
@@ -40,20 +41,32 @@ type Call struct {
 	ep     *balancer.Endpoint // counts the call among its calls in flight until Done
 	dbMeta string             // the dbname metadata
 	trace  TraceContext       // sent upstream in place of the client's
-	req    milvus.RequestScanner
-	reply  milvus.StatusScanner
+	scan   *scanners          // nil when the call is not a MilvusService method, and after Finish
 }
+
+// scanners read a Milvus call's messages as they pass. They are pooled (1 KiB, mostly the
+// buffers for a name): kept in every call, they made each call's allocation four times as
+// large, and the garbage collector ran four times as often.
+type scanners struct {
+	req   milvus.RequestScanner
+	reply milvus.StatusScanner
+}
+
+var scannerPool = sync.Pool{New: func() any { return new(scanners) }}
 
 // Begin starts the decision for a call on port p to path, at now.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
+	c.method = nil
+	c.releaseScan()
 	if grpc {
 		c.Rec.Method = "grpc"
 		if c.method = milvus.Lookup(path); c.method != nil {
 			c.Rec.Method = c.method.Name
-			c.req.Reset(c.method, milvus.AllFields)
-			c.reply.Reset(c.method)
+			c.scan = scannerPool.Get().(*scanners)
+			c.scan.req.Reset(c.method, milvus.AllFields)
+			c.scan.reply.Reset(c.method)
 		}
 	}
 }
@@ -95,26 +108,35 @@ func (c *Call) Trace() TraceContext { return c.trace }
 // names and counts the first message carries (read as they pass, never held), for the
 // record.
 func (c *Call) Request(p []byte) (more bool) {
-	return c.method != nil && !c.req.Write(p)
+	return c.scan != nil && !c.scan.req.Write(p)
 }
 
 // Response takes the reply's bytes as they pass, and reports whether it wants more: the
 // Milvus Status inside the reply, which says what gRPC's OK does not.
 func (c *Call) Response(p []byte) (more bool) {
-	return c.method != nil && !c.reply.Write(p)
+	return c.scan != nil && !c.scan.reply.Write(p)
 }
 
-// fillRecord puts what the messages said into the record.
+// fillRecord puts what the messages said into the record, and gives the scanners back:
+// nothing is read after Finish.
 func (c *Call) fillRecord() {
-	if c.method == nil {
+	if c.scan == nil {
 		return
 	}
-	r, _ := c.req.Result()
+	r, _ := c.scan.req.Result()
 	c.Rec.DB = milvus.ResolveDB(r.DB, c.dbMeta)
 	c.Rec.Collection, c.Rec.Consistency = r.Collection, r.Consistency
 	c.Rec.Rows, c.Rec.NQ, c.Rec.TopK = r.Rows, r.NQ, r.TopK
-	if st, ok := c.reply.Result(); ok {
+	if st, ok := c.scan.reply.Result(); ok {
 		c.Rec.MilvusCode, c.Rec.MilvusErrCode, c.Rec.MilvusReason = st.Code, st.ErrorCode, st.Reason
+	}
+	c.releaseScan()
+}
+
+func (c *Call) releaseScan() {
+	if c.scan != nil {
+		scannerPool.Put(c.scan)
+		c.scan = nil
 	}
 }
 
