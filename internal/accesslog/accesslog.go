@@ -1,11 +1,10 @@
 // Package accesslog writes one line per call, from the call's record, off the request path:
-// Observe copies the record into a bounded queue and returns; a writer goroutine encodes
-// and writes the lines through a buffer. When the queue is full the line is dropped and
-// counted: a call never waits for its log line.
+// Observe encodes the line and adds it to a bounded queue of buffers and returns; a writer
+// goroutine writes the buffers. When the queue is full the line is dropped and counted: a
+// call never waits for its log line.
 package accesslog
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -44,30 +43,62 @@ func (f Format) String() string {
 }
 
 const (
-	// QueueLen is how many records may wait for the writer: a burst of this many calls
+	// QueueLen is how many lines may wait for the writer: a burst of this many calls
 	// beyond what the writer keeps up with is logged, more is dropped and counted.
 	QueueLen = 4096
-	// flushDelay bounds how long a line waits in the buffer when calls are few; under
-	// load lines go out as the 64 KiB buffer fills, one write for hundreds of lines.
+	// chunkSize is the size of the buffers lines are gathered in: the writer writes one
+	// buffer at a time, one write for about a hundred lines.
+	chunkSize = 64 << 10
+	// flushDelay bounds how long a line waits in a buffer when calls are few; under
+	// load buffers go out as they fill.
 	flushDelay = 100 * time.Millisecond
+	// keepFree is how many written buffers are kept for reuse.
+	keepFree = 4
 )
 
 // Logger is an access log. Observe may be called concurrently from any goroutine; a nil
 // *Logger (the log is off) observes nothing.
+//
+// A call encodes its line itself, into a buffer of its own (pooled), and appends it under
+// a lock to the chunk being filled: no copy of the record is queued (which the garbage
+// collector would scan, and the writer goroutine would have to be woken for, once per
+// call). Full chunks go to the writer, which wakes once per chunk or flushDelay.
 type Logger struct {
-	q      chan call.Record
 	format Format
 	out    io.Writer
 	file   *os.File // closed by Close; nil for standard output
+	limit  int      // lines that may wait for the writer
+
+	mu      sync.Mutex
+	cur     *chunk   // being filled; nil when none
+	full    []*chunk // for the writer, oldest first
+	free    []*chunk
+	pending atomic.Int64 // lines in cur and full; changed under mu
+	closed  bool         // Close was called: lines are no longer taken
+
+	wake chan struct{} // cap 1: a full chunk, cur's first line, or Close
 
 	dropped atomic.Uint64 // the queue was full
 	failed  atomic.Uint64 // lost to write errors
 	written atomic.Uint64
 
+	encoders sync.Pool // *lineBuf
+
 	closeOnce sync.Once
-	stop      chan struct{}
 	done      chan struct{}
 	err       error // the first write error, for Close
+}
+
+// chunk is a buffer of whole lines.
+type chunk struct {
+	b     []byte
+	lines int
+}
+
+// lineBuf is a call's buffer for its line, with the encoder's state.
+type lineBuf struct {
+	enc  encoder
+	line []byte
 }
 
 // Open opens the access log named by spec: "off" (nil Logger), "stdout" (the default,
@@ -91,25 +122,67 @@ func Open(spec string, f Format) (*Logger, error) {
 	return l, nil
 }
 
-// New starts a Logger writing to w with a queue of queueLen records.
+// New starts a Logger writing to w, with at most queueLen lines waiting for the writer.
 func New(w io.Writer, f Format, queueLen int) *Logger {
-	l := &Logger{q: make(chan call.Record, queueLen), format: f, out: w,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Logger{format: f, out: w, limit: queueLen, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	l.encoders.New = func() any { return new(lineBuf) }
 	go l.run()
 	return l
 }
 
-// Observe implements call.Observer: it queues a copy of r for the writer, or drops it when
-// the queue is full. The record's strings are kept until the line is written.
+// Observe implements call.Observer: it encodes r's line and queues it for the writer, or
+// drops it when the queue is full. Nothing of r is kept.
 func (l *Logger) Observe(r *call.Record) {
 	if l == nil {
 		return
 	}
-	select {
-	case l.q <- *r:
-	default:
-		l.dropped.Add(1)
+	if l.pending.Load() >= int64(l.limit) {
+		l.dropped.Add(1) // full: not worth encoding (appendLocked decides under the lock)
+		return
 	}
+	lb := l.encoders.Get().(*lineBuf)
+	lb.line = lb.enc.record(lb.line[:0], r, l.format)
+	l.mu.Lock()
+	wake := l.appendLocked(lb.line)
+	l.mu.Unlock()
+	if cap(lb.line) <= 4<<10 { // a line with every field at its longest is about 2 KiB
+		l.encoders.Put(lb)
+	}
+	if wake {
+		select {
+		case l.wake <- struct{}{}:
+		default: // the writer has a wake-up pending already
+		}
+	}
+}
+
+// appendLocked adds line to the chunk being filled and reports whether the writer must
+// be woken: a chunk is full, or this is the first line of a chunk (its flushDelay starts).
+func (l *Logger) appendLocked(line []byte) (wake bool) {
+	if l.closed || l.pending.Load() >= int64(l.limit) {
+		l.dropped.Add(1)
+		return false
+	}
+	if l.cur != nil && len(l.cur.b)+len(line) > cap(l.cur.b) {
+		l.full = append(l.full, l.cur)
+		l.cur, wake = nil, true
+	}
+	if l.cur == nil {
+		l.cur = l.newChunkLocked(len(line))
+	}
+	l.cur.b = append(l.cur.b, line...)
+	l.cur.lines++
+	l.pending.Add(1)
+	return wake || l.cur.lines == 1
+}
+
+func (l *Logger) newChunkLocked(min int) *chunk {
+	if n := len(l.free); n > 0 {
+		c := l.free[n-1]
+		l.free = l.free[:n-1]
+		return c
+	}
+	return &chunk{b: make([]byte, 0, max(chunkSize, min))}
 }
 
 // Stats are the log's counters.
@@ -127,13 +200,21 @@ func (l *Logger) Stats() Stats {
 	return Stats{Written: l.written.Load(), Dropped: l.dropped.Load(), WriteFailed: l.failed.Load()}
 }
 
-// Close writes the lines queued so far, flushes and closes the file. Records observed
-// after Close are not written. It returns the first write error, if any.
+// Close writes the lines queued so far and closes the file. Records observed after Close
+// are not written. It returns the first write error, if any.
 func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.closeOnce.Do(func() { close(l.stop) })
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	})
 	<-l.done
 	var err error
 	if l.file != nil {
@@ -142,72 +223,70 @@ func (l *Logger) Close() error {
 	return errors.Join(l.err, err)
 }
 
-// run is the writer: it encodes records as they come and flushes when the buffer fills,
-// flushDelay after the first line of a quiet moment, and at Close.
+// run is the writer: it writes full chunks as they come, the chunk being filled
+// flushDelay after its first line, and everything at Close.
 func (l *Logger) run() {
 	defer close(l.done)
-	w := writer{out: l.out, l: l}
-	w.bw = bufio.NewWriterSize(l.out, 64<<10)
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
+	armed := false // the timer runs for a chunk's first line
 	for {
 		select {
-		case r := <-l.q:
-			if w.lines == 0 {
-				timer.Reset(flushDelay)
-			}
-			w.write(&r)
+		case <-l.wake:
 		case <-timer.C:
-			w.flush()
-		case <-l.stop:
-			for {
-				select {
-				case r := <-l.q:
-					w.write(&r)
-				default:
-					w.flush()
-					return
-				}
+			armed = false
+			l.mu.Lock()
+			if l.cur != nil {
+				l.full = append(l.full, l.cur)
+				l.cur = nil
 			}
+			l.mu.Unlock()
+		}
+		batch, first, closed := l.take()
+		if first && !armed {
+			timer.Reset(flushDelay)
+			armed = true
+		}
+		for _, c := range batch {
+			l.write(c)
+		}
+		if closed {
+			return
 		}
 	}
 }
 
-// writer is the writer goroutine's state.
-type writer struct {
-	l     *Logger
-	out   io.Writer
-	bw    *bufio.Writer
-	line  []byte
-	enc   encoder
-	lines uint64 // lines in the buffer, not yet flushed
+// take returns the chunks to write (all of them once Close was called), whether cur
+// has lines (its flushDelay must run), and whether the log is closed.
+func (l *Logger) take() (batch []*chunk, first, closed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed && l.cur != nil {
+		l.full = append(l.full, l.cur)
+		l.cur = nil
+	}
+	batch, l.full = l.full, nil
+	for _, c := range batch {
+		l.pending.Add(-int64(c.lines))
+	}
+	first = l.cur != nil && l.cur.lines > 0
+	return batch, first, l.closed
 }
 
-func (w *writer) write(r *call.Record) {
-	w.line = w.enc.record(w.line[:0], r, w.l.format)
-	if _, err := w.bw.Write(w.line); err != nil {
-		w.lost(err, w.lines+1)
-		return
+// write writes one chunk and gives it back for reuse.
+func (l *Logger) write(c *chunk) {
+	if _, err := l.out.Write(c.b); err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		l.failed.Add(uint64(c.lines))
+	} else {
+		l.written.Add(uint64(c.lines))
 	}
-	w.lines++
-}
-
-func (w *writer) flush() {
-	if err := w.bw.Flush(); err != nil {
-		w.lost(err, w.lines)
-		return
+	c.b, c.lines = c.b[:0], 0
+	l.mu.Lock()
+	if len(l.free) < keepFree && cap(c.b) == chunkSize {
+		l.free = append(l.free, c)
 	}
-	w.l.written.Add(w.lines)
-	w.lines = 0
-}
-
-// lost counts n lines as failed and starts a clean buffer: bufio.Writer keeps its first
-// error forever, and a full disk may have room again later.
-func (w *writer) lost(err error, n uint64) {
-	if w.l.err == nil {
-		w.l.err = err
-	}
-	w.l.failed.Add(n)
-	w.lines = 0
-	w.bw.Reset(w.out)
+	l.mu.Unlock()
 }

@@ -236,3 +236,34 @@ func TestWriteErrorsCounted(t *testing.T) {
 		t.Errorf("stats %+v, want 3 failed", s)
 	}
 }
+
+// TestJSONStringAsEncodingJSON: a string with any byte value at any place of the
+// eight-byte steps reads back as encoding/json's encoding of it does.
+func TestJSONStringAsEncodingJSON(t *testing.T) {
+	var cases []string
+	for c := range 256 {
+		for at := range 18 {
+			cases = append(cases, strings.Repeat("a", at)+string(rune(c))+"tail-bytes", strings.Repeat("b", at)+string([]byte{byte(c)}))
+		}
+	}
+	cases = append(cases, "", "milvus-demo.milvus.io", "é ü \u2028\u2029 \xff", strings.Repeat("plain", 40))
+	for _, s := range cases {
+		var got, want string
+		b := appendJSONString(nil, s)
+		std, _ := json.Marshal(s)
+		if err := json.Unmarshal(b, &got); err != nil || json.Unmarshal(std, &want) != nil || got != want {
+			t.Fatalf("%q: %s reads back as %q (%v), want %q", s, b, got, err, want)
+		}
+	}
+}
+
+func TestDurationMillis(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0.000", 1234567: "1.235", 999: "0.001", 499: "0.000",
+		3 * time.Second: "3000.000", 1500 * time.Microsecond: "1.500", -2 * time.Millisecond: "-2.000"} {
+		var e encoder
+		e.millis(d)
+		if string(e.b) != want {
+			t.Errorf("%v: %s, want %s", d, e.b, want)
+		}
+	}
+}

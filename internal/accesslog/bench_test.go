@@ -1,36 +1,45 @@
 package accesslog
 
 import (
+	"io"
 	"testing"
+	"time"
 
-	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
-// BenchmarkObserve is the caller's cost of one line: a copy of the record into the queue
-// ("queued": the queue is emptied, off the clock, whenever it fills) or a count when it is
-// full ("full": callers on every core). The writer's cost is BenchmarkEncode.
+// BenchmarkObserve is what a call pays for its line: encoding it and appending it to the
+// queue ("serial", "parallel": callers on every core), the writer's work included in
+// cpu-ns/op (the process's CPU time, the garbage collector's too); or a count when the
+// queue is full ("full").
 func BenchmarkObserve(b *testing.B) {
 	r := search()
-	b.Run("queued", func(b *testing.B) {
-		l := &Logger{q: make(chan call.Record, QueueLen)}
+	run := func(b *testing.B, parallel bool) {
+		l := New(io.Discard, JSON, 1<<20) // no drops: the writer shares the cores
 		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if i%QueueLen == 0 {
-				b.StopTimer()
-				for len(l.q) > 0 {
-					<-l.q
+		cpu := testenv.CPUTime()
+		if parallel {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					l.Observe(r)
 				}
-				b.StartTimer()
+			})
+		} else {
+			for b.Loop() {
+				l.Observe(r)
 			}
-			l.Observe(r)
 		}
-		if d := l.Stats().Dropped; d != 0 {
-			b.Fatalf("%d dropped", d)
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
 		}
-	})
+		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(l.Stats().Dropped)/float64(b.N), "dropped/op")
+	}
+	b.Run("serial", func(b *testing.B) { run(b, false) })
+	b.Run("parallel", func(b *testing.B) { run(b, true) })
 	b.Run("full", func(b *testing.B) {
-		l := &Logger{q: make(chan call.Record, 1)}
-		l.Observe(r)
+		l := New(io.Discard, JSON, 0)
+		defer l.Close()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -53,4 +62,34 @@ func BenchmarkEncode(b *testing.B) {
 			b.SetBytes(int64(len(line)))
 		})
 	}
+}
+
+// BenchmarkObservePaced is a call's whole cost of its line at a balancer's pace (a call
+// every 20 µs of other work on one core, the other core idle): the process's CPU time per
+// line beyond that of the same loop without the log, the writer's wake-ups included.
+func BenchmarkObservePaced(b *testing.B) {
+	const gap = 20 * time.Microsecond
+	work := func() {
+		for t := time.Now(); time.Since(t) < gap; {
+		}
+	}
+	measure := func(b *testing.B, observe func()) float64 {
+		cpu := testenv.CPUTime()
+		for b.Loop() {
+			work()
+			observe()
+		}
+		return float64(testenv.CPUTime()-cpu) / float64(b.N)
+	}
+	var bare float64
+	b.Run("bare", func(b *testing.B) { bare = measure(b, func() {}) })
+	b.Run("log", func(b *testing.B) {
+		l := New(io.Discard, JSON, QueueLen)
+		r := search()
+		b.ReportAllocs()
+		b.ReportMetric(measure(b, func() { l.Observe(r) })-bare, "cpu-ns/line")
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -35,7 +35,7 @@ func (e *encoder) record(b []byte, r *call.Record, f Format) []byte {
 	}
 	e.time("time", r.Start)
 	e.key("duration_ms")
-	e.b = strconv.AppendFloat(e.b, float64(r.Duration)/float64(time.Millisecond), 'f', 3, 64)
+	e.millis(r.Duration)
 	e.str("client", r.Client)
 	e.num("port", int64(r.Port))
 	e.str("authority", r.Authority)
@@ -72,6 +72,18 @@ func (e *encoder) record(b []byte, r *call.Record, f Format) []byte {
 		e.b = append(e.b, '}')
 	}
 	return append(e.b, '\n')
+}
+
+// millis appends d in milliseconds with three decimals, rounded to the microsecond.
+func (e *encoder) millis(d time.Duration) {
+	if d < 0 {
+		e.b = append(e.b, '-')
+		d = -d
+	}
+	us := (d + 500) / time.Microsecond
+	e.b = strconv.AppendInt(e.b, int64(us/1000), 10)
+	f := us % 1000
+	e.b = append(e.b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
 }
 
 func (e *encoder) key(k string) {
@@ -149,8 +161,12 @@ var plain = func() (t [256]bool) {
 // escaped, invalid UTF-8 replaced, U+2028 and U+2029 escaped as encoding/json does.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	i := plainPrefix(s)
+	if i == len(s) { // names, addresses, codes: almost every value
+		return append(append(b, s...), '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if plain[c] {
 			i++
@@ -188,6 +204,27 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(append(b, s[start:]...), '"')
+}
+
+// plainPrefix returns the length of the start of s that a JSON string holds as it is,
+// eight bytes at a time while it can.
+func plainPrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8] // one load: the compiler merges the eight below
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// A byte below 0x20, a quote, a backslash, or one of 0x80 and above.
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+			break
+		}
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	return i
 }
 
 // appendTextValue appends s bare when it is printable ASCII without quotes, backslashes,

@@ -30,6 +30,7 @@ type Metrics struct {
 	reloads     *prometheus.CounterVec
 	reg         *balancer.Registry
 	collections *collectionLabels // nil: no db and collection labels
+	series      seriesCache       // the series of the label values seen
 
 	cacheRequests *prometheus.CounterVec // cache_metrics.go
 
@@ -103,40 +104,55 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 
 // Observe implements call.Observer.
 func (m *Metrics) Observe(r *call.Record) {
-	code, failed := strconv.Itoa(r.Status), r.Status >= 500
+	k := seriesKey{backend: r.Backend, method: r.Method, mcode: milvus.CodeName(r.MilvusCode, r.MilvusErrCode)}
+	failed := false
 	if r.GRPC {
-		code, failed = r.Code.String(), r.Code != codes.OK
-	}
-	backend := r.Backend
-	method := r.Method
-	if !r.GRPC {
-		method = "http" // the REST path is unbounded: not a label
-	}
-	mcode := milvus.CodeName(r.MilvusCode, r.MilvusErrCode)
-	seconds := r.Duration.Seconds()
-	if m.collections != nil {
-		db, coll := m.collections.values(r.DB, r.Collection)
-		m.requests.WithLabelValues(backend, method, code, mcode, db, coll).Inc()
-		m.duration.WithLabelValues(backend, method, mcode, db, coll).Observe(seconds)
+		k.code, failed = r.Code.String(), r.Code != codes.OK
 	} else {
-		m.requests.WithLabelValues(backend, method, code, mcode).Inc()
-		m.duration.WithLabelValues(backend, method, mcode).Observe(seconds)
+		k.code, failed = strconv.Itoa(r.Status), r.Status >= 500
+		k.method = "http" // the REST path is unbounded: not a label
+	}
+	if m.collections != nil {
+		k.db, k.coll = m.collections.values(r.DB, r.Collection)
 	}
 	if r.Endpoint != "" {
-		result := "ok"
+		k.endpoint, k.result = r.Endpoint, "ok"
 		switch {
 		case failed:
-			result = "error"
+			k.result = "error"
 		case r.MilvusCode != 0 || r.MilvusErrCode != 0:
-			result = "milvus_error"
+			k.result = "milvus_error"
 		}
-		m.epRequests.WithLabelValues(backend, r.Endpoint, result).Inc()
-		m.epDuration.WithLabelValues(backend, r.Endpoint).Observe(seconds)
+	}
+	s := m.series.get(k, m.lookup)
+	seconds := r.Duration.Seconds()
+	s.requests.Inc()
+	s.duration.Observe(seconds)
+	if s.epRequests != nil {
+		s.epRequests.Inc()
+		s.epDuration.Observe(seconds)
 	}
 	if r.Attempts > 1 {
-		m.retries.WithLabelValues(backend).Add(float64(r.Attempts - 1))
+		m.retries.WithLabelValues(k.backend).Add(float64(r.Attempts - 1))
 	}
 	m.observeCache(r)
+}
+
+// lookup finds (or makes) the series of k in the vectors.
+func (m *Metrics) lookup(k seriesKey) *callSeries {
+	s := &callSeries{}
+	if m.collections != nil {
+		s.requests = m.requests.WithLabelValues(k.backend, k.method, k.code, k.mcode, k.db, k.coll)
+		s.duration = m.duration.WithLabelValues(k.backend, k.method, k.mcode, k.db, k.coll)
+	} else {
+		s.requests = m.requests.WithLabelValues(k.backend, k.method, k.code, k.mcode)
+		s.duration = m.duration.WithLabelValues(k.backend, k.method, k.mcode)
+	}
+	if k.endpoint != "" {
+		s.epRequests = m.epRequests.WithLabelValues(k.backend, k.endpoint, k.result)
+		s.epDuration = m.epDuration.WithLabelValues(k.backend, k.endpoint)
+	}
+	return s
 }
 
 // Reloaded counts one configuration change. After a change that was applied, the series
@@ -152,11 +168,16 @@ func (m *Metrics) Reloaded(ok bool) {
 		current[ep.Addr] = true
 	}
 	// Both endpoint metrics always gain series together: one family lists them.
+	deleted := false
 	for _, addr := range labelValues(m.Registry, "milvus_lb_endpoint_requests_total", "endpoint") {
 		if !current[addr] {
 			m.epRequests.DeletePartialMatch(prometheus.Labels{"endpoint": addr})
 			m.epDuration.DeletePartialMatch(prometheus.Labels{"endpoint": addr})
+			deleted = true
 		}
+	}
+	if deleted {
+		m.series.drop()
 	}
 }
 

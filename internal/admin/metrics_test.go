@@ -116,6 +116,13 @@ func TestEndpointSeriesDropped(t *testing.T) {
 		}
 	}
 	expectLines(t, body, `milvus_lb_config_reloads_total{result="success"} 1`)
+
+	// An endpoint that comes back counts again, from zero (Observe looks its series up
+	// once and keeps them: not the deleted ones).
+	m.Observe(grpcCall("Search", "10.0.0.2:19530", codes.OK, 0, 0))
+	expectLines(t, scrape(t, m),
+		`milvus_lb_endpoint_requests_total{backend="`+backend+`",endpoint="10.0.0.2:19530",result="ok"} 1`,
+		`milvus_lb_requests_total{backend="`+backend+`",code="OK",method="Search",milvus_code="Success"} 4`)
 }
 
 func TestAccessLogCollector(t *testing.T) {

@@ -122,7 +122,7 @@ func servedLevel(level string) bool {
 // cacheableLevel reports whether the level the request scan read (or the collection's
 // default) is one the cache serves; true when the scan did not get that far.
 func (c *Call) cacheableLevel(ch *gateway.Cache, now time.Time) bool {
-	r, known := c.req.Result()
+	r, known := c.request()
 	if known&(milvus.FieldConsistency|milvus.FieldNames) != milvus.FieldConsistency|milvus.FieldNames {
 		return true
 	}
@@ -255,7 +255,7 @@ func (c *Call) invalidate() {
 	if len(caches) == 0 {
 		return
 	}
-	r, known := c.req.Result()
+	r, known := c.request()
 	db := milvus.ResolveDB(r.DB, c.dbMeta)
 	if known&milvus.FieldDB == 0 {
 		inv = milvus.InvalidateBackend

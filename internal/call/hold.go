@@ -75,7 +75,7 @@ func (c *Call) Hold(p []byte, last bool) (d Decision, ready bool) {
 
 // names are what was read of the first request message so far, as the routes read them.
 func (c *Call) names() *router.Names {
-	r, known := c.req.Result()
+	r, known := c.request()
 	n := &router.Names{DB: r.DB, Collection: r.Collection, Consistency: r.Consistency}
 	for _, k := range [...]struct {
 		f milvus.Fields
@@ -85,7 +85,10 @@ func (c *Call) names() *router.Names {
 			n.Known |= k.n
 		}
 	}
-	if size, ok := c.req.Size(); ok {
+	if c.scan == nil {
+		return n
+	}
+	if size, ok := c.scan.req.Size(); ok {
 		n.Size, n.Known = size, n.Known|router.NameSize
 	}
 	return n

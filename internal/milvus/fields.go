@@ -247,6 +247,9 @@ func ReadNames(m *Method, msg []byte) (n Names, complete bool) {
 }
 
 func (s *RequestScanner) feed(p []byte) {
+	if s.w.off == 0 && s.w.end == int64(len(p)) {
+		p = s.inPlace(p)
+	}
 	for !s.done {
 		switch s.w.next(&p) {
 		case evMore:
@@ -266,6 +269,54 @@ func (s *RequestScanner) feed(p []byte) {
 	}
 }
 
+// inPlace reads msg, the whole first message with nothing of it read yet (the usual
+// case: a Search or Query comes in one DATA frame), field by field in place, as the
+// walker would but without its bookkeeping for values split between pieces (which cost
+// about 1 µs of a Search's 2). It returns what is left for the walker: nothing, or the
+// rest of msg from a group (which no Milvus message has), whose fields the walker passes
+// over.
+func (s *RequestScanner) inPlace(msg []byte) []byte {
+	b := msg
+	for len(b) > 0 && !s.done {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n > 0 && (typ == protowire.StartGroupType || typ == protowire.EndGroupType) {
+			s.w.off = int64(len(msg) - len(b))
+			return b
+		}
+		ev := event{kind: evField, num: num, typ: typ}
+		m := n
+		var val []byte
+		if n > 0 {
+			switch typ {
+			case protowire.VarintType:
+				ev.v, m = protowire.ConsumeVarint(b[n:])
+			case protowire.BytesType:
+				val, m = protowire.ConsumeBytes(b[n:])
+			default:
+				m = protowire.ConsumeFieldValue(num, typ, b[n:])
+			}
+		}
+		if n < 0 || m < 0 {
+			s.done = true // not a valid encoding, as the walker's evBad
+			break
+		}
+		b = b[n+m:]
+		if take := s.want1(&ev); take > 0 {
+			t := min(len(val), take)
+			s.value(&event{kind: evValue, num: num, b: val[:t], whole: t == len(val)})
+		}
+		if s.known|s.lost == s.want {
+			s.done = true
+		}
+	}
+	if !s.done {
+		s.settle(s.want) // the end of the message, as the walker's evEnd
+		s.done = true
+	}
+	s.w.off = int64(len(msg))
+	return nil
+}
+
 // settle marks fields known with what was read of them (nothing: empty).
 func (s *RequestScanner) settle(f Fields) {
 	f &= s.want &^ (s.known | s.lost)
@@ -276,6 +327,14 @@ func (s *RequestScanner) settle(f Fields) {
 }
 
 func (s *RequestScanner) field(ev *event) {
+	if take := s.want1(ev); take > 0 {
+		s.w.decide(takeValue, take)
+	}
+}
+
+// want1 reads the field of ev (a header, with its value when a varint) and returns how
+// many bytes of its value to take (0: none, pass over it).
+func (s *RequestScanner) want1(ev *event) int {
 	l := s.lay
 	for s.next < len(l.settled) && l.settled[s.next].num < ev.num {
 		s.settle(l.settled[s.next].f)
@@ -286,9 +345,9 @@ func (s *RequestScanner) field(ev *event) {
 	switch {
 	case ev.num == l.db && bytes && open&FieldDB != 0,
 		ev.num == l.collection && bytes && open&FieldCollection != 0:
-		s.w.decide(takeValue, valueCap)
+		return valueCap
 	case ev.num == l.params && bytes && open&FieldTopK != 0:
-		s.w.decide(takeValue, pairCap)
+		return pairCap
 	case ev.num == l.level && varint:
 		s.level = int32(ev.v)
 	case ev.num == l.useDefault && varint:
@@ -301,6 +360,7 @@ func (s *RequestScanner) field(ev *event) {
 		s.r.NQ = intValue(l.nqKind, ev.v)
 		s.settle(FieldNQ)
 	}
+	return 0
 }
 
 func (s *RequestScanner) value(ev *event) {
