@@ -20,6 +20,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/listener"
+	"github.com/milvus-lb/milvus-lb/internal/procmem"
 	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/source"
 )
@@ -165,6 +166,7 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 		Metrics: metrics, Log: logger, Status: status,
 		Ready: func(*gateway.Snapshot) {
 			logger.Info("serving", "address", o.AdvertiseAddress, "ports", dp.Listeners.Ports(), "admin", adminLn.Addr().String())
+			releaseStartupPages(logger)
 			if o.Ready != nil {
 				o.Ready(adminLn.Addr())
 			}
@@ -189,6 +191,18 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	dp.Close(limit)
 	logger.Info("drained; exiting")
 	return nil
+}
+
+// releaseStartupPages gives back the executable's pages the start touched (package
+// initialisation, the first configuration): most are never used again while serving,
+// and they were most of the resident set (internal/procmem).
+func releaseStartupPages(logger *slog.Logger) {
+	before, after, err := procmem.ReleaseStartupPages()
+	if err != nil {
+		logger.Debug("start-up pages not released", "error", err)
+		return
+	}
+	logger.Info("released the executable's start-up pages", "file_backed_mib_before", before.File>>20, "file_backed_mib_after", after.File>>20, "anonymous_mib", after.Anon>>20)
 }
 
 // drainLimit is the longest deregistration delay of the backends in force: the most any
