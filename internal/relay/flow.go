@@ -278,7 +278,7 @@ func (s *stream) growLocked() {
 // the client has been sent some of its data, so streams a client never reads cost
 // backendStreamWindow each, and a client connection holds at most about
 // clientConnBuffered + streams × backendStreamWindow + streamWindow.
-const clientConnBuffered = clientConnWindow
+const clientConnBuffered = 4 << 20
 
 // deferLocked puts s on its client connection's list of streams whose backend window is
 // held back. s.mu held.
