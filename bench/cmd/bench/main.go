@@ -43,6 +43,7 @@ func run() error {
 	var (
 		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
+		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
 		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
@@ -97,7 +98,7 @@ func run() error {
 		return replot(ctx, root, resolve(*plotFrom), *pngOut)
 	}
 
-	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: 1}
+	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: max(1, *idleRuns)}
 	if *quick {
 		params, plan.Rounds = harness.QuickParams(), 2
 	}
