@@ -133,6 +133,7 @@ func newLogger(level string) *slog.Logger {
 // status writer).
 func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, status func(*config.Model, config.Problems)) error {
 	logger := newLogger(o.LogLevel)
+	go procmem.TuneGC(ctx)
 	if o.AdvertiseAddress == "" {
 		o.AdvertiseAddress = hostAddress()
 	}
