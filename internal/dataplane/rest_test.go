@@ -82,7 +82,7 @@ func TestRESTOverHTTP2(t *testing.T) {
 			// milvus-lb's own errors are HTTP statuses too. (Over h2c only: on TLS an
 			// unknown :authority is routed by the server name.)
 			// Each request carries a 512 KiB body that nothing reads (no rule matches):
-			// twelve of them are 6 MiB, more than the connection's window (4 MiB), so
+			// twelve of them are 6 MiB, more than the connection's window (1 MiB), so
 			// they are only all answered if the window of unread bodies is given back,
 			// whether the bytes arrive before the answer or after it.
 			if tc.name == "h2c" {

@@ -22,10 +22,14 @@ import (
 
 // Windows the relay advertises. A stream's window bounds what the relay may have to hold
 // for it when the other side is slower; the connection window bounds a connection's
-// total. 1 MiB per stream keeps a 3 MiB insert moving in a few round trips.
+// total. 1 MiB per stream keeps a 3 MiB insert moving in a few round trips. A client
+// connection's window is one stream's: uploads to backends slower than their clients
+// (32 concurrent 32 MiB inserts over 4 connections) queue up to it, so it is what each
+// uploading connection costs; 4 MiB made the big-insert workload peak at 55 MiB
+// against 35 MiB with 1 MiB, at the same MB/s (docs/benchmarks.md).
 const (
 	streamWindow           = 1 << 20
-	clientConnWindow       = 4 << 20
+	clientConnWindow       = streamWindow
 	relayBackendConnWindow = 16 << 20
 	// backendStreamWindow is the stream window the relay announces to backends; a
 	// stream's grows to streamWindow once its client is sent some of its data,

@@ -4,17 +4,18 @@ package relay
 // bookkeeping of the windows both ways (what is sent on, acknowledged back, deferred).
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
 )
 
 // outFlow is one direction of a relayed stream, seen from the side it is sent to.
 type outFlow struct {
-	win      int64     // the destination stream's send window
-	chunks   []*[]byte // data waiting for window (a copy: frame buffers are reused)
-	poff     int       // read offset in chunks[0]
+	win      int64    // the destination stream's send window
+	chunks   [][]byte // data waiting for window (a copy: frame buffers are reused)
+	poff     int      // read offset in chunks[0]
 	qlen     int
 	end      bool                 // END_STREAM follows pending
 	trailers *[]hpack.HeaderField // from fieldsPool
@@ -33,10 +34,14 @@ type outFlow struct {
 }
 
 // queueChunk is the unit of queued data; chunks are pooled, so a stream that waits for
-// window costs no allocation and gives the memory back as soon as it catches up.
+// window costs no allocation and gives the memory back as soon as it catches up. A
+// bounded free list rather than a sync.Pool: every collection empties a sync.Pool, and
+// while uploads stream the relay allocates little else, so collections (at the low
+// target procmem.TuneGC sets then) came often enough to make the queues allocate their
+// chunks anew, for a higher peak (docs/benchmarks.md).
 const queueChunk = 64 << 10
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, queueChunk); return &b }}
+var chunkPool = bufs.List{Max: 64, Size: queueChunk}
 
 // queuedLen is the number of bytes waiting to be sent.
 func (o *outFlow) queuedLen() int { return o.qlen }
@@ -46,7 +51,7 @@ func (o *outFlow) head() []byte {
 	if len(o.chunks) == 0 {
 		return nil
 	}
-	return (*o.chunks[0])[o.poff:]
+	return o.chunks[0][o.poff:]
 }
 
 func (o *outFlow) queue(p []byte) {
@@ -55,12 +60,10 @@ func (o *outFlow) queue(p []byte) {
 		o.acct.Add(int64(len(p)))
 	}
 	for len(p) > 0 {
-		if n := len(o.chunks); n == 0 || len(*o.chunks[n-1]) == cap(*o.chunks[n-1]) {
-			c := chunkPool.Get().(*[]byte)
-			*c = (*c)[:0]
-			o.chunks = append(o.chunks, c)
+		if n := len(o.chunks); n == 0 || len(o.chunks[n-1]) == cap(o.chunks[n-1]) {
+			o.chunks = append(o.chunks, chunkPool.Get())
 		}
-		last := o.chunks[len(o.chunks)-1]
+		last := &o.chunks[len(o.chunks)-1]
 		k := min(len(p), cap(*last)-len(*last))
 		*last = append(*last, p[:k]...)
 		p = p[k:]
@@ -74,8 +77,8 @@ func (o *outFlow) consume(n int) {
 		o.acct.Add(-int64(n))
 	}
 	o.poff += n
-	for len(o.chunks) > 0 && o.poff >= len(*o.chunks[0]) && (len(o.chunks) > 1 || o.qlen == 0) {
-		o.poff -= len(*o.chunks[0])
+	for len(o.chunks) > 0 && o.poff >= len(o.chunks[0]) && (len(o.chunks) > 1 || o.qlen == 0) {
+		o.poff -= len(o.chunks[0])
 		chunkPool.Put(o.chunks[0])
 		o.chunks[0] = nil
 		o.chunks = o.chunks[1:]
@@ -278,7 +281,7 @@ func (s *stream) growLocked() {
 // the client has been sent some of its data, so streams a client never reads cost
 // backendStreamWindow each, and a client connection holds at most about
 // clientConnBuffered + streams × backendStreamWindow + streamWindow.
-const clientConnBuffered = clientConnWindow
+const clientConnBuffered = 4 << 20
 
 // deferLocked puts s on its client connection's list of streams whose backend window is
 // held back. s.mu held.

@@ -552,11 +552,11 @@ func isGRPCContentType(ct string) bool {
 const unavailable = "14"
 
 // Bounds on the request bytes kept for replays, so that keeping them is no way to make
-// the balancer hold memory: per client connection, what its connection window lets it
-// have in flight; in all, 64 MiB. Past them calls are kept no more (they are still
-// retried when nothing of them was sent). Searches, a few KiB each, stay well inside.
+// the balancer hold memory: 4 MiB per client connection; in all, 64 MiB. Past them
+// calls are kept no more (they are still retried when nothing of them was sent).
+// Searches, a few KiB each, stay well inside.
 const (
-	replayPerConn = clientConnWindow
+	replayPerConn = 4 << 20
 	replayTotal   = 64 << 20
 )
 

@@ -43,6 +43,7 @@ func run() error {
 	var (
 		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
+		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
 		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" (not among the defaults) runs milvus-lb alone through backend faults (chaos.go)")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
@@ -97,7 +98,7 @@ func run() error {
 		return replot(ctx, root, resolve(*plotFrom), *pngOut)
 	}
 
-	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: 1}
+	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: max(1, *idleRuns)}
 	if *quick {
 		params, plan.Rounds = harness.QuickParams(), 2
 	}
@@ -173,9 +174,10 @@ func run() error {
 	env.Close()
 
 	sum := harness.Summary(results)
-	run := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Results: results}
-	table := harness.Table(sum, run.targets())
-	goals := harness.Goals(sum)
+	ratios := harness.Ratios(results, sum)
+	run := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Ratios: ratios, Results: results}
+	table := harness.Table(sum, ratios, run.targets())
+	goals := harness.Goals(sum, ratios)
 	fmt.Println(table)
 	for _, g := range goals {
 		fmt.Println("- " + g)
@@ -212,6 +214,9 @@ type savedRun struct {
 	Params  harness.Params   `json:"params"`
 	Plan    harness.Plan     `json:"plan"`
 	Summary []harness.Result `json:"summary"`
+	// Ratios are milvus-lb's figures over the best peer's, the bound's and the
+	// baseline's, round by round, with their median and spread.
+	Ratios  []harness.Ratio  `json:"ratios"`
 	Results []harness.Result `json:"results"`
 }
 
@@ -297,7 +302,8 @@ func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, 
 		mode, p.SearchCallers, p.SearchConns, p.InsertRows, harness.Dim, p.InsertCallers, p.InsertConns)
 	fmt.Fprintf(&b, "big insert %d concurrent × %d rows (%.0f MiB) × %d each; many clients %d connections × 1 Search/s for %v; idle %d connections held %v. ",
 		p.BigCallers, p.BigRows, float64(p.BigRows*(4*harness.Dim+2))/(1<<20), p.BigPerCaller, p.ManyConns, p.ManyDuration, p.IdleConns, p.IdleHold)
-	fmt.Fprintf(&b, "Search and Insert: %v measured after %v warm-up. Medians of %d interleaved rounds (idle: %d).\n\n", p.Duration, p.Warmup, plan.Rounds, plan.IdleRounds)
+	fmt.Fprintf(&b, "Search and Insert: %v measured after %v warm-up. Medians of %d interleaved rounds (idle: %d); ", p.Duration, p.Warmup, plan.Rounds, plan.IdleRounds)
+	b.WriteString("each ratio is the ratio of the medians, then the lowest and highest ratio of the same round's two figures: a ratio whose rounds straddle 1.00 is within the noise.\n\n")
 	b.WriteString(table)
 	b.WriteString("\nGoals:\n\n")
 	for _, g := range goals {

@@ -1,9 +1,6 @@
 package harness
 
-import (
-	"context"
-	"slices"
-)
+import "context"
 
 // Plan is what one run measures.
 type Plan struct {
@@ -74,11 +71,7 @@ func Summary(results []Result) []Result {
 			for i, r := range g {
 				v[i] = f(r)
 			}
-			slices.Sort(v)
-			if n := len(v); n%2 == 0 {
-				return (v[n/2-1] + v[n/2]) / 2
-			}
-			return v[len(v)/2]
+			return median(v)
 		}
 		s := Result{Workload: k.w, Target: k.t, Round: len(g)}
 		s.RPS = med(func(r Result) float64 { return r.RPS })

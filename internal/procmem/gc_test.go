@@ -1,0 +1,23 @@
+package procmem
+
+import "testing"
+
+// TestGCPercentFor: a balancer that allocates less than a quarter of its live heap a
+// second collects at 25 % headroom (at most a collection a second), a busy one at Go's
+// default.
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		rate, live float64
+		want       int
+	}{
+		{0, 100 * mib, quietGC},        // idle connections, pings only
+		{10 * mib, 100 * mib, quietGC}, // a few calls a second
+		{30 * mib, 100 * mib, busyGC},  // calls allocate: the default
+		{200 * mib, 20 * mib, busyGC},  // a busy relay with little live
+	} {
+		if got := gcPercentFor(c.rate, c.live); got != c.want {
+			t.Errorf("%.0f MiB/s with %.0f MiB live: GOGC %d, want %d", c.rate/mib, c.live/mib, got, c.want)
+		}
+	}
+}
