@@ -163,74 +163,10 @@ func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
 func (s *clientConn) serve() {
 	c := s.c
 	b := &c.rb
-	err := func() error {
-		if s.o.HandshakeTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(s.o.HandshakeTimeout))
-		}
-		var preface [len(http2.ClientPreface)]byte
-		if _, err := io.ReadFull(c.br, preface[:]); err != nil {
-			return err
-		}
-		if string(preface[:]) != http2.ClientPreface {
-			return errors.New("not an HTTP/2 connection preface")
-		}
-		_ = c.nc.SetReadDeadline(time.Time{})
-		if !c.lockWrite() {
-			return c.werr
-		}
-		settings := []http2.Setting{
-			{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
-			{ID: http2.SettingInitialWindowSize, Val: streamWindow},
-		}
-		if s.o.MaxHeaderBytes > 0 {
-			settings = append(settings, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(s.o.MaxHeaderBytes)})
-		}
-		_ = c.fr.WriteSettings(settings...)
-		_ = c.fr.WriteWindowUpdate(0, uint32(clientConnWindow-initialWindow))
-		c.unlockWrite(b)
-		b.flush()
-		c.mu.Lock()
-		s.started = true
-		c.mu.Unlock()
-		s.noticeDrain()
-		if s.o.PingInterval > 0 {
-			s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
-		}
-		for {
-			// Frames for the client itself (acknowledgements, window updates, errors)
-			// go out here rather than from beforeRead: a TLS write nested in the TLS
-			// read would double the stack that every idle connection's reader keeps.
-			if b.take(c) {
-				c.flush(true)
-			}
-			f, err := c.fr.ReadFrame()
-			if err == nil {
-				c.frameRead()
-				err = s.frame(f, b)
-			} else if errors.Is(err, http2.ErrFrameTooLarge) {
-				err = http2.ConnectionError(http2.ErrCodeFrameSize)
-			}
-			if err == nil {
-				// What the frame produced is flushed when the reader runs out of input
-				// (beforeRead), with what the frames after it produce.
-				continue
-			}
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				// A stream error (RFC 9113 §5.4.2): that stream is reset, the connection
-				// goes on. A malformed HEADERS frame still used up its stream id.
-				c.mu.Lock()
-				if se.StreamID%2 == 1 && se.StreamID > c.lastID {
-					c.lastID = se.StreamID
-				}
-				c.mu.Unlock()
-				s.countError("stream_" + strings.ToLower(se.Code.String()))
-				s.resetStream(se.StreamID, se.Code, b)
-			} else {
-				return err
-			}
-		}
-	}()
+	err := s.start(b)
+	if err == nil {
+		err = s.readFrames(b)
+	}
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		s.countError("conn_" + strings.ToLower(http2.ErrCode(ce).String()))
@@ -242,6 +178,82 @@ func (s *clientConn) serve() {
 	b.flush()
 	c.flushWait()
 	s.close(err)
+}
+
+// start reads the client's preface and sends the server's SETTINGS and connection window.
+func (s *clientConn) start(b *batch) error {
+	c := s.c
+	if s.o.HandshakeTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	}
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil {
+		return err
+	}
+	if string(preface[:]) != http2.ClientPreface {
+		return errors.New("not an HTTP/2 connection preface")
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	if !c.lockWrite() {
+		return c.werr
+	}
+	settings := []http2.Setting{
+		{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
+		{ID: http2.SettingInitialWindowSize, Val: streamWindow},
+	}
+	if s.o.MaxHeaderBytes > 0 {
+		settings = append(settings, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(s.o.MaxHeaderBytes)})
+	}
+	_ = c.fr.WriteSettings(settings...)
+	_ = c.fr.WriteWindowUpdate(0, uint32(clientConnWindow-initialWindow))
+	c.unlockWrite(b)
+	b.flush()
+	c.mu.Lock()
+	s.started = true
+	c.mu.Unlock()
+	s.noticeDrain()
+	if s.o.PingInterval > 0 {
+		s.pingTimer = time.AfterFunc(s.o.PingInterval, s.keepalive)
+	}
+	return nil
+}
+
+// readFrames reads and acts on the client's frames until the connection fails or closes.
+func (s *clientConn) readFrames(b *batch) error {
+	c := s.c
+	for {
+		// Frames for the client itself (acknowledgements, window updates, errors) go out
+		// here rather than from beforeRead: a TLS write nested in the TLS read would
+		// double the stack that every idle connection's reader keeps.
+		if b.take(c) {
+			c.flush(true)
+		}
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			c.frameRead()
+			err = s.frame(f, b)
+		} else if errors.Is(err, http2.ErrFrameTooLarge) {
+			err = http2.ConnectionError(http2.ErrCodeFrameSize)
+		}
+		if err == nil {
+			// What the frame produced is flushed when the reader runs out of input
+			// (beforeRead), with what the frames after it produce.
+			continue
+		}
+		var se http2.StreamError
+		if !errors.As(err, &se) {
+			return err
+		}
+		// A stream error (RFC 9113 §5.4.2): that stream is reset, the connection goes
+		// on. A malformed HEADERS frame still used up its stream id.
+		c.mu.Lock()
+		if se.StreamID%2 == 1 && se.StreamID > c.lastID {
+			c.lastID = se.StreamID
+		}
+		c.mu.Unlock()
+		s.countError("stream_" + strings.ToLower(se.Code.String()))
+		s.resetStream(se.StreamID, se.Code, b)
+	}
 }
 
 // writable wakes what waits for room in the client connection's write buffer.
