@@ -20,8 +20,9 @@ type match struct {
 
 // grpcMatches turns a GRPCRoute rule's matches into router matches (none: every call,
 // path prefix /). gRPC and REST calls are told apart by their paths (a MilvusService
-// method against /v2/vectordb/...), so a GRPCRoute adds no condition on content-type. A method match becomes a path: /service/method Exact, /service Prefix, or a
-// path pattern for a method of any service.
+// method against /v2/vectordb/...), so a GRPCRoute adds no condition on content-type.
+// A method match becomes a path: /service/method Exact, /service Prefix, or a path
+// pattern for a method of any service.
 func grpcMatches(rule *gwv1.GRPCRouteRule, at *field.Path, r *reporter) ([]match, bool) {
 	if len(rule.Matches) == 0 {
 		return []match{{at: at, path: "/", pathType: config.PathPrefix}}, true
