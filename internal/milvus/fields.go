@@ -98,9 +98,7 @@ func newRequestLayout(in protoreflect.MessageDescriptor) *requestLayout {
 	}
 	add(l.db, FieldDB)
 	add(l.collection, FieldCollection)
-	if lv := max(l.level, l.useDefault); lv != 0 {
-		add(max(lv, l.guarantee), FieldConsistency)
-	}
+	add(max(l.level, l.useDefault, l.guarantee), FieldConsistency)
 	add(l.rows, FieldRows)
 	add(l.nq, FieldNQ)
 	add(l.params, FieldTopK)
