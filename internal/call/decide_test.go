@@ -28,6 +28,11 @@ const host = "milvus-demo.milvus.io"
 // without health checks) as the gateway does, with the rate limits of Ingress ns/ing.
 func routedPort(t testing.TB, limits []config.RateLimit, routes ...config.Route) *Port {
 	t.Helper()
+	return compiledPort(t, routedModel(limits, routes...))
+}
+
+// routedModel is the model routedPort compiles.
+func routedModel(limits []config.RateLimit, routes ...config.Route) *config.Model {
 	m := &config.Model{Backends: map[string]*config.Backend{}, Listeners: []config.Listener{{Port: 80, Protocol: config.HTTP}}}
 	for i, k := range []string{"a", "b", "c"} {
 		m.Backends[k] = &config.Backend{Key: k, Service: "ns/" + k, Port: "19530", Algorithm: config.RoundRobin,
@@ -47,6 +52,12 @@ func routedPort(t testing.TB, limits []config.RateLimit, routes ...config.Route)
 	if limits != nil {
 		m.RateLimits = map[string][]config.RateLimit{"ns/ing": limits}
 	}
+	return m
+}
+
+// compiledPort is port 80 of model m, compiled as the gateway does.
+func compiledPort(t testing.TB, m *config.Model) *Port {
+	t.Helper()
 	snap, err := gateway.Compile(m, balancer.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

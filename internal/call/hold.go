@@ -76,7 +76,7 @@ func (c *Call) Hold(p []byte, last bool) (d Decision, ready bool) {
 // names are what was read of the first request message so far, as the routes read them.
 func (c *Call) names() *router.Names {
 	r, known := c.request()
-	n := &router.Names{DB: r.DB, Collection: r.Collection, Consistency: r.Consistency}
+	n := &router.Names{DB: r.DB, Collection: r.Collection, Consistency: r.Consistency, Guarantee: r.Guarantee}
 	for _, k := range [...]struct {
 		f milvus.Fields
 		n router.NameSet

@@ -4,37 +4,62 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/config"
 )
 
 // AnnotationStandby names a standby cluster for the reads of the Ingress's backends: a
-// Service, as a forward action's target group names one, and the percent of the reads
-// that accept stale data it takes (default 100):
+// Service, as a forward action's target group names one, the percent of the reads that
+// accept stale data it takes (default 100), and how far behind the primary it may be
+// (default 5s):
 //
-//	'{"serviceName":"milvus-standby","servicePort":19530,"weight":100}'
+//	'{"serviceName":"milvus-standby","servicePort":19530,"weight":100,"staleness":"5s"}'
 const AnnotationStandby = "milvus-lb.io/standby"
+
+// defaultStandbyStaleness is Milvus's own bound for a Bounded read (common.gracefulTime,
+// 5000 ms): by default a read that names a point in time goes to the standby only if a
+// Bounded read on the primary could have missed what came after it anyway.
+const defaultStandbyStaleness = 5 * time.Second
+
+// maxStandbyStaleness bounds the setting: a standby a day behind is a backup, not a
+// replica to read from.
+const maxStandbyStaleness = 24 * time.Hour
+
+// standbyJSON is the annotation's object: a target group and the staleness.
+type standbyJSON struct {
+	targetGroup
+	Staleness string `json:"staleness"`
+}
 
 // readStandby parses the standby annotation and resolves its Service in namespace ns;
 // nil when there is none, or after reporting an error.
 func (x *index) readStandby(a annotations, ns string, s backendSettings) (*config.Standby, *config.Backend) {
-	var tg targetGroup
-	if !a.object(AnnotationStandby, "standby", `{"serviceName":"milvus-standby","servicePort":19530}`, &tg) {
+	var sj standbyJSON
+	if !a.object(AnnotationStandby, "standby", `{"serviceName":"milvus-standby","servicePort":19530}`, &sj) {
 		return nil, nil
 	}
-	w := int64(100)
-	if tg.Weight != nil {
-		w = *tg.Weight
+	sb := &config.Standby{Weight: 100, Staleness: config.Duration(defaultStandbyStaleness)}
+	if sj.Weight != nil {
+		sb.Weight = int(*sj.Weight)
 	}
 	why := ""
-	if w < 1 || w > 100 {
-		why = fmt.Sprintf(".weight: %d: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)", w)
+	if sb.Weight < 1 || sb.Weight > 100 {
+		why = fmt.Sprintf(".weight: %d: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)", sb.Weight)
 	}
-	be := x.namedBackend(a, AnnotationStandby, "standby", ns, tg, why, s)
+	if sj.Staleness != "" {
+		d, err := time.ParseDuration(sj.Staleness)
+		if err != nil || d <= 0 || d > maxStandbyStaleness {
+			why = fmt.Sprintf(".staleness: %q: must be a duration more than 0 and at most 24h, such as 5s (how far behind the primary the standby may be)", sj.Staleness)
+		}
+		sb.Staleness = config.Duration(d)
+	}
+	be := x.namedBackend(a, AnnotationStandby, "standby", ns, sj.targetGroup, why, s)
 	if be == nil {
 		return nil, nil
 	}
-	return &config.Standby{Backend: be.Key, Weight: int(w)}, be
+	sb.Backend = be.Key
+	return sb, be
 }
 
 // namedBackend resolves the Service an annotation (name, its object called what) names

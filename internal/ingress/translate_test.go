@@ -270,6 +270,7 @@ var cases = []struct {
 		"error: standby.yaml: Ingress milvus/bad-mirror: metadata.annotations[milvus-lb.io/mirror]: mirror.percent: 0: must be from 1 to 100",
 		`error: standby.yaml: Ingress milvus/bad-mirror-operation: metadata.annotations[milvus-lb.io/mirror]: mirror.operation: "search": must be read, write, ddl or admin`,
 		"error: standby.yaml: Ingress milvus/bad-service: metadata.annotations[milvus-lb.io/standby]: standby.serviceName: Service milvus/milvus-purple not found",
+		`error: standby.yaml: Ingress milvus/bad-staleness: metadata.annotations[milvus-lb.io/standby]: standby.staleness: "5": must be a duration more than 0 and at most 24h, such as 5s (how far behind the primary the standby may be)`,
 		"error: standby.yaml: Ingress milvus/bad-weight: metadata.annotations[milvus-lb.io/standby]: standby.weight: 0: must be from 1 to 100 (the percent of stale-tolerant reads the standby takes)",
 	}},
 	{name: "cache", exact: true, want: []string{

@@ -20,9 +20,13 @@ type Request struct {
 	// the collection's default (use_default_consistency, which pymilvus sets when no level
 	// is given) or its method has none.
 	Consistency string
-	Rows        int64 // num_rows of Insert and Upsert
-	NQ          int64 // Search: the number of query vectors (nq)
-	TopK        int64 // Search: the "topk" search parameter (0 when it is not a number)
+	// Guarantee is the guarantee_timestamp of a Search, Query or HybridSearch (a Milvus
+	// hybrid timestamp: physical milliseconds << 18, or one of the values 0, 1 and 2 that
+	// name no time); it is known with the consistency level, and 0 when absent.
+	Guarantee uint64
+	Rows      int64 // num_rows of Insert and Upsert
+	NQ        int64 // Search: the number of query vectors (nq)
+	TopK      int64 // Search: the "topk" search parameter (0 when it is not a number)
 }
 
 // Fields is a set of the fields of Request.
@@ -51,6 +55,7 @@ const topKKey = "topk"
 type requestLayout struct {
 	db, collection    protowire.Number
 	level, useDefault protowire.Number // consistency_level, use_default_consistency
+	guarantee         protowire.Number // guarantee_timestamp, of a message with a level
 	rows, nq          protowire.Number // num_rows, nq
 	rowsKind, nqKind  protoreflect.Kind
 	params            protowire.Number // search_params: repeated KeyValuePair
@@ -75,6 +80,9 @@ func newRequestLayout(in protoreflect.MessageDescriptor) *requestLayout {
 		useDefault: fieldOf(in, "use_default_consistency", protoreflect.BoolKind),
 		params:     paramsField(in, "search_params"),
 	}
+	if l.level != 0 {
+		l.guarantee = fieldOf(in, "guarantee_timestamp", protoreflect.Uint64Kind)
+	}
 	l.rows, l.rowsKind = intField(in, "num_rows")
 	l.nq, l.nqKind = intField(in, "nq")
 	add := func(num protowire.Number, f Fields) {
@@ -90,7 +98,7 @@ func newRequestLayout(in protoreflect.MessageDescriptor) *requestLayout {
 	}
 	add(l.db, FieldDB)
 	add(l.collection, FieldCollection)
-	add(max(l.level, l.useDefault), FieldConsistency)
+	add(max(l.level, l.useDefault, l.guarantee), FieldConsistency)
 	add(l.rows, FieldRows)
 	add(l.nq, FieldNQ)
 	add(l.params, FieldTopK)
@@ -350,6 +358,8 @@ func (s *RequestScanner) want1(ev *event) int {
 		return pairCap
 	case ev.num == l.level && varint:
 		s.level = int32(ev.v)
+	case ev.num == l.guarantee && varint:
+		s.r.Guarantee = ev.v
 	case ev.num == l.useDefault && varint:
 		s.useDefault = ev.v != 0
 		s.settle(FieldConsistency)

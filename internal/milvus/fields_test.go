@@ -40,13 +40,13 @@ var requestCases = []struct {
 	want         Request
 }{
 	{"search", "Search", pymilvusSearch(1, 768, commonpb.ConsistencyLevel_Bounded, false),
-		Request{Names: Names{"db1", "books"}, Consistency: "Bounded", NQ: 1, TopK: 10}},
+		Request{Names: Names{"db1", "books"}, Consistency: "Bounded", Guarantee: 1, NQ: 1, TopK: 10}},
 	// pymilvus without a consistency_level: the collection's default, not in the request.
 	{"search default level", "Search", pymilvusSearch(10, 768, 0, true),
-		Request{Names: Names{"db1", "books"}, NQ: 10, TopK: 10}},
+		Request{Names: Names{"db1", "books"}, Guarantee: 1, NQ: 10, TopK: 10}},
 	// Neither field: Milvus reads Strong (the enum's zero).
 	{"search strong", "Search", pymilvusSearch(2, 8, commonpb.ConsistencyLevel_Strong, false),
-		Request{Names: Names{"db1", "books"}, Consistency: "Strong", NQ: 2, TopK: 10}},
+		Request{Names: Names{"db1", "books"}, Consistency: "Strong", Guarantee: 1, NQ: 2, TopK: 10}},
 	// The Go SDK: topk among other parameters, in map order.
 	{"search go sdk", "Search", &milvuspb.SearchRequest{CollectionName: "books", Nq: 3,
 		SearchParams:     []*commonpb.KeyValuePair{kv("anns_field", "v"), kv("params", "{}"), kv("topk", "100"), kv("offset", "0")},
@@ -54,6 +54,9 @@ var requestCases = []struct {
 		Request{Names: Names{"", "books"}, Consistency: "Eventually", NQ: 3, TopK: 100}},
 	{"query", "Query", &milvuspb.QueryRequest{DbName: "db2", CollectionName: "books", Expr: "id in [1]", ConsistencyLevel: commonpb.ConsistencyLevel_Session},
 		Request{Names: Names{"db2", "books"}, Consistency: "Session"}},
+	// pymilvus's Session read after a write: guarantee_timestamp is that write's timestamp.
+	{"query after a write", "Query", &milvuspb.QueryRequest{CollectionName: "books", Expr: "id > 0", GuaranteeTimestamp: 463_000_000_000_000_000, ConsistencyLevel: commonpb.ConsistencyLevel_Session},
+		Request{Names: Names{"", "books"}, Consistency: "Session", Guarantee: 463_000_000_000_000_000}},
 	{"hybrid", "HybridSearch", &milvuspb.HybridSearchRequest{CollectionName: "books", Requests: []*milvuspb.SearchRequest{pymilvusSearch(1, 4, 0, false)}, ConsistencyLevel: commonpb.ConsistencyLevel_Bounded},
 		Request{Names: Names{"", "books"}, Consistency: "Bounded"}},
 	// num_rows comes after the data.

@@ -30,7 +30,7 @@ type NameSet uint8
 const (
 	NameDB          NameSet = 1 << iota // the db_name field
 	NameCollection                      // the collection_name field
-	NameConsistency                     // the consistency level of Search, Query, HybridSearch
+	NameConsistency                     // the consistency level (and guarantee_timestamp) of Search, Query, HybridSearch
 	NameSize                            // the message's length (its gRPC length prefix)
 )
 
@@ -41,8 +41,11 @@ type Names struct {
 	// "Eventually", "Customized"); "" when it leaves it to the collection's default
 	// (use_default_consistency) or its method has no level.
 	Consistency string
-	Size        int64   // the message's length, from its length prefix
-	Known       NameSet // which of the above were read, or are certainly absent
+	// Guarantee is the request's guarantee_timestamp (a Milvus hybrid timestamp), known
+	// with Consistency; 0 when absent.
+	Guarantee uint64
+	Size      int64   // the message's length, from its length prefix
+	Known     NameSet // which of the above were read, or are certainly absent
 }
 
 // dbnameKey is the gRPC metadata that names the database when the request does not

@@ -15,7 +15,8 @@ directly, then checks through the balancer that:
   2. the default database is A's, and a logs_* collection is B's;
   2b. a search with pymilvus's consistency_level="Eventually" or "Bounded" reaches B,
      "Strong" and "Session" reach A (both have collection "shared", with a different row),
-     and an insert into "shared" reaches A;
+     an Eventually search with a guarantee_timestamp of just now reaches A and one of a
+     minute ago B, and an insert into "shared" reaches A;
   3. over the limit, pymilvus raises Milvus's own rate-limit error (code 8) when told not
      to retry, and by default rides through it: it backs off and the call succeeds.
 
@@ -100,6 +101,15 @@ def main():
         got = hits[0][0]["id"] if hits and hits[0] else None
         expect(got == want, f"consistency_level={level!r} found row {got}, want {want}")
         say(f"search with consistency_level={level!r} reached {'AB'[want - 1]}")
+    # A guarantee_timestamp (a Milvus hybrid timestamp: milliseconds << 18) that pymilvus
+    # passes through with Eventually: one of just now asks for data the standby, up to 5 s
+    # behind (the annotation's default staleness), may lack; one of a minute ago does not.
+    for age, want in ((0, 1), (60, 2)):
+        ts = int((time.time() - age) * 1000) << 18
+        hits = client.search("shared", data=[[0.1, 0.2, 0.3, 0.4]], limit=1, consistency_level="Eventually", guarantee_timestamp=ts)
+        got = hits[0][0]["id"] if hits and hits[0] else None
+        expect(got == want, f"Eventually with a guarantee_timestamp {age} s old found row {got}, want {want}")
+        say(f"search with consistency_level='Eventually' and a guarantee_timestamp {age} s old reached {'AB'[want - 1]}")
     client.insert("shared", [{"id": 3, "vector": [0.4, 0.3, 0.2, 0.1]}])
     direct_a = MilvusClient(uri=f"http://{args.direct_a}")
     rows = direct_a.query("shared", filter="id == 3", consistency_level="Strong")

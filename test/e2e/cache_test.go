@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,26 +34,5 @@ func TestCacheRealMilvus(t *testing.T) {
 // cacheRequests reads milvus_lb_cache_requests_total for method and result.
 func cacheRequests(t *testing.T, admin, method, result string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	sum := 0.0
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "milvus_lb_cache_requests_total{") ||
-			!strings.Contains(line, `method="`+method+`"`) || !strings.Contains(line, `result="`+result+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return metricSum(t, fetch(t, "http://"+admin+"/metrics"), "milvus_lb_cache_requests_total", `method="`+method+`"`, `result="`+result+`"`)
 }

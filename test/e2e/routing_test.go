@@ -9,13 +9,9 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
-// routingIngress is the guide's Ingress with routes by what calls say: tenants' databases
-// and log collections to cluster B (Service milvus-b), by milvus-lb's conditions and by the
-// ALB's own http-header condition on the dbname metadata; reads that accept stale data to
-// B as milvus-demo's standby cluster; everything else to the guide's
-// milvus-demo; and a rate limit on one collection. %[1]s is the certificate's ARN, %[2]d
-// the HTTPS port.
-const routingIngress = `apiVersion: networking.k8s.io/v1
+// ingressHead is the guide's Ingress down to its own annotations, for tests to add theirs:
+// %[1]s is the certificate's ARN, %[2]d the HTTPS port.
+const ingressHead = `apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   namespace: milvus
@@ -26,7 +22,15 @@ metadata:
     alb.ingress.kubernetes.io/target-type: ip
     alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":%[2]d}]'
     alb.ingress.kubernetes.io/certificate-arn: "%[1]s"
-    alb.ingress.kubernetes.io/actions.tenant-b: >
+`
+
+// routingIngress is the guide's Ingress with routes by what calls say: tenants' databases
+// and log collections to cluster B (Service milvus-b), by milvus-lb's conditions and by the
+// ALB's own http-header condition on the dbname metadata; reads that accept stale data to
+// B as milvus-demo's standby cluster; everything else to the guide's
+// milvus-demo; and a rate limit on one collection. %[1]s is the certificate's ARN, %[2]d
+// the HTTPS port.
+const routingIngress = ingressHead + `    alb.ingress.kubernetes.io/actions.tenant-b: >
       {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"milvus-b","servicePort":19530}]}}
     milvus-lb.io/conditions.tenant-b: >
       [{"field":"database","databaseConfig":{"values":["tenant_b"]}}]
@@ -107,10 +111,10 @@ endpoints:
       ready: true
 `
 
-// TestRoutingRealMilvus routes pymilvus's calls by database, collection and consistency
-// level to two real
-// Milvus servers standing for two clusters, over TLS as the guide connects, and refuses
-// calls over a rate limit as Milvus does, which pymilvus rides through.
+// TestRoutingRealMilvus routes the calls of pymilvus, then of the Go client, by database,
+// collection and consistency level to two real Milvus servers standing for two clusters,
+// over TLS as the guide connects, and refuses calls over a rate limit as Milvus does,
+// which both clients ride through (the Go client with the SDK's RetryOnRateLimitInterceptor).
 func TestRoutingRealMilvus(t *testing.T) {
 	g := prepareGuide(t, testenv.FreePort(t))
 	a, b := g.lite, testenv.StartMilvusLite(t)
@@ -121,4 +125,7 @@ func TestRoutingRealMilvus(t *testing.T) {
 		filepath.Join(testenv.Root(t), "test", "clients", "routing_check.py"),
 		"--host", g.address, "--port", strconv.Itoa(g.port), "--server-name", host, "--ca", g.ca,
 		"--direct-a", a.Addr, "--direct-b", b.Addr)
+	// The Go client on what routing_check.py prepared (test/goclient/routing.go).
+	testenv.RunClient(t, clientTimeout, "goclient: PASS", testenv.BuildGoClient(t), "-routing",
+		"-addr", fmt.Sprintf("%s:%d", g.address, g.port), "-server-name", host, "-ca", g.ca, "-direct-a", a.Addr)
 }

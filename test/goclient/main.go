@@ -8,6 +8,9 @@
 //
 //	milvus-goclient -addr 127.0.0.1:19530 -plain
 //	milvus-goclient -addr 127.0.0.1:8443 -ca CertificateChain.pem -server-name milvus-demo.milvus.io
+//
+// With -routing it checks instead the routing of test/e2e's TestRoutingRealMilvus on the
+// clusters test/clients/routing_check.py prepared (routing.go); -direct-a is cluster A.
 package main
 
 import (
@@ -41,11 +44,19 @@ func main() {
 	caFile := flag.String("ca", "", "PEM file with the CA that signed the server's certificate")
 	serverName := flag.String("server-name", "", "TLS server name (SNI and verification), as pymilvus' server_name")
 	timeout := flag.Duration("timeout", 60*time.Second, "deadline for the whole session")
+	routing := flag.Bool("routing", false, "check TestRoutingRealMilvus's routing instead of a session")
+	directA := flag.String("direct-a", "", "with -routing: host:port of cluster A, plaintext")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *addr, *plain, *caFile, *serverName); err != nil {
+	var err error
+	if *routing {
+		err = routingRun(ctx, *addr, *plain, *caFile, *serverName, *directA)
+	} else {
+		err = run(ctx, *addr, *plain, *caFile, *serverName)
+	}
+	if err != nil {
 		fmt.Printf("goclient: FAIL: %v\n", err)
 		os.Exit(1)
 	}
