@@ -3,6 +3,10 @@
 // health, create collection, insert, index, load, search, query, delete, drop. It prints one
 // line per step and a final PASS or FAIL line, and exits non-zero on any failure.
 //
+// With -load it instead searches an existing collection from -workers goroutines until
+// its standard input ends, with the SDK's own retry on Milvus's rate-limit reply installed
+// (load.go), and passes when every call succeeded.
+//
 // It lives in its own module so that the client's ~100 dependencies stay out of milvus-lb's
 // go.mod; the end-to-end tests build it with CGO_ENABLED=0 and run it as a subprocess.
 //
@@ -41,11 +45,23 @@ func main() {
 	caFile := flag.String("ca", "", "PEM file with the CA that signed the server's certificate")
 	serverName := flag.String("server-name", "", "TLS server name (SNI and verification), as pymilvus' server_name")
 	timeout := flag.Duration("timeout", 60*time.Second, "deadline for the whole session")
+	load := flag.String("load", "", "search this collection (vector field \"vector\", dim 8) until stdin ends")
+	workers := flag.Int("workers", 4, "goroutines searching with -load")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *addr, *plain, *caFile, *serverName); err != nil {
+	creds, err := transport(*plain, *caFile, *serverName)
+	if err != nil {
+		fmt.Printf("goclient: FAIL: tls config: %v\n", err)
+		os.Exit(1)
+	}
+	if *load != "" {
+		err = runLoad(ctx, *addr, creds, *load, *workers)
+	} else {
+		err = run(ctx, *addr, creds)
+	}
+	if err != nil {
 		fmt.Printf("goclient: FAIL: %v\n", err)
 		os.Exit(1)
 	}
@@ -77,11 +93,7 @@ func transport(plain bool, caFile, serverName string) (grpc.DialOption, error) {
 	return grpc.WithTransportCredentials(credentials.NewTLS(cfg)), nil
 }
 
-func run(ctx context.Context, addr string, plain bool, caFile, serverName string) error {
-	creds, err := transport(plain, caFile, serverName)
-	if err != nil {
-		return fmt.Errorf("tls config: %w", err)
-	}
+func run(ctx context.Context, addr string, creds grpc.DialOption) error {
 	// The client's EnableTLSAuth uses system roots with no way to set a CA or server name, so
 	// TLS comes in as a dial option after the client's own (the last credentials option wins).
 	opts := append([]grpc.DialOption{}, milvusclient.DefaultGrpcOpts...)
