@@ -65,7 +65,7 @@ func TestJSONMatchesDocs(t *testing.T) {
 		"time": "2026-05-03T18:02:01.987Z", "duration_ms": 1.235, "client": "10.0.0.7:51234", "port": 443.0,
 		"tls_version": "TLSv1.3", "user": "root", "method": "Search", "db": "default", "collection": "books",
 		"consistency_level": "Bounded", "nq": 1.0, "topk": 10.0, "rows": 0.0, "grpc_status": "OK", "http_status": 0.0,
-		"milvus_code": "ServiceRateLimit", "milvus_reason": "rate limit exceeded[rate=10]", "request_id": "req-1",
+		"milvus_code": "ServiceRateLimit", "milvus_reason": "rate limit exceeded[rate=10]", "rate_limit": "", "request_id": "req-1",
 		"backend": "default/milvus-demo:19530", "endpoint": "10.0.1.5:19530", "attempts": 1.0,
 		"request_bytes": 3172.0, "response_bytes": 64.0,
 	} {
@@ -105,9 +105,22 @@ func TestText(t *testing.T) {
 		`authority=milvus-demo.milvus.io tls_version=TLSv1.3 tls_server_name=milvus-demo.milvus.io user=- ` +
 		`method=/v2/vectordb/entities/search db=default collection="my books" consistency_level=Bounded rows=0 nq=1 topk=10 ` +
 		`request_bytes=3172 response_bytes=64 backend=default/milvus-demo:19530 endpoint=10.0.1.5:19530 attempts=1 ` +
-		`grpc_status="" http_status=200 milvus_code=Success milvus_reason="" request_id=req-1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736` + "\n"
+		`grpc_status="" http_status=200 milvus_code=Success milvus_reason="" rate_limit="" request_id=req-1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736` + "\n"
 	if got := encode(r, Text); got != want {
 		t.Errorf("text line\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRateLimitField: a call milvus-lb's own limit refused names the limit, which tells it
+// from the README's example, a call Milvus rate-limited (rate_limit empty).
+func TestRateLimitField(t *testing.T) {
+	r := search()
+	r.Endpoint, r.Attempts, r.RateLimit = "", 0, "reads-per-user"
+	line := encode(r, JSON)
+	for _, want := range []string{`"endpoint":"",`, `"attempts":0,`, `"milvus_code":"ServiceRateLimit",`, `"rate_limit":"reads-per-user",`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line lacks %s: %s", want, line)
+		}
 	}
 }
 

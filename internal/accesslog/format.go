@@ -66,6 +66,7 @@ func (e *encoder) record(b []byte, r *call.Record, f Format) []byte {
 	e.num("http_status", httpStatus)
 	e.str("milvus_code", milvus.CodeName(r.MilvusCode, r.MilvusErrCode))
 	e.str("milvus_reason", r.MilvusReason)
+	e.str("rate_limit", r.RateLimit)
 	e.str("request_id", r.RequestID[:min(len(r.RequestID), maxRequestID)])
 	e.str("trace_id", r.TraceID)
 	if !e.text {

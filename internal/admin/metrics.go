@@ -33,6 +33,7 @@ type Metrics struct {
 	series      seriesCache       // the series of the label values seen
 
 	cacheRequests *prometheus.CounterVec // cache_metrics.go
+	rateLimited   *prometheus.CounterVec // ratelimit_metrics.go
 
 	resilienceMetrics // ejections, overflows, retry budget (resilience.go)
 }
@@ -95,8 +96,8 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 		Namespace: "milvus_lb", Name: "config_reloads_total",
 		Help: "Configuration changes applied (result=success) or rejected (result=failure).",
 	}, []string{"result"})
-	m.cacheRequests = newCacheRequests()
-	m.Registry.MustRegister(m.requests, m.duration, m.epRequests, m.epDuration, m.retries, m.reloads,
+	m.cacheRequests, m.rateLimited = newCacheRequests(), newRateLimited()
+	m.Registry.MustRegister(m.requests, m.duration, m.epRequests, m.epDuration, m.retries, m.reloads, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{gw: gw, reg: reg}, m.cacheRequests, cacheCollector{gw})
 	return m
@@ -136,6 +137,7 @@ func (m *Metrics) Observe(r *call.Record) {
 		m.retries.WithLabelValues(k.backend).Add(float64(r.Attempts - 1))
 	}
 	m.observeCache(r)
+	m.observeRateLimit(r)
 }
 
 // lookup finds (or makes) the series of k in the vectors.

@@ -77,6 +77,25 @@ func TestMetricsMilvusStatus(t *testing.T) {
 	}
 }
 
+// TestMetricsRateLimited: a call milvus-lb's own limit refused is counted by its limit; one
+// Milvus rate-limited is not, though both are ServiceRateLimit in requests_total.
+func TestMetricsRateLimited(t *testing.T) {
+	m, _ := newTestMetrics()
+	ours := grpcCall("Search", "", codes.OK, 8, 49)
+	ours.Attempts, ours.Ingress, ours.RateLimit = 0, "milvus/milvus-demo", "reads-per-user"
+	m.Observe(ours)
+	m.Observe(ours)
+	m.Observe(grpcCall("Search", "10.0.0.1:19530", codes.OK, 8, 49)) // Milvus's own
+	body := scrape(t, m)
+	expectLines(t, body,
+		`milvus_lb_rate_limited_total{ingress="milvus/milvus-demo",limit="reads-per-user",method="Search"} 2`,
+		`milvus_lb_requests_total{backend="`+backend+`",code="OK",method="Search",milvus_code="ServiceRateLimit"} 3`,
+	)
+	if n := strings.Count(body, "\nmilvus_lb_rate_limited_total{"); n != 1 {
+		t.Errorf("%d rate_limited series; want the one of the limit", n)
+	}
+}
+
 func TestMetricsCollectionLabelsCapped(t *testing.T) {
 	m, _ := newTestMetrics(WithCollectionLabels(2))
 	for _, c := range []string{"books", "films", "songs", "games", "books"} {

@@ -245,6 +245,10 @@ func TestLimitReply(t *testing.T) {
 	if st := res.GetStatus(); st.GetErrorCode() != commonpb.ErrorCode_RateLimit || st.GetCode() != milvus.RateLimitCode || c.Rec.MilvusCode != milvus.RateLimitCode {
 		t.Errorf("status %v, record code %d", st, c.Rec.MilvusCode)
 	}
+	// The record tells this refusal from one Milvus answered: it names the limit.
+	if c.Rec.RateLimit != "tenant-b" || c.Rec.Ingress != "ns/ing" {
+		t.Errorf("record names limit %q of ingress %q; want tenant-b of ns/ing", c.Rec.RateLimit, c.Rec.Ingress)
+	}
 	other := grpcRequest("Search", hpack.HeaderField{Name: "dbname", Value: "tenant_c"})
 	if reply, _ := c.limit(e, other, names, 0); reply != nil {
 		t.Error("a call of another database was limited")

@@ -41,6 +41,7 @@ type Record struct {
 	SpanID, ParentSpanID string
 
 	// Where it went.
+	Ingress  string // namespace/name of the Ingress (or route) whose rule took the call, "" when none
 	Backend  string // namespace/service:port, "" when the call was not routed
 	Endpoint string // ip:port of the last endpoint tried
 	Attempts int    // endpoints tried (0 when none was picked)
@@ -54,6 +55,11 @@ type Record struct {
 	MilvusReason  string     // common.Status.reason, cut to 200 bytes
 	RequestBytes  int64
 	ResponseBytes int64
+
+	// RateLimit is the name of the milvus-lb.io/rate-limits limit that refused the call,
+	// which milvus-lb then answered itself with Milvus's rate-limit reply; "" otherwise,
+	// also when Milvus itself answered with a rate limit (MilvusCode 8 with an Endpoint).
+	RateLimit string
 }
 
 // Observer receives every finished call. Implementations must be cheap, must not block

@@ -46,7 +46,7 @@ func (c *Call) decide(req *Request, names *router.Names) (e *router.Entry[*gatew
 	}
 	c.be = ch.Backend
 	c.mirror = mirrorOf(snap, c.be, req)
-	c.Rec.Backend = c.be.Key
+	c.Rec.Ingress, c.Rec.Backend = ch.Entry.Route.Ingress, c.be.Key
 	c.cache.c = snap.Caches[ch.Entry.Route.Ingress]
 	return ch.Entry, 0, nil
 }
@@ -97,6 +97,7 @@ func (c *Call) limit(e *router.Entry[*gateway.Backend], req *Request, names *rou
 	}
 	reason := r.Reason()
 	c.Rec.MilvusCode, c.Rec.MilvusErrCode, c.Rec.MilvusReason = milvus.RateLimitCode, int32(commonpb.ErrorCode_RateLimit), reason
+	c.Rec.RateLimit = r.Limit
 	if reply = milvus.RateLimited(req.Milvus, reason); reply != nil {
 		return reply, nil
 	}

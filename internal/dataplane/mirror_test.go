@@ -113,4 +113,9 @@ func TestMirrorCopiesReads(t *testing.T) {
 	if b := blue.Count(searchMethod); b != 421 {
 		t.Errorf("the primary got %d Searches; want 421", b)
 	}
+	// What the mirror could not answer is counted, for the operator to see.
+	down := map[string]string{"backend": greenKey, "method": "Search", "code": "transport_error"}
+	if !waitFor(ctx, func() bool { return l.mirrorMetric("milvus_lb_mirror_requests_total", down) > 0 }) {
+		t.Errorf("no copy to the mirror that went away counted as transport_error")
+	}
 }

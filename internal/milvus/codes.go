@@ -5,7 +5,9 @@ import "github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 // Milvus error codes (common.Status.code, Milvus's pkg/util/merr) that the balancer has
 // reason to act on. Milvus sends the legacy error_code beside each (merr's oldCode):
 // NotReadyServe with CodeServiceNotReady, RateLimit with CodeRateLimit, ForceDeny with
-// CodeQuotaExceeded; pymilvus and the Go SDK retry CodeRateLimit with back-off.
+// CodeQuotaExceeded; pymilvus retries CodeRateLimit (or the legacy RateLimit) with
+// back-off, and so does the Go SDK's RetryOnRateLimitInterceptor (on the legacy code)
+// where the application installs it.
 const (
 	CodeServiceNotReady    int32 = 1 // the proxy is starting or stopping: not the request's fault
 	CodeServiceUnavailable int32 = 2

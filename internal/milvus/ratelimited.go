@@ -9,7 +9,9 @@ import (
 // RateLimitCode is the Milvus error code (merr) of a refused rate: Milvus's proxy answers
 // a call over its quota with merr.ErrServiceRateLimit, code 8, retriable, whose legacy
 // error_code is commonpb.ErrorCode_RateLimit. pymilvus retries on either
-// (decorators.py: ErrorCode.RATE_LIMIT or common_pb2.RateLimit), the Go SDK on the code.
+// (decorators.py: ErrorCode.RATE_LIMIT or common_pb2.RateLimit); the Go SDK's
+// milvusclient.RetryOnRateLimitInterceptor on the legacy one, when the application
+// installs it (client/v2 v2.6.2 defines it but leaves it out of its dial options).
 const RateLimitCode = 8
 
 // statusReply is where each method's reply carries its Status: -1 when the reply is a

@@ -3,6 +3,10 @@
 // health, create collection, insert, index, load, search, query, delete, drop. It prints one
 // line per step and a final PASS or FAIL line, and exits non-zero on any failure.
 //
+// With -load it instead searches an existing collection from -workers goroutines until
+// its standard input ends, with the SDK's own retry on Milvus's rate-limit reply installed
+// (load.go), and passes when every call succeeded.
+//
 // It lives in its own module so that the client's ~100 dependencies stay out of milvus-lb's
 // go.mod; the end-to-end tests build it with CGO_ENABLED=0 and run it as a subprocess.
 //
@@ -46,15 +50,26 @@ func main() {
 	timeout := flag.Duration("timeout", 60*time.Second, "deadline for the whole session")
 	routing := flag.Bool("routing", false, "check TestRoutingRealMilvus's routing instead of a session")
 	directA := flag.String("direct-a", "", "with -routing: host:port of cluster A, plaintext")
+	load := flag.String("load", "", "search this collection (vector field \"vector\", dim 8) until stdin ends")
+	workers := flag.Int("workers", 4, "goroutines searching with -load")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	var err error
-	if *routing {
-		err = routingRun(ctx, *addr, *plain, *caFile, *serverName, *directA)
-	} else {
-		err = run(ctx, *addr, *plain, *caFile, *serverName)
+	creds, err := transport(*plain, *caFile, *serverName)
+	if err != nil {
+		fmt.Printf("goclient: FAIL: tls config: %v\n", err)
+		os.Exit(1)
+	}
+	switch {
+	case *routing:
+		if err = runRouting(ctx, *addr, creds, *directA); err == nil {
+			fmt.Printf("goclient: PASS: routing by database, collection and consistency level via %s\n", *addr)
+		}
+	case *load != "":
+		err = runLoad(ctx, *addr, creds, *load, *workers)
+	default:
+		err = run(ctx, *addr, creds)
 	}
 	if err != nil {
 		fmt.Printf("goclient: FAIL: %v\n", err)
@@ -88,11 +103,7 @@ func transport(plain bool, caFile, serverName string) (grpc.DialOption, error) {
 	return grpc.WithTransportCredentials(credentials.NewTLS(cfg)), nil
 }
 
-func run(ctx context.Context, addr string, plain bool, caFile, serverName string) error {
-	creds, err := transport(plain, caFile, serverName)
-	if err != nil {
-		return fmt.Errorf("tls config: %w", err)
-	}
+func run(ctx context.Context, addr string, creds grpc.DialOption) error {
 	// The client's EnableTLSAuth uses system roots with no way to set a CA or server name, so
 	// TLS comes in as a dial option after the client's own (the last credentials option wins).
 	opts := append([]grpc.DialOption{}, milvusclient.DefaultGrpcOpts...)

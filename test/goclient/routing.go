@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -14,26 +13,13 @@ import (
 	"google.golang.org/grpc"
 )
 
-// routingRun is -routing: runRouting over TLS (or plaintext) as the flags say.
-func routingRun(ctx context.Context, addr string, plain bool, caFile, serverName, directA string) error {
-	creds, err := transport(plain, caFile, serverName)
-	if err != nil {
-		return fmt.Errorf("tls config: %w", err)
-	}
-	plainA, _ := transport(true, "", "")
-	if err := runRouting(ctx, addr, creds, directA, plainA); err != nil {
-		return err
-	}
-	fmt.Printf("goclient: PASS: routing by database, collection and consistency level via %s\n", addr)
-	return nil
-}
-
 // runRouting checks, through milvus-lb, the routing that test/clients/routing_check.py
 // checks with pymilvus, on the clusters that script prepared: A (the default route, and
 // the primary) and B (tenant_b by milvus-lb's database condition, tenant_c by the ALB's
 // http-header condition on the dbname metadata, logs_* collections, and A's standby for
 // reads that accept stale data). directA is A itself, to see where a write landed.
-func runRouting(ctx context.Context, addr string, creds grpc.DialOption, directA string, plainA grpc.DialOption) error {
+func runRouting(ctx context.Context, addr string, creds grpc.DialOption, directA string) error {
+	plainA, _ := transport(true, "", "")
 	dial := func(db string, more ...grpc.DialOption) (*milvusclient.Client, error) {
 		opts := append(append([]grpc.DialOption{}, milvusclient.DefaultGrpcOpts...), creds)
 		return milvusclient.New(ctx, &milvusclient.ClientConfig{Address: addr, DBName: db, DialOptions: append(opts, more...)})
@@ -158,10 +144,7 @@ func rateLimitChecks(ctx context.Context, c *milvusclient.Client, dial func(stri
 	if err := step("over the limit, the Go client got Milvus's rate-limit error (code 8)", err); err != nil {
 		return err
 	}
-	retry := milvusclient.RetryOnRateLimitInterceptor(75, 3*time.Second, func(_ context.Context, attempt uint) time.Duration {
-		return 10 * time.Millisecond * time.Duration(math.Pow(3, float64(attempt)))
-	})
-	r, err := dial("", grpc.WithChainUnaryInterceptor(retry))
+	r, err := dial("", retryOnRateLimit())
 	if err != nil {
 		return fmt.Errorf("connect with the rate-limit interceptor: %w", err)
 	}

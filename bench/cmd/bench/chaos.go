@@ -32,10 +32,8 @@ func runChaos(ctx context.Context, dir, lb, out string, quick bool, d time.Durat
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
-	m.LoadAfter = harness.LoadAverage()
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes). Machine: %s, %d cores; load average before %s, after %s.\n\n",
-		strings.Join(os.Args[1:], " "), m.Started, time.Since(start).Minutes(), m.CPU, m.Cores, m.LoadBefore, m.LoadAfter)
+	b.WriteString(runLine(m, start))
 	fmt.Fprintf(&b, "Each scenario: %v of load (and a tenth more of warm-up, counted), 8 callers on 2 TLS connections, no retries of their own, every 5th call an Insert where writes are listed; 3 fake Milvus backends answering in 2 ms.\n\n", d)
 	b.WriteString("| scenario | fault | calls | failed reads | failed writes (of) | retried by milvus-lb | p50 | p99 |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range results {
@@ -47,6 +45,18 @@ func runChaos(ctx context.Context, dir, lb, out string, quick bool, d time.Durat
 			float64(r.P50)/float64(time.Millisecond), float64(r.P99)/float64(time.Millisecond))
 	}
 	fmt.Print(b.String())
+	return splice(out, chaosBegin, chaosEnd, b.String())
+}
+
+// runLine is the paragraph that says how a run was made: command, time, machine, load.
+func runLine(m harness.Machine, start time.Time) string {
+	m.LoadAfter = harness.LoadAverage()
+	return fmt.Sprintf("Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes). Machine: %s, %d cores; load average before %s, after %s.\n\n",
+		strings.Join(os.Args[1:], " "), m.Started, time.Since(start).Minutes(), m.CPU, m.Cores, m.LoadBefore, m.LoadAfter)
+}
+
+// splice writes text into the file out (none when "") between the markers begin and end.
+func splice(out, begin, end, text string) error {
 	if out == "" {
 		return nil
 	}
@@ -55,11 +65,11 @@ func runChaos(ctx context.Context, dir, lb, out string, quick bool, d time.Durat
 		return err
 	}
 	s := string(old)
-	i, j := strings.Index(s, chaosBegin), strings.Index(s, chaosEnd)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		return errors.New(out + " has no chaos markers")
+		return errors.New(out + " has no markers " + begin)
 	}
-	s = s[:i] + chaosBegin + "\n" + b.String() + chaosEnd + s[j+len(chaosEnd):]
+	s = s[:i] + begin + "\n" + text + end + s[j+len(end):]
 	log.Printf("wrote %s", out)
 	return os.WriteFile(out, []byte(s), 0o644)
 }

@@ -44,7 +44,7 @@ func run() error {
 		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
 		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
-		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" (not among the defaults) runs milvus-lb alone through backend faults (chaos.go)")
+		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go)")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
@@ -57,6 +57,8 @@ func run() error {
 		duration  = flag.Duration("duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
 		plotFrom  = flag.String("plot", "", "redraw the plot (-png) of the run saved in this JSON file and do nothing else")
 		lbEnvFlag = flag.String("lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
+		noCache   = flag.Bool("no-cache", false, "leave milvus-lb.io/cache off milvus-lb's Ingress (search-cached then measures a relayed Search)")
+		lbAnnots  = flag.String("lb-annotations", "", "annotations on milvus-lb's Ingress, not the baseline's, ';'-separated \"key: value\"; an alb.ingress.kubernetes.io/actions.NAME gets a rule path before the default one (with -baseline set to the same binary: what a route costs)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -132,6 +134,15 @@ func run() error {
 			return fmt.Errorf("build milvus-lb: %w", err)
 		}
 	}
+	if slices.Contains(plan.Workloads, harness.Mirror) {
+		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Mirror })
+		if err := runMirror(ctx, dir, *lb, *out, *quick, *duration, *rounds); err != nil {
+			return err
+		}
+		if len(plan.Workloads) == 0 {
+			return nil
+		}
+	}
 	if slices.Contains(plan.Workloads, harness.Chaos) {
 		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Chaos })
 		if err := runChaos(ctx, dir, *lb, *out, *quick, *duration); err != nil {
@@ -152,7 +163,7 @@ func run() error {
 	machine := harness.DescribeMachine(peerList)
 	log.Printf("load average before: %s on %d cores", machine.LoadBefore, machine.Cores)
 	start := time.Now()
-	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf})
+	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, LBAnnotations: splitOn(*lbAnnots, ";"), NoCache: *noCache, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf})
 	if err != nil {
 		return err
 	}
@@ -261,9 +272,12 @@ func replot(ctx context.Context, root, from, png string) error {
 	return plot(ctx, root, run, png)
 }
 
-func split(s string) []string {
+func split(s string) []string { return splitOn(s, ",") }
+
+// splitOn splits s at sep, trimming each part and leaving out empty ones.
+func splitOn(s, sep string) []string {
 	var out []string
-	for _, f := range strings.Split(s, ",") {
+	for _, f := range strings.Split(s, sep) {
 		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}

@@ -167,8 +167,11 @@ func (e *chaosEnv) dial() (*grpc.ClientConn, error) {
 }
 
 // metric sums the samples of a counter on milvus-lb's /metrics.
-func (e *chaosEnv) metric(name string) (int64, error) {
-	resp, err := http.Get("http://" + e.admin + "/metrics")
+func (e *chaosEnv) metric(name string) (int64, error) { return adminMetric(e.admin, name) }
+
+// adminMetric sums the samples of a metric on the /metrics of milvus-lb's admin address.
+func adminMetric(admin, name string) (int64, error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -229,30 +232,50 @@ func startChaos(dir, lbBin string) (_ *chaosEnv, err error) {
 	file := filepath.Join(dir, "milvus.yaml")
 	// Least outstanding requests; no active check (the scenarios decide which backend is
 	// up), so an ejected backend returns when its ejection time (10 s, growing) is over.
-	err = writeManifests(file, e.cert, port, e.addrs,
+	err = writeManifests(file, e.cert, port, e.addrs, cacheAnnotation,
 		"alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests",
 		"milvus-lb.io/healthcheck-type: none",
 		"milvus-lb.io/outlier-detection: base_ejection_time=10s")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(lbBin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
-		"--admin-addr", e.admin, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--log-level", "warn")
-	if e.lb, err = startProc("milvus-lb", filepath.Join(dir, "milvus-lb.log"), cmd); err != nil {
+	if e.lb, err = startLB(lbBin, dir, file, e.admin); err != nil {
 		return nil, err
 	}
+	return e, nil
+}
+
+// startLB runs `milvus-lb serve -f file` on loopback, with its state and log in dir and its
+// admin address on admin, and waits until it serves.
+func startLB(lbBin, dir, file, admin string) (*proc, error) {
+	cmd := exec.Command(lbBin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
+		"--admin-addr", admin, "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--log-level", "warn")
+	p, err := startProc("milvus-lb", filepath.Join(dir, "milvus-lb.log"), cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(admin, p); err != nil {
+		_ = p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady waits until milvus-lb (p, with admin address admin) serves its metrics and
+// its first configuration.
+func waitReady(admin string, p *proc) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := e.metric("milvus_lb_retries_total"); err == nil {
-			if resp, err := http.Get("http://" + e.admin + "/readyz"); err == nil {
+		if _, err := adminMetric(admin, "milvus_lb_retries_total"); err == nil {
+			if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
-					return e, nil
+					return nil
 				}
 			}
 		}
-		if e.lb.exited() || time.Now().After(deadline) {
-			return nil, fmt.Errorf("milvus-lb did not become ready\n%s", e.lb.tail())
+		if p.exited() || time.Now().After(deadline) {
+			return fmt.Errorf("milvus-lb did not become ready\n%s", p.tail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

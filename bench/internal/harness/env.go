@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/template"
 	"time"
@@ -101,6 +102,11 @@ type Config struct {
 	Baseline string
 	// LBEnv is added to milvus-lb's environment (GODEBUG, GOGC, ...).
 	LBEnv []string
+	// LBAnnotations are added to the Ingress of milvus-lb, not of the baseline ("key: value"
+	// each): the same binary with and without them measures what they cost.
+	LBAnnotations []string
+	// NoCache leaves the reply cache (cacheAnnotation) off both milvus-lb Ingresses.
+	NoCache bool
 	// BackendPprof serves the fake backend's pprof (Target.BackendAdmin).
 	BackendPprof bool
 	// Peers to start, from AllPeers, and TLSPipe for the bound. A peer whose binary is
@@ -185,10 +191,14 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 
 	var starts []func() (*Target, error)
 	if cfg.LB != "" {
-		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(MilvusLB, cfg.LB, backendAddr) })
+		starts = append(starts, func() (*Target, error) {
+			return e.startMilvusLB(MilvusLB, cfg.LB, backendAddr, append(e.cacheAnnotations(), cfg.LBAnnotations...)...)
+		})
 	}
 	if cfg.Baseline != "" {
-		starts = append(starts, func() (*Target, error) { return e.startMilvusLB(Baseline, cfg.Baseline, backendAddr) })
+		starts = append(starts, func() (*Target, error) {
+			return e.startMilvusLB(Baseline, cfg.Baseline, backendAddr, e.cacheAnnotations()...)
+		})
 	}
 	for _, name := range cfg.Peers {
 		starts = append(starts, func() (*Target, error) { return e.startPeer(name, backendAddr) })
@@ -329,8 +339,8 @@ func idleDialOptions() []grpc.DialOption {
 }
 
 // manifests is what `milvus-lb serve -f` reads: the guide's Ingress with its certificate
-// in a Secret (spec.tls), a Service, an EndpointSlice per backend, and Annotations added
-// to the Ingress's own.
+// in a Secret (spec.tls), Services (the Ingress's is the first, milvus) with an
+// EndpointSlice per backend, and Annotations added to the Ingress's own.
 const manifests = `apiVersion: v1
 kind: Secret
 metadata: {namespace: bench, name: bench-tls}
@@ -338,25 +348,25 @@ type: kubernetes.io/tls
 data:
   tls.crt: {{.Cert}}
   tls.key: {{.Key}}
----
+{{range $s := .Services}}---
 apiVersion: v1
 kind: Service
-metadata: {namespace: bench, name: milvus}
+metadata: {namespace: bench, name: {{$s.Name}}}
 spec:
   ports: [{name: milvus, port: 19530}]
-{{range $i, $b := .Backends}}---
+{{range $i, $b := $s.Backends}}---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
   namespace: bench
-  name: milvus-{{$i}}
-  labels: {kubernetes.io/service-name: milvus}
+  name: {{$s.Name}}-{{$i}}
+  labels: {kubernetes.io/service-name: {{$s.Name}}}
 addressType: IPv4
 ports: [{name: milvus, port: {{$b.Port}}, protocol: TCP}]
 endpoints:
 - addresses: ["{{$b.IP}}"]
   conditions: {ready: true}
-{{end}}---
+{{end}}{{end}}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -365,7 +375,6 @@ metadata:
   annotations:
     alb.ingress.kubernetes.io/backend-protocol-version: GRPC
     alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
-    milvus-lb.io/cache: '{"methods":["Search"]}'
 {{- range .Annotations}}
     {{.}}
 {{- end}}
@@ -378,27 +387,64 @@ spec:
   - host: {{.Host}}
     http:
       paths:
+{{- range .Actions}}
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {name: {{.}}, port: {name: use-annotation}}
+{{- end}}
       - path: /
         pathType: Prefix
         backend:
           service: {name: milvus, port: {number: 19530}}
 `
 
+const actionPrefix = "alb.ingress.kubernetes.io/actions."
+
+// cacheAnnotation is the reply cache of the bench's Ingress, for search-cached (the other
+// Searches ask for the collection's default level, which bypasses it).
+const cacheAnnotation = `milvus-lb.io/cache: '{"methods":["Search"]}'`
+
 // manifestBackend is one backend's address in the manifests.
 type manifestBackend struct{ IP, Port string }
+
+// manifestService is a Service and its backends in the manifests.
+type manifestService struct {
+	Name     string
+	Backends []manifestBackend
+}
+
+// service is the Service name with backends (host:port).
+func service(name string, backends ...string) manifestService {
+	s := manifestService{Name: name}
+	for _, b := range backends {
+		ip, p, _ := net.SplitHostPort(b)
+		s.Backends = append(s.Backends, manifestBackend{ip, p})
+	}
+	return s
+}
 
 // writeManifests writes the manifests for backends (host:port) served on port, with
 // annotations ("key: value") on the Ingress, to file.
 func writeManifests(file string, cert *certFiles, port string, backends []string, annotations ...string) error {
-	var bs []manifestBackend
-	for _, b := range backends {
-		ip, p, _ := net.SplitHostPort(b)
-		bs = append(bs, manifestBackend{ip, p})
+	return writeServices(file, cert, port, []manifestService{service("milvus", backends...)}, annotations...)
+}
+
+// writeServices writes the manifests of Services (the Ingress routes to the first, which
+// must be named milvus) served on port, with annotations on the Ingress, to file. An
+// annotation alb.ingress.kubernetes.io/actions.NAME also gets a rule path of its own,
+// before the default one, as the ALB's routing annotations are used.
+func writeServices(file string, cert *certFiles, port string, svcs []manifestService, annotations ...string) error {
+	var actions []string
+	for _, a := range annotations {
+		if k, _, ok := strings.Cut(a, ":"); ok && strings.HasPrefix(k, actionPrefix) {
+			actions = append(actions, strings.TrimPrefix(k, actionPrefix))
+		}
 	}
 	var buf bytes.Buffer
 	err := template.Must(template.New("m").Parse(manifests)).Execute(&buf, map[string]any{
 		"Cert": base64.StdEncoding.EncodeToString(cert.certPEM), "Key": base64.StdEncoding.EncodeToString(cert.keyPEM),
-		"Backends": bs, "Port": port, "Host": Host, "Annotations": annotations,
+		"Services": svcs, "Port": port, "Host": Host, "Annotations": annotations, "Actions": actions,
 	})
 	if err != nil {
 		return err
@@ -406,7 +452,15 @@ func writeManifests(file string, cert *certFiles, port string, backends []string
 	return os.WriteFile(file, buf.Bytes(), 0o600)
 }
 
-func (e *Env) startMilvusLB(name, bin, backendAddr string) (*Target, error) {
+// cacheAnnotations is the reply cache's annotation, unless Config.NoCache.
+func (e *Env) cacheAnnotations() []string {
+	if e.cfg.NoCache {
+		return nil
+	}
+	return []string{cacheAnnotation}
+}
+
+func (e *Env) startMilvusLB(name, bin, backendAddr string, annotations ...string) (*Target, error) {
 	dir := filepath.Join(e.cfg.Dir, name)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
@@ -421,7 +475,7 @@ func (e *Env) startMilvusLB(name, bin, backendAddr string) (*Target, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	file := filepath.Join(dir, "milvus.yaml")
-	if err := writeManifests(file, e.cert, port, []string{backendAddr}); err != nil {
+	if err := writeManifests(file, e.cert, port, []string{backendAddr}, annotations...); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
