@@ -43,9 +43,9 @@ type cacheCall struct {
 	c       *gateway.Cache // the routed Ingress's cache; nil when it has none
 	key     []byte         // from keyBufs, until Finish
 	tok     cache.Token
-	store   bool        // a miss whose reply may be stored
-	learn   bool        // a DescribeCollection: its reply tells the collection's default level
-	ltok    cache.Token // the token of what is learnt
+	store   bool         // a miss whose reply may be stored
+	learn   bool         // a DescribeCollection: its reply tells the collection's default level
+	ltok    *cache.Token // what is learnt: DescribeCollection only (a Token, 224 B, is in every call)
 	names   milvus.Names
 	invalid bool // the call's invalidation was made at its first reply bytes
 }
@@ -91,7 +91,8 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	c.cache.key = key
 	c.cache.names = milvus.Names{DB: db, Collection: r.Collection}
 	if c.cache.learn = c.method.Name == "DescribeCollection" && r.Collection != ""; c.cache.learn {
-		c.cache.ltok = ch.Store.Begin(entryScopes(c.be.Key, db, "", "", false))
+		ltok := ch.Store.Begin(entryScopes(c.be.Key, db, "", "", false))
+		c.cache.ltok = &ltok
 	}
 	level, kn, knownRead := r.Consistency, knowledge{}, false
 	if r.HasLevel && level == "" {
@@ -264,7 +265,7 @@ func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 		// Milvus answers with the name asked for (an alias stays an alias), milvus-lite
 		// with the collection's: either is the call's.
 		cc.c.Store.Put(knownKey(nil, c.be.Key, cc.names.DB, cc.names.Collection),
-			[]byte(info.Consistency+"\x00"+info.Resolved), c.Rec.Start, 0, cc.ltok)
+			[]byte(info.Consistency+"\x00"+info.Resolved), c.Rec.Start, 0, *cc.ltok)
 	}
 	if !cc.store {
 		return
