@@ -28,7 +28,7 @@ type Scope struct {
 }
 
 // Scopes is the number of scopes an entry depends on.
-const Scopes = 3
+const Scopes = 4
 
 // Token is the generations of an entry's scopes when its call began: taken before the
 // call is sent, stored with the reply, and compared at every lookup.

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"encoding/binary"
 	"time"
 
@@ -31,9 +32,10 @@ const (
 
 // Scope names that no Milvus name can be (Milvus names are letters, digits, _ and $).
 const (
-	scopeAll     = "\x00all"     // every entry of a database (or, as its DB, of a backend)
-	scopeListing = "\x00listing" // what lists a database's collections and aliases
-	scopeData    = "\x00data"    // every Search, Query and HybridSearch of a database
+	scopeAll        = "\x00all"        // every entry of a database (or, as its DB, of a backend)
+	scopeListing    = "\x00listing"    // what lists a database's collections and aliases
+	scopeData       = "\x00data"       // every Search, Query and HybridSearch of a database
+	scopeUnresolved = "\x00unresolved" // those of names not known to be a collection or an alias
 )
 
 // cacheCall is a call's part of the cache: what CacheLookup prepared for CacheStore.
@@ -41,11 +43,10 @@ type cacheCall struct {
 	c       *gateway.Cache // the routed Ingress's cache; nil when it has none
 	key     []byte         // from keyBufs, until Finish
 	tok     cache.Token
-	store   bool        // a miss whose reply may be stored
-	learn   bool        // a DescribeCollection: its reply tells the collection's default level
-	ltok    cache.Token // the token of the level learnt
+	store   bool         // a miss whose reply may be stored
+	learn   bool         // a DescribeCollection: its reply tells the collection's default level
+	ltok    *cache.Token // what is learnt: DescribeCollection only (a Token, 224 B, is in every call)
 	names   milvus.Names
-	scopes  [cache.Scopes]cache.Scope
 	invalid bool // the call's invalidation was made at its first reply bytes
 }
 
@@ -89,28 +90,44 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	key = appendKeyPart(appendKeyPart(appendKeyPart(appendKeyPart(key, c.be.Key), c.method.Name), db), c.Rec.User)
 	c.cache.key = key
 	c.cache.names = milvus.Names{DB: db, Collection: r.Collection}
-	c.cache.scopes = entryScopes(c.be.Key, db, r.Collection, r.HasLevel)
 	if c.cache.learn = c.method.Name == "DescribeCollection" && r.Collection != ""; c.cache.learn {
-		c.cache.ltok = ch.Store.Begin(entryScopes(c.be.Key, db, "", false))
+		ltok := ch.Store.Begin(entryScopes(c.be.Key, db, "", "", false))
+		c.cache.ltok = &ltok
 	}
-	level := r.Consistency
+	level, kn, knownRead := r.Consistency, knowledge{}, false
 	if r.HasLevel && level == "" {
-		level = c.defaultLevel(ch, db, r.Collection, now)
+		kn, knownRead = c.known(ch, db, r.Collection, now), true
+		level = kn.level
 	}
 	if r.Iterator || r.HasLevel && !servedLevel(level) {
 		// Strong (never stale), Customized, a default not known, an iterator's page.
 		c.Rec.Cache = CacheBypass
 		return nil
 	}
-	c.cache.tok = ch.Store.Begin(c.cache.scopes)
-	c.cache.store = true
 	if e := ch.Store.Get(key); e != nil && fresh(ch, e, level, r.Guarantee, now) {
 		c.Rec.Cache = CacheHit
-		c.cache.store = false
 		return e.Value
 	}
+	if r.HasLevel && !knownRead {
+		kn = c.known(ch, db, r.Collection, now)
+	}
+	c.cache.tok = c.missToken(ch, db, r.Collection, kn.collection, r.HasLevel, now)
+	c.cache.store = true
 	c.Rec.Cache = CacheMiss
 	return nil
+}
+
+// missToken is the token of a miss: the generations of what its entry will depend on,
+// taken before the call is sent (a hit needs none: Get checked its entry's own). When the
+// scopes come from what was known of the name (resolved), that is read again after the
+// generations: an alias change between the two reads would leave an entry depending on
+// the collection the alias named before, so then the entry depends on every write.
+func (c *Call) missToken(ch *gateway.Cache, db, name, resolved string, data bool, now time.Time) cache.Token {
+	tok := ch.Store.Begin(entryScopes(c.be.Key, db, name, resolved, data))
+	if data && resolved != "" && c.known(ch, db, name, now).collection != resolved {
+		tok = ch.Store.Begin(entryScopes(c.be.Key, db, name, "", data))
+	}
+	return tok
 }
 
 // servedLevel reports whether the cache may serve a read at level: Strong is never
@@ -128,7 +145,7 @@ func (c *Call) cacheableLevel(ch *gateway.Cache, now time.Time) bool {
 	}
 	level := r.Consistency
 	if level == "" {
-		level = c.defaultLevel(ch, milvus.ResolveDB(r.DB, c.dbMeta), r.Collection, now)
+		level = c.known(ch, milvus.ResolveDB(r.DB, c.dbMeta), r.Collection, now).level
 	}
 	return servedLevel(level)
 }
@@ -151,20 +168,26 @@ func fresh(ch *gateway.Cache, e *cache.Entry, level string, g uint64, now time.T
 	return true // Eventually, and metadata within the maximum age
 }
 
-// entryScopes are what an entry of a call naming db and collection depends on.
-func entryScopes(be, db, collection string, data bool) [cache.Scopes]cache.Scope {
+// entryScopes are what an entry of a call naming db and collection depends on. A read
+// of results (data: Search, Query, HybridSearch) of a name known to resolve to a
+// collection (resolved: the name itself, or the collection the alias names) depends on
+// the writes to that collection by the names known to resolve to it, and on the writes
+// by names not known; of a name not known, on every write to the database: it may be an
+// alias of any collection of it.
+func entryScopes(be, db, collection, resolved string, data bool) [cache.Scopes]cache.Scope {
 	s := [cache.Scopes]cache.Scope{
 		{Backend: be, DB: db, Collection: collection},
 		{Backend: be, DB: db, Collection: scopeAll},
 		{Backend: be, DB: scopeAll, Collection: scopeAll},
+		{Backend: be, DB: db, Collection: scopeAll}, // a repeat: nothing more
 	}
-	if collection == "" {
+	switch {
+	case data && resolved != "":
+		s[0].Collection, s[3].Collection = resolved, scopeData
+	case data:
+		s[0].Collection = scopeUnresolved
+	case collection == "":
 		s[0].Collection = scopeListing
-	}
-	if data {
-		// A write to a collection drops the results of every collection of its
-		// database: the name a search gave may be an alias of the one written to.
-		s[0].Collection = scopeData
 	}
 	return s
 }
@@ -175,24 +198,43 @@ func appendKeyPart(key []byte, s string) []byte {
 	return append(key, s...)
 }
 
-// levelKey is the key of a collection's default consistency level (learnt from
-// DescribeCollection replies) in its Ingress's cache. The entry depends on its
-// database's listings, which every DDL on a collection of it changes (an
-// AlterCollection may change the level), but not on writes.
-func levelKey(be, db, collection string) []byte {
-	k := append([]byte(nil), "\x00level"...)
-	return appendKeyPart(appendKeyPart(appendKeyPart(k, be), db), collection)
+// knowledge is what DescribeCollection replies that passed through milvus-lb told of a
+// name: the collection's default consistency level, and the collection the name
+// resolves to (itself, or the collection of an alias; "" when not told).
+type knowledge struct {
+	level, collection string
 }
 
-// defaultLevel is the collection's default consistency level, if a DescribeCollection
-// reply told it within the maximum age and no DDL on the collection came since; "" when
-// not known.
-func (c *Call) defaultLevel(ch *gateway.Cache, db, collection string, now time.Time) string {
-	e := ch.Store.Get(levelKey(c.be.Key, db, collection))
+// knownKey appends to dst the key of what is known of a collection or alias name in its
+// Ingress's cache. The entry (level, 0, collection) depends on its database's listings,
+// which every DDL on a collection of it changes (an AlterCollection may change the
+// level, a drop and create the name's meaning), and on alias changes (which drop every
+// entry of the database), but not on writes.
+func knownKey(dst []byte, be, db, name string) []byte {
+	dst = append(dst, "\x00known"...)
+	return appendKeyPart(appendKeyPart(appendKeyPart(dst, be), db), name)
+}
+
+// known is what a DescribeCollection reply told of name within the maximum age, with no
+// DDL on a collection of db or alias change since; zero when nothing is known.
+func (c *Call) known(ch *gateway.Cache, db, name string, now time.Time) knowledge {
+	var buf [128]byte
+	e := ch.Store.Get(knownKey(buf[:0], c.be.Key, db, name))
 	if e == nil || now.Sub(e.Made) >= time.Duration(ch.MaxAge) {
-		return ""
+		return knowledge{}
 	}
-	return string(e.Value)
+	level, collection, _ := bytes.Cut(e.Value, []byte{0})
+	return knowledge{level: levelName(level), collection: string(collection)}
+}
+
+// levelName is the consistency level named b, as a constant: no allocation on a hit.
+func levelName(b []byte) string {
+	for _, l := range [...]string{"Strong", "Session", "Bounded", "Eventually", "Customized"} {
+		if string(b) == l {
+			return l
+		}
+	}
+	return ""
 }
 
 // CacheKeep is how many bytes of the reply the data path keeps for CacheStore; 0 when
@@ -219,8 +261,11 @@ func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 		return
 	}
 	info := milvus.ReadCacheReply(c.method, msg)
-	if cc.learn && (info.Collection == "" || info.Collection == cc.names.Collection) {
-		cc.c.Store.Put(levelKey(c.be.Key, cc.names.DB, cc.names.Collection), []byte(info.Consistency), c.Rec.Start, 0, cc.ltok)
+	if cc.learn && (info.Collection == "" || info.Collection == cc.names.Collection || info.Collection == info.Resolved) {
+		// Milvus answers with the name asked for (an alias stays an alias), milvus-lite
+		// with the collection's: either is the call's.
+		cc.c.Store.Put(knownKey(nil, c.be.Key, cc.names.DB, cc.names.Collection),
+			[]byte(info.Consistency+"\x00"+info.Resolved), c.Rec.Start, 0, *cc.ltok)
 	}
 	if !cc.store {
 		return
@@ -262,24 +307,33 @@ func (c *Call) invalidate() {
 	} else if known&milvus.FieldCollection == 0 || r.Collection == "" {
 		inv = max(inv, milvus.InvalidateDatabase)
 	}
-	be := c.be.Key
-	scope := func(db, collection string) cache.Scope {
-		return cache.Scope{Backend: be, DB: db, Collection: collection}
-	}
-	var scopes []cache.Scope
-	switch inv {
-	case milvus.InvalidateCollection:
-		scopes = []cache.Scope{scope(db, r.Collection), scope(db, scopeData)}
-	case milvus.InvalidateCollectionDDL:
-		scopes = []cache.Scope{scope(db, r.Collection), scope(db, scopeData), scope(db, scopeListing)}
-	case milvus.InvalidateDatabase:
-		scopes = []cache.Scope{scope(db, scopeAll)}
-	default:
-		scopes = []cache.Scope{scope(scopeAll, scopeAll)}
-	}
+	now := time.Now()
 	for _, ch := range caches {
-		ch.Store.Invalidate(inv.String(), scopes...)
+		ch.Store.Invalidate(inv.String(), c.staleScopes(ch, inv, db, r.Collection, now)...)
 	}
+}
+
+// staleScopes are the scopes a call that changes inv of name (a collection or an alias)
+// in db makes stale in ch: the name's metadata, the results of the names not known (any
+// may be an alias of the collection), and those of every name known to resolve to the
+// same collection, or, when the name is not known, those of every name of the database.
+func (c *Call) staleScopes(ch *gateway.Cache, inv milvus.Invalidation, db, name string, now time.Time) []cache.Scope {
+	be := c.be.Key
+	scope := func(collection string) cache.Scope { return cache.Scope{Backend: be, DB: db, Collection: collection} }
+	switch inv {
+	case milvus.InvalidateDatabase:
+		return []cache.Scope{scope(scopeAll)}
+	case milvus.InvalidateBackend:
+		return []cache.Scope{{Backend: be, DB: scopeAll, Collection: scopeAll}}
+	}
+	s := []cache.Scope{scope(name), scope(scopeUnresolved), scope(scopeData)}
+	if to := c.known(ch, db, name, now).collection; to != "" {
+		s[2] = scope(to)
+	}
+	if inv == milvus.InvalidateCollectionDDL {
+		s = append(s, scope(scopeListing))
+	}
+	return s
 }
 
 // finishCache ends the call's part of the cache: the last invalidation (a reply with no

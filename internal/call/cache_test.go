@@ -8,6 +8,7 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/proto"
 
@@ -18,7 +19,7 @@ import (
 )
 
 // cachePort is testPort with milvus-lb.io/cache '{}' on its one route.
-func cachePort(t *testing.T) *Port {
+func cachePort(t testing.TB) *Port {
 	t.Helper()
 	p, _ := testPort(1, nil)
 	snap := *p.Snapshot()
@@ -32,7 +33,7 @@ func cachePort(t *testing.T) *Port {
 	return p
 }
 
-func frame(t *testing.T, m proto.Message) []byte {
+func frame(t testing.TB, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
 	if err != nil {
@@ -188,4 +189,71 @@ func TestCacheDefaultLevel(t *testing.T) {
 	if _, res := cc.call("Search", req, now); res != CacheBypass {
 		t.Fatalf("after AlterCollection the default level is known still: %s", res)
 	}
+}
+
+// Aliases: a write drops the results of the names known (from DescribeCollection
+// replies) to resolve to the collection it writes to, whether it names the collection or
+// an alias of it, and those of every name not known; it leaves those of other
+// collections. A write by a name not known drops every result of the database; an alias
+// change drops every entry of the database, and what was known of its names.
+func TestCacheAliases(t *testing.T) {
+	now := time.Now()
+	p := cachePort(t)
+	describe := func(name, collection string) {
+		// As Milvus answers: collection_name is the name asked for, the schema's the collection's.
+		d := &cacheClient{t: t, p: p, reply: &milvuspb.DescribeCollectionResponse{Status: &commonpb.Status{}, CollectionName: name,
+			Schema: &schemapb.CollectionSchema{Name: collection}, ConsistencyLevel: commonpb.ConsistencyLevel_Bounded}}
+		d.call("DescribeCollection", &milvuspb.DescribeCollectionRequest{CollectionName: name}, now)
+	}
+	describe("books", "books")
+	describe("latest", "books") // an alias
+	describe("films", "films")
+	s := &cacheClient{t: t, p: p, reply: okResults}
+	search := func(name string) bool {
+		req := searchReq(commonpb.ConsistencyLevel_Eventually, 1)
+		req.CollectionName = name
+		hit, _ := s.call("Search", req, now)
+		return hit
+	}
+	write := func(name string) {
+		w := &cacheClient{t: t, p: p, reply: &milvuspb.MutationResult{Status: &commonpb.Status{}}}
+		w.call("Insert", &milvuspb.InsertRequest{CollectionName: name, NumRows: 1}, now)
+	}
+	names := []string{"books", "latest", "films", "other"}
+	check := func(step string, want map[string]bool) {
+		t.Helper()
+		for _, n := range names {
+			if got := search(n); got != want[n] {
+				t.Errorf("%s: a search of %s was a hit: %v, want %v", step, n, got, want[n])
+			}
+		}
+		for _, n := range names {
+			if !search(n) {
+				t.Fatalf("%s: the search of %s was not stored", step, n)
+			}
+		}
+	}
+	check("first", map[string]bool{})
+	write("films")
+	check("insert into films", map[string]bool{"books": true, "latest": true})
+	write("latest")
+	check("insert through the alias latest", map[string]bool{"films": true})
+	write("books")
+	check("insert into books", map[string]bool{"films": true})
+	write("unknown")
+	check("insert through a name not known", map[string]bool{})
+	ddl := &cacheClient{t: t, p: p, reply: &commonpb.Status{}}
+	ddl.call("AlterAlias", &milvuspb.AlterAliasRequest{Alias: "latest", CollectionName: "films"}, now)
+	check("latest altered to films", map[string]bool{})
+	// Nothing is known of the database's names after an alias change: a write drops every
+	// result, until DescribeCollection replies tell them again.
+	write("books")
+	check("insert into books, nothing known", map[string]bool{})
+	describe("books", "books")
+	describe("latest", "films")
+	describe("films", "films")
+	write("films") // the entries made while nothing was known go with any write
+	check("described again", map[string]bool{})
+	write("books")
+	check("insert into books, latest now films", map[string]bool{"latest": true, "films": true})
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -117,5 +118,42 @@ func TestMirrorCopiesReads(t *testing.T) {
 	down := map[string]string{"backend": greenKey, "method": "Search", "code": "transport_error"}
 	if !waitFor(ctx, func() bool { return l.mirrorMetric("milvus_lb_mirror_requests_total", down) > 0 }) {
 		t.Errorf("no copy to the mirror that went away counted as transport_error")
+	}
+}
+
+// With milvus-lb.io/cache, a call answered from the cache is not copied to the mirror:
+// it never reached the primary, and the mirror is compared with what the primary does.
+// The miss that filled the cache is copied.
+func TestMirrorSkipsCacheHits(t *testing.T) {
+	l, blue, green := routed(t, nil)
+	m := *l.model
+	m.Caches = map[string]*config.Cache{"milvus/milvus-demo": {Methods: []string{"Search"},
+		MaxAge: config.Duration(time.Minute), BoundedStaleness: config.Duration(time.Minute), MaxEntryBytes: 1 << 16, MaxBytes: 1 << 20}}
+	l.model = &m
+	l.editBackend(blueKey, func(b *config.Backend) {
+		b.Mirror = &config.Mirror{Backend: greenKey, Percent: 100, Operations: []string{"read"}}
+	})
+	c, _ := l.dial()
+	ctx := ctxTimeout(t, 60*time.Second)
+	req := &milvuspb.SearchRequest{CollectionName: "c1", Dsl: "id > 0", ConsistencyLevel: commonpb.ConsistencyLevel_Eventually}
+	for range 5 {
+		if _, err := c.Search(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := blue.Count(searchMethod); n != 1 {
+		t.Fatalf("the primary got %d Searches; want 1, the other 4 answered from the cache", n)
+	}
+	// A Strong search is not cached: it reaches both, after the copy of the miss.
+	req.ConsistencyLevel = commonpb.ConsistencyLevel_Strong
+	if _, err := c.Search(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(ctx, func() bool { return green.Count(searchMethod) >= 2 }) {
+		t.Fatalf("the mirror got %d Searches; want 2 (the miss and the Strong search)", green.Count(searchMethod))
+	}
+	time.Sleep(100 * time.Millisecond) // a copy of a hit, if any were sent, would be here by now
+	if n := green.Count(searchMethod); n != 2 {
+		t.Errorf("the mirror got %d Searches; want 2: the cache's hits were copied", n)
 	}
 }

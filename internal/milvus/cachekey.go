@@ -77,7 +77,7 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 		case f.num == lay.useDefault && f.typ == protowire.VarintType:
 			useDefault = f.v != 0
 		case f.num == cl.params && f.typ == protowire.BytesType:
-			r.Iterator = r.Iterator || string(pairKey(f.b)) == iteratorKey
+			r.Iterator = r.Iterator || string(firstBytes(f.b)) == iteratorKey
 		}
 		dst = append(dst, f.raw...)
 	}
@@ -87,8 +87,9 @@ func CacheKey(dst []byte, m *Method, msg []byte) (key []byte, r CacheRequest, ok
 	return dst, r, true
 }
 
-// pairKey is the key of a KeyValuePair message b.
-func pairKey(b []byte) []byte {
+// firstBytes is field 1 of message b when it is length-delimited: the key of a
+// KeyValuePair, the name of a CollectionSchema.
+func firstBytes(b []byte) []byte {
 	for len(b) > 0 {
 		f, n := nextField(b)
 		if n < 0 {
@@ -141,11 +142,17 @@ type CacheReply struct {
 	Consistency string
 	// Collection and DB are the names a DescribeCollection reply gives.
 	Names
+	// Resolved is the name of the collection a DescribeCollection reply describes (its
+	// schema's name): the name asked for when that is a collection, the collection an
+	// alias names when it is an alias. Milvus's proxy answers with the name asked for as
+	// collection_name (internal/proxy/task.go, describeCollectionTask), so only the
+	// schema tells. "" when the reply has no schema.
+	Resolved string
 }
 
 // replyCacheLayout is where a reply carries what the cache reads, from the descriptors.
 type replyCacheLayout struct {
-	sessionTS, level, db, collection protowire.Number
+	sessionTS, level, db, collection, schema protowire.Number
 }
 
 func newReplyCacheLayout(out protoreflect.MessageDescriptor) replyCacheLayout {
@@ -154,7 +161,21 @@ func newReplyCacheLayout(out protoreflect.MessageDescriptor) replyCacheLayout {
 		level:      fieldOf(out, "consistency_level", protoreflect.EnumKind),
 		db:         fieldOf(out, "db_name", protoreflect.StringKind),
 		collection: fieldOf(out, "collection_name", protoreflect.StringKind),
+		schema:     schemaField(out),
 	}
+}
+
+// schemaField is the number of out's schema field when it is a CollectionSchema, whose
+// field 1 is the collection's name.
+func schemaField(out protoreflect.MessageDescriptor) protowire.Number {
+	fd := out.Fields().ByName("schema")
+	if fd == nil || fd.IsList() || inOneof(fd) || fd.Message() == nil || fd.Message().FullName() != "milvus.proto.schema.CollectionSchema" {
+		return 0
+	}
+	if name := fd.Message().Fields().ByNumber(1); name == nil || name.Name() != "name" || name.Kind() != protoreflect.StringKind {
+		return 0
+	}
+	return fd.Number()
 }
 
 // ReadCacheReply reads msg, a whole reply message of method m.
@@ -176,6 +197,8 @@ func ReadCacheReply(m *Method, msg []byte) (r CacheReply) {
 			r.DB = string(f.b)
 		case f.typ == protowire.BytesType && f.num == lay.collection:
 			r.Collection = string(f.b)
+		case f.typ == protowire.BytesType && f.num == lay.schema:
+			r.Resolved = string(firstBytes(f.b))
 		}
 	}
 	if lay.level != 0 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -97,8 +98,14 @@ func TestReadCacheReply(t *testing.T) {
 		t.Fatalf("describe reply %+v", r)
 	}
 	b, _ = proto.Marshal(&milvuspb.DescribeCollectionResponse{CollectionName: "c"})
-	if r := ReadCacheReply(methods["DescribeCollection"], b); r.Consistency != "Strong" {
+	if r := ReadCacheReply(methods["DescribeCollection"], b); r.Consistency != "Strong" || r.Resolved != "" {
 		t.Fatalf("describe reply without a level %+v", r)
+	}
+	// An alias described: Milvus gives the name asked for, and the collection's in the schema.
+	b, _ = proto.Marshal(&milvuspb.DescribeCollectionResponse{CollectionName: "latest", Aliases: []string{"latest"},
+		Schema: &schemapb.CollectionSchema{Name: "books", Fields: []*schemapb.FieldSchema{{Name: "id"}}}})
+	if r := ReadCacheReply(methods["DescribeCollection"], b); r.Collection != "latest" || r.Resolved != "books" {
+		t.Fatalf("describe reply of an alias %+v", r)
 	}
 }
 

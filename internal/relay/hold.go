@@ -101,10 +101,12 @@ func (s *stream) dropUpLocked(b *batch) {
 
 // mirrorLocked hands a copy of the call to its mirror (call.Mirror) once the whole
 // request is here, without waiting for it: what the mirror does never reaches the call.
-// A request not kept whole (over call.MirrorLimit) is not copied, counted. s.mu held.
+// A request not kept whole (over call.MirrorLimit) is not copied, counted. A call the
+// reply cache may answer is copied only once it missed (connectLocked): a hit never
+// reached the primary, so the mirror is not asked either (docs/cache.md). s.mu held.
 func (s *stream) mirrorLocked() {
 	mb, sender := s.call.Mirror(), s.sc.sv.Mirror
-	if mb == nil || sender == nil || s.mirrored || !s.clientEnded || s.holding || s.reqFields == nil {
+	if mb == nil || sender == nil || s.mirrored || !s.clientEnded || s.holding || s.reqFields == nil || !s.cache.looked {
 		return
 	}
 	s.mirrored = true

@@ -190,6 +190,7 @@ func (s *stream) connectLocked(b *batch) {
 	if s.cacheLocked(b) {
 		return // held for the cache, or answered by it
 	}
+	s.mirrorLocked() // a miss, or not one for the cache: the primary is asked, and so the mirror
 	ep, f := s.call.Pick()
 	if f != nil {
 		s.failLocked(f, b)

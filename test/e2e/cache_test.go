@@ -9,18 +9,22 @@ import (
 )
 
 // TestCacheRealMilvus is milvus-lb.io/cache with real pymilvus and milvus-lite, through the
-// guide's balancer: repeated searches are answered from the cache with identical results,
-// and a row inserted is seen at once by Strong and Session searches (test/clients/cache_check.py).
-// The hits are read from milvus-lb's metrics.
+// guide's balancer (test/clients/cache_check.py): repeated searches are answered from the
+// cache with identical results; a row inserted is seen at once by Strong and Session
+// searches, and by Eventually searches through an alias or the collection's name whichever
+// it was inserted through; an alias swap is seen at once; a row inserted directly into
+// milvus-lite, which milvus-lb cannot see, is seen by every Bounded search once the
+// Ingress's bound (1 s) has passed. The hits are read from milvus-lb's metrics.
 func TestCacheRealMilvus(t *testing.T) {
 	g := prepareGuide(t, testenv.FreePort(t))
 	ing := strings.Replace(testenv.GuideIngress(t, g.arn, g.port), "  annotations:\n",
-		"  annotations:\n    milvus-lb.io/cache: '{}'\n", 1)
+		"  annotations:\n    milvus-lb.io/cache: '{\"boundedStaleness\":\"1s\"}'\n", 1)
 	writeFile(t, g.ingressFile(), ing)
 	g.serve(t)
 
 	argv := []string{testenv.Python(t), testenv.Root(t) + "/test/clients/cache_check.py",
-		"--host", g.address, "--port", strconv.Itoa(g.port), "--server-name", host, "--ca", g.ca}
+		"--host", g.address, "--port", strconv.Itoa(g.port), "--server-name", host, "--ca", g.ca,
+		"--direct-port", strconv.Itoa(g.lite.Port), "--bounded", "1"}
 	testenv.RunClient(t, clientTimeout, "cache_check: PASS", argv...)
 
 	hits := cacheRequests(t, g.lb.AdminAddr, "Search", "hit")
