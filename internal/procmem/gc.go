@@ -2,6 +2,7 @@ package procmem
 
 import (
 	"context"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -11,18 +12,25 @@ import (
 // The collector's target while the balancer allocates little, and while it allocates
 // much. Go's default, GOGC=100, lets the heap grow to twice what is live before the
 // next collection, and the resident set stays near that peak: with thousands of idle
-// connections (about 13 KiB of live heap each: TLS state, buffers, HPACK tables) half of
+// connections (about 14 KiB of live heap each: TLS state, buffers, HPACK tables) half of
 // the resident set is headroom that only a collection would free. When the allocation
-// rate is low, a collection at 25 % headroom costs at most about one collection a second
-// (quietGC), so little CPU, and the headroom goes back to the system; when calls start
-// to allocate, the default comes back within a tick, so busy paths pay nothing more.
+// rate is low, the headroom is what about a second of allocation takes, between
+// minQuietGC and quietGC % of the live heap: at most about one collection a second, so
+// little CPU, and the rest goes back to the system. Idle connections (pings only) run at
+// minQuietGC: 10,000 of them held 22.1 KiB each at 25 % and 20.3 KiB at 10 %
+// (docs/benchmarks.md). When calls start to allocate, the default comes back within a
+// tick, so busy paths pay nothing more.
 const (
-	quietGC = 25
-	busyGC  = 100
+	minQuietGC = 10
+	quietGC    = 25
+	busyGC     = 100
 	// quietShare: allocating less than this share of the live heap per second is quiet
 	// (the next collection at quietGC is then at least a second away).
 	quietShare = 0.25
-	gcTick     = time.Second
+	// quietStep rounds the quiet target up to a multiple of it, so that small swings of
+	// the rate do not change it every tick.
+	quietStep = 5
+	gcTick    = time.Second
 )
 
 // TuneGC adapts the collector's target to the allocation rate until ctx ends (see
@@ -56,10 +64,12 @@ func TuneGC(ctx context.Context) {
 }
 
 // gcPercentFor is the collector's target for an allocation rate (bytes per second) and
-// a live heap (bytes).
+// a live heap (bytes): quiet, the share of the live heap a second of allocation takes,
+// rounded up to quietStep, at least minQuietGC; busy, Go's default.
 func gcPercentFor(rate, live float64) int {
-	if rate < quietShare*live {
-		return quietGC
+	if rate >= quietShare*live {
+		return busyGC
 	}
-	return busyGC
+	p := int(math.Ceil(100*rate/live/quietStep)) * quietStep
+	return min(quietGC, max(minQuietGC, p))
 }

@@ -3,16 +3,18 @@ package procmem
 import "testing"
 
 // TestGCPercentFor: a balancer that allocates less than a quarter of its live heap a
-// second collects at 25 % headroom (at most a collection a second), a busy one at Go's
-// default.
+// second collects when about a second of allocation has filled the headroom (at most a
+// collection a second), with 10 % at least; a busy one at Go's default.
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
 		rate, live float64
 		want       int
 	}{
-		{0, 100 * mib, quietGC},        // idle connections, pings only
-		{10 * mib, 100 * mib, quietGC}, // a few calls a second
+		{0, 100 * mib, minQuietGC},     // idle connections, pings only
+		{5 * mib, 100 * mib, 10},       // a few calls a second
+		{12 * mib, 100 * mib, 15},      // more: a second of allocation, rounded up to 5 %
+		{24 * mib, 100 * mib, quietGC}, // the most a quiet balancer allocates
 		{30 * mib, 100 * mib, busyGC},  // calls allocate: the default
 		{200 * mib, 20 * mib, busyGC},  // a busy relay with little live
 	} {

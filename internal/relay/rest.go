@@ -18,6 +18,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -140,7 +141,7 @@ func (r *restStream) newRequest(f *headerBlock, cl int64) (*http.Request, error)
 		Method: method, URL: u, RequestURI: path,
 		Proto: "HTTP/2.0", ProtoMajor: 2, ProtoMinor: 0,
 		Header: h, Trailer: trailer, Host: authority,
-		RemoteAddr: s.c.nc.RemoteAddr().String(), TLS: s.tls,
+		RemoteAddr: s.c.nc.RemoteAddr().String(), TLS: s.connectionState(),
 		ContentLength: cl,
 	}
 	switch {
@@ -592,4 +593,15 @@ func (r *restStream) remove(clientReset bool) {
 // removeEarly takes the stream out of its connection's table once.
 func (r *restStream) removeEarly(early bool, b *batch) {
 	r.sc.remove(r.id, r, early, b)
+}
+
+// connectionState is the client connection's TLS state for a REST request (nil in
+// plaintext), as net/http gives its handlers.
+func (s *clientConn) connectionState() *tls.ConnectionState {
+	tc, ok := s.c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
 }

@@ -68,13 +68,17 @@ func (sv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { sv.REST.Se
 
 // clientConn is the server side of a client connection.
 type clientConn struct {
-	sv   *Server
-	c    *h2conn
-	o    Options
-	tls  *tls.ConnectionState
-	up   call.Conn  // what upstream headers say about this connection
-	addr string     // the client's address:port, for the record
-	src  netip.Addr // the client's address, for source-ip conditions
+	sv *Server
+	c  *h2conn
+	o  Options
+	// tlsVersion and sni are what every call's record and routing read of the TLS
+	// connection (0 and "" in plaintext); not the whole ConnectionState, which would
+	// keep a few hundred bytes per idle connection (REST builds it when it needs it).
+	tlsVersion uint16
+	sni        string
+	up         call.Conn  // what upstream headers say about this connection
+	addr       string     // the client's address:port, for the record
+	src        netip.Addr // the client's address, for source-ip conditions
 
 	pingTimer *time.Timer
 	// streams are the open streams by id, and nrest how many of them are REST's;
@@ -140,7 +144,7 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
-		s.tls = &st
+		s.tlsVersion, s.sni = st.Version, st.ServerName
 		if len(st.PeerCertificates) > 0 {
 			s.up.ClientCert = call.ClientCertValue(st.PeerCertificates)
 		}

@@ -173,9 +173,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	st := &stream{sc: s, cc: c, cid: id}
 	st.call.Begin(s.sv.Port, path, true, time.Now())
 	st.call.Rec.Client = s.addr
-	if s.tls != nil {
-		st.call.Rec.TLSVersion = s.tls.Version
-	}
+	st.call.Rec.TLSVersion = s.tlsVersion
 	st.call.Metadata(f.RegularFields())
 	st.clientEnded = f.StreamEnded()
 	st.readReq, st.readReply = !st.clientEnded, true
@@ -188,10 +186,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	sni := ""
-	if s.tls != nil {
-		sni = s.tls.ServerName
-	}
+	sni := s.sni
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())

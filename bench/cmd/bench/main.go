@@ -44,7 +44,7 @@ func run() error {
 		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
 		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
 		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
-		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go)")
+		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go); \"mixed\" (neither) Searches while 32 MiB inserts stream, in front of two backends (mixed.go)")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
 		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
@@ -160,12 +160,28 @@ func run() error {
 		lbEnv = append(lbEnv, harness.ProfileEnv...)
 	}
 
+	cfg := harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, LBAnnotations: splitOn(*lbAnnots, ";"), NoCache: *noCache, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf}
+	if slices.Contains(plan.Workloads, harness.Mixed) {
+		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Mixed })
+		if err := runMixed(ctx, cfg, params, plan.Rounds, *out); err != nil {
+			return err
+		}
+		if len(plan.Workloads) == 0 {
+			return nil
+		}
+	}
+
 	machine := harness.DescribeMachine(peerList)
 	log.Printf("load average before: %s on %d cores", machine.LoadBefore, machine.Cores)
 	start := time.Now()
-	env, err := harness.Start(ctx, harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, LBAnnotations: splitOn(*lbAnnots, ";"), NoCache: *noCache, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf})
+	env, err := harness.Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	for _, t := range env.Targets {
+		if t.TLSState != "" {
+			machine.TLS = append(machine.TLS, t.Name+": "+t.TLSState)
+		}
 	}
 	defer env.Close()
 
@@ -308,6 +324,9 @@ func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, 
 	fmt.Fprintf(&b, "Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes).\n\n", strings.TrimSpace(args), m.Started, m.Minutes)
 	fmt.Fprintf(&b, "Machine: %s, %d cores, %.0f GiB, Linux %s, %s; %s. ", m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, strings.Join(m.Versions, ", "))
 	fmt.Fprintf(&b, "Load average before the run %s, after %s (the load generator, the backend and the balancers share these cores).\n\n", m.LoadBefore, m.LoadAfter)
+	if len(m.TLS) > 0 {
+		fmt.Fprintf(&b, "TLS as negotiated by the load generator (Go's defaults, ALPN h2): %s.\n\n", strings.Join(m.TLS, "; "))
+	}
 	mode := "full"
 	if quick {
 		mode = "quick"

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
@@ -44,6 +45,9 @@ type Messages struct {
 	// Insert returns the encoded InsertRequest of rows rows, which an Insert declaring
 	// num_rows = rows must be. It is called once per row count.
 	Insert func(rows int) []byte
+	// MarkBusy counts the Inserts in flight and marks the Searches that overlapped one
+	// (BusyTrailer): the mixed workload's. Off, nothing is counted.
+	MarkBusy bool
 }
 
 // Server is a running backend.
@@ -53,7 +57,8 @@ type Server struct {
 	m   Messages
 
 	mu      sync.Mutex
-	inserts map[uint32]*insertCase
+	cases   map[uint32]*insertCase
+	inserts atomic.Int64 // in flight, when Messages.MarkBusy
 }
 
 // insertCase is what the backend knows of inserts of one row count.
@@ -81,12 +86,12 @@ func Start(addr string, m Messages) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{lis: lis, m: m, inserts: map[uint32]*insertCase{}}
-	s.g = grpc.NewServer(
+	s := &Server{lis: lis, m: m, cases: map[uint32]*insertCase{}}
+	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(codec{}),
 		// Milvus takes requests up to 64 MiB; the big-insert workload sends 32 MiB.
-		grpc.MaxRecvMsgSize(512<<20),
-		grpc.MaxSendMsgSize(512<<20),
+		grpc.MaxRecvMsgSize(512 << 20),
+		grpc.MaxSendMsgSize(512 << 20),
 		// What Milvus allows: clients ping every 5-10 s, also with no call in flight (the
 		// idle workload, direct).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -96,7 +101,11 @@ func Start(addr string, m Messages) (*Server, error) {
 		// sixth of this backend's CPU with GOMAXPROCS workers).
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.UnknownServiceHandler(s.other),
-	)
+	}
+	if m.MarkBusy {
+		opts = append(opts, grpc.StatsHandler(busyStats{&s.inserts}))
+	}
+	s.g = grpc.NewServer(opts...)
 	s.g.RegisterService(&grpc.ServiceDesc{
 		ServiceName: service,
 		HandlerType: (*any)(nil),
@@ -159,7 +168,7 @@ func canned(reply []byte) func(any, context.Context, func(any) error, grpc.Unary
 	}
 }
 
-func (s *Server) search(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+func (s *Server) search(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 	req := message{check: func(data mem.BufferSlice) error {
 		if !equal(data, s.m.Search) && !equal(data, s.m.CachedSearch) {
 			return status.Errorf(codes.InvalidArgument, "backend: Search request of %d bytes is not the one the load generator sends", data.Len())
@@ -172,6 +181,7 @@ func (s *Server) search(_ any, _ context.Context, dec func(any) error, _ grpc.Un
 	if req.err != nil {
 		return nil, req.err
 	}
+	s.markBusy(ctx)
 	return &message{b: s.m.SearchReply}, nil
 }
 
@@ -208,10 +218,10 @@ func (s *Server) other(_ any, stream grpc.ServerStream) error {
 
 func (s *Server) insertCase(rows uint32) *insertCase {
 	s.mu.Lock()
-	c := s.inserts[rows]
+	c := s.cases[rows]
 	if c == nil {
 		c = &insertCase{}
-		s.inserts[rows] = c
+		s.cases[rows] = c
 	}
 	s.mu.Unlock()
 	c.once.Do(func() {

@@ -51,9 +51,11 @@ var AllPeers = []string{Nginx, HAProxy, Caddy}
 
 // backendEnv tells a re-executed harness binary to be the fake backend on that address;
 // backendPprofEnv, to serve net/http/pprof on that one too.
+// backendBusyEnv, to mark the Searches that overlapped an Insert (backend.BusyTrailer).
 const (
 	backendEnv      = "MILVUS_LB_BENCH_BACKEND"
 	backendPprofEnv = "MILVUS_LB_BENCH_BACKEND_PPROF"
+	backendBusyEnv  = "MILVUS_LB_BENCH_BACKEND_BUSY"
 )
 
 // backendRuntime makes the Go runtime of the fake backend cheaper, the same behind every
@@ -77,6 +79,7 @@ func MaybeBackend() {
 		CachedSearch: encode(CachedSearchRequest()).b,
 		SearchReply:  SearchReply(),
 		Insert:       func(rows int) []byte { return encode(InsertRequest(rows)).b },
+		MarkBusy:     os.Getenv(backendBusyEnv) != "",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -112,6 +115,12 @@ type Config struct {
 	// Peers to start, from AllPeers, and TLSPipe for the bound. A peer whose binary is
 	// missing is an error.
 	Peers []string
+	// Backends is the number of fake backends every balancer spreads calls over (0: 1).
+	// Direct reaches the first. With more than one, the balancers pick the backend with
+	// the fewest calls in flight (milvus-lb: least_outstanding_requests; nginx, HAProxy,
+	// Caddy: their least-connections policies, which count requests in flight) and the
+	// backends mark the Searches that overlapped an Insert (backend.BusyTrailer).
+	Backends int
 	// Logf reports progress; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -121,7 +130,8 @@ type Env struct {
 	cfg     Config
 	noFile  uint64
 	cert    *certFiles
-	backend *proc
+	backend *proc   // the first backend: Direct's, and the one whose CPU is measured
+	others  []*proc // the other backends (Config.Backends)
 	// backendAdmin is the backend's pprof address, "" unless Config.BackendPprof.
 	backendAdmin string
 	// Targets are in the order of a round: Direct first, then milvus-lb, then the peers.
@@ -138,8 +148,11 @@ type Target struct {
 	backend   *proc // the fake backend behind it (for its CPU time)
 	// BackendAdmin is the fake backend's pprof address (Config.BackendPprof), else "".
 	BackendAdmin string
-	cert         *certFiles
-	start        func() (*Target, error) // starts a fresh process, nil for Direct
+	// TLSState is what the load generator negotiated with the target (version, cipher
+	// suite, key exchange), read once when it became ready; "" for h2c.
+	TLSState string
+	cert     *certFiles
+	start    func() (*Target, error) // starts a fresh process, nil for Direct
 }
 
 // PIDs are the processes whose memory counts as the target's.
@@ -163,45 +176,24 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 		return nil, err
 	}
 
-	self, err := os.Executable()
+	backends, err := e.startBackends(ctx)
 	if err != nil {
 		return nil, err
 	}
-	backendAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), backendEnv+"="+backendAddr)
-	cmd.Env = append(cmd.Env, backendRuntime...)
-	if cfg.BackendPprof {
-		if e.backendAdmin, err = freeAddr(); err != nil {
-			return nil, err
-		}
-		cmd.Env = append(cmd.Env, backendPprofEnv+"="+e.backendAdmin)
-	}
-	if e.backend, err = startProc("backend", filepath.Join(cfg.Dir, "backend.log"), cmd); err != nil {
-		return nil, err
-	}
-	direct := &Target{Name: Direct, Addr: backendAddr, proc: e.backend, backend: e.backend, BackendAdmin: e.backendAdmin}
-	if err := e.waitReady(ctx, direct); err != nil {
-		return nil, err
-	}
-	e.Targets = append(e.Targets, direct)
 
 	var starts []func() (*Target, error)
 	if cfg.LB != "" {
 		starts = append(starts, func() (*Target, error) {
-			return e.startMilvusLB(MilvusLB, cfg.LB, backendAddr, append(e.cacheAnnotations(), cfg.LBAnnotations...)...)
+			return e.startMilvusLB(MilvusLB, cfg.LB, backends, append(e.cacheAnnotations(), cfg.LBAnnotations...)...)
 		})
 	}
 	if cfg.Baseline != "" {
 		starts = append(starts, func() (*Target, error) {
-			return e.startMilvusLB(Baseline, cfg.Baseline, backendAddr, e.cacheAnnotations()...)
+			return e.startMilvusLB(Baseline, cfg.Baseline, backends, e.cacheAnnotations()...)
 		})
 	}
 	for _, name := range cfg.Peers {
-		starts = append(starts, func() (*Target, error) { return e.startPeer(name, backendAddr) })
+		starts = append(starts, func() (*Target, error) { return e.startPeer(name, backends) })
 	}
 	for _, start := range starts {
 		t, err := start()
@@ -216,6 +208,56 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 		e.Targets = append(e.Targets, t)
 	}
 	return e, nil
+}
+
+// startBackends starts Config.Backends fake backends, each a process of its own, and
+// Direct, the first of them, and returns their addresses.
+func (e *Env) startBackends(ctx context.Context) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for i := range max(1, e.cfg.Backends) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), backendEnv+"="+addr)
+		cmd.Env = append(cmd.Env, backendRuntime...)
+		if e.cfg.Backends > 1 {
+			cmd.Env = append(cmd.Env, backendBusyEnv+"=1")
+		}
+		if i == 0 && e.cfg.BackendPprof {
+			if e.backendAdmin, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			cmd.Env = append(cmd.Env, backendPprofEnv+"="+e.backendAdmin)
+		}
+		name, logFile := "backend", filepath.Join(e.cfg.Dir, "backend.log")
+		if i > 0 {
+			name, logFile = "backend-"+itoa(i), filepath.Join(e.cfg.Dir, "backend-"+itoa(i)+".log")
+		}
+		p, err := startProc(name, logFile, cmd)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			e.backend = p
+		} else {
+			e.others = append(e.others, p)
+		}
+		t := &Target{Name: Direct, Addr: addr, proc: p, backend: p, BackendAdmin: e.backendAdmin}
+		if err := e.waitReady(ctx, t); err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			e.Targets = append(e.Targets, t)
+		}
+		addrs = append(addrs, addr)
+	}
+	return addrs, nil
 }
 
 // Restart replaces t's process by a fresh one (on new ports), so that a memory workload
@@ -251,8 +293,10 @@ func (e *Env) Close() {
 			}
 		}
 	}
-	if e.backend != nil {
-		_ = e.backend.stop()
+	for _, p := range append([]*proc{e.backend}, e.others...) {
+		if p != nil {
+			_ = p.stop()
+		}
 	}
 }
 
@@ -296,7 +340,12 @@ func (e *Env) waitReady(ctx context.Context, t *Target) error {
 			return cc.Invoke(cctx, getVersionMethod, &encoded{}, &response{})
 		}()
 		if last == nil {
-			e.cfg.Logf("%s ready on %s (pid %d)", t.Name, t.Addr, t.proc.pid())
+			if t.TLS {
+				if t.TLSState, last = negotiated(t); last != nil {
+					return fmt.Errorf("%s: %w", t.Name, last)
+				}
+			}
+			e.cfg.Logf("%s ready on %s (pid %d) %s", t.Name, t.Addr, t.proc.pid(), t.TLSState)
 			return nil
 		}
 		select {
@@ -325,6 +374,19 @@ func (t *Target) Dial(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	}
 	cc.Connect()
 	return cc, nil
+}
+
+// negotiated is what a TLS handshake with t settles on, with the load generator's
+// settings (Go's defaults, ALPN h2): version, cipher suite and key exchange.
+func negotiated(t *Target) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", t.Addr,
+		&tls.Config{RootCAs: t.cert.pool, ServerName: Host, NextProtos: []string{"h2"}})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	return fmt.Sprintf("%s, %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.CurveID), nil
 }
 
 // idleDialOptions are pymilvus' keepalive settings: a ping every 10 s, also with no call
@@ -375,6 +437,7 @@ metadata:
   annotations:
     alb.ingress.kubernetes.io/backend-protocol-version: GRPC
     alb.ingress.kubernetes.io/listen-ports: '[{"HTTPS":{{.Port}}}]'
+    alb.ingress.kubernetes.io/ssl-policy: {{.SSLPolicy}}
 {{- range .Annotations}}
     {{.}}
 {{- end}}
@@ -404,6 +467,12 @@ const actionPrefix = "alb.ingress.kubernetes.io/actions."
 // cacheAnnotation is the reply cache of the bench's Ingress, for search-cached (the other
 // Searches ask for the collection's default level, which bypasses it).
 const cacheAnnotation = `milvus-lb.io/cache: '{"methods":["Search"]}'`
+
+// BenchSSLPolicy is the bench Ingress's ssl-policy: TLS 1.3, which every peer negotiates
+// with the load generator too. Without it milvus-lb takes the ALB's default,
+// ELBSecurityPolicy-2016-08, whose highest version is TLS 1.2 (internal/ingress), and the
+// comparison would set TLS 1.2 against the peers' TLS 1.3.
+const BenchSSLPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 // manifestBackend is one backend's address in the manifests.
 type manifestBackend struct{ IP, Port string }
@@ -444,7 +513,7 @@ func writeServices(file string, cert *certFiles, port string, svcs []manifestSer
 	var buf bytes.Buffer
 	err := template.Must(template.New("m").Parse(manifests)).Execute(&buf, map[string]any{
 		"Cert": base64.StdEncoding.EncodeToString(cert.certPEM), "Key": base64.StdEncoding.EncodeToString(cert.keyPEM),
-		"Services": svcs, "Port": port, "Host": Host, "Annotations": annotations, "Actions": actions,
+		"Services": svcs, "Port": port, "Host": Host, "Annotations": annotations, "Actions": actions, "SSLPolicy": BenchSSLPolicy,
 	})
 	if err != nil {
 		return err
@@ -460,7 +529,7 @@ func (e *Env) cacheAnnotations() []string {
 	return []string{cacheAnnotation}
 }
 
-func (e *Env) startMilvusLB(name, bin, backendAddr string, annotations ...string) (*Target, error) {
+func (e *Env) startMilvusLB(name, bin string, backends []string, annotations ...string) (*Target, error) {
 	dir := filepath.Join(e.cfg.Dir, name)
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
@@ -475,7 +544,10 @@ func (e *Env) startMilvusLB(name, bin, backendAddr string, annotations ...string
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	file := filepath.Join(dir, "milvus.yaml")
-	if err := writeManifests(file, e.cert, port, []string{backendAddr}, annotations...); err != nil {
+	if len(backends) > 1 {
+		annotations = append(annotations, "alb.ingress.kubernetes.io/target-group-attributes: load_balancing.algorithm.type=least_outstanding_requests")
+	}
+	if err := writeManifests(file, e.cert, port, backends, annotations...); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "-f", file, "--state-dir", filepath.Join(dir, "state"),
@@ -509,7 +581,8 @@ type PeerConfig struct {
 	Dir               string // the peer's own directory (pid file, temp files, logs)
 	Listen, IP, Port  string // the TLS listener
 	Host              string
-	Backend           string // host:port of the h2c backend
+	Backend           string   // host:port of the (first) h2c backend
+	Backends          []string // all of them (Config.Backends), balanced by calls in flight
 	CertFile, KeyFile string
 	PEMFile           string // certificate and key in one file
 	Threads           int
@@ -541,7 +614,7 @@ var peerSpecs = map[string]struct{ exe, tmpl, conf string }{
 	TLSPipe: {HAProxy, "tlspipe.cfg.tmpl", "haproxy.cfg"},
 }
 
-func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
+func (e *Env) startPeer(name string, backends []string) (*Target, error) {
 	spec, ok := peerSpecs[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bound %s)", name, AllPeers, TLSPipe)
@@ -560,7 +633,7 @@ func (e *Env) startPeer(name, backendAddr string) (*Target, error) {
 	}
 	ip, port, _ := net.SplitHostPort(addr)
 	pc := PeerConfig{
-		Dir: dir, Listen: addr, IP: ip, Port: port, Host: Host, Backend: backendAddr,
+		Dir: dir, Listen: addr, IP: ip, Port: port, Host: Host, Backend: backends[0], Backends: backends,
 		CertFile: e.cert.certFile, KeyFile: e.cert.keyFile, PEMFile: e.cert.both, Threads: runtime.NumCPU(), NoFile: e.noFile,
 	}
 	tmpl, err := template.ParseFS(peers.FS, spec.tmpl)

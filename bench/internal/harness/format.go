@@ -20,6 +20,9 @@ func (r Result) String() string {
 		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms, RSS %.1f MiB", r.RPS, r.P50ms, r.P99ms, r.RSSMiB)
 	case Idle:
 		fmt.Fprintf(&b, " %d connections, RSS %.1f MiB, %.1f KiB per connection", r.Calls, r.RSSMiB, r.PerConnKiB)
+	case Mixed:
+		fmt.Fprintf(&b, " Search p99 %.2f ms alone, %.2f ms with inserts (%.0f calls/s; %.0f%% beside an insert, p99 %.2f ms, the others %.2f ms), inserts %.0f MB/s",
+			r.AloneP99ms, r.P99ms, r.RPS, r.BusyPct, r.BusyP99ms, r.FreeP99ms, r.MBps)
 	}
 	return b.String()
 }

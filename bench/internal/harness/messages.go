@@ -34,8 +34,12 @@ const TopK = 10
 // spends forwarding it, and 32 copies of a 32 MiB insert would dwarf the balancer's RSS.
 type encoded struct{ b []byte }
 
-// response collects a reply's wire bytes into a buffer reused call after call.
-type response struct{ b []byte }
+// response collects a reply's wire bytes into a buffer reused call after call. A
+// workload's call sets tag to count the call's latency apart (loop).
+type response struct {
+	b   []byte
+	tag bool
+}
 
 // rawCodec sends encoded messages without copying them (a SliceBuffer is never recycled
 // by gRPC) and receives replies as bytes, so that checking a reply costs a memcmp.

@@ -25,6 +25,9 @@ type Machine struct {
 	LoadAfter  string   `json:"load_after"`
 	Started    string   `json:"started"`
 	Minutes    float64  `json:"minutes"`
+	// TLS is what the load generator negotiated with each target ("milvus-lb: TLS 1.3,
+	// TLS_AES_128_GCM_SHA256, X25519").
+	TLS []string `json:"tls,omitempty"`
 }
 
 // DescribeMachine reads CPU, memory, kernel and the balancers' versions.
@@ -114,6 +117,16 @@ var figures = []figure{
 	{Many, "p99", "ms", func(r Result) float64 { return r.P99ms }, false, 0, true},
 	{Many, "RSS", "MiB", func(r Result) float64 { return r.RSSMiB }, false, 0, false},
 	{Idle, "RSS per connection", "KiB", func(r Result) float64 { return r.PerConnKiB }, false, 20, true},
+	{Mixed, "Search p99 alone", "ms", func(r Result) float64 { return r.AloneP99ms }, false, 0, false},
+	{Mixed, "Search p99 with inserts", "ms", func(r Result) float64 { return r.P99ms }, false, 0, false},
+	{Mixed, "p99 with inserts / alone", "×", func(r Result) float64 { return r.P99ms / r.AloneP99ms }, false, 0, false},
+	{Mixed, "Search p50 with inserts", "ms", func(r Result) float64 { return r.P50ms }, false, 0, false},
+	{Mixed, "Search calls/s with inserts", "calls/s", func(r Result) float64 { return r.RPS }, true, 0, false},
+	{Mixed, "Searches beside an insert", "%", func(r Result) float64 { return r.BusyPct }, false, 0, false},
+	{Mixed, "their p99", "ms", func(r Result) float64 { return r.BusyP99ms }, false, 0, false},
+	{Mixed, "the others' p99", "ms", func(r Result) float64 { return r.FreeP99ms }, false, 0, false},
+	{Mixed, "their p99 / the others'", "×", func(r Result) float64 { return r.BusyP99ms / r.FreeP99ms }, false, 0, false},
+	{Mixed, "insert MB/s", "MB/s", func(r Result) float64 { return r.MBps }, true, 0, false},
 }
 
 func figureOf(workload, name string) figure {

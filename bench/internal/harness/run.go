@@ -85,6 +85,10 @@ func Summary(results []Result) []Result {
 		s.BackendCPUus = med(func(r Result) float64 { return r.BackendCPUus })
 		s.ClientCPUus = med(func(r Result) float64 { return r.ClientCPUus })
 		s.IdlePct = med(func(r Result) float64 { return r.IdlePct })
+		s.AloneP99ms = med(func(r Result) float64 { return r.AloneP99ms })
+		s.BusyPct = med(func(r Result) float64 { return r.BusyPct })
+		s.BusyP99ms = med(func(r Result) float64 { return r.BusyP99ms })
+		s.FreeP99ms = med(func(r Result) float64 { return r.FreeP99ms })
 		s.Seconds = med(func(r Result) float64 { return r.Seconds })
 		var calls int64
 		for _, r := range g {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,6 +89,46 @@ func TestSmoke(t *testing.T) {
 	for _, t0 := range env.Targets {
 		if t0.proc.exited() {
 			t.Errorf("%s exited during the run: %v\n%s", t0.Name, t0.proc.err, t0.proc.tail())
+		}
+		// Like with like: every balancer terminates the same TLS version (milvus-lb by
+		// the bench Ingress's ssl-policy, BenchSSLPolicy).
+		if t0.TLS && !strings.HasPrefix(t0.TLSState, "TLS 1.3,") {
+			t.Errorf("%s negotiated %q, want TLS 1.3", t0.Name, t0.TLSState)
+		}
+	}
+}
+
+// TestMixedSmoke runs the mixed workload, tiny, through the first of two backends
+// directly, milvus-lb and the three peers in front of both: Searches alone, then while
+// inserts stream. It asserts that every call succeeds, that both phases and the inserts
+// were measured, and that the backends marked the Searches that overlapped an insert
+// (direct sends everything to one backend, so some did); nothing about speed.
+func TestMixedSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: AllPeers, Backends: 2, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	r := NewRunner(SmokeParams())
+	r.Logf = t.Logf
+	results, err := r.RunPlan(ctx, env, Plan{Workloads: []string{Mixed}, Rounds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(AllPeers)+2 {
+		t.Fatalf("%d results, want %d", len(results), len(AllPeers)+2)
+	}
+	for _, res := range results {
+		if res.Calls == 0 || res.P99ms <= 0 || res.AloneP99ms <= 0 || res.MBps <= 0 {
+			t.Errorf("%s: a figure was not measured", res)
+		}
+		if res.Target == Direct && res.BusyPct == 0 {
+			t.Errorf("%s: no Search was marked as overlapping an insert", res)
 		}
 	}
 }

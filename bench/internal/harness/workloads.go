@@ -47,6 +47,9 @@ type Params struct {
 	ManyDuration               time.Duration
 	IdleConns                  int
 	IdleHold                   time.Duration // how long the idle connections stay open before RSS is read
+	// Mixed: MixedCallers Searches over MixedConns connections, alone and then while
+	// MixedInserts callers (on a connection each) send inserts of BigRows rows back to back.
+	MixedConns, MixedCallers, MixedInserts int
 }
 
 // FullParams are the issue's workloads.
@@ -58,6 +61,7 @@ func FullParams() Params {
 		BigConns: 4, BigCallers: 32, BigRows: RowsForBytes(32 << 20), BigPerCaller: 2,
 		ManyConns: 2000, ManyDuration: 15 * time.Second,
 		IdleConns: 10000, IdleHold: 12 * time.Second,
+		MixedConns: 2, MixedCallers: 8, MixedInserts: 1,
 	}
 }
 
@@ -80,6 +84,7 @@ func SmokeParams() Params {
 		BigConns: 2, BigCallers: 4, BigRows: RowsForBytes(2 << 20), BigPerCaller: 1,
 		ManyConns: 20, ManyDuration: time.Second,
 		IdleConns: 20, IdleHold: 100 * time.Millisecond,
+		MixedConns: 1, MixedCallers: 2, MixedInserts: 1,
 	}
 }
 
@@ -109,6 +114,14 @@ type Result struct {
 	BackendCPUus float64 `json:"backend_cpu_us_per_call,omitempty"`
 	ClientCPUus  float64 `json:"client_cpu_us_per_call,omitempty"`
 	IdlePct      float64 `json:"idle_pct,omitempty"`
+	// Mixed: RPS, P50ms and P99ms are the Searches' while the inserts stream, MBps the
+	// inserts'. AloneP99ms is the Searches' p99 in the same round with no insert;
+	// BusyPct the share of Searches that overlapped an insert on their backend, BusyP99ms
+	// and FreeP99ms the p99 of those and of the others.
+	AloneP99ms float64 `json:"alone_p99_ms,omitempty"`
+	BusyPct    float64 `json:"busy_pct,omitempty"`
+	BusyP99ms  float64 `json:"busy_p99_ms,omitempty"`
+	FreeP99ms  float64 `json:"free_p99_ms,omitempty"`
 }
 
 // Profiler, if set on a Runner, is called when a measured window starts and returns a
@@ -156,6 +169,8 @@ func (r *Runner) Run(ctx context.Context, w string, t *Target, round int) (Resul
 		err = r.runMany(ctx, t, &res)
 	case Idle:
 		err = r.runIdle(ctx, t, &res)
+	case Mixed:
+		err = r.runMixed(ctx, t, &res)
 	default:
 		err = fmt.Errorf("unknown workload %q", w)
 	}
@@ -226,13 +241,14 @@ func (r *Runner) manyWindow() window {
 }
 
 // loop runs callers goroutines, each calling call back to back until the window ends,
-// and returns the latencies of the calls started inside the window. The first failed
-// call stops everything and is returned.
+// and returns the latencies of the calls started inside the window: those whose call
+// left resp.tag false, then those that set it. The first failed call stops everything
+// and is returned.
 func loop(ctx context.Context, conns []*grpc.ClientConn, callers int, w window,
-	call func(ctx context.Context, cc *grpc.ClientConn, resp *response) error) ([]time.Duration, error) {
+	call func(ctx context.Context, cc *grpc.ClientConn, resp *response) error) (untagged, tagged []time.Duration, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	lats := make([][]time.Duration, callers)
+	lats, tags := make([][]time.Duration, callers), make([][]time.Duration, callers)
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Add(1)
@@ -246,12 +262,15 @@ func loop(ctx context.Context, conns []*grpc.ClientConn, callers int, w window,
 				if t0.After(w.to) {
 					break
 				}
+				resp.tag = false
 				if err := call(ctx, cc, &resp); err != nil {
 					cancel(err)
 					break
 				}
-				if t0.After(w.from) {
-					lat = append(lat, time.Since(t0))
+				if d := time.Since(t0); t0.After(w.from) && resp.tag {
+					tags[i] = append(tags[i], d)
+				} else if t0.After(w.from) {
+					lat = append(lat, d)
 				}
 			}
 			lats[i] = lat
@@ -259,21 +278,26 @@ func loop(ctx context.Context, conns []*grpc.ClientConn, callers int, w window,
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return slices.Concat(lats...), nil
+	return slices.Concat(lats...), slices.Concat(tags...), nil
 }
 
 func percentiles(lat []time.Duration, res *Result) {
 	if len(lat) == 0 {
 		return
 	}
-	slices.Sort(lat)
-	at := func(q float64) float64 {
-		i := min(len(lat)-1, int(q*float64(len(lat))))
-		return float64(lat[i]) / float64(time.Millisecond)
+	res.P50ms, res.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
+}
+
+// percentile is the q-quantile of lat in milliseconds (0 for none); it sorts lat.
+func percentile(lat []time.Duration, q float64) float64 {
+	if len(lat) == 0 {
+		return 0
 	}
-	res.P50ms, res.P99ms = at(0.50), at(0.99)
+	slices.Sort(lat)
+	i := min(len(lat)-1, int(q*float64(len(lat))))
+	return float64(lat[i]) / float64(time.Millisecond)
 }
 
 func (r *Runner) profile(t *Target, w string, round int) func() {
@@ -321,7 +345,7 @@ func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload s
 	clientCPU := meterCPU(func() []int { return []int{os.Getpid()} }, w)
 	var end func()
 	var once sync.Once
-	lat, err := loop(ctx, conns, callers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
+	lat, _, err := loop(ctx, conns, callers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
 		if time.Now().After(w.from) {
 			once.Do(func() { end = r.profile(t, workload, res.Round) })
 		}
@@ -493,6 +517,7 @@ func (r *Runner) runIdle(ctx context.Context, t *Target, res *Result) error {
 	if err != nil {
 		return err
 	}
+	r.profile(t, Idle, res.Round)() // after reading the resident set: it collects
 	for i, cc := range conns {
 		if s := cc.GetState(); s != connectivity.Ready && s != connectivity.Idle {
 			return fmt.Errorf("idle connection %d is %v", i, s)
