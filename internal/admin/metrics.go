@@ -90,7 +90,7 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 	}, []string{"backend", "endpoint"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "retries_total",
-		Help: "Calls sent to another endpoint: a read that failed before its reply, or a call the backend provably did not receive.",
+		Help: "Calls sent to another endpoint: a read that failed before its reply or whose reply said the proxy is not serving, or a call the backend provably did not receive.",
 	}, []string{"backend"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "milvus_lb", Name: "config_reloads_total",

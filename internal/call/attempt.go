@@ -71,7 +71,8 @@ var ErrBackendUnavailable = errors.New("the backend answered UNAVAILABLE")
 // stage it came at, and whether the data path can send the request again. The reason is
 // read from the error: a dial error is Connect, another failure before sending Refused (a
 // refused stream, a GOAWAY that did not cover it), a passed deadline Timeout, the
-// backend's UNAVAILABLE (ErrBackendUnavailable) Unavailable, anything else Reset.
+// backend's UNAVAILABLE (ErrBackendUnavailable) Unavailable, a held reply whose Milvus
+// Status says the proxy is not serving (ErrNotServing) NotServing, anything else Reset.
 func AttemptOf(err error, stage Stage, replayable bool) Attempt {
 	a := Attempt{Stage: stage, Reason: Reset, Err: err, Kept: replayable}
 	switch {
@@ -81,6 +82,8 @@ func AttemptOf(err error, stage Stage, replayable bool) Attempt {
 		a.Reason = Timeout
 	case errors.Is(err, ErrBackendUnavailable):
 		a.Reason = Unavailable
+	case errors.Is(err, ErrNotServing):
+		a.Reason = NotServing
 	case stage == NotSent:
 		a.Reason = Refused
 	}

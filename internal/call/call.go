@@ -31,8 +31,8 @@ type Port struct {
 
 // Call is the per-call decision for one call, from its headers to its record. A data path
 // keeps one per call and calls, in order: Begin; Metadata; Route (and Hold while it
-// waits); Pick (again when Failed says to retry); Answer when the balancer answers the
-// call itself; Finish once. Not safe for concurrent use: the data path's lock for the
+// waits); Pick (again when Failed says to retry); HoldReply and ReplyHeld while a held
+// reply's Status is read; Answer when the balancer answers the call itself; Finish once. Not safe for concurrent use: the data path's lock for the
 // call guards it.
 type Call struct {
 	Rec    Record
@@ -52,6 +52,9 @@ type Call struct {
 	held  int64
 	cache cacheCall         // the reply cache (cache.go)
 	rest  *milvus.RESTNames // a REST call's names; nil for gRPC
+	// reported: the current attempt's failure was counted against its endpoint (Retry),
+	// so settle leaves it alone.
+	reported bool
 }
 
 // scanners read a Milvus call's messages as they pass. They are pooled (1 KiB, mostly the
@@ -68,6 +71,7 @@ var scannerPool = sync.Pool{New: func() any { return new(scanners) }}
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
 	c.tried = c.tried[:0]
+	c.reported = false
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
 	c.method = nil
 	c.releaseScan()
@@ -204,6 +208,10 @@ func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
 	if c.ep != nil {
 		c.tried = append(c.tried, c.ep)
 	}
+	if c.Rec.Attempts > 0 && c.scan != nil {
+		c.scan.reply.Reset(c.method) // the next attempt's reply is read anew (ReplyHeld)
+	}
+	c.reported = false
 	c.Done()
 	ep, f := c.admit(c.untried(c.be.Picker.Pick()))
 	if f != nil {

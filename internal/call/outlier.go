@@ -79,8 +79,8 @@ func (c *Call) settle(grpcStatus string) {
 		budgetOf(c.be.Key).retrying.Add(-1)
 	}
 	ep := c.ep
-	if ep == nil || c.Rec.Code != codes.OK {
-		return
+	if ep == nil || c.Rec.Code != codes.OK || c.reported {
+		return // answered by the balancer, or counted already (a held reply, ReplyHeld)
 	}
 	switch {
 	case milvus.NotServing(c.Rec.MilvusCode, c.Rec.MilvusErrCode):

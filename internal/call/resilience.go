@@ -8,11 +8,14 @@ import (
 
 // The rules for failing endpoints and overload, per call: outlier detection (outlier.go),
 // retries (retry.go) and circuit breaking (breaker.go). The data path drives them through
-// Call's methods, and they keep no state in the Call:
+// Call's methods, and they keep in the Call only the endpoints it tried and whether its
+// current attempt's failure was counted:
 //
 //   - Pick admits the endpoint the picker chose (admit: the in-flight limits, and the
 //     retry budget's count of calls being retried);
-//   - ReplayLimit says how much of a request to keep for sending it again;
+//   - ReplayLimit says how much of a request to keep for sending it again; HoldReply
+//     whether to hold a reply's headers until its Milvus Status is read, and ReplyHeld
+//     what that Status means for the attempt (replyhold.go);
 //   - Failed (Retry with AttemptOf: the Stage, the Reason read from the error) counts a
 //     failed attempt against its endpoint and decides whether the call goes to another
 //     one, never past the deadline of the ctx it is given;
@@ -20,9 +23,10 @@ import (
 //     call's hold on the retry budget.
 //
 // Each failure is reported once: through Failed, after which the data path answers the
-// client with the Failure it returns or relays the backend's own UNAVAILABLE (which
-// settle then leaves alone), or, for a reply the backend sent and the data path relayed
-// (a Milvus "not ready" status), by Finish.
+// client with the Failure it returns or relays the backend's own answer (UNAVAILABLE, or
+// a held "not ready" reply that could not go elsewhere: settle then leaves it alone), or,
+// for a reply the backend sent and the data path relayed unheld (a write's "not ready"
+// status), by Finish.
 
 // Events receives what the resilience rules decide, for metrics. The port's Observer
 // gets them when it implements Events. Implementations must be cheap, must not block and

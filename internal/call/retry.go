@@ -113,6 +113,7 @@ func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 	}
 	if c.ep != nil && a.gatewayFailure() {
 		c.failed(c.ep, a.Reason)
+		c.reported = true // settle must not count the attempt again
 	}
 	if a.Reason == Timeout {
 		return false, DeadlineExceeded(c.Service()) // the call's own deadline passed

@@ -53,3 +53,47 @@ func TestNotServingBackendReadsGoElsewhere(t *testing.T) {
 		t.Errorf("backends saw %d inserts for 10 calls: a write was sent twice", n)
 	}
 }
+
+// A proxy that is not serving may also answer gRPC OK with Milvus's "not ready" Status in
+// the reply (code 1, ServiceNotReady). The balancer holds a read's reply headers until
+// that Status is read, and sends the read to another endpoint; a write gets the reply as
+// it came.
+func TestNotReadyStatusReadsGoElsewhere(t *testing.T) {
+	bs := startBackends(t, 2, fakemilvus.Options{})
+	l := newLB(t, bs, map[string]string{"milvus-lb.io/outlier-detection": "disabled",
+		"milvus-lb.io/retry-budget": "percent=20, min_per_second=1000"})
+	bs[0].SetMilvusError(1, "service not ready")
+	c := l.dialTLS()
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := range 20 {
+		r, err := c.Search(ctx, searchReq(nil))
+		if err != nil || r.GetStatus().GetCode() != 0 {
+			t.Fatalf("search %d: %v, Milvus status %v; want it answered by the serving backend", i, err, r.GetStatus())
+		}
+		h, err := c.HasCollection(ctx, &milvuspb.HasCollectionRequest{CollectionName: "c1"})
+		if err != nil || h.GetStatus().GetCode() != 0 {
+			t.Fatalf("has-collection %d: %v, Milvus status %v", i, err, h.GetStatus())
+		}
+	}
+	if n := bs[0].Count("/milvus.proto.milvus.MilvusService/Search"); n == 0 {
+		t.Fatal("the backend that is not serving got no Search: nothing was retried")
+	}
+	var notReady, ok int
+	for range 10 {
+		r, err := c.Insert(ctx, &milvuspb.InsertRequest{CollectionName: "c1", NumRows: 1})
+		switch {
+		case err != nil:
+			t.Fatalf("insert: %v", err)
+		case r.GetStatus().GetCode() == 1:
+			notReady++
+		default:
+			ok++
+		}
+	}
+	if notReady == 0 || ok == 0 {
+		t.Errorf("inserts: %d OK, %d not ready; want both (round robin, writes never retried)", ok, notReady)
+	}
+	if n := bs[0].Count("/milvus.proto.milvus.MilvusService/Insert") + bs[1].Count("/milvus.proto.milvus.MilvusService/Insert"); n != 10 {
+		t.Errorf("backends saw %d inserts for 10 calls: a write was sent twice", n)
+	}
+}

@@ -21,6 +21,7 @@ type outFlow struct {
 	trailers *[]hpack.HeaderField // from fieldsPool
 	hasTrl   bool                 // trailers follow pending
 	closed   bool                 // END_STREAM or RST_STREAM was sent: nothing more goes this way
+	held     bool                 // data waits for the held reply headers (down only; replyhold.go)
 	waiting  bool                 // in the destination's blocked list
 	owed     int64
 	// deferred: owed stream window is held back from the sender because the client
@@ -106,7 +107,7 @@ func (s *stream) sendLocked(o *outFlow, dst *h2conn, id uint32, p []byte, end bo
 	if o.closed {
 		return 0
 	}
-	if dst == nil || o.queuedLen() > 0 || o.hasTrl {
+	if dst == nil || o.held || o.queuedLen() > 0 || o.hasTrl {
 		o.queue(p)
 		o.end = o.end || end
 		return 0
@@ -166,7 +167,7 @@ func (s *stream) blockLocked(o *outFlow, dst *h2conn) {
 // drainLocked sends what o has pending, then its trailers or END_STREAM. It returns the
 // bytes sent. s.mu held.
 func (s *stream) drainLocked(o *outFlow, dst *h2conn, id uint32, b *batch) int64 {
-	if dst == nil || o.closed || (o.queuedLen() == 0 && !o.end && !o.hasTrl) {
+	if dst == nil || o.closed || o.held || (o.queuedLen() == 0 && !o.end && !o.hasTrl) {
 		return 0
 	}
 	if !dst.lockWrite() {

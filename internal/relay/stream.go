@@ -62,6 +62,9 @@ type stream struct {
 	cancelDial    context.CancelFunc
 	statusFromHdr string
 	cache         cacheState // the reply cache (cache.go)
+	// replyHold: the reply's headers, held until its Milvus Status is read (replyhold.go);
+	// nil when the reply is not held.
+	replyHold *[]hpack.HeaderField
 }
 
 // --- client side ---------------------------------------------------------------------
@@ -156,7 +159,7 @@ func (s *stream) fromClientWindow(delta int64, b *batch) error {
 func (s *stream) fromClientReset(b *batch) {
 	s.mu.Lock()
 	if !s.finished {
-		s.call.Cancelled(time.Now(), s.deadline, s.timeout, s.respStarted)
+		s.call.Cancelled(time.Now(), s.deadline, s.timeout, s.respStarted || s.replyHold != nil)
 		s.clientReset = true
 		s.down.closed = true
 		s.resetBackendLocked(http2.ErrCodeCancel, b)
@@ -271,6 +274,9 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 	if s.finished || s.down.closed {
 		return
 	}
+	if s.replyHold != nil {
+		s.sendHeldLocked(b) // trailers before the Status was read: send what came
+	}
 	end := f.StreamEnded()
 	fp := getFields()
 	defer func() { putFields(fp) }()
@@ -292,6 +298,10 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 		fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
 	}
 	*fp = fields
+	if !s.respStarted && !end && s.holdReplyLocked(fp) {
+		fp = nil // held until the Status is read
+		return
+	}
 	if !s.respStarted && end && s.statusFromHdr == unavailable {
 		// A proxy that is not serving (a starting Milvus says "not ready yet"): a read may
 		// go elsewhere; otherwise the client gets the backend's own answer.
@@ -336,7 +346,7 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	pad := int64(f.Length) - int64(len(data))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished || s.down.closed || !s.respStarted {
+	if s.finished || s.down.closed || (!s.respStarted && s.replyHold == nil) {
 		s.bc.returnConnWindow(int64(f.Length), b)
 		return
 	}
@@ -347,6 +357,12 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	}
 	if s.readReply {
 		s.readReply = s.call.Response(data)
+	}
+	if s.replyHold != nil {
+		if bc := s.bc; s.heldDataLocked(len(data), f.StreamEnded(), b) {
+			bc.returnConnWindow(int64(f.Length), b) // the attempt was left for another
+			return
+		}
 	}
 	if s.cache.keep > 0 {
 		s.keepReplyLocked(data)
@@ -470,6 +486,7 @@ func (s *stream) finishLocked(b *batch) {
 		return
 	}
 	s.finished = true
+	s.dropReplyLocked()
 	s.releaseHeldLocked()
 	s.releaseReplayLocked()
 	s.releaseFieldsLocked()
@@ -662,11 +679,11 @@ func (s *stream) retryLocked(stage call.Stage, err error, b *batch) (bool, *call
 		stage = call.AfterReply
 	}
 	opened := s.bc != nil // else nothing was sent: the queue holds the whole request
-	replayable := s.reqFields != nil && (!opened || s.keep || s.upReceived == 0)
-	if retry, f := s.call.Failed(context.Background(), err, stage, replayable); !retry {
+	if retry, f := s.call.Failed(context.Background(), err, stage, s.replayableLocked()); !retry {
 		return false, f
 	}
 	if opened {
+		s.dropReplyLocked()
 		unsent := int64(s.up.queuedLen())
 		s.detachLocked(b)
 		s.up.reset()
