@@ -274,6 +274,7 @@ func (t *translation) claimPort(g *gatewayState, ls *listenerState, certs []conf
 func (t *translation) listeners() []config.Listener {
 	out := make([]config.Listener, 0, len(t.ports))
 	for _, p := range t.ports {
+		sortByMatches(p.cfg.Routes)
 		ingress.SortRoutes(p.cfg.Routes)
 		out = append(out, p.cfg)
 	}
@@ -318,4 +319,31 @@ func (g *gatewayState) status(look *ingress.Lookup) config.GatewayStatus {
 	}
 	st.Conditions = []config.StatusCondition{accepted, programmed}
 	return st
+}
+
+// sortByMatches orders routes of the same host and path as the specification's
+// precedence asks: a method match first, then the most header matches, then the most
+// query parameter matches. The sort is stable, so ties keep the order they were added in
+// (the oldest route first, then its rules in order); ingress.SortRoutes, stable too,
+// then orders by host and path.
+func sortByMatches(rs []config.Route) {
+	count := func(r config.Route, f config.ConditionField) int {
+		n := 0
+		for _, c := range r.Conditions {
+			if c.Field == f {
+				n++
+			}
+		}
+		return n
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if ma, mb := count(a, config.FieldMethod), count(b, config.FieldMethod); ma != mb {
+			return ma > mb
+		}
+		if ha, hb := count(a, config.FieldHTTPHeader), count(b, config.FieldHTTPHeader); ha != hb {
+			return ha > hb
+		}
+		return count(a, config.FieldQueryString) > count(b, config.FieldQueryString)
+	})
 }

@@ -197,7 +197,7 @@ func (t *translation) addRoutes(rt *route, ls *listenerState, hosts []string, ta
 	for i, x := range rt.rules {
 		for _, m := range x.matches {
 			for _, h := range hosts {
-				cr := config.Route{Host: h, Path: m.path, PathType: m.pathType, Ingress: owner, Conditions: m.conditions}
+				cr := config.Route{Host: h, MultiLabel: strings.HasPrefix(h, "*."), Path: m.path, PathType: m.pathType, Ingress: owner, Conditions: m.conditions}
 				setTargets(&cr, targets[i], rt.kind)
 				key := routeKey(cr)
 				if prev, dup := p.routes[key]; dup {
