@@ -82,7 +82,10 @@ const (
 // that meet its Conditions to a backend, to weighted backends (Forward), or answers them
 // itself (Fixed). SSLRedirect answers HTTP/1.1 with a redirect to that HTTPS port instead.
 type Route struct {
-	Host        string            `json:"host"`
+	Host string `json:"host"`
+	// MultiLabel: a wildcard Host *.example.com also matches a.b.example.com, as the
+	// Gateway API's wildcards do (an Ingress's covers exactly one label).
+	MultiLabel  bool              `json:"multiLabel,omitempty"`
 	Path        string            `json:"path"`
 	PathType    PathType          `json:"pathType"`
 	Backend     string            `json:"backend"` // Backend.Key; "" with Forward or Fixed

@@ -28,6 +28,9 @@ type Condition struct {
 	Name   string         `json:"name,omitempty"` // http-header: the header, lower case
 	Values []string       `json:"values,omitempty"`
 	Query  []QueryValue   `json:"query,omitempty"` // query-string
+	// Exact compares Values and Query as written, with case and without wildcards (the
+	// Gateway API's Exact matches); the ALB's conditions leave it false.
+	Exact bool `json:"exact,omitempty"`
 }
 
 // QueryValue is one query-string match: a parameter Key (any key when empty) whose value

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -30,7 +32,8 @@ type listenerState struct {
 	protocol  config.Protocol
 	hostname  string // "" for any
 	kinds     map[string]bool
-	fromAll   bool // allowedRoutes.namespaces.from All (else Same)
+	fromAll   bool            // allowedRoutes.namespaces.from All
+	selector  labels.Selector // allowedRoutes.namespaces.from Selector; nil for Same and All
 	ok        bool
 	attached  int
 	accepted  config.StatusCondition
@@ -130,7 +133,7 @@ func hostErrors(h string) []string {
 var routeKinds = []string{"GRPCRoute", "HTTPRoute"}
 
 // allowedRoutes reads which routes may attach: kinds (default both) and namespaces
-// (Same by default, or All; a Selector needs Namespace objects, which are not read).
+// (Same by default, All, or those whose labels a Selector matches).
 func (t *translation) allowedRoutes(g *gatewayState, l *gwv1.Listener, ls *listenerState) {
 	ls.kinds = map[string]bool{}
 	at := ls.at.Child("allowedRoutes")
@@ -162,10 +165,39 @@ func (t *translation) allowedRoutes(g *gatewayState, l *gwv1.Listener, ls *liste
 		case gwv1.NamespacesFromAll:
 			ls.fromAll = true
 		case gwv1.NamespacesFromSame:
+		case gwv1.NamespacesFromSelector:
+			t.namespaceSelector(g, ar.Namespaces.Selector, ls, at.Child("namespaces", "selector"))
 		default:
 			ls.fail(g.r, &ls.accepted, "UnsupportedValue", at.Child("namespaces", "from"),
-				fmt.Sprintf("namespaces.from %s is not supported: use Same or All", *ar.Namespaces.From))
+				fmt.Sprintf("namespaces.from %s is not supported: use Same, All or Selector", *ar.Namespaces.From))
 		}
+	}
+}
+
+// namespaceSelector reads allowedRoutes.namespaces.selector (from: Selector).
+func (t *translation) namespaceSelector(g *gatewayState, sel *metav1.LabelSelector, ls *listenerState, at *field.Path) {
+	if sel == nil {
+		ls.fail(g.r, &ls.accepted, "UnsupportedValue", at, "namespaces.from Selector needs a selector")
+		return
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		ls.fail(g.r, &ls.accepted, "UnsupportedValue", at, fmt.Sprintf("invalid selector: %v", err))
+		return
+	}
+	ls.selector = s
+}
+
+// allows reports whether routes of namespace ns may attach to the listener (its
+// allowedRoutes.namespaces); gatewayNS is the listener's Gateway's namespace.
+func (ls *listenerState) allows(t *translation, ns, gatewayNS string) bool {
+	switch {
+	case ls.fromAll:
+		return true
+	case ls.selector != nil:
+		return ls.selector.Matches(labels.Set(t.namespaceLabels[ns]))
+	default:
+		return ns == gatewayNS
 	}
 }
 
@@ -242,6 +274,7 @@ func (t *translation) claimPort(g *gatewayState, ls *listenerState, certs []conf
 func (t *translation) listeners() []config.Listener {
 	out := make([]config.Listener, 0, len(t.ports))
 	for _, p := range t.ports {
+		sortByMatches(p.cfg.Routes)
 		ingress.SortRoutes(p.cfg.Routes)
 		out = append(out, p.cfg)
 	}
@@ -286,4 +319,31 @@ func (g *gatewayState) status(look *ingress.Lookup) config.GatewayStatus {
 	}
 	st.Conditions = []config.StatusCondition{accepted, programmed}
 	return st
+}
+
+// sortByMatches orders routes of the same host and path as the specification's
+// precedence asks: a method match first, then the most header matches, then the most
+// query parameter matches. The sort is stable, so ties keep the order they were added in
+// (the oldest route first, then its rules in order); ingress.SortRoutes, stable too,
+// then orders by host and path.
+func sortByMatches(rs []config.Route) {
+	count := func(r config.Route, f config.ConditionField) int {
+		n := 0
+		for _, c := range r.Conditions {
+			if c.Field == f {
+				n++
+			}
+		}
+		return n
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if ma, mb := count(a, config.FieldMethod), count(b, config.FieldMethod); ma != mb {
+			return ma > mb
+		}
+		if ha, hb := count(a, config.FieldHTTPHeader), count(b, config.FieldHTTPHeader); ha != hb {
+			return ha > hb
+		}
+		return count(a, config.FieldQueryString) > count(b, config.FieldQueryString)
+	})
 }

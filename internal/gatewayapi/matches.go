@@ -114,12 +114,7 @@ func httpConditions(m *gwv1.HTTPRouteMatch, at *field.Path, r *reporter, mm *mat
 			ok = false
 			continue
 		}
-		if strings.ContainsAny(string(q.Name)+q.Value, "*?") {
-			r.errorf(qat, "an Exact match must not contain * or ?, which milvus-lb's matcher reads as wildcards")
-			ok = false
-			continue
-		}
-		mm.conditions = append(mm.conditions, config.Condition{Field: config.FieldQueryString, Query: []config.QueryValue{{Key: string(q.Name), Value: q.Value}}})
+		mm.conditions = append(mm.conditions, config.Condition{Field: config.FieldQueryString, Exact: true, Query: []config.QueryValue{{Key: string(q.Name), Value: q.Value}}})
 	}
 	if m.Method != nil {
 		mm.conditions = append(mm.conditions, config.Condition{Field: config.FieldMethod, Values: []string{string(*m.Method)}})
@@ -130,23 +125,18 @@ func httpConditions(m *gwv1.HTTPRouteMatch, at *field.Path, r *reporter, mm *mat
 // header is a GRPCRoute's or an HTTPRoute's header match (typ "" is Exact).
 type header struct{ typ, name, value string }
 
-// headerConditions adds Exact header matches to mm. The router's patterns read * and ?
-// as wildcards and compare values without case, so a value with * or ? is refused, as
-// is any other match type.
+// headerConditions adds Exact header matches to mm: the name without case, the value
+// as written (config.Condition.Exact). Other match types are refused.
 func headerConditions(hs []header, at *field.Path, r *reporter, mm *match) bool {
 	ok := true
 	for j, h := range hs {
 		hat := at.Child("headers").Index(j)
-		switch {
-		case h.typ != "" && h.typ != "Exact":
+		if h.typ != "" && h.typ != "Exact" {
 			r.errorf(hat.Child("type"), fmt.Sprintf("header match type %s is not supported: use Exact", h.typ))
 			ok = false
-		case strings.ContainsAny(h.value, "*?"):
-			r.errorf(hat.Child("value"), "an Exact match must not contain * or ?, which milvus-lb's matcher reads as wildcards")
-			ok = false
-		default:
-			mm.conditions = append(mm.conditions, config.Condition{Field: config.FieldHTTPHeader, Name: strings.ToLower(h.name), Values: []string{h.value}})
+			continue
 		}
+		mm.conditions = append(mm.conditions, config.Condition{Field: config.FieldHTTPHeader, Exact: true, Name: strings.ToLower(h.name), Values: []string{h.value}})
 	}
 	return ok
 }

@@ -155,7 +155,7 @@ func (t *translation) attach(rt *route, g *gatewayState, pr gwv1.ParentReference
 		}
 	}
 	for _, ls := range named {
-		if ls.kinds[rt.kind] && (ls.fromAll || rt.ns == g.ns) {
+		if ls.kinds[rt.kind] && ls.allows(t, rt.ns, g.ns) {
 			allowed = append(allowed, ls)
 		}
 	}
@@ -197,7 +197,7 @@ func (t *translation) addRoutes(rt *route, ls *listenerState, hosts []string, ta
 	for i, x := range rt.rules {
 		for _, m := range x.matches {
 			for _, h := range hosts {
-				cr := config.Route{Host: h, Path: m.path, PathType: m.pathType, Ingress: owner, Conditions: m.conditions}
+				cr := config.Route{Host: h, MultiLabel: strings.HasPrefix(h, "*."), Path: m.path, PathType: m.pathType, Ingress: owner, Conditions: m.conditions}
 				setTargets(&cr, targets[i], rt.kind)
 				key := routeKey(cr)
 				if prev, dup := p.routes[key]; dup {
@@ -323,7 +323,7 @@ func (t *translation) backend(rt *route, b gwv1.BackendRef) (key, reason, msg st
 	if b.Port == nil {
 		return "", "BackendNotFound", "port is required for a Service"
 	}
-	be, warning, err := t.look.ServiceBackend(ns, string(b.Name), int32(*b.Port), config.BackendGRPC)
+	be, warning, err := t.look.ServiceBackend(ns, string(b.Name), int32(*b.Port), t.routeSettings(rt))
 	if err != nil {
 		// Not found, or no such port: either way the reference names nothing to call.
 		return "", "BackendNotFound", err.Error()
@@ -335,4 +335,23 @@ func (t *translation) backend(rt *route, b gwv1.BackendRef) (key, reason, msg st
 		t.backends[be.Key] = be
 	}
 	return be.Key, "", ""
+}
+
+// routeSettings are the backend settings of the route's GatewayClass: that of its first
+// parent Gateway that milvus-lb serves. A Service port that routes of two classes use
+// gets the settings of the first route that resolves it.
+func (t *translation) routeSettings(rt *route) ingress.BackendSettings {
+	for _, pr := range rt.parents {
+		if pr.Kind != nil && *pr.Kind != "Gateway" {
+			continue
+		}
+		ns := rt.ns
+		if pr.Namespace != nil {
+			ns = string(*pr.Namespace)
+		}
+		if g := t.gateways[ns+"/"+string(pr.Name)]; g != nil {
+			return t.classSettings[string(g.gw.Spec.GatewayClassName)]
+		}
+	}
+	return t.defaultSettings
 }

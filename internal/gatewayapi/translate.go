@@ -37,6 +37,12 @@ func Translate(objs ingress.Objects, taken map[int]string) (*config.Model, confi
 		status:   &config.GatewayAPI{},
 		grants:   newGrants(objs.ReferenceGrants),
 	}
+	t.namespaceLabels = map[string]map[string]string{}
+	for _, ns := range objs.Namespaces {
+		if ns != nil {
+			t.namespaceLabels[ns.Name] = ns.Labels
+		}
+	}
 	t.classes()
 	for _, gw := range byAge(objs.Gateways) {
 		t.gateway(gw)
@@ -63,7 +69,13 @@ type translation struct {
 	backends     map[string]*config.Backend
 	status       *config.GatewayAPI
 	grants       grants
-	problems     config.Problems
+	// classSettings are the backend settings of each served GatewayClass (its
+	// annotations); defaultSettings those of a class without any.
+	classSettings   map[string]ingress.BackendSettings
+	defaultSettings ingress.BackendSettings
+	// namespaceLabels are the labels of each Namespace, for allowedRoutes selectors.
+	namespaceLabels map[string]map[string]string
+	problems        config.Problems
 }
 
 // reporter adds problems about one object.
@@ -87,17 +99,29 @@ func (r *reporter) add(sev config.Severity, at *field.Path, msg string) {
 func (r *reporter) errorf(at *field.Path, msg string) { r.add(config.Error, at, msg) }
 func (r *reporter) warnf(at *field.Path, msg string)  { r.add(config.Warning, at, msg) }
 
-// classes marks the GatewayClasses of milvus-lb's controllerName as served and Accepted.
+// classes marks the GatewayClasses of milvus-lb's controllerName as served and Accepted,
+// and reads their target group annotations: they set the backends of their routes. A
+// class whose annotations have errors is not Accepted (InvalidParameters) nor served.
 func (t *translation) classes() {
 	t.served = map[string]bool{}
+	t.classSettings = map[string]ingress.BackendSettings{}
+	t.defaultSettings, _ = ingress.ParseBackendAnnotations(nil, config.BackendGRPC, "", "")
 	for _, gc := range t.objs.GatewayClasses {
 		if gc == nil || string(gc.Spec.ControllerName) != ControllerName {
 			continue
 		}
-		t.served[gc.Name] = true
+		settings, ps := ingress.ParseBackendAnnotations(gc.Annotations, config.BackendGRPC,
+			t.look.File("GatewayClass", "", gc.Name), ingress.ObjectName("GatewayClass", "", gc.Name))
+		t.problems = append(t.problems, ps...)
+		accepted := cond("Accepted", true, "Accepted", "")
+		if errs := ps.Errors(); len(errs) > 0 {
+			accepted = cond("Accepted", false, "InvalidParameters", errs[0].Field+": "+errs[0].Message)
+		} else {
+			t.served[gc.Name] = true
+			t.classSettings[gc.Name] = settings
+		}
 		t.status.Classes = append(t.status.Classes, config.GatewayClassStatus{
-			Name: gc.Name, Generation: gc.Generation,
-			Conditions: []config.StatusCondition{cond("Accepted", true, "Accepted", "")},
+			Name: gc.Name, Generation: gc.Generation, Conditions: []config.StatusCondition{accepted},
 		})
 	}
 	sort.Slice(t.status.Classes, func(i, j int) bool { return t.status.Classes[i].Name < t.status.Classes[j].Name })

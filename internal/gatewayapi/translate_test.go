@@ -52,6 +52,7 @@ func mergeObjects(a, b ingress.Objects) ingress.Objects {
 	a.GRPCRoutes = append(a.GRPCRoutes, b.GRPCRoutes...)
 	a.HTTPRoutes = append(a.HTTPRoutes, b.HTTPRoutes...)
 	a.ReferenceGrants = append(a.ReferenceGrants, b.ReferenceGrants...)
+	a.Namespaces = append(a.Namespaces, b.Namespaces...)
 	if a.Files == nil {
 		a.Files = map[string]string{}
 	}
@@ -86,9 +87,15 @@ var cases = []struct {
 	}},
 	{name: "listeners", want: []string{
 		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[0].tls.mode: tls.mode Passthrough is not supported: milvus-lb terminates TLS",
-		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[1].allowedRoutes.namespaces.from: namespaces.from Selector is not supported: use Same or All",
 		"error: listeners.yaml: Gateway milvus/edge: spec.listeners[2].allowedRoutes.kinds[0]: route kind gateway.networking.k8s.io/TCPRoute is not supported: milvus-lb serves GRPCRoute and HTTPRoute",
 		"error: listeners.yaml: GRPCRoute milvus/grpc-on-http-only: spec.parentRefs[0]: the listeners of Gateway milvus/edge do not allow GRPCRoute from namespace milvus (allowedRoutes)",
+	}},
+	{name: "selector", want: []string{
+		"error: selector.yaml: GRPCRoute team-b/not-selected: spec.parentRefs[0]: the listeners of Gateway milvus/shared do not allow GRPCRoute from namespace team-b (allowedRoutes)",
+	}},
+	{name: "class-settings", want: []string{
+		"warning: class-settings.yaml: GatewayClass milvus-lb: metadata.annotations[alb.ingress.kubernetes.io/listen-ports]: annotation alb.ingress.kubernetes.io/listen-ports has no effect on GatewayClass: only the target group annotations (health check, target-group-attributes, resilience) apply, to the backends of its routes",
+		"error: class-settings.yaml: GatewayClass broken: metadata.annotations[milvus-lb.io/healthcheck-type]: invalid value \"tcp\": must be one of milvus, grpc-health, grpc, http, none",
 	}},
 	{name: "ingress-port", files: []string{"../ingress/testdata/guide.yaml"}, want: []string{
 		"error: ingress-port.yaml: Gateway milvus/late: spec.listeners[0].port: port 443 is served by Ingress milvus/milvus-demo; a Gateway cannot share a port with Ingresses",

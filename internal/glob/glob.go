@@ -21,6 +21,10 @@ func New(p string, fold bool) Pattern {
 	return Pattern{p: p, fold: fold, wild: strings.ContainsAny(p, "*?")}
 }
 
+// Literal is a pattern that matches s alone, compared with case and without wildcards:
+// the Gateway API's Exact header and query parameter matches.
+func Literal(s string) Pattern { return Pattern{p: s} }
+
 // Match reports whether s matches the pattern.
 func (p Pattern) Match(s string) bool {
 	if !p.wild {

@@ -22,9 +22,9 @@ func NewLookup(objs Objects) *Lookup { return &Lookup{x: newIndex(objs)} }
 func (l *Lookup) File(kind, ns, name string) string { return l.x.file(kind, ns, name) }
 
 // ServiceBackend resolves port of Service ns/name to a backend with the target group
-// settings of an Ingress that sets no annotation but backend-protocol-version proto. The
-// warning says why the backend has no endpoints (its calls fail until it has some).
-func (l *Lookup) ServiceBackend(ns, name string, port int32, proto config.BackendProtocol) (be *config.Backend, warning string, err error) {
+// settings of ParseBackendAnnotations. The warning says why the backend has no endpoints
+// (its calls fail until it has some).
+func (l *Lookup) ServiceBackend(ns, name string, port int32, settings BackendSettings) (be *config.Backend, warning string, err error) {
 	svcName := ObjectName("Service", ns, name)
 	svc := l.x.services[ns+"/"+name]
 	switch {
@@ -47,8 +47,7 @@ func (l *Lookup) ServiceBackend(ns, name string, port int32, proto config.Backen
 	if len(eps) == 0 {
 		warning = fmt.Sprintf("%s has no endpoints for port %s%s; calls to it will fail with UNAVAILABLE until it has some", svcName, written, why)
 	}
-	s := parseAnnotations(map[string]string{AnnotationBackendProtocolVersion: string(proto)}, false, &reporter{}).backend
-	return newBackend(ns, name, written, eps, s), warning, nil
+	return newBackend(ns, name, written, eps, settings.s), warning, nil
 }
 
 // TLSCertificate reads the kubernetes.io/tls Secret ns/name as a certificate (Ref

@@ -27,6 +27,10 @@ type Objects struct {
 	GRPCRoutes      []*gwv1.GRPCRoute
 	HTTPRoutes      []*gwv1.HTTPRoute
 	ReferenceGrants []*gwv1.ReferenceGrant
+	// Namespaces, for their labels: a Gateway listener's allowedRoutes.namespaces.from
+	// Selector matches them. In controller mode, watched when the Gateway API is; with
+	// serve -f, the Namespace objects of the files (a namespace without one has no labels).
+	Namespaces []*corev1.Namespace
 	// Files maps ObjectName(kind, ns, name) to the file the object was read from, so that
 	// problems name it. Empty for objects from an API server.
 	Files map[string]string

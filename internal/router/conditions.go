@@ -109,11 +109,11 @@ func Compile(cs []config.Condition) *Conditions {
 					k.classes[cl] = true
 				}
 			default:
-				k.pats = append(k.pats, glob.New(v, fold))
+				k.pats = append(k.pats, pattern(v, fold, c.Exact))
 			}
 		}
 		for _, q := range c.Query {
-			k.query = append(k.query, queryPattern{key: glob.New(q.Key, true), any: q.Key == "", value: glob.New(q.Value, true)})
+			k.query = append(k.query, queryPattern{key: pattern(q.Key, true, c.Exact), any: q.Key == "", value: pattern(q.Value, true, c.Exact)})
 		}
 		if c.Message() {
 			out.msg = append(out.msg, k)
@@ -123,6 +123,14 @@ func Compile(cs []config.Condition) *Conditions {
 		}
 	}
 	return out
+}
+
+// pattern compiles v as an ALB pattern (fold: without case), or literally when exact.
+func pattern(v string, fold, exact bool) glob.Pattern {
+	if exact {
+		return glob.Literal(v)
+	}
+	return glob.New(v, fold)
 }
 
 func messageName(f config.ConditionField) NameSet {

@@ -40,6 +40,13 @@ func TestHeadConditions(t *testing.T) {
 		{"query key and value", config.Condition{Field: config.FieldQueryString, Query: []config.QueryValue{{Key: "TAG", Value: "blue*"}}}, rest, true},
 		{"query any key", config.Condition{Field: config.FieldQueryString, Query: []config.QueryValue{{Value: "a"}}}, rest, true},
 		{"query no", config.Condition{Field: config.FieldQueryString, Query: []config.QueryValue{{Key: "db", Value: "b"}}}, rest, false},
+		// Exact (the Gateway API's): with case, * and ? literal.
+		{"exact header value with case", config.Condition{Field: config.FieldHTTPHeader, Exact: true, Name: "dbname", Values: []string{"Tenant_A"}}, search, true},
+		{"exact header value other case", config.Condition{Field: config.FieldHTTPHeader, Exact: true, Name: "dbname", Values: []string{"tenant_a"}}, search, false},
+		{"exact header no wildcard", config.Condition{Field: config.FieldHTTPHeader, Exact: true, Name: "dbname", Values: []string{"Tenant_*"}}, search, false},
+		{"exact query", config.Condition{Field: config.FieldQueryString, Exact: true, Query: []config.QueryValue{{Key: "tag", Value: "Blue one"}}}, rest, true},
+		{"exact query key case", config.Condition{Field: config.FieldQueryString, Exact: true, Query: []config.QueryValue{{Key: "TAG", Value: "Blue one"}}}, rest, false},
+		{"exact query value case", config.Condition{Field: config.FieldQueryString, Exact: true, Query: []config.QueryValue{{Key: "tag", Value: "blue one"}}}, rest, false},
 		{"operation read", config.Condition{Field: config.FieldOperation, Values: []string{"read"}}, search, true},
 		{"operation write", config.Condition{Field: config.FieldOperation, Values: []string{"write", "ddl"}}, search, false},
 		{"unknown method is admin", config.Condition{Field: config.FieldOperation, Values: []string{"admin"}}, unknown, true},

@@ -28,6 +28,7 @@ type Table[T any] struct {
 	exact    map[string][]*Entry[T] // host → entries, ordered by path specificity
 	wildcard []hostEntries[T]       // "*.suffix" rules, longest suffix first
 	any      []*Entry[T]
+	multi    bool // some wildcard entry is MultiLabel
 }
 
 type hostEntries[T any] struct {
@@ -47,6 +48,7 @@ func New[T any](entries []*Entry[T]) *Table[T] {
 			t.any = append(t.any, e)
 		case strings.HasPrefix(h, "*."):
 			wild[h[1:]] = append(wild[h[1:]], e)
+			t.multi = t.multi || e.Route.MultiLabel
 		default:
 			t.exact[h] = append(t.exact[h], e)
 		}
@@ -94,18 +96,35 @@ func (t *Table[T]) Find(host, path string, accept func(*Entry[T]) bool) *Entry[T
 		}
 	}
 	// A wildcard covers exactly one label: *.example.com matches a.example.com, not
-	// a.b.example.com (networking.k8s.io/v1 IngressRule.Host).
+	// a.b.example.com (networking.k8s.io/v1 IngressRule.Host), unless its route is
+	// MultiLabel (the Gateway API's); the longest matching suffix is tried first.
 	if i := strings.IndexByte(host, '.'); i > 0 {
-		suffix := host[i:]
-		for _, w := range t.wildcard {
-			if w.suffix == suffix {
-				if e := matchPath(w.entries, path, accept); e != nil {
-					return e
-				}
+		if e := t.wild(host[i:], path, accept); e != nil {
+			return e
+		}
+		multi := func(e *Entry[T]) bool { return e.Route.MultiLabel && accept(e) }
+		for suffix := host[i:]; t.multi; {
+			j := strings.IndexByte(suffix[1:], '.')
+			if j < 0 {
+				break
+			}
+			suffix = suffix[1+j:]
+			if e := t.wild(suffix, path, multi); e != nil {
+				return e
 			}
 		}
 	}
 	return matchPath(t.any, path, accept)
+}
+
+// wild finds the entry among the wildcard rules of suffix (".example.com").
+func (t *Table[T]) wild(suffix, path string, accept func(*Entry[T]) bool) *Entry[T] {
+	for _, w := range t.wildcard {
+		if w.suffix == suffix {
+			return matchPath(w.entries, path, accept)
+		}
+	}
+	return nil
 }
 
 func matchPath[T any](es []*Entry[T], path string, accept func(*Entry[T]) bool) *Entry[T] {

@@ -44,3 +44,35 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// A MultiLabel wildcard (the Gateway API's) covers any number of labels; the longest
+// matching suffix wins, and an Ingress's one-label wildcard is not widened by it.
+func TestMultiLabelWildcard(t *testing.T) {
+	routes := []config.Route{
+		{Host: "*.bar.com", MultiLabel: true, Path: "/", PathType: config.PathPrefix, Backend: "bar"},
+		{Host: "*.foo.bar.com", MultiLabel: true, Path: "/", PathType: config.PathPrefix, Backend: "foo-bar"},
+		{Host: "*.milvus.io", Path: "/", PathType: config.PathPrefix, Backend: "ingress-wild"},
+	}
+	var entries []*Entry[string]
+	for _, r := range routes {
+		entries = append(entries, &Entry[string]{Route: r, Target: r.Backend})
+	}
+	tab := New(entries)
+	for _, c := range []struct{ host, want string }{
+		{"a.bar.com", "bar"},
+		{"multiple.prefixes.bar.com", "bar"},
+		{"a.foo.bar.com", "foo-bar"},
+		{"x.a.foo.bar.com", "foo-bar"},
+		{"bar.com", ""},
+		{"a.milvus.io", "ingress-wild"},
+		{"a.b.milvus.io", ""},
+	} {
+		got := ""
+		if e := tab.Match(c.host, "/x"); e != nil {
+			got = e.Target
+		}
+		if got != c.want {
+			t.Errorf("Match(%q) = %q, want %q", c.host, got, c.want)
+		}
+	}
+}

@@ -310,6 +310,7 @@ func merge(dst *ingress.Objects, src ingress.Objects, file string) config.Proble
 	mergeKind(&dst.GRPCRoutes, src.GRPCRoutes, "GRPCRoute", dst.Files, file, &ps)
 	mergeKind(&dst.HTTPRoutes, src.HTTPRoutes, "HTTPRoute", dst.Files, file, &ps)
 	mergeKind(&dst.ReferenceGrants, src.ReferenceGrants, "ReferenceGrant", dst.Files, file, &ps)
+	mergeKind(&dst.Namespaces, src.Namespaces, "Namespace", dst.Files, file, &ps)
 	return ps
 }
 

@@ -177,6 +177,9 @@ func (k *Kube) informers() []namedInformer {
 				out = append(out, namedInformer{inf, gk.kind})
 			}
 		}
+		if k.gateway.namespaces != nil {
+			out = append(out, namedInformer{k.gateway.namespaces, "Namespace"})
+		}
 	}
 	return out
 }
@@ -243,6 +246,9 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 			k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
 		} else {
 			factories = append(factories, k.gateway.factory)
+			if k.gateway.nsFactory != nil {
+				factories = append(factories, k.gateway.nsFactory)
+			}
 		}
 	}
 	stop := make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -34,7 +35,13 @@ var gatewayKinds = []struct{ kind, resource string }{
 type gatewayWatch struct {
 	factory   dynamicinformer.DynamicSharedInformerFactory
 	informers map[string]cache.SharedIndexInformer // by kind
+	// Namespaces, for the labels allowedRoutes selectors match: cluster-scoped, so
+	// watched only by a controller of every namespace (nil otherwise).
+	nsFactory  dynamicinformer.DynamicSharedInformerFactory
+	namespaces cache.SharedIndexInformer
 }
+
+var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 
 // GatewayResources finds which Gateway API resources the API server serves: each kind
 // in v1, ReferenceGrant in v1beta1 when an older CRD has no v1. Kinds without a CRD are
@@ -69,33 +76,41 @@ func (k *Kube) newGatewayWatch(client dynamic.Interface, found map[string]schema
 		if !ok {
 			continue
 		}
-		inf := w.factory.ForResource(gvr).Informer()
-		inf.SetTransform(func(obj any) (any, error) {
-			if m, ok := obj.(metav1.Object); ok {
-				m.SetManagedFields(nil)
-			}
-			return obj, nil
-		})
-		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { k.notify() },
-			UpdateFunc: func(o, n any) {
-				// Our own status writes come back as updates that change nothing read.
-				if a, ok1 := o.(metav1.Object); ok1 {
-					if b, ok2 := n.(metav1.Object); ok2 && sameSpec(a, b) {
-						return
-					}
-				}
-				k.notify()
-			},
-			DeleteFunc: func(any) { k.notify() },
-		})
-		name := gk.kind
-		inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-			k.log.Warn("kubernetes watch failed; retrying", "kind", name, "err", err)
-		})
-		w.informers[gk.kind] = inf
+		w.informers[gk.kind] = k.gatewayInformer(w.factory.ForResource(gvr).Informer(), gk.kind)
+	}
+	if k.opts.Namespace == "" {
+		w.nsFactory = dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+		w.namespaces = k.gatewayInformer(w.nsFactory.ForResource(namespacesGVR).Informer(), "Namespace")
 	}
 	return w
+}
+
+// gatewayInformer sets up an informer of the Gateway watch: managed fields dropped, a
+// new snapshot on every change but our own status writes.
+func (k *Kube) gatewayInformer(inf cache.SharedIndexInformer, kind string) cache.SharedIndexInformer {
+	inf.SetTransform(func(obj any) (any, error) {
+		if m, ok := obj.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		return obj, nil
+	})
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { k.notify() },
+		UpdateFunc: func(o, n any) {
+			// Our own status writes come back as updates that change nothing read.
+			if a, ok1 := o.(metav1.Object); ok1 {
+				if b, ok2 := n.(metav1.Object); ok2 && sameSpec(a, b) {
+					return
+				}
+			}
+			k.notify()
+		},
+		DeleteFunc: func(any) { k.notify() },
+	})
+	inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		k.log.Warn("kubernetes watch failed; retrying", "kind", kind, "err", err)
+	})
+	return inf
 }
 
 func sameSpec(a, b metav1.Object) bool {
@@ -114,6 +129,7 @@ func (w *gatewayWatch) snapshot(objs *ingress.Objects) {
 	objs.GRPCRoutes = convertAll[gwv1.GRPCRoute](w.informers["GRPCRoute"])
 	objs.HTTPRoutes = convertAll[gwv1.HTTPRoute](w.informers["HTTPRoute"])
 	objs.ReferenceGrants = convertAll[gwv1.ReferenceGrant](w.informers["ReferenceGrant"])
+	objs.Namespaces = convertAll[corev1.Namespace](w.namespaces)
 }
 
 // convertAll converts an informer's unstructured objects to T. An object that does not

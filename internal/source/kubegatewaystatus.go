@@ -125,8 +125,10 @@ func routeStatus(rs *gwv1.RouteStatus, rt config.RouteStatus) {
 		}
 	}
 	for _, p := range rt.Parents {
-		ns := gwv1.Namespace(p.Namespace)
-		ref := gwv1.ParentReference{Namespace: &ns, Name: gwv1.ObjectName(p.Name)}
+		// Group and Kind as the CRD would default them, so that readers comparing parentRefs
+		// (the conformance suite does) see the same with any CRD.
+		ns, grp, kind := gwv1.Namespace(p.Namespace), gwv1.Group(gatewayapi.Group), gwv1.Kind("Gateway")
+		ref := gwv1.ParentReference{Group: &grp, Kind: &kind, Namespace: &ns, Name: gwv1.ObjectName(p.Name)}
 		if p.SectionName != "" {
 			sn := gwv1.SectionName(p.SectionName)
 			ref.SectionName = &sn

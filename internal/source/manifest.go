@@ -44,6 +44,8 @@ var kinds = map[string]struct {
 	"Endpoints":     {apiVersion: "v1"},
 	"Secret":        {apiVersion: "v1"},
 	"EndpointSlice": {apiVersion: "discovery.k8s.io/v1"},
+	// For its labels only: Gateway listeners select route namespaces by them.
+	"Namespace": {apiVersion: "v1", clusterScoped: true},
 
 	"GatewayClass": {apiVersion: gatewayV1, clusterScoped: true},
 	"Gateway":      {apiVersion: gatewayV1},
@@ -273,6 +275,9 @@ func (p *parser) keep(name, ns string, obj runtime.Object) bool {
 			return false
 		}
 		p.objs.Secrets = append(p.objs.Secrets, o)
+	case *corev1.Namespace:
+		o.Namespace = ""
+		p.objs.Namespaces = append(p.objs.Namespaces, o)
 	case *gwv1.GatewayClass:
 		o.Namespace = ""
 		p.objs.GatewayClasses = append(p.objs.GatewayClasses, o)

@@ -5,8 +5,8 @@
 // connecting as the guide does.
 //
 // The API server refuses EndpointSlice addresses on loopback (127.0.0.0/8), so the test
-// binary re-runs itself in a network namespace of its own (unshare --net, as root) where
-// 10.200.0.0/24 is local: every socket stays inside, and nothing listens on a real
+// binary re-runs itself in a network namespace of its own (testenv.MainInNetns, as root)
+// where 10.200.0.0/24 is local: every socket stays inside, and nothing listens on a real
 // interface. Needs scripts/setup.sh and scripts/kube-apiserver.sh to have run.
 package controller
 
@@ -15,7 +15,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,8 +41,6 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
-const netnsEnv = "MILVUS_LB_TEST_NETNS"
-
 // The namespace's addresses: 10.200.0.0/24 is local on its loopback device.
 const (
 	subnet = "10.200.0.1/24"
@@ -52,31 +49,7 @@ const (
 	lbB    = "10.200.0.102"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(netnsEnv) == "" {
-		os.Exit(inNetns())
-	}
-	testenv.Main(m)
-}
-
-// inNetns runs this test binary again, with the same flags, in a new network namespace.
-func inNetns() int {
-	script := `set -e; ip link set lo up; ip addr add ` + subnet + ` dev lo; exec "$@"`
-	args := append([]string{"--net", "--", "sh", "-c", script, "sh", os.Args[0]}, os.Args[1:]...)
-	c := exec.Command("unshare", args...)
-	c.Env = append(os.Environ(), netnsEnv+"=1")
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := c.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "test/controller runs in its own network namespace and needs root for it (unshare --net): %v\n", err)
-		return 1
-	}
-	return 0
-}
+func TestMain(m *testing.M) { testenv.MainInNetns(m, subnet, "test/controller") }
 
 const (
 	host       = "milvus-demo.milvus.io"
