@@ -36,17 +36,24 @@ const (
 	scopeData    = "\x00data"    // every Search, Query and HybridSearch of a database
 )
 
-// cacheCall is a call's part of the cache: what CacheLookup prepared for CacheStore.
+// cacheCall is a call's part of the cache. What CacheLookup prepares for CacheStore
+// (about 540 bytes) is allocated only for a call it makes a key for: inline, it made every
+// call's allocation half as large again, cached or not.
 type cacheCall struct {
-	c       *gateway.Cache // the routed Ingress's cache; nil when it has none
-	key     []byte         // from keyBufs, until Finish
-	tok     cache.Token
-	store   bool        // a miss whose reply may be stored
-	learn   bool        // a DescribeCollection: its reply tells the collection's default level
-	ltok    cache.Token // the token of the level learnt
-	names   milvus.Names
-	scopes  [cache.Scopes]cache.Scope
-	invalid bool // the call's invalidation was made at its first reply bytes
+	c           *gateway.Cache // the routed Ingress's cache; nil when it has none
+	invalid     bool           // the call's invalidation was made at its first reply bytes
+	*cacheKeyed                // nil until CacheLookup makes the call's key
+}
+
+// cacheKeyed is what CacheLookup prepared for CacheStore.
+type cacheKeyed struct {
+	key    []byte // from keyBufs, until Finish
+	tok    cache.Token
+	store  bool        // a miss whose reply may be stored
+	learn  bool        // a DescribeCollection: its reply tells the collection's default level
+	ltok   cache.Token // the token of the level learnt
+	names  milvus.Names
+	scopes [cache.Scopes]cache.Scope
 }
 
 // keyBufs hold the keys of calls: a Search's (its vectors) is a few KiB.
@@ -87,7 +94,7 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	}
 	db := milvus.ResolveDB(r.DB, c.dbMeta)
 	key = appendKeyPart(appendKeyPart(appendKeyPart(appendKeyPart(key, c.be.Key), c.method.Name), db), c.Rec.User)
-	c.cache.key = key
+	c.cache.cacheKeyed = &cacheKeyed{key: key}
 	c.cache.names = milvus.Names{DB: db, Collection: r.Collection}
 	c.cache.scopes = entryScopes(c.be.Key, db, r.Collection, r.HasLevel)
 	if c.cache.learn = c.method.Name == "DescribeCollection" && r.Collection != ""; c.cache.learn {
@@ -179,8 +186,9 @@ func appendKeyPart(key []byte, s string) []byte {
 // DescribeCollection replies) in its Ingress's cache. The entry depends on its
 // database's listings, which every DDL on a collection of it changes (an
 // AlterCollection may change the level), but not on writes.
-func levelKey(be, db, collection string) []byte {
-	k := append([]byte(nil), "\x00level"...)
+// It is appended to dst.
+func levelKey(dst []byte, be, db, collection string) []byte {
+	k := append(dst, "\x00level"...)
 	return appendKeyPart(appendKeyPart(appendKeyPart(k, be), db), collection)
 }
 
@@ -188,7 +196,10 @@ func levelKey(be, db, collection string) []byte {
 // reply told it within the maximum age and no DDL on the collection came since; "" when
 // not known.
 func (c *Call) defaultLevel(ch *gateway.Cache, db, collection string, now time.Time) string {
-	e := ch.Store.Get(levelKey(c.be.Key, db, collection))
+	// Looked up for every call that names its collection and no level (the bench's
+	// Search): the key is built on the stack, the lookup only reads it.
+	var buf [128]byte
+	e := ch.Store.Get(levelKey(buf[:0], c.be.Key, db, collection))
 	if e == nil || now.Sub(e.Made) >= time.Duration(ch.MaxAge) {
 		return ""
 	}
@@ -198,7 +209,7 @@ func (c *Call) defaultLevel(ch *gateway.Cache, db, collection string, now time.T
 // CacheKeep is how many bytes of the reply the data path keeps for CacheStore; 0 when
 // nothing is to be stored.
 func (c *Call) CacheKeep() int {
-	if !c.cache.store && !c.cache.learn {
+	if c.cache.cacheKeyed == nil || !c.cache.store && !c.cache.learn {
 		return 0
 	}
 	return int(c.cache.c.Store.MaxEntry()) + PrefixLen
@@ -210,7 +221,7 @@ func (c *Call) CacheKeep() int {
 // reply: the caller must not change it after.
 func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 	cc := &c.cache
-	if (!cc.store && !cc.learn) || grpcStatus != "0" || len(reply) < PrefixLen || reply[0] != 0 ||
+	if cc.cacheKeyed == nil || (!cc.store && !cc.learn) || grpcStatus != "0" || len(reply) < PrefixLen || reply[0] != 0 ||
 		int(binary.BigEndian.Uint32(reply[1:PrefixLen])) != len(reply)-PrefixLen {
 		return
 	}
@@ -220,7 +231,7 @@ func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 	}
 	info := milvus.ReadCacheReply(c.method, msg)
 	if cc.learn && (info.Collection == "" || info.Collection == cc.names.Collection) {
-		cc.c.Store.Put(levelKey(c.be.Key, cc.names.DB, cc.names.Collection), []byte(info.Consistency), c.Rec.Start, 0, cc.ltok)
+		cc.c.Store.Put(levelKey(nil, c.be.Key, cc.names.DB, cc.names.Collection), []byte(info.Consistency), c.Rec.Start, 0, cc.ltok)
 	}
 	if !cc.store {
 		return
@@ -288,7 +299,7 @@ func (c *Call) finishCache() {
 	if c.Rec.Attempts > 0 {
 		c.invalidate()
 	}
-	if c.cache.key != nil {
+	if c.cache.cacheKeyed != nil && c.cache.key != nil {
 		keyBufs.Put(c.cache.key)
 	}
 	c.cache = cacheCall{}
