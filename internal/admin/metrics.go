@@ -109,6 +109,7 @@ func (m *Metrics) Observe(r *call.Record) {
 	failed := false
 	if r.GRPC {
 		k.code, failed = r.Code.String(), r.Code != codes.OK
+		k.cache = r.Cache
 	} else {
 		k.code, failed = strconv.Itoa(r.Status), r.Status >= 500
 		k.method = "http" // the REST path is unbounded: not a label
@@ -136,7 +137,7 @@ func (m *Metrics) Observe(r *call.Record) {
 	if r.Attempts > 1 {
 		m.retries.WithLabelValues(k.backend).Add(float64(r.Attempts - 1))
 	}
-	m.observeCache(r)
+	m.observeCache(r, s)
 	m.observeRateLimit(r)
 }
 
@@ -153,6 +154,9 @@ func (m *Metrics) lookup(k seriesKey) *callSeries {
 	if k.endpoint != "" {
 		s.epRequests = m.epRequests.WithLabelValues(k.backend, k.endpoint, k.result)
 		s.epDuration = m.epDuration.WithLabelValues(k.backend, k.endpoint)
+	}
+	if k.cache != "" {
+		s.cache = m.cacheRequests.WithLabelValues(k.backend, k.method, k.cache)
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 type seriesKey struct {
 	backend, method, code, mcode, db, coll string
 	endpoint, result                       string // "" when no endpoint was picked
+	cache                                  string // Record.Cache of a gRPC call ("" for REST: see observeCache)
 }
 
 // callSeries are one key's series, looked up once: a vector's WithLabelValues hashes and
@@ -21,6 +22,7 @@ type callSeries struct {
 	duration   prometheus.Observer
 	epRequests prometheus.Counter  // nil without an endpoint
 	epDuration prometheus.Observer // nil without an endpoint
+	cache      prometheus.Counter  // cache_requests_total; nil when key.cache is ""
 }
 
 // seriesCache holds the callSeries of the keys seen. Deleting series from a vector

@@ -38,16 +38,23 @@ const (
 	scopeUnresolved = "\x00unresolved" // those of names not known to be a collection or an alias
 )
 
-// cacheCall is a call's part of the cache: what CacheLookup prepared for CacheStore.
+// cacheCall is a call's part of the cache. What CacheLookup prepares for CacheStore
+// (about 540 bytes) is allocated only for a call it makes a key for: inline, it made every
+// call's allocation half as large again, cached or not.
 type cacheCall struct {
-	c       *gateway.Cache // the routed Ingress's cache; nil when it has none
-	key     []byte         // from keyBufs, until Finish
-	tok     cache.Token
-	store   bool         // a miss whose reply may be stored
-	learn   bool         // a DescribeCollection: its reply tells the collection's default level
-	ltok    *cache.Token // what is learnt: DescribeCollection only (a Token, 224 B, is in every call)
-	names   milvus.Names
-	invalid bool // the call's invalidation was made at its first reply bytes
+	c           *gateway.Cache // the routed Ingress's cache; nil when it has none
+	invalid     bool           // the call's invalidation was made at its first reply bytes
+	*cacheKeyed                // nil until CacheLookup makes the call's key
+}
+
+// cacheKeyed is what CacheLookup prepared for CacheStore.
+type cacheKeyed struct {
+	key   []byte // from keyBufs, until Finish
+	tok   cache.Token
+	store bool         // a miss whose reply may be stored
+	learn bool         // a DescribeCollection: its reply tells the collection's default level
+	ltok  *cache.Token // what is learnt: DescribeCollection only (a Token is 224 B)
+	names milvus.Names
 }
 
 // keyBufs hold the keys of calls: a Search's (its vectors) is a few KiB.
@@ -88,7 +95,7 @@ func (c *Call) CacheLookup(msg []byte, now time.Time) []byte {
 	}
 	db := milvus.ResolveDB(r.DB, c.dbMeta)
 	key = appendKeyPart(appendKeyPart(appendKeyPart(appendKeyPart(key, c.be.Key), c.method.Name), db), c.Rec.User)
-	c.cache.key = key
+	c.cache.cacheKeyed = &cacheKeyed{key: key}
 	c.cache.names = milvus.Names{DB: db, Collection: r.Collection}
 	if c.cache.learn = c.method.Name == "DescribeCollection" && r.Collection != ""; c.cache.learn {
 		ltok := ch.Store.Begin(entryScopes(c.be.Key, db, "", "", false))
@@ -240,7 +247,7 @@ func levelName(b []byte) string {
 // CacheKeep is how many bytes of the reply the data path keeps for CacheStore; 0 when
 // nothing is to be stored.
 func (c *Call) CacheKeep() int {
-	if !c.cache.store && !c.cache.learn {
+	if c.cache.cacheKeyed == nil || !c.cache.store && !c.cache.learn {
 		return 0
 	}
 	return int(c.cache.c.Store.MaxEntry()) + PrefixLen
@@ -252,7 +259,7 @@ func (c *Call) CacheKeep() int {
 // reply: the caller must not change it after.
 func (c *Call) CacheStore(reply []byte, grpcStatus string) {
 	cc := &c.cache
-	if (!cc.store && !cc.learn) || grpcStatus != "0" || len(reply) < PrefixLen || reply[0] != 0 ||
+	if cc.cacheKeyed == nil || (!cc.store && !cc.learn) || grpcStatus != "0" || len(reply) < PrefixLen || reply[0] != 0 ||
 		int(binary.BigEndian.Uint32(reply[1:PrefixLen])) != len(reply)-PrefixLen {
 		return
 	}
@@ -342,7 +349,7 @@ func (c *Call) finishCache() {
 	if c.Rec.Attempts > 0 {
 		c.invalidate()
 	}
-	if c.cache.key != nil {
+	if c.cache.cacheKeyed != nil && c.cache.key != nil {
 		keyBufs.Put(c.cache.key)
 	}
 	c.cache = cacheCall{}

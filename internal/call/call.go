@@ -46,8 +46,9 @@ type Call struct {
 	trace  TraceContext         // sent upstream in place of the client's
 	scan   *scanners            // nil when the call is not a MilvusService method, and after Finish
 	// While the decision waits for the first request message (Route, Hold): what the
-	// headers said, the names it waits for, the request bytes held so far.
-	dreq  Request
+	// headers said (nil when it did not wait), the names it waits for, the request bytes
+	// held so far.
+	dreq  *Request
 	need  router.NameSet
 	held  int64
 	cache cacheCall         // the reply cache (cache.go)

@@ -36,18 +36,20 @@ func (d Decision) Go() bool { return !d.Wait && d.Reply == nil && d.Fail == nil 
 // on them, by the names the first request message carries. Then the route's rate limits
 // apply. Route keeps what it needs of req.
 func (c *Call) Route(req *Request) Decision {
-	c.dreq = *req
-	c.dreq.User = c.Rec.User
-	c.dreq.Milvus = c.method
+	r := *req // on the stack: kept (dreq) only by a call that waits
+	r.User = c.Rec.User
+	r.Milvus = c.method
 	c.held = 0
-	e, need, f := c.decide(&c.dreq, nil)
+	e, need, f := c.decide(&r, nil)
 	if need != 0 {
 		// The data path's header list is gone by the time the message says enough.
 		c.need = need
-		c.dreq.Headers = append([]hpack.HeaderField(nil), req.Headers...)
+		r.Headers = append([]hpack.HeaderField(nil), req.Headers...)
+		c.dreq = new(Request)
+		*c.dreq = r
 		return Decision{Wait: true}
 	}
-	return c.decided(e, f, nil)
+	return c.decided(e, f, &r, nil)
 }
 
 // HoldLimit is the most request bytes (the gRPC prefix included) a decision waits for:
@@ -69,8 +71,8 @@ func (c *Call) Hold(p []byte, last bool) (d Decision, ready bool) {
 		return Decision{}, false
 	}
 	c.need = 0
-	e, _, f := c.decide(&c.dreq, names)
-	return c.decided(e, f, names), true
+	e, _, f := c.decide(c.dreq, names)
+	return c.decided(e, f, c.dreq, names), true
 }
 
 // names are what was read of the first request message so far, as the routes read them.
@@ -94,13 +96,13 @@ func (c *Call) names() *router.Names {
 	return n
 }
 
-// decided applies the rate limits of the route decide chose.
-func (c *Call) decided(e *router.Entry[*gateway.Backend], f *Failure, names *router.Names) Decision {
+// decided applies the rate limits of the route decide chose for req.
+func (c *Call) decided(e *router.Entry[*gateway.Backend], f *Failure, req *Request, names *router.Names) Decision {
 	if f != nil {
 		return Decision{Entry: e, Fail: f}
 	}
 	if c.be != nil {
-		reply, f := c.limit(e, &c.dreq, names, ratelimit.Clock())
+		reply, f := c.limit(e, req, names, ratelimit.Clock())
 		if reply != nil || f != nil {
 			c.be, c.mirror = nil, nil // answered here: no backend takes the call
 			return Decision{Entry: e, Reply: reply, Fail: f}
