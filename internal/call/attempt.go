@@ -62,6 +62,14 @@ type Attempt struct {
 	Kept bool
 }
 
+// NotServed reports whether grpcStatus, a backend's answer before any reply message,
+// says it did not serve the call: UNAVAILABLE (a proxy starting says "not ready yet"),
+// or CANCELLED when the client cancelled nothing (a server shutting down cancels the
+// calls it has not started: grpc-python, and so milvus-lite, does). The data path
+// reports either as ErrBackendUnavailable, and a read goes to another endpoint, as
+// Envoy's gRPC retry_on "unavailable" and "cancelled" allow.
+func NotServed(grpcStatus string) bool { return grpcStatus == "14" || grpcStatus == "1" }
+
 // ErrBackendUnavailable is the cause of a failure the data path reports for a backend's
 // own gRPC UNAVAILABLE before any reply (call.BackendUnavailable's), so that AttemptOf
 // names its reason.

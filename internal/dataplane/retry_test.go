@@ -12,15 +12,25 @@ import (
 )
 
 // A Milvus proxy that is not serving answers UNAVAILABLE ("not ready yet" while it
-// starts). Reads go to another endpoint and succeed; a write gets the proxy's own answer,
-// because the balancer cannot know it was not applied.
+// starts), and one shutting down cancels the calls it has not started (grpc-python,
+// milvus-lite's server, answers CANCELLED). Reads go to another endpoint and succeed; a
+// write gets the proxy's own answer, because the balancer cannot know it was not applied.
 func TestNotServingBackendReadsGoElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		code codes.Code
+		msg  string
+	}{{codes.Unavailable, "not ready yet"}, {codes.Canceled, "server shutting down"}} {
+		t.Run(tc.code.String(), func(t *testing.T) { notServingReadsGoElsewhere(t, tc.code, tc.msg) })
+	}
+}
+
+func notServingReadsGoElsewhere(t *testing.T, code codes.Code, msg string) {
 	bs := startBackends(t, 2, fakemilvus.Options{})
 	// Outlier detection off, so that the failing backend keeps taking its share; a retry
 	// budget that this quick loop cannot use up.
 	l := newLB(t, bs, map[string]string{"milvus-lb.io/outlier-detection": "disabled",
 		"milvus-lb.io/retry-budget": "percent=20, min_per_second=1000"})
-	bs[0].SetFailure(codes.Unavailable, "not ready yet")
+	bs[0].SetFailure(code, msg)
 	c := l.dialTLS()
 	ctx := ctxTimeout(t, 20*time.Second)
 	for i := range 20 {
@@ -31,23 +41,23 @@ func TestNotServingBackendReadsGoElsewhere(t *testing.T) {
 			t.Fatalf("has-collection %d: %v", i, err)
 		}
 	}
-	var unavailable, ok int
+	var failed, ok int
 	for range 10 {
 		_, err := c.Insert(ctx, &milvuspb.InsertRequest{CollectionName: "c1", NumRows: 1})
 		switch status.Code(err) {
 		case codes.OK:
 			ok++
-		case codes.Unavailable:
-			unavailable++
-			if s, _ := status.FromError(err); s.Message() != "not ready yet" {
-				t.Errorf("insert on the failing backend: %q, want the backend's own message", s.Message())
+		case code:
+			failed++
+			if s, _ := status.FromError(err); s.Message() != msg {
+				t.Errorf("insert on the failing backend: %q, want the backend's own message %q", s.Message(), msg)
 			}
 		default:
 			t.Fatalf("insert: %v", err)
 		}
 	}
-	if unavailable == 0 || ok == 0 {
-		t.Errorf("inserts: %d OK, %d UNAVAILABLE; want both (round robin, writes never retried)", ok, unavailable)
+	if failed == 0 || ok == 0 {
+		t.Errorf("inserts: %d OK, %d %v; want both (round robin, writes never retried)", ok, failed, code)
 	}
 	if n := bs[0].Count("/milvus.proto.milvus.MilvusService/Insert") + bs[1].Count("/milvus.proto.milvus.MilvusService/Insert"); n != 10 {
 		t.Errorf("backends saw %d inserts for 10 calls: a write was sent twice", n)

@@ -274,10 +274,17 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 	if s.finished || s.down.closed {
 		return
 	}
-	if s.replyHold != nil {
-		s.sendHeldLocked(b) // trailers before the Status was read: send what came
-	}
 	end := f.StreamEnded()
+	if s.replyHold != nil {
+		// Trailers before the Status was read. With no reply message, a backend that did
+		// not serve the call: a read may go elsewhere. Otherwise send on what came.
+		if end && s.downReceived == 0 && call.NotServed(grpcStatus(f)) {
+			if retried, _ := s.retryLocked(call.BeforeReply, call.BackendUnavailable(s.call.Service()), b); retried {
+				return
+			}
+		}
+		s.sendHeldLocked(b)
+	}
 	fp := getFields()
 	defer func() { putFields(fp) }()
 	fields := *fp
@@ -302,9 +309,9 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 		fp = nil // held until the Status is read
 		return
 	}
-	if !s.respStarted && end && s.statusFromHdr == unavailable {
-		// A proxy that is not serving (a starting Milvus says "not ready yet"): a read may
-		// go elsewhere; otherwise the client gets the backend's own answer.
+	if !s.respStarted && end && call.NotServed(s.statusFromHdr) {
+		// A backend that did not serve the call (call.NotServed): a read may go
+		// elsewhere; otherwise the client gets the backend's own answer.
 		if retried, _ := s.retryLocked(call.BeforeReply, call.BackendUnavailable(s.call.Service()), b); retried {
 			return
 		}
@@ -566,8 +573,15 @@ func isGRPCContentType(ct string) bool {
 	return strings.HasPrefix(ct, "application/grpc")
 }
 
-// unavailable is grpc-status UNAVAILABLE.
-const unavailable = "14"
+// grpcStatus is the grpc-status field of header block f, "" when it has none.
+func grpcStatus(f *headerBlock) string {
+	for _, hf := range f.RegularFields() {
+		if hf.Name == "grpc-status" {
+			return hf.Value
+		}
+	}
+	return ""
+}
 
 // Bounds on the request bytes kept for replays, so that keeping them is no way to make
 // the balancer hold memory: 4 MiB per client connection; in all, 64 MiB. Past them
