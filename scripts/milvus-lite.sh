@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a milvus-lite server (a real Milvus gRPC server, plaintext h2c) in the foreground from
-# the venv that scripts/setup.sh builds. Stop it with SIGINT (Ctrl-C): its only clean shutdown.
+# the venv that scripts/setup.sh builds. Stop it with SIGINT (Ctrl-C) or SIGTERM: both drain
+# its calls and close its data (test/clients/milvus_lite_server.py).
 #
 #   scripts/milvus-lite.sh [--data-dir DIR] [--port PORT] [--host 127.0.0.1]
 # Defaults: a new temporary data dir (removed on exit), port 19530, host 127.0.0.1.

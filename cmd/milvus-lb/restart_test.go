@@ -48,13 +48,13 @@ func TestRestartInPlaceUnderLoad(t *testing.T) {
 	// connection before it drains.
 	lb := testenv.StartLB(t, "-f", file, "--state-dir", t.TempDir(), "--pid-file", pidFile, "--handshake-timeout", "2s")
 	// Runs before StartLB's cleanup: the process to stop is the last generation.
-	t.Cleanup(func() { stopGeneration(t, lb, pidFile) })
+	t.Cleanup(func() { lb.StopGenerations(t, pidFile) })
 
 	ctx, stop := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer stop()
 	load := startLoad(ctx, t, "127.0.0.1:"+strconv.Itoa(port))
 
-	pid := waitNewPID(ctx, t, pidFile, 0)
+	pid := testenv.WaitNewPID(ctx, t, pidFile, 0)
 	if pid != lb.Pid() {
 		t.Fatalf("pid file says %d, the process is %d", pid, lb.Pid())
 	}
@@ -64,7 +64,7 @@ func TestRestartInPlaceUnderLoad(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		next := waitNewPID(ctx, t, pidFile, pid)
+		next := testenv.WaitNewPID(ctx, t, pidFile, pid)
 		// Calls went on through the restart.
 		for load.ok.Load() < before+20 && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
@@ -196,37 +196,6 @@ func (l *load) stop() loadStats {
 	return s
 }
 
-// readPID reads the pid file; 0 while there is none.
-func readPID(t *testing.T, path string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("pid file %q: %v", b, err)
-	}
-	return pid
-}
-
-// waitNewPID waits until the pid file names a process other than old: the successor
-// serves.
-func waitNewPID(ctx context.Context, t *testing.T, path string, old int) int {
-	t.Helper()
-	for ctx.Err() == nil {
-		if pid := readPID(t, path); pid != old && pid != 0 {
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no new process took over from %d", old)
-	return 0
-}
-
 // waitExited waits until process pid is gone (or a zombie nobody reaped: its parent, an
 // earlier generation, exited before it).
 func waitExited(ctx context.Context, t *testing.T, pid int) {
@@ -243,27 +212,6 @@ func waitExited(ctx context.Context, t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("process %d did not exit after handing over", pid)
-}
-
-// stopGeneration stops the milvus-lb process the pid file names with SIGTERM, as a
-// service manager would, and waits until every generation is gone (they share the
-// output pipe the harness reads).
-func stopGeneration(t *testing.T, lb *testenv.LB, pidFile string) {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 || pid == lb.Pid() {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	select {
-	case <-lb.Exited():
-	case <-time.After(30 * time.Second):
-		t.Errorf("milvus-lb pid %d did not exit within 30 s of SIGTERM; killed", pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 }
 
 // listenNotify is a service manager's notification socket (systemd's NOTIFY_SOCKET),

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,52 +12,6 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
-
-// twoProxiesYAML is a Service whose two proxy pods listen on different ports, as two
-// EndpointSlices with a named target port describe them.
-const twoProxiesYAML = `apiVersion: v1
-kind: Service
-metadata:
-  namespace: milvus
-  name: milvus-demo
-spec:
-  ports:
-    - name: milvus
-      port: 19530
-      targetPort: milvus
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  namespace: milvus
-  name: milvus-demo-a
-  labels:
-    kubernetes.io/service-name: milvus-demo
-addressType: IPv4
-ports:
-  - name: milvus
-    port: %d
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions:
-      ready: true
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  namespace: milvus
-  name: milvus-demo-b
-  labels:
-    kubernetes.io/service-name: milvus-demo
-addressType: IPv4
-ports:
-  - name: milvus
-    port: %d
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions:
-      ready: true
-`
 
 // TestPerRequestBalancingRealMilvus is the guide's reason to use a Layer-7 balancer, with
 // real Milvus servers: one client connection, many calls, and the calls spread over both
@@ -70,7 +23,7 @@ endpoints:
 func TestPerRequestBalancingRealMilvus(t *testing.T) {
 	g := prepareGuide(t, testenv.FreePort(t))
 	a, b := g.lite, testenv.StartMilvusLite(t)
-	writeFile(t, filepath.Join(g.dir, "milvus.yaml"), fmt.Sprintf(twoProxiesYAML, a.Port, b.Port))
+	writeFile(t, g.milvusFile(), proxiesYAML(a.Port, b.Port))
 	g.serve(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

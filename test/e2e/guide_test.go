@@ -43,6 +43,7 @@ type guide struct {
 	arn      string // what `cert import` printed
 	port     int    // the HTTPS listen port
 	lite     *testenv.MilvusLite
+	lites    []*testenv.MilvusLite // lite and any others prepareGuideLites started
 	lb       *testenv.LB
 	address  string // ADDRESS from `get ingress`
 }
@@ -101,11 +102,19 @@ func runGuide(t *testing.T, port int) *guide {
 // ingress.yaml and milvus.yaml are written.
 func prepareGuide(t *testing.T, port int) *guide {
 	t.Helper()
+	return prepareGuideLites(t, port, 1)
+}
+
+// prepareGuideLites is prepareGuide with n milvus-lite servers started at once; g.lite is
+// the first, the one milvus.yaml names.
+func prepareGuideLites(t *testing.T, port, n int) *guide {
+	t.Helper()
 	g := &guide{dir: t.TempDir(), port: port}
 	g.stateDir = filepath.Join(g.dir, "state")
 
 	// 1. A Milvus cluster already runs.
-	g.lite = testenv.StartMilvusLite(t)
+	g.lites = testenv.StartMilvusLites(t, n)
+	g.lite = g.lites[0]
 
 	// 2. Import the certificate: the guide's three files, with fileb:// as aws acm takes them.
 	g.ca = certtest.WriteGuideFiles(t, g.dir, host)
