@@ -124,8 +124,13 @@ func TestMixedSmoke(t *testing.T) {
 		t.Fatalf("%d results, want %d", len(results), len(AllPeers)+2)
 	}
 	for _, res := range results {
-		if res.Calls == 0 || res.P99ms <= 0 || res.AloneP99ms <= 0 || res.MBps <= 0 {
+		if res.Calls == 0 || res.P99ms <= 0 || res.AloneP99ms <= 0 {
 			t.Errorf("%s: a figure was not measured", res)
+		}
+		// A 2 MiB insert may outlast the smoke's 350 ms window on a busy machine (CI saw
+		// it once): then the backend marked Searches beside it, which shows it went.
+		if res.MBps <= 0 && res.BusyPct == 0 {
+			t.Errorf("%s: no insert finished and none was in flight beside a Search", res)
 		}
 		if res.Target == Direct && res.BusyPct == 0 {
 			t.Errorf("%s: no Search was marked as overlapping an insert", res)
