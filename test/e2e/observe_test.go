@@ -233,12 +233,23 @@ func (o *observed) checkAccessLog(t *testing.T, lines []map[string]any) {
 	}
 	// The token client's calls: a token names no user.
 	want(one("ShowCollections", ok), map[string]any{"user": "-", "db": "default", "trace_id": o.traceID})
+	// The collection is read from the body as it goes to the backend. milvus-lite serves
+	// no REST: when it resets the connection before the body went (request_bytes 0, a
+	// 503), no name was read; the other call names it.
+	sent := 0
 	for _, l := range byMethod["/v2/vectordb/entities/query"] {
-		want(l, map[string]any{"user": "observer", "grpc_status": "", "tls_server_name": host, "authority": host,
-			"db": "default", "collection": observedCollection})
+		w := map[string]any{"user": "observer", "grpc_status": "", "tls_server_name": host, "authority": host, "db": "default"}
+		if l["request_bytes"].(float64) > 0 {
+			w["collection"] = observedCollection
+			sent++
+		}
+		want(l, w)
 		if l["http_status"].(float64) == 0 {
 			t.Errorf("REST line without http_status: %v", l)
 		}
+	}
+	if sent == 0 {
+		t.Errorf("no REST call's body reached the backend: %v", byMethod["/v2/vectordb/entities/query"])
 	}
 }
 
