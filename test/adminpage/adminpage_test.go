@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -248,5 +249,39 @@ func TestAdminPageRejectedReload(t *testing.T) {
 	}
 	if g := page.find(attr("id", "generation")).text(); g != "2" {
 		t.Errorf("after an applied edit the page shows generation %q, want 2", g)
+	}
+}
+
+// TestAdminPageCacheHitRatio: with the reply cache on, each backend's card shows the
+// share of the calls a cache could answer that it answered (issue 15's Metrics line).
+func TestAdminPageCacheHitRatio(t *testing.T) {
+	r := newRig(t)
+	objs := r.lb.Objects(lbtest.Addrs(r.backends)...)
+	objs.Ingresses[0].Annotations[ingress.AnnotationCache] = `{"methods":["Search"]}`
+	if res := r.lb.Pipeline.Reload(context.Background(), objs, nil); res.Err != nil {
+		t.Fatalf("the cache annotation was refused: %v", res.Err)
+	}
+	// 1 miss then 9 hits (Eventually), 5 bypassed (Strong): 9 hits of 15.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 15 {
+		level := commonpb.ConsistencyLevel_Eventually
+		if i >= 10 {
+			level = commonpb.ConsistencyLevel_Strong
+		}
+		req := &milvuspb.SearchRequest{DbName: "default", CollectionName: "books", ConsistencyLevel: level}
+		if _, err := r.client.Search(ctx, req); err != nil {
+			t.Fatalf("search %d: %v", i, err)
+		}
+	}
+	r.waitObserved(t, 15)
+
+	page := loadPage(t, r.admin+"/")
+	cells := page.findAll(attr("data-field", "cache"))
+	if len(cells) != 1 {
+		t.Fatalf("%d backends show a cache hit ratio, want 1 (the guide's one backend):\n%s", len(cells), page.text())
+	}
+	if got, want := strings.Join(strings.Fields(cells[0].text()), " "), "cache hits 60% of 15"; got != want {
+		t.Errorf("the backend shows %q, want %q", got, want)
 	}
 }

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
@@ -15,6 +17,10 @@ import (
 // it was inserted through; an alias swap is seen at once; a row inserted directly into
 // milvus-lite, which milvus-lb cannot see, is seen by every Bounded search once the
 // Ingress's bound (1 s) has passed. The hits are read from milvus-lb's metrics.
+//
+// With MILVUS_LB_CACHE_LARGE_ROWS=N[,N...] it also loads collections of N 768-dim rows
+// (milvus-lite's AUTOINDEX) and times cached against uncached searches on it, for
+// docs/benchmarks.md; off by default: loading 20,000 rows takes tens of seconds.
 func TestCacheRealMilvus(t *testing.T) {
 	g := prepareGuide(t, testenv.FreePort(t))
 	ing := strings.Replace(testenv.GuideIngress(t, g.arn, g.port), "  annotations:\n",
@@ -25,7 +31,11 @@ func TestCacheRealMilvus(t *testing.T) {
 	argv := []string{testenv.Python(t), testenv.Root(t) + "/test/clients/cache_check.py",
 		"--host", g.address, "--port", strconv.Itoa(g.port), "--server-name", host, "--ca", g.ca,
 		"--direct-port", strconv.Itoa(g.lite.Port), "--bounded", "1"}
-	testenv.RunClient(t, clientTimeout, "cache_check: PASS", argv...)
+	timeout := clientTimeout
+	if n := os.Getenv("MILVUS_LB_CACHE_LARGE_ROWS"); n != "" {
+		argv, timeout = append(argv, "--large-rows", n, "--server-pid", strconv.Itoa(g.lite.Pid())), 20*time.Minute
+	}
+	testenv.RunClient(t, timeout, "cache_check: PASS", argv...)
 
 	hits := cacheRequests(t, g.lb.AdminAddr, "Search", "hit")
 	t.Logf("Search: %v hits, %v misses, %v bypassed", hits,

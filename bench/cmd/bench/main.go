@@ -58,6 +58,8 @@ func run() error {
 		plotFrom  = flag.String("plot", "", "redraw the plot (-png) of the run saved in this JSON file and do nothing else")
 		lbEnvFlag = flag.String("lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
 		noCache   = flag.Bool("no-cache", false, "leave milvus-lb.io/cache off milvus-lb's Ingress (search-cached then measures a relayed Search)")
+		backend   = flag.String("backend", "fake", "the backend: \"fake\" (bench/internal/backend, answers in microseconds) or \"milvus-lite\" (a real milvus-lite server, for search and search-cached only; lite.go)")
+		liteRows  = flag.Int("lite-rows", 20000, "-backend milvus-lite: rows of 768-dim vectors in the searched collection")
 		lbAnnots  = flag.String("lb-annotations", "", "annotations on milvus-lb's Ingress, not the baseline's, ';'-separated \"key: value\"; an alb.ingress.kubernetes.io/actions.NAME gets a rule path before the default one (with -baseline set to the same binary: what a route costs)")
 	)
 	flag.Parse()
@@ -161,6 +163,14 @@ func run() error {
 	}
 
 	cfg := harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, LBAnnotations: splitOn(*lbAnnots, ";"), NoCache: *noCache, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf}
+	if *backend == "milvus-lite" {
+		if !flagSet("workloads") {
+			plan.Workloads = []string{harness.Search, harness.SearchCached}
+		}
+		return runLite(ctx, cfg, params, plan, *liteRows, root, *out)
+	} else if *backend != "fake" {
+		return fmt.Errorf("-backend %q: want fake or milvus-lite", *backend)
+	}
 	if slices.Contains(plan.Workloads, harness.Mixed) {
 		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Mixed })
 		if err := runMixed(ctx, cfg, params, plan.Rounds, *out); err != nil {
@@ -289,6 +299,13 @@ func replot(ctx context.Context, root, from, png string) error {
 }
 
 func split(s string) []string { return splitOn(s, ",") }
+
+// flagSet says whether the command line set the flag called name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // splitOn splits s at sep, trimming each part and leaving out empty ones.
 func splitOn(s, sep string) []string {

@@ -34,24 +34,10 @@ func runMixed(ctx context.Context, cfg harness.Config, params harness.Params, ro
 	}
 	m := harness.DescribeMachine(cfg.Peers)
 	start := time.Now()
-	env, err := harness.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	runner := harness.NewRunner(params)
-	runner.Logf = log.Printf
-	results, err := runner.RunPlan(ctx, env, harness.Plan{Workloads: []string{harness.Mixed}, Rounds: rounds})
+	table, err := tableOf(ctx, cfg, params, harness.Plan{Workloads: []string{harness.Mixed}, Rounds: rounds})
 	if err != nil {
 		return fmt.Errorf("mixed: %w", err)
 	}
-	env.Close()
-	sum := harness.Summary(results)
-	var targets []string
-	for _, t := range env.Targets {
-		targets = append(targets, t.Name)
-	}
-	table := harness.Table(sum, harness.Ratios(results, sum), targets)
 
 	var b strings.Builder
 	b.WriteString(runLine(m, start))
@@ -60,4 +46,27 @@ func runMixed(ctx context.Context, cfg harness.Config, params harness.Params, ro
 	b.WriteString(table)
 	fmt.Print(b.String())
 	return splice(out, mixedBegin, mixedEnd, b.String())
+}
+
+// tableOf starts an Env of cfg, runs plan through it and returns the table of the
+// medians. A real backend's reply to the Search is what every Search must answer.
+func tableOf(ctx context.Context, cfg harness.Config, params harness.Params, plan harness.Plan) (string, error) {
+	env, err := harness.Start(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer env.Close()
+	runner := harness.NewRunner(params)
+	runner.Logf, runner.SearchReply = log.Printf, env.SearchReply
+	results, err := runner.RunPlan(ctx, env, plan)
+	if err != nil {
+		return "", err
+	}
+	env.Close()
+	sum := harness.Summary(results)
+	var targets []string
+	for _, t := range env.Targets {
+		targets = append(targets, t.Name)
+	}
+	return harness.Table(sum, harness.Ratios(results, sum), targets), nil
 }

@@ -121,6 +121,8 @@ type Config struct {
 	// Caddy: their least-connections policies, which count requests in flight) and the
 	// backends mark the Searches that overlapped an Insert (backend.BusyTrailer).
 	Backends int
+	// Lite, if set, makes the one backend a real milvus-lite server (lite.go).
+	Lite *Lite
 	// Logf reports progress; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -136,6 +138,9 @@ type Env struct {
 	backendAdmin string
 	// Targets are in the order of a round: Direct first, then milvus-lb, then the peers.
 	Targets []*Target
+	// SearchReply is a real backend's reply to SearchRequest (Config.Lite), which every
+	// Search must be answered with byte for byte (Runner.SearchReply); nil for the fake.
+	SearchReply []byte
 }
 
 // Target is one way to reach the backend.
@@ -213,6 +218,9 @@ func Start(ctx context.Context, cfg Config) (_ *Env, err error) {
 // startBackends starts Config.Backends fake backends, each a process of its own, and
 // Direct, the first of them, and returns their addresses.
 func (e *Env) startBackends(ctx context.Context) ([]string, error) {
+	if e.cfg.Lite != nil {
+		return e.startLite(ctx)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package harness
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -124,10 +124,15 @@ func SearchRequest() *milvuspb.SearchRequest {
 // InsertRequest is what pymilvus sends for client.insert(collection, rows) with rows of
 // an int64 primary key and a Dim-dim float vector.
 func InsertRequest(rows int) *milvuspb.InsertRequest {
-	rng := rand.New(rand.NewPCG(3, 4))
+	return insertRows(rand.New(rand.NewPCG(3, 4)), 0, rows)
+}
+
+// insertRows is InsertRequest of rows rows with keys from first on and vectors drawn
+// from rng.
+func insertRows(rng *rand.Rand, first, rows int) *milvuspb.InsertRequest {
 	ids := make([]int64, rows)
 	for i := range ids {
-		ids[i] = int64(i)
+		ids[i] = int64(first + i)
 	}
 	return &milvuspb.InsertRequest{
 		DbName:         "default",
@@ -187,17 +192,9 @@ func encode(m proto.Message) *encoded {
 // checkSearch verifies a Search reply the slow way: status OK, one query, ids 0..TopK-1
 // with descending scores, as the fake backend answers.
 func checkSearch(b []byte) error {
-	var r milvuspb.SearchResults
-	if err := proto.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("search reply: %w", err)
-	}
-	if c := r.GetStatus().GetCode(); c != 0 {
-		return fmt.Errorf("search reply: status %d %q", c, r.GetStatus().GetReason())
-	}
-	res := r.GetResults()
-	ids := res.GetIds().GetIntId().GetData()
-	if res.GetNumQueries() != 1 || res.GetTopK() != TopK || len(ids) != TopK || len(res.GetScores()) != TopK {
-		return fmt.Errorf("search reply: nq %d topk %d with %d ids, want 1, %d, %d", res.GetNumQueries(), res.GetTopK(), len(ids), TopK, TopK)
+	ids, err := searchIDs(b)
+	if err != nil {
+		return err
 	}
 	for i, id := range ids {
 		if id != int64(i) {
@@ -205,6 +202,44 @@ func checkSearch(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// checkSearchShape verifies a real backend's Search reply: status OK, one query, TopK
+// distinct ids with scores in rank order (COSINE: the highest first).
+func checkSearchShape(b []byte) error {
+	ids, err := searchIDs(b)
+	if err != nil {
+		return err
+	}
+	var r milvuspb.SearchResults
+	_ = proto.Unmarshal(b, &r) // searchIDs decoded it
+	seen := map[int64]bool{}
+	scores := r.GetResults().GetScores()
+	for i, id := range ids {
+		if seen[id] || i > 0 && scores[i] > scores[i-1] {
+			return fmt.Errorf("search reply: ids %v with scores %v", ids, scores)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// searchIDs decodes a Search reply and returns its ids once it has status OK, one query
+// and TopK ids and scores.
+func searchIDs(b []byte) ([]int64, error) {
+	var r milvuspb.SearchResults
+	if err := proto.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("search reply: %w", err)
+	}
+	if c := r.GetStatus().GetCode(); c != 0 {
+		return nil, fmt.Errorf("search reply: status %d %q", c, r.GetStatus().GetReason())
+	}
+	res := r.GetResults()
+	ids := res.GetIds().GetIntId().GetData()
+	if res.GetNumQueries() != 1 || res.GetTopK() != TopK || len(ids) != TopK || len(res.GetScores()) != TopK {
+		return nil, fmt.Errorf("search reply: nq %d topk %d with %d ids, want 1, %d, %d", res.GetNumQueries(), res.GetTopK(), len(ids), TopK, TopK)
+	}
+	return ids, nil
 }
 
 // checkInsert verifies an Insert reply: status OK and every row counted.
@@ -223,7 +258,8 @@ func checkInsert(b []byte, rows int) error {
 }
 
 // searchChecker checks the first reply fully and every later one against its bytes: the
-// fake backend's Search reply is the same for the same request.
+// fake backend's Search reply is the same for the same request. With want set at the
+// start (a real backend's reply, Env.SearchReply) every reply is compared with it.
 type searchChecker struct{ want []byte }
 
 func (c *searchChecker) check(b []byte) error {
@@ -235,7 +271,17 @@ func (c *searchChecker) check(b []byte) error {
 		return nil
 	}
 	if !bytes.Equal(b, c.want) {
-		return errors.New("search reply differs from the first one")
+		var got, want milvuspb.SearchResults
+		_, _ = proto.Unmarshal(b, &got), proto.Unmarshal(c.want, &want)
+		return fmt.Errorf("search reply differs from the first one: %v, not %v", textOf(&got), textOf(&want))
 	}
 	return nil
 }
+
+// prototext is m in one line, for an error message.
+func textOf(m proto.Message) string {
+	b, _ := prototextMarshal.Marshal(m)
+	return string(b)
+}
+
+var prototextMarshal = prototext.MarshalOptions{Multiline: false}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -135,5 +137,52 @@ func TestMixedSmoke(t *testing.T) {
 		if res.Target == Direct && res.BusyPct == 0 {
 			t.Errorf("%s: no Search was marked as overlapping an insert", res)
 		}
+	}
+}
+
+// TestLiteSmoke runs search and search-cached, tiny, with a real milvus-lite as the
+// backend (Config.Lite, `bench -backend milvus-lite`): directly, through milvus-lb and
+// the three peers. Every reply is compared with milvus-lite's own answer byte for byte;
+// milvus-lb must answer search-cached from its cache (the backend's CPU per call far
+// below a relayed search's). Nothing about speed.
+func TestLiteSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts milvus-lite and four balancers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	lite := &Lite{Python: testenv.Python(t), Script: filepath.Join(testenv.Root(t), "test", "clients", "milvus_lite_server.py"), Rows: 200}
+	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: AllPeers, Lite: lite, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if len(env.SearchReply) == 0 {
+		t.Fatal("no reply of milvus-lite to compare with")
+	}
+	r := NewRunner(SmokeParams())
+	r.Logf, r.SearchReply = t.Logf, env.SearchReply
+	results, err := r.RunPlan(ctx, env, Plan{Workloads: []string{Search, SearchCached}, Rounds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2*(len(AllPeers)+2) {
+		t.Fatalf("%d results, want %d", len(results), 2*(len(AllPeers)+2))
+	}
+	var relayed, cached Result
+	for _, res := range results {
+		if res.Calls == 0 || res.P99ms <= 0 {
+			t.Errorf("%s: a figure was not measured", res)
+		}
+		if res.Target == MilvusLB && res.Workload == Search {
+			relayed = res
+		} else if res.Target == MilvusLB {
+			cached = res
+		}
+	}
+	// The backend's CPU in the window over the calls: hits cost it nothing.
+	if cached.BackendCPUus*10 > relayed.BackendCPUus {
+		t.Errorf("milvus-lite spent %.0f µs per search-cached call through milvus-lb and %.0f µs per relayed one: the cache did not answer",
+			cached.BackendCPUus, relayed.BackendCPUus)
 	}
 }

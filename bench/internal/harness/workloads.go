@@ -133,6 +133,9 @@ type Runner struct {
 	P       Params
 	Profile Profiler
 	Logf    func(format string, args ...any)
+	// SearchReply, if set, is what every Search must answer, byte for byte (a real
+	// backend's reply, Env.SearchReply); else the fake backend's reply is checked.
+	SearchReply []byte
 
 	search, cached, insert, big *encoded
 }
@@ -308,7 +311,7 @@ func (r *Runner) profile(t *Target, w string, round int) func() {
 }
 
 func (r *Runner) runSearch(ctx context.Context, t *Target, res *Result, w string, req *encoded) error {
-	checkers := sync.Pool{New: func() any { return &searchChecker{} }}
+	checkers := sync.Pool{New: func() any { return &searchChecker{want: r.SearchReply} }}
 	return r.measure(ctx, t, res, w, r.P.SearchConns, r.P.SearchCallers, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
 		if err := cc.Invoke(ctx, searchMethod, req, resp); err != nil {
 			return err
