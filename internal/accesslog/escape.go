@@ -80,8 +80,9 @@ func plainPrefix(s string) int {
 		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 		q, bs := x^(ones*'"'), x^(ones*'\\')
-		// A byte below 0x20, a quote, a backslash, or one of 0x80 and above.
-		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+		// A byte below 0x20, a quote, a backslash, or one of 0x80 and above. (A byte's
+		// subtraction borrows from the next only when it is itself one of these.)
+		if ((x-ones*0x20)|(q-ones)|(bs-ones)|x)&highs != 0 {
 			break
 		}
 		if i+8 == n {
@@ -103,7 +104,7 @@ func plain4(s string) bool {
 	w := s[:4]
 	x := uint32(w[0]) | uint32(w[1])<<8 | uint32(w[2])<<16 | uint32(w[3])<<24
 	q, bs := x^(ones*'"'), x^(ones*'\\')
-	return ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs|x)&highs == 0
+	return ((x-ones*0x20)|(q-ones)|(bs-ones)|x)&highs == 0
 }
 
 // appendTextValue appends s bare when it is printable ASCII without quotes, backslashes,
