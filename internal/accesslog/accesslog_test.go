@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,6 +231,44 @@ func TestFullQueueDrops(t *testing.T) {
 	}
 	if s := l.Stats(); s.Written != queue+1 || strings.Count(g.String(), "\n") != queue+1 {
 		t.Errorf("stats %+v, %d lines; want %d written", s, strings.Count(g.String(), "\n"), queue+1)
+	}
+}
+
+// TestConcurrentCallers: calls ending at once on every core each get their whole line,
+// none lost or torn, when the queue has room.
+func TestConcurrentCallers(t *testing.T) {
+	var out bytes.Buffer
+	const callers, calls = 4, 500
+	l := New(&out, JSON, callers*calls)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			r := search()
+			r.RequestID = fmt.Sprintf("caller-%d", c)
+			for range calls {
+				l.Observe(r)
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for line := range strings.Lines(out.String()) {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		per[got["request_id"].(string)]++
+	}
+	for c := range callers {
+		if n := per[fmt.Sprintf("caller-%d", c)]; n != calls {
+			t.Errorf("caller %d: %d lines, want %d", c, n, calls)
+		}
+	}
+	if s := l.Stats(); s.Written != callers*calls || s.Dropped != 0 {
+		t.Errorf("stats %+v, want %d written", s, callers*calls)
 	}
 }
 
