@@ -1,6 +1,6 @@
 // Package accesslog writes one line per call, from the call's record, off the request path:
-// Observe encodes the line and adds it to a bounded queue of buffers and returns; a writer
-// goroutine writes the buffers. When the queue is full the line is dropped and counted: a
+// Observe encodes the line into a bounded queue of buffers and returns; a writer goroutine
+// writes the buffers. When the queue is full the line is dropped and counted: a
 // call never waits for its log line.
 package accesslog
 
@@ -54,15 +54,19 @@ const (
 	flushDelay = 100 * time.Millisecond
 	// keepFree is how many written buffers are kept for reuse.
 	keepFree = 4
+	// lineRoom is the room a chunk must have left for a line to be encoded into it: a
+	// line with every field at its longest is about 2 KiB. A longer line (a client's
+	// very long authority) grows the chunk, which is then not kept for reuse.
+	lineRoom = 4 << 10
 )
 
 // Logger is an access log. Observe may be called concurrently from any goroutine; a nil
 // *Logger (the log is off) observes nothing.
 //
-// A call encodes its line itself, into a buffer of its own (pooled), and appends it under
-// a lock to the chunk being filled: no copy of the record is queued (which the garbage
-// collector would scan, and the writer goroutine would have to be woken for, once per
-// call). Full chunks go to the writer, which wakes once per chunk or flushDelay.
+// A call encodes its line itself, under a lock, straight into the chunk being filled: no
+// copy of the record is queued (which the garbage collector would scan, and the writer
+// goroutine would have to be woken for, once per call), and no line is copied. Full
+// chunks go to the writer, which wakes once per chunk or flushDelay.
 type Logger struct {
 	format Format
 	out    io.Writer
@@ -70,19 +74,20 @@ type Logger struct {
 	limit  int      // lines that may wait for the writer
 
 	mu      sync.Mutex
-	cur     *chunk   // being filled; nil when none
-	full    []*chunk // for the writer, oldest first
-	free    []*chunk
+	enc     encoder      // under mu
+	cur     *chunk       // being filled; nil when none
+	full    []*chunk     // for the writer, oldest first
 	pending atomic.Int64 // lines in cur and full; changed under mu
 	closed  bool         // Close was called: lines are no longer taken
 
 	wake chan struct{} // cap 1: a full chunk, cur's first line, or Close
+	// free holds written chunks for reuse (cap keepFree): a channel, so that the writer
+	// gives them back without waiting for mu, which callers hold while they encode.
+	free chan *chunk
 
 	dropped atomic.Uint64 // the queue was full
 	failed  atomic.Uint64 // lost to write errors
 	written atomic.Uint64
-
-	encoders sync.Pool // *lineBuf
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -93,12 +98,6 @@ type Logger struct {
 type chunk struct {
 	b     []byte
 	lines int
-}
-
-// lineBuf is a call's buffer for its line, with the encoder's state.
-type lineBuf struct {
-	enc  encoder
-	line []byte
 }
 
 // Open opens the access log named by spec: "off" (nil Logger), "stdout" (the default,
@@ -124,30 +123,24 @@ func Open(spec string, f Format) (*Logger, error) {
 
 // New starts a Logger writing to w, with at most queueLen lines waiting for the writer.
 func New(w io.Writer, f Format, queueLen int) *Logger {
-	l := &Logger{format: f, out: w, limit: queueLen, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	l.encoders.New = func() any { return new(lineBuf) }
+	l := &Logger{format: f, out: w, limit: queueLen, wake: make(chan struct{}, 1), free: make(chan *chunk, keepFree), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
-// Observe implements call.Observer: it encodes r's line and queues it for the writer, or
+// Observe implements call.Observer: it encodes r's line into the queue for the writer, or
 // drops it when the queue is full. Nothing of r is kept.
 func (l *Logger) Observe(r *call.Record) {
 	if l == nil {
 		return
 	}
 	if l.pending.Load() >= int64(l.limit) {
-		l.dropped.Add(1) // full: not worth encoding (appendLocked decides under the lock)
+		l.dropped.Add(1) // full: not worth the lock (appendLocked decides under it)
 		return
 	}
-	lb := l.encoders.Get().(*lineBuf)
-	lb.line = lb.enc.record(lb.line[:0], r, l.format)
 	l.mu.Lock()
-	wake := l.appendLocked(lb.line)
+	wake := l.appendLocked(r)
 	l.mu.Unlock()
-	if cap(lb.line) <= 4<<10 { // a line with every field at its longest is about 2 KiB
-		l.encoders.Put(lb)
-	}
 	if wake {
 		select {
 		case l.wake <- struct{}{}:
@@ -156,33 +149,33 @@ func (l *Logger) Observe(r *call.Record) {
 	}
 }
 
-// appendLocked adds line to the chunk being filled and reports whether the writer must
+// appendLocked adds r's line to the chunk being filled and reports whether the writer must
 // be woken: a chunk is full, or this is the first line of a chunk (its flushDelay starts).
-func (l *Logger) appendLocked(line []byte) (wake bool) {
+func (l *Logger) appendLocked(r *call.Record) (wake bool) {
 	if l.closed || l.pending.Load() >= int64(l.limit) {
 		l.dropped.Add(1)
 		return false
 	}
-	if l.cur != nil && len(l.cur.b)+len(line) > cap(l.cur.b) {
+	if l.cur != nil && cap(l.cur.b)-len(l.cur.b) < lineRoom {
 		l.full = append(l.full, l.cur)
 		l.cur, wake = nil, true
 	}
 	if l.cur == nil {
-		l.cur = l.newChunkLocked(len(line))
+		l.cur = l.newChunkLocked()
 	}
-	l.cur.b = append(l.cur.b, line...)
+	l.cur.b = l.enc.record(l.cur.b, r, l.format)
 	l.cur.lines++
 	l.pending.Add(1)
 	return wake || l.cur.lines == 1
 }
 
-func (l *Logger) newChunkLocked(min int) *chunk {
-	if n := len(l.free); n > 0 {
-		c := l.free[n-1]
-		l.free = l.free[:n-1]
+func (l *Logger) newChunkLocked() *chunk {
+	select {
+	case c := <-l.free:
 		return c
+	default:
+		return &chunk{b: make([]byte, 0, chunkSize)}
 	}
-	return &chunk{b: make([]byte, 0, max(chunkSize, min))}
 }
 
 // Stats are the log's counters.
@@ -284,9 +277,11 @@ func (l *Logger) write(c *chunk) {
 		l.written.Add(uint64(c.lines))
 	}
 	c.b, c.lines = c.b[:0], 0
-	l.mu.Lock()
-	if len(l.free) < keepFree && cap(c.b) == chunkSize {
-		l.free = append(l.free, c)
+	if cap(c.b) != chunkSize {
+		return // grown by a long line
 	}
-	l.mu.Unlock()
+	select {
+	case l.free <- c:
+	default: // keepFree are kept already
+	}
 }

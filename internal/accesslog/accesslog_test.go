@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,6 +234,80 @@ func TestFullQueueDrops(t *testing.T) {
 	}
 }
 
+// TestConcurrentCallers: calls ending at once on every core each get their whole line,
+// none lost or torn, when the queue has room.
+func TestConcurrentCallers(t *testing.T) {
+	var out bytes.Buffer
+	const callers, calls = 4, 500
+	l := New(&out, JSON, callers*calls)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			r := search()
+			r.RequestID = fmt.Sprintf("caller-%d", c)
+			for range calls {
+				l.Observe(r)
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for line := range strings.Lines(out.String()) {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		per[got["request_id"].(string)]++
+	}
+	for c := range callers {
+		if n := per[fmt.Sprintf("caller-%d", c)]; n != calls {
+			t.Errorf("caller %d: %d lines, want %d", c, n, calls)
+		}
+	}
+	if s := l.Stats(); s.Written != callers*calls || s.Dropped != 0 {
+		t.Errorf("stats %+v, want %d written", s, callers*calls)
+	}
+}
+
+// TestLongLines: lines longer than a chunk's room (a client's very long authority) are
+// written whole, in order, between ordinary ones.
+func TestLongLines(t *testing.T) {
+	var out bytes.Buffer
+	l := New(&out, JSON, 1000)
+	long := search()
+	long.Authority = strings.Repeat("a", 3*chunkSize)
+	for i := range 300 {
+		r := search()
+		if i%100 == 50 {
+			r = long
+		}
+		l.Observe(r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 300 {
+		t.Fatalf("%d lines, want 300", len(lines))
+	}
+	for i, line := range lines {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		want := search().Authority
+		if i%100 == 50 {
+			want = long.Authority
+		}
+		if got["authority"] != want {
+			t.Fatalf("line %d: authority %.20q..., want %.20q...", i, got["authority"], want)
+		}
+	}
+}
+
 type failing struct{}
 
 func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }
@@ -273,10 +348,8 @@ func TestJSONStringAsEncodingJSON(t *testing.T) {
 func TestDurationMillis(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "0.000", 1234567: "1.235", 999: "0.001", 499: "0.000",
 		3 * time.Second: "3000.000", 1500 * time.Microsecond: "1.500", -2 * time.Millisecond: "-2.000"} {
-		var e encoder
-		e.millis(d)
-		if string(e.b) != want {
-			t.Errorf("%v: %s, want %s", d, e.b, want)
+		if got := appendMillis(nil, d); string(got) != want {
+			t.Errorf("%v: %s, want %s", d, got, want)
 		}
 	}
 }

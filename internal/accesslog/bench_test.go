@@ -2,6 +2,8 @@ package accesslog
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,13 +11,13 @@ import (
 )
 
 // BenchmarkObserve is what a call pays for its line: encoding it and appending it to the
-// queue ("serial", "parallel": callers on every core), the writer's work included in
-// cpu-ns/op (the process's CPU time, the garbage collector's too); or a count when the
-// queue is full ("full").
+// queue ("serial", "parallel": callers on every core; "file": serial, the writer's system
+// calls to a file included), the writer's work included in cpu-ns/op (the process's CPU
+// time, the garbage collector's too); or a count when the queue is full ("full").
 func BenchmarkObserve(b *testing.B) {
 	r := search()
-	run := func(b *testing.B, parallel bool) {
-		l := New(io.Discard, JSON, 1<<20) // no drops: the writer shares the cores
+	run := func(b *testing.B, w io.Writer, parallel bool) {
+		l := New(w, JSON, 1<<20) // no drops: the writer shares the cores
 		b.ReportAllocs()
 		cpu := testenv.CPUTime()
 		if parallel {
@@ -35,8 +37,16 @@ func BenchmarkObserve(b *testing.B) {
 		b.ReportMetric(float64(testenv.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
 		b.ReportMetric(float64(l.Stats().Dropped)/float64(b.N), "dropped/op")
 	}
-	b.Run("serial", func(b *testing.B) { run(b, false) })
-	b.Run("parallel", func(b *testing.B) { run(b, true) })
+	b.Run("serial", func(b *testing.B) { run(b, io.Discard, false) })
+	b.Run("file", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		run(b, f, false)
+	})
+	b.Run("parallel", func(b *testing.B) { run(b, io.Discard, true) })
 	b.Run("full", func(b *testing.B) {
 		l := New(io.Discard, JSON, 0)
 		defer l.Close()

@@ -2,8 +2,12 @@ package dataplane_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/milvus-lb/milvus-lb/internal/accesslog"
+	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
@@ -16,9 +20,35 @@ import (
 // the three's, and the relay's share is read from a memory profile
 // (-memprofile, -memprofilerate 1, pprof -focus 'internal/(relay|call)\.'). For the
 // balancer's CPU per call, use the bench (docs/benchmarks.md).
-func BenchmarkSearchRelay(b *testing.B) {
+func BenchmarkSearchRelay(b *testing.B) { searchRelay(b, nil) }
+
+// BenchmarkSearchRelayAccessLog is BenchmarkSearchRelay with the access log on, writing
+// JSON lines to a file, as milvus-lb does by default (to its standard output). Its
+// allocation beyond BenchmarkSearchRelay's, and the share of accesslog in a CPU profile
+// (-cpuprofile, pprof -focus accesslog), are what the log costs a call.
+func BenchmarkSearchRelayAccessLog(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	l := accesslog.New(f, accesslog.JSON, accesslog.QueueLen)
+	searchRelay(b, l)
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if s := l.Stats(); s.Written+s.Dropped < uint64(b.N) {
+		b.Fatalf("log stats %+v after %d calls", s, b.N)
+	}
+}
+
+func searchRelay(b *testing.B, o call.Observer) {
 	backends := lbtest.Backends(b, 1, fakemilvus.Options{})
-	l := lbtest.Start(b, lbtest.Options{Annotations: map[string]string{ingress.AnnotationCache: `{"methods":["Search"]}`}}, lbtest.Addrs(backends)...)
+	opts := lbtest.Options{Annotations: map[string]string{ingress.AnnotationCache: `{"methods":["Search"]}`}}
+	if o != nil {
+		opts.Observer = o
+	}
+	l := lbtest.Start(b, opts, lbtest.Addrs(backends)...)
 	c, _ := l.Dial(b, false)
 	ctx := context.Background()
 	req := searchReq(nil)
