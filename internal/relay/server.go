@@ -19,6 +19,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/mirror"
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // Options configure the relay's side of one client connection.
@@ -138,6 +139,7 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	// 16 KiB, which bounds the read buffer of every connection.
 	s.c.fr.SetMaxReadFrameSize(defaultFrame)
 	s.c.onWritable = s.writable
+	s.c.sk.MayPark = s.mayPark
 	if o.MaxHeaderBytes > 0 {
 		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
 		s.c.hd = newBlockDecoder(uint32(o.MaxHeaderBytes))
@@ -165,12 +167,20 @@ func (hc *Conn) Serve() { hc.s.serve() }
 func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
 
 func (s *clientConn) serve() {
+	err := s.start(&s.c.rb)
+	if err == nil {
+		s.c.sk.ParkSoon(parkAfter)
+		if err = s.readFrames(&s.c.rb); err == errParked {
+			return
+		}
+	}
+	s.end(err)
+}
+
+// end ends the connection for err, when its reader stops.
+func (s *clientConn) end(err error) {
 	c := s.c
 	b := &c.rb
-	err := s.start(b)
-	if err == nil {
-		err = s.readFrames(b)
-	}
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		s.countError("conn_" + strings.ToLower(http2.ErrCode(ce).String()))
@@ -232,7 +242,14 @@ func (s *clientConn) readFrames(b *batch) error {
 		if b.take(c) {
 			c.flush(true)
 		}
+		c.br.header = true
 		f, err := c.fr.ReadFrame()
+		if err != nil && errors.Is(err, sock.ErrParked) {
+			if s.park() {
+				return errParked
+			}
+			continue
+		}
 		if err == nil {
 			c.frameRead()
 			err = s.frame(f, b)
