@@ -37,11 +37,23 @@ func (s *clientConn) mayPark() bool {
 
 // park lets the reader goroutine go, if the socket can watch the connection without it;
 // it returns false when the reader is to read on itself.
+//
+// What the connection grew while it was busy goes too: the Framer keeps the largest
+// payload it read (a Search request's 3 KiB) and the largest frame it wrote, so it is
+// replaced by a new one (the writers use it under c.mu, the reader is this goroutine);
+// the stream table keeps the room it grew.
 func (s *clientConn) park() bool {
 	c := s.c
 	c.rb.flush()
 	c.br.release()
 	c.hd.release()
+	fr := s.framer()
+	c.mu.Lock()
+	c.fr = fr
+	if len(s.streams) == 0 {
+		s.streams = map[uint32]clientStream{}
+	}
+	c.mu.Unlock()
 	return c.sk.Park(s.resume)
 }
 

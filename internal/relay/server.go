@@ -135,13 +135,10 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
-	// 16 KiB, which bounds the read buffer of every connection.
-	s.c.fr.SetMaxReadFrameSize(defaultFrame)
+	s.c.fr = s.framer()
 	s.c.onWritable = s.writable
 	s.c.sk.MayPark = s.mayPark
 	if o.MaxHeaderBytes > 0 {
-		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
 		s.c.hd = newBlockDecoder(uint32(o.MaxHeaderBytes))
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -158,6 +155,19 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 		s.src = ap.Addr()
 	}
 	return &Conn{s: s}
+}
+
+// framer makes the connection's Framer. The relay does not advertise
+// SETTINGS_MAX_FRAME_SIZE: a client's frames are at most 16 KiB, which bounds the read
+// buffer of every connection.
+func (s *clientConn) framer() *http2.Framer {
+	fr := http2.NewFramer(s.c, s.c.br)
+	fr.SetReuseFrames() // as newH2conn's
+	fr.SetMaxReadFrameSize(defaultFrame)
+	if s.o.MaxHeaderBytes > 0 {
+		fr.MaxHeaderListSize = uint32(s.o.MaxHeaderBytes)
+	}
+	return fr
 }
 
 // Serve serves the connection until it closes.
