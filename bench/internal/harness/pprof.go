@@ -86,7 +86,7 @@ func PprofCapture(dir string, logf func(string, ...any)) Profiler {
 
 // heapSnapshot saves milvus-lb's heap profile (live objects, after a collection) and its
 // goroutines as idle-heap.pb.gz and idle-goroutine.pb.gz (many-clients-heap.pb.gz ...):
-// what the connections hold. The idle and many-clients workloads take it after reading
+// what the connections hold; and idle-memstats.txt, the runtime's figures before it. The idle and many-clients workloads take it after reading
 // the resident set (the collection it forces would change it), connections still open.
 func heapSnapshot(dir string, t *Target, workload string, logf func(string, ...any)) func() {
 	return func() {
@@ -96,6 +96,11 @@ func heapSnapshot(dir string, t *Target, workload string, logf func(string, ...a
 		prefix := workload
 		if t.Name != MilvusLB {
 			prefix = t.Name + "-" + workload
+		}
+		// First the heap's text form, whose runtime.MemStats at the end say where the
+		// resident set is (heap in use, free, released, stacks) before the collection.
+		if err := fetch("http://"+t.AdminAddr+"/debug/pprof/heap?debug=1", filepath.Join(dir, prefix+"-memstats.txt")); err != nil {
+			logf("pprof %s-memstats.txt: %v", prefix, err)
 		}
 		for kind, path := range map[string]string{"heap": "/debug/pprof/heap?gc=1", "goroutine": "/debug/pprof/goroutine"} {
 			file := filepath.Join(dir, prefix+"-"+kind+".pb.gz")
