@@ -70,3 +70,27 @@ func TestIdleConnectionsPark(t *testing.T) {
 		}
 	}
 }
+
+// The drain reaches parked connections: it tells them to go and waits for them, and
+// none is left open when it ends.
+func TestDrainEndsParkedConnections(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	ctx := ctxTimeout(t, 60*time.Second)
+	for i := range 6 {
+		c, _ := l.Dial(t, i%2 == 0)
+		if _, err := c.GetVersion(ctx, &milvuspb.GetVersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); readers() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection readers, want none", readers())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.Plane.Listeners.Shutdown(20 * time.Second)
+	if open := l.Plane.Listeners.ConnStats().Open; open != 0 {
+		t.Fatalf("%d connections open after the drain", open)
+	}
+}

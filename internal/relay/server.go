@@ -91,6 +91,8 @@ type clientConn struct {
 	replayHeld atomic.Int64
 	held       atomic.Int64
 	closeOnce  sync.Once
+	// ended is Serve's: called when the reader that ends the connection is done.
+	ended func()
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
 	ctrlRun int
@@ -170,8 +172,13 @@ func (s *clientConn) framer() *http2.Framer {
 	return fr
 }
 
-// Serve serves the connection until it closes.
-func (hc *Conn) Serve() { hc.s.serve() }
+// Serve serves the connection. It returns when the connection has ended or when it
+// parks (park.go: a new goroutine reads on when the client sends something); ended, if
+// not nil, is called once the connection has ended, by whichever goroutine ended it.
+func (hc *Conn) Serve(ended func()) {
+	hc.s.ended = ended
+	hc.s.serve()
+}
 
 // Close closes the connection at once; its calls are cancelled.
 func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
@@ -202,6 +209,9 @@ func (s *clientConn) end(err error) {
 	b.flush()
 	c.flushWait()
 	s.close(err)
+	if s.ended != nil {
+		s.ended()
+	}
 }
 
 // start reads the client's preface and sends the server's SETTINGS and connection window.
