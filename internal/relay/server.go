@@ -138,6 +138,12 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
 	s.c.fr = s.framer()
+	// Responses to a client are encoded without the dynamic table: the fields that would
+	// go in it (content-type, grpc-status) are a few bytes each as literals, and every
+	// connection would keep the table and x/net's two index maps over it for as long as
+	// it is open (docs/benchmarks.md, "Memory, third round"). The first block says so
+	// with a table size update (RFC 7541 §6.3), which every HPACK decoder takes.
+	s.c.henc.enc.SetMaxDynamicTableSize(0)
 	s.c.onWritable = s.writable
 	s.c.sk.MayPark = s.mayPark
 	if o.MaxHeaderBytes > 0 {
