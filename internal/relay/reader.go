@@ -3,6 +3,8 @@ package relay
 import (
 	"io"
 	"sync"
+
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // frameReader is the buffer under a connection's Framer, in place of a bufio.Reader, for
@@ -76,7 +78,9 @@ func (fr *frameReader) headerRead(p []byte) (int, error) {
 }
 
 // fill reads once from the source after what the buffer holds. An error that comes with
-// bytes is kept for the read after them.
+// bytes is kept for the read after them, but for sock.ErrParked: crypto/tls returns it
+// with bytes when it looked for a close_notify after them, and a park returned to the
+// read of a payload would lose the part of it read so far; the next wait parks anew.
 func (fr *frameReader) fill() error {
 	if fr.buf == nil {
 		fr.buf = fr.pool.Get().(*[]byte)
@@ -89,7 +93,9 @@ func (fr *frameReader) fill() error {
 	n, err := fr.src.Read(b[fr.w:])
 	fr.w += n
 	if n > 0 {
-		fr.err = err
+		if err != sock.ErrParked {
+			fr.err = err
+		}
 		return nil
 	}
 	if err == nil {

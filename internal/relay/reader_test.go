@@ -20,10 +20,19 @@ func (r *stepReader) Read(p []byte) (int, error) {
 	}
 	s := r.steps[0]
 	r.steps = r.steps[1:]
-	if err, ok := s.(error); ok {
-		return 0, err
+	switch s := s.(type) {
+	case error:
+		return 0, s
+	case withErr:
+		return copy(p, s.b), s.err
 	}
 	return copy(p, s.([]byte)), nil
+}
+
+// withErr is a step of bytes that come with an error.
+type withErr struct {
+	b   []byte
+	err error
 }
 
 // A frame header cut short by a park is read whole after it: the Framer never sees the
@@ -34,7 +43,9 @@ func TestFrameReaderKeepsHeaderAcrossPark(t *testing.T) {
 	_ = w.WritePing(false, [8]byte{1, 2, 3, 4, 5, 6, 7, 8})
 	_ = w.WriteData(1, true, []byte("payload"))
 	b := wire.Bytes()
-	src := &stepReader{steps: []any{b[:4], sock.ErrParked, b[4:7], sock.ErrParked, b[7:20], b[20:]}}
+	// The last step but one is crypto/tls's: bytes, and the park of its look for a
+	// close_notify after them, with the DATA frame's header whole and its payload to come.
+	src := &stepReader{steps: []any{b[:4], sock.ErrParked, b[4:7], sock.ErrParked, withErr{b[7:26], sock.ErrParked}, b[26:]}}
 	br := newFrameReader(src, 512)
 	fr := http2.NewFramer(nil, br)
 	var got []http2.Frame
