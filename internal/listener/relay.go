@@ -190,16 +190,14 @@ func (d *dispatcher) serveH2(nc net.Conn, o relay.Options) {
 	}
 	// Serve on a new goroutine: this one's stack grew for the TLS handshake, and an idle
 	// connection's reader should not keep that for hours (10,000 idle clients are a
-	// workload milvus-lb must hold in little memory).
-	go func() {
-		defer func() {
-			d.mu.Lock()
-			delete(d.conns, hc)
-			d.mu.Unlock()
-			d.wg.Done()
-		}()
-		hc.Serve()
-	}()
+	// workload milvus-lb must hold in little memory). Serve returns when the connection
+	// parks too, with no goroutine left on it: the connection is counted until ended.
+	go hc.Serve(func() {
+		d.mu.Lock()
+		delete(d.conns, hc)
+		d.mu.Unlock()
+		d.wg.Done()
+	})
 }
 
 // shutdown sends GOAWAY on every relayed connection and waits until they end or ctx

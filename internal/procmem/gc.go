@@ -20,13 +20,20 @@ import (
 // minQuietGC: 10,000 of them held 22.1 KiB each at 25 % and 20.3 KiB at 10 %
 // (docs/benchmarks.md). When calls start to allocate, the default comes back within a
 // tick, so busy paths pay nothing more.
+//
+// Many clients each making a call now and then (2,000 connections, a Search a second
+// each) allocate a fifth to a half of the live heap a second (each call's frames, and
+// what a connection that parks lets go of): up to half, the headroom is still what a
+// second of allocation takes, up to quietGC = 50 %, against 100 before (docs/benchmarks.md,
+// "Memory, third round"). A collection costs about a millisecond of CPU per live MB, so
+// that costs at most a collection a second.
 const (
 	minQuietGC = 10
-	quietGC    = 25
+	quietGC    = 50
 	busyGC     = 100
 	// quietShare: allocating less than this share of the live heap per second is quiet
 	// (the next collection at quietGC is then at least a second away).
-	quietShare = 0.25
+	quietShare = 0.5
 	// quietStep rounds the quiet target up to a multiple of it, so that small swings of
 	// the rate do not change it every tick.
 	quietStep = 5

@@ -2,8 +2,8 @@ package procmem
 
 import "testing"
 
-// TestGCPercentFor: a balancer that allocates less than a quarter of its live heap a
-// second collects when about a second of allocation has filled the headroom (at most a
+// TestGCPercentFor: a balancer that allocates less than half its live heap a second
+// collects when about a second of allocation has filled the headroom (at most a
 // collection a second), with 10 % at least; a busy one at Go's default.
 func TestGCPercentFor(t *testing.T) {
 	const mib = 1 << 20
@@ -14,8 +14,9 @@ func TestGCPercentFor(t *testing.T) {
 		{0, 100 * mib, minQuietGC},     // idle connections, pings only
 		{5 * mib, 100 * mib, 10},       // a few calls a second
 		{12 * mib, 100 * mib, 15},      // more: a second of allocation, rounded up to 5 %
-		{24 * mib, 100 * mib, quietGC}, // the most a quiet balancer allocates
-		{30 * mib, 100 * mib, busyGC},  // calls allocate: the default
+		{24 * mib, 100 * mib, 25},      // many clients making calls now and then
+		{49 * mib, 100 * mib, quietGC}, // the most a quiet balancer allocates
+		{50 * mib, 100 * mib, busyGC},  // calls allocate: the default
 		{200 * mib, 20 * mib, busyGC},  // a busy relay with little live
 	} {
 		if got := gcPercentFor(c.rate, c.live); got != c.want {

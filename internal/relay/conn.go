@@ -4,7 +4,6 @@ package relay
 // write path (buffering, batching, flushing).
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +47,7 @@ type h2conn struct {
 	nc     net.Conn // what frames are read from and closed: the TLS connection, if any
 	sk     *sock.Conn
 	over   io.Writer // nc when it is a wrapper over sk (TLS): writes go through it first
-	br     *bufio.Reader
+	br     *frameReader
 	fr     *http2.Framer
 	hd     *blockDecoder // the header blocks the Framer reads (reader goroutine only)
 	server bool          // faces a client
@@ -135,7 +134,7 @@ func newH2conn(nc net.Conn, server bool, readBuf int, connWindow int64, writeTim
 	c.sk.BeforeRead = c.beforeRead
 	c.sk.Buffer(writeTimeout, c.drained)
 	c.onWritable = c.wakeBlocked
-	c.br = bufio.NewReaderSize(rd, readBuf)
+	c.br = newFrameReader(rd, readBuf)
 	c.fr = http2.NewFramer(c, c.br)
 	// DATA frames are copied out before the next read (appendData, queue), so the Framer
 	// may reuse them.

@@ -119,6 +119,12 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 	return b, nil
 }
 
+// release drops the last block's fields, which keep its strings, while the connection is
+// parked.
+func (d *blockDecoder) release() {
+	d.block = headerBlock{}
+}
+
 // emit takes one decoded field.
 func (d *blockDecoder) emit(f hpack.HeaderField) {
 	pseudo := strings.HasPrefix(f.Name, ":")

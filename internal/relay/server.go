@@ -19,6 +19,7 @@ import (
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/mirror"
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // Options configure the relay's side of one client connection.
@@ -90,6 +91,8 @@ type clientConn struct {
 	replayHeld atomic.Int64
 	held       atomic.Int64
 	closeOnce  sync.Once
+	// ended is Serve's: called when the reader that ends the connection is done.
+	ended func()
 	// ctrlRun counts the PING and SETTINGS frames (each owed an acknowledgement) the client
 	// sent since its last frame of any other kind; see maxControlRun. Reader goroutine only.
 	ctrlRun int
@@ -134,12 +137,16 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	// The relay does not advertise SETTINGS_MAX_FRAME_SIZE: a client's frames are at most
-	// 16 KiB, which bounds the read buffer of every connection.
-	s.c.fr.SetMaxReadFrameSize(defaultFrame)
+	s.c.fr = s.framer()
+	// Responses to a client are encoded without the dynamic table: the fields that would
+	// go in it (content-type, grpc-status) are a few bytes each as literals, and every
+	// connection would keep the table and x/net's two index maps over it for as long as
+	// it is open (docs/benchmarks.md, "Memory, third round"). The first block says so
+	// with a table size update (RFC 7541 §6.3), which every HPACK decoder takes.
+	s.c.henc.enc.SetMaxDynamicTableSize(0)
 	s.c.onWritable = s.writable
+	s.c.sk.MayPark = s.mayPark
 	if o.MaxHeaderBytes > 0 {
-		s.c.fr.MaxHeaderListSize = uint32(o.MaxHeaderBytes)
 		s.c.hd = newBlockDecoder(uint32(o.MaxHeaderBytes))
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -158,19 +165,45 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	return &Conn{s: s}
 }
 
-// Serve serves the connection until it closes.
-func (hc *Conn) Serve() { hc.s.serve() }
+// framer makes the connection's Framer. The relay does not advertise
+// SETTINGS_MAX_FRAME_SIZE: a client's frames are at most 16 KiB, which bounds the read
+// buffer of every connection.
+func (s *clientConn) framer() *http2.Framer {
+	fr := http2.NewFramer(s.c, s.c.br)
+	fr.SetReuseFrames() // as newH2conn's
+	fr.SetMaxReadFrameSize(defaultFrame)
+	if s.o.MaxHeaderBytes > 0 {
+		fr.MaxHeaderListSize = uint32(s.o.MaxHeaderBytes)
+	}
+	return fr
+}
+
+// Serve serves the connection. It returns when the connection has ended or when it
+// parks (park.go: a new goroutine reads on when the client sends something); ended, if
+// not nil, is called once the connection has ended, by whichever goroutine ended it.
+func (hc *Conn) Serve(ended func()) {
+	hc.s.ended = ended
+	hc.s.serve()
+}
 
 // Close closes the connection at once; its calls are cancelled.
 func (hc *Conn) Close() { _ = hc.s.c.nc.Close() }
 
 func (s *clientConn) serve() {
+	err := s.start(&s.c.rb)
+	if err == nil {
+		s.c.sk.ParkSoon(parkAfter)
+		if err = s.readFrames(&s.c.rb); err == errParked {
+			return
+		}
+	}
+	s.end(err)
+}
+
+// end ends the connection for err, when its reader stops.
+func (s *clientConn) end(err error) {
 	c := s.c
 	b := &c.rb
-	err := s.start(b)
-	if err == nil {
-		err = s.readFrames(b)
-	}
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		s.countError("conn_" + strings.ToLower(http2.ErrCode(ce).String()))
@@ -182,6 +215,9 @@ func (s *clientConn) serve() {
 	b.flush()
 	c.flushWait()
 	s.close(err)
+	if s.ended != nil {
+		s.ended()
+	}
 }
 
 // start reads the client's preface and sends the server's SETTINGS and connection window.
@@ -232,7 +268,14 @@ func (s *clientConn) readFrames(b *batch) error {
 		if b.take(c) {
 			c.flush(true)
 		}
+		c.br.header = true
 		f, err := c.fr.ReadFrame()
+		if err != nil && errors.Is(err, sock.ErrParked) {
+			if s.park() {
+				return errParked
+			}
+			continue
+		}
 		if err == nil {
 			c.frameRead()
 			err = s.frame(f, b)

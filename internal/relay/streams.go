@@ -284,6 +284,9 @@ func (s *clientConn) afterStreamEnd(early bool, b *batch) {
 	}
 	drained := c.goAway && len(s.streams) == 0
 	c.mu.Unlock()
+	if last {
+		c.sk.ParkSoon(parkAfter)
+	}
 	if last && s.o.OnActive != nil {
 		s.o.OnActive(false)
 	}

@@ -43,6 +43,9 @@ type Conn struct {
 	// BeforeRead, if set, is called by Read when nothing has arrived, before it waits;
 	// it must be set before the reading starts and runs on the reading goroutine.
 	BeforeRead func()
+	// MayPark, if set, says whether the reader may park now (park.go); it runs on the
+	// reading goroutine, when a wait ParkSoon bounded has passed.
+	MayPark func() bool
 
 	// The one write in progress (writeFD), its callback made once so that a write
 	// allocates nothing.
@@ -73,12 +76,23 @@ type Conn struct {
 	// onDrained is called by the drain goroutine once the backlog is written.
 	onDrained func()
 	closed    bool
+
+	// Parking (park.go): parked and onReady are guarded by mu, as are fd and watched
+	// (the descriptor once known, and whether the epoll set has it); parkArmed (a
+	// deadline of ParkSoon's is set) and parkDue (it passed) by pmu.
+	parked    bool
+	onReady   func()
+	fd        int32
+	watched   bool
+	pmu       sync.Mutex
+	parkArmed bool
+	parkDue   bool
 }
 
 // New wraps nc. A *net.TCPConn (or anything with SyscallConn) gets non-blocking writes;
 // other connections get their backlog written by the drain goroutine every time.
 func New(nc net.Conn) *Conn {
-	c := &Conn{Conn: nc}
+	c := &Conn{Conn: nc, fd: -1}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
@@ -133,27 +147,45 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.BeforeRead()
 		return c.Conn.Read(p)
 	}
-	if len(p) >= readAheadSize {
-		if n, err, again := c.readFD(p, false); !again {
+	for {
+		if len(p) >= readAheadSize {
+			if n, err, again := c.readFD(p, false); !again && !c.parkDeadline(err) {
+				return n, err
+			}
+		} else {
+			buf := aheadBufs.Get()[:readAheadSize]
+			n, err, again := c.readFD(buf, false)
+			if !again && !c.parkDeadline(err) {
+				k := copy(p, buf[:n])
+				if k < n {
+					c.aheadBuf, c.ahead = buf, buf[k:n]
+				} else {
+					aheadBufs.Put(buf)
+				}
+				return k, err
+			}
+			aheadBufs.Put(buf)
+		}
+		c.BeforeRead()
+		if c.dueToPark() {
+			return 0, ErrParked
+		}
+		n, err, _ := c.readFD(p, true)
+		if !c.parkDeadline(err) {
 			return n, err
 		}
-	} else {
-		buf := aheadBufs.Get()[:readAheadSize]
-		n, err, again := c.readFD(buf, false)
-		if !again {
-			k := copy(p, buf[:n])
-			if k < n {
-				c.aheadBuf, c.ahead = buf, buf[k:n]
-			} else {
-				aheadBufs.Put(buf)
-			}
-			return k, err
-		}
-		aheadBufs.Put(buf)
+		// ParkSoon's wait passed: parked at the top if nothing came meanwhile.
 	}
-	c.BeforeRead()
-	n, err, _ := c.readFD(p, true)
-	return n, err
+}
+
+// dueToPark reports whether the reader, about to wait, is to park instead: ParkSoon's
+// wait passed and MayPark agrees.
+func (c *Conn) dueToPark() bool {
+	c.pmu.Lock()
+	due := c.parkDue
+	c.parkDue = false
+	c.pmu.Unlock()
+	return due && c.MayPark != nil && c.MayPark()
 }
 
 // readAheadSize is how much a read takes from the kernel at once while data keeps
@@ -278,8 +310,15 @@ func (c *Conn) Close() error {
 		c.consumeLocked(c.tryWriteLocked(c.out))
 	}
 	c.closed = true
+	unwatch(c)
+	wake := c.unparkLocked()
 	c.mu.Unlock()
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if wake != nil {
+		// The parked reader reads on, finds the connection closed and ends it.
+		go wake()
+	}
+	return err
 }
 
 // tryWriteLocked writes p without waiting and returns how much the kernel took. c.mu held.

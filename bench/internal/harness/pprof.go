@@ -21,15 +21,16 @@ var ProfileEnv = []string{"MILVUS_LB_MUTEX_PROFILE_FRACTION=10", "MILVUS_LB_BLOC
 // every target the CPU profiles of the fake backend (when Config.BackendPprof is set) and
 // of the load generator, as <target>-<workload>-backend-cpu.pb.gz and
 // <target>-<workload>-client-cpu.pb.gz: what the balancer makes the other two spend.
-// Read them with `go tool pprof`. Of the idle workload it saves a heap snapshot instead
+// Read them with `go tool pprof`. Of the idle and many-clients workloads it saves a heap
+// snapshot instead
 // (heapSnapshot).
 func PprofCapture(dir string, logf func(string, ...any)) Profiler {
 	return func(t *Target, workload string, round int, window time.Duration) func() {
 		if round != 1 {
 			return func() {}
 		}
-		if workload == Idle {
-			return heapSnapshot(dir, t, logf)
+		if workload == Idle || workload == Many {
+			return heapSnapshot(dir, t, workload, logf)
 		}
 		secs := max(1, int(window.Seconds())-1)
 		paths := map[string]string{}
@@ -84,17 +85,22 @@ func PprofCapture(dir string, logf func(string, ...any)) Profiler {
 }
 
 // heapSnapshot saves milvus-lb's heap profile (live objects, after a collection) and its
-// goroutines as idle-heap.pb.gz and idle-goroutine.pb.gz: what the idle connections
-// hold. The idle workload takes it after reading the resident set (the collection it
-// forces would change it).
-func heapSnapshot(dir string, t *Target, logf func(string, ...any)) func() {
+// goroutines as idle-heap.pb.gz and idle-goroutine.pb.gz (many-clients-heap.pb.gz ...):
+// what the connections hold; and idle-memstats.txt, the runtime's figures before it. The idle and many-clients workloads take it after reading
+// the resident set (the collection it forces would change it), connections still open.
+func heapSnapshot(dir string, t *Target, workload string, logf func(string, ...any)) func() {
 	return func() {
 		if t.AdminAddr == "" {
 			return
 		}
-		prefix := Idle
+		prefix := workload
 		if t.Name != MilvusLB {
-			prefix = t.Name + "-" + Idle
+			prefix = t.Name + "-" + workload
+		}
+		// First the heap's text form, whose runtime.MemStats at the end say where the
+		// resident set is (heap in use, free, released, stacks) before the collection.
+		if err := fetch("http://"+t.AdminAddr+"/debug/pprof/heap?debug=1", filepath.Join(dir, prefix+"-memstats.txt")); err != nil {
+			logf("pprof %s-memstats.txt: %v", prefix, err)
 		}
 		for kind, path := range map[string]string{"heap": "/debug/pprof/heap?gc=1", "goroutine": "/debug/pprof/goroutine"} {
 			file := filepath.Join(dir, prefix+"-"+kind+".pb.gz")

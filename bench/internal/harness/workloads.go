@@ -479,6 +479,7 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 	if err != nil {
 		return err
 	}
+	r.profile(t, Many, res.Round)() // after reading the resident set: it collects
 	lat := slices.Concat(lats...)
 	res.Calls, res.Seconds = int64(len(lat)), r.P.ManyDuration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds

@@ -1,0 +1,105 @@
+//go:build linux
+
+package sock
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+// park has c's reader park after wait and returns the channel its wake-up closes.
+func park(t *testing.T, c *Conn, wait time.Duration) chan struct{} {
+	t.Helper()
+	c.BeforeRead = func() {}
+	c.MayPark = func() bool { return true }
+	c.ParkSoon(wait)
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, ErrParked) {
+		t.Fatalf("read = %v, want ErrParked", err)
+	}
+	woken := make(chan struct{})
+	if !c.Park(func() { close(woken) }) {
+		t.Fatal("Park refused")
+	}
+	return woken
+}
+
+// A reader asked to park returns ErrParked once nothing arrived for the wait; the parked
+// connection wakes when its peer writes, and the bytes are all there.
+func TestParkWakesOnBytes(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	woken := park(t, c, 20*time.Millisecond)
+	buf := make([]byte, 16)
+	select {
+	case <-woken:
+		t.Fatal("woken with nothing to read")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := peer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not woken by the peer's bytes")
+	}
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v after the wake-up", buf[:n], err)
+	}
+	// Parked again, it wakes for the next bytes: the watch is one-shot and re-armed.
+	woken2 := park(t, c, time.Millisecond)
+	_, _ = peer.Write([]byte("again"))
+	select {
+	case <-woken2:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not woken the second time")
+	}
+}
+
+// A parked connection that is closed wakes its reader, which finds it closed; one whose
+// peer leaves wakes too and reads the end.
+func TestParkWakesOnClose(t *testing.T) {
+	for _, who := range []string{"us", "peer"} {
+		t.Run(who, func(t *testing.T) {
+			c, peer := pair(t, 0, nil)
+			woken := park(t, c, time.Millisecond)
+			buf := make([]byte, 16)
+			if who == "us" {
+				_ = c.Close()
+			} else {
+				_ = peer.Close()
+			}
+			select {
+			case <-woken:
+			case <-time.After(10 * time.Second):
+				t.Fatal("not woken by the close")
+			}
+			_, err := c.Read(buf)
+			if err == nil || (who == "peer") != errors.Is(err, io.EOF) {
+				t.Fatalf("read after the close = %v", err)
+			}
+			if c.Park(func() {}) && who == "us" {
+				t.Fatal("a closed connection parked")
+			}
+		})
+	}
+}
+
+// A reader whose MayPark says no keeps waiting past the wait and gets the bytes.
+func TestParkRefusedKeepsReading(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	c.BeforeRead = func() {}
+	c.MayPark = func() bool { return false }
+	c.ParkSoon(5 * time.Millisecond)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = peer.Write([]byte("late"))
+	}()
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+}
