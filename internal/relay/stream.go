@@ -535,7 +535,8 @@ func (s *stream) finishLocked(b *batch) {
 		s.bc.mu.Unlock()
 	}
 	s.storeReplyLocked()
-	now := time.Now()
+	// From the start's monotonic reading: the monotonic clock alone, not the wall clock too.
+	now := s.call.Rec.Start.Add(time.Since(s.call.Rec.Start))
 	s.call.Moved(s.upReceived, s.downReceived)
 	s.call.Finish(now, s.statusFromHdr)
 	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime

@@ -171,7 +171,8 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 		authority = fieldValue(f, "host")
 	}
 	st := &stream{sc: s, cc: c, cid: id}
-	st.call.Begin(s.sv.Port, path, true, time.Now())
+	now := time.Now() // the one clock reading of the call's start: Begin, deadline, Pick
+	st.call.Begin(s.sv.Port, path, true, now)
 	st.call.Rec.Client = s.addr
 	st.call.Rec.TLSVersion = s.tlsVersion
 	st.call.Metadata(f.RegularFields())
@@ -191,7 +192,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
-		st.deadline, st.timeout = time.Now().Add(d), d
+		st.deadline, st.timeout = now.Add(d), d
 		st.timer = time.AfterFunc(d, st.expire)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
