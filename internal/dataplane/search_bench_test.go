@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/milvus-lb/milvus-lb/internal/accesslog"
@@ -49,6 +50,30 @@ func BenchmarkSearchRelayAccessLog(b *testing.B) {
 	if s := l.Stats(); s.Written+s.Dropped < uint64(b.N) {
 		b.Fatalf("log stats %+v after %d calls", s, b.N)
 	}
+}
+
+// BenchmarkSearchRelayParallel is BenchmarkSearchRelayPlain with 8 Searches at a time on
+// the one client connection, as each of the bench's 4 connections carries 8 callers:
+// a connection that always has calls in flight uses its finished streams again.
+func BenchmarkSearchRelayParallel(b *testing.B) {
+	backends := lbtest.Backends(b, 1, fakemilvus.Options{})
+	l := lbtest.Start(b, lbtest.Options{}, lbtest.Addrs(backends)...)
+	c, _ := l.Dial(b, false)
+	req := searchReq(nil)
+	if _, err := c.Search(context.Background(), req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Search(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 func searchRelay(b *testing.B, annotations map[string]string, o call.Observer) {
