@@ -1,5 +1,7 @@
 package relay
 
+import "time"
+
 // Streams used again. A Search call's stream (1,136 bytes, most of it the per-call
 // decision and its record) was the relay's one allocation per call, and with it most of
 // the garbage collector's work under Search (docs/benchmarks.md). A finished stream goes
@@ -58,6 +60,17 @@ func (s *clientConn) newStream() *stream {
 	st.mu.Lock()
 	st.streamState = streamState{}
 	return st
+}
+
+// armLocked arms the stream's deadline timer for d: the one it had, stopped when its
+// last call finished (else the stream was pinned and is not here), or a new one. s.mu held.
+func (s *stream) armLocked(d time.Duration) {
+	s.timed = true
+	if s.timer != nil {
+		s.timer.Reset(d)
+		return
+	}
+	s.timer = time.AfterFunc(d, s.expire)
 }
 
 // keepStream puts a finished stream in the free list. c.mu held.

@@ -23,6 +23,10 @@ import (
 // reset.
 type stream struct {
 	mu sync.Mutex
+	// timer expires the call at its grpc-timeout (expire); made by the first call of
+	// the stream that has one, and kept for its next calls (a stopped timer is armed
+	// again). Guarded by mu; timed says whether it is armed for this call.
+	timer *time.Timer
 	streamState
 }
 
@@ -65,7 +69,7 @@ type streamState struct {
 	uploading     bool                 // counted in bc.uploading (see noteUploadLocked)
 	upReceived    int64                // request bytes received from the client
 	downReceived  int64                // reply bytes relayed from the backend
-	timer         *time.Timer
+	timed         bool                 // timer is armed for this call
 	cancelDial    context.CancelFunc
 	statusFromHdr string
 	cache         cacheState // the reply cache (cache.go)
@@ -509,7 +513,7 @@ func (s *stream) finishLocked(b *batch) {
 	s.releaseReplayLocked()
 	s.releaseFieldsLocked()
 	s.uploadDoneLocked()
-	if s.timer != nil && !s.timer.Stop() {
+	if s.timed && !s.timer.Stop() {
 		s.pinned = true // expire runs, or is about to
 	}
 	if s.cancelDial != nil {

@@ -198,7 +198,7 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
 		st.deadline, st.timeout = now.Add(d), d
-		st.timer = time.AfterFunc(d, st.expire)
+		st.armLocked(d)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
 		Request: router.Request{Path: path, Method: "POST", Headers: f.RegularFields(), Source: s.src}})
