@@ -9,10 +9,11 @@ import (
 )
 
 // Picker chooses an endpoint for one request. Pick never blocks; it returns nil when no
-// endpoint is available. Pickers are immutable apart from their own counters and may be
-// called concurrently.
+// endpoint is available at now (unix nanoseconds: the caller's clock reading, so that a
+// call reads the clock once for its start and its pick). Pickers are immutable apart from
+// their own counters and may be called concurrently.
 type Picker interface {
-	Pick() *Endpoint
+	Pick(now int64) *Endpoint
 }
 
 // NewPicker returns the picker for algo over eps. slowStart, when positive, ramps a newly
@@ -74,11 +75,10 @@ type roundRobin struct {
 	next atomic.Uint64
 }
 
-func (p *roundRobin) Pick() *Endpoint {
+func (p *roundRobin) Pick(now int64) *Endpoint {
 	if len(p.eps) == 0 {
 		return nil
 	}
-	now := time.Now().UnixNano()
 	// Rotate over the endpoints available now, not over all of them: skipping the
 	// unavailable ones in place would hand their turns to whichever endpoint follows them.
 	var buf [64]*Endpoint
@@ -110,12 +110,11 @@ type leastOutstanding struct {
 	next atomic.Uint64
 }
 
-func (p *leastOutstanding) Pick() *Endpoint {
+func (p *leastOutstanding) Pick(now int64) *Endpoint {
 	n := uint64(len(p.eps))
 	if n == 0 {
 		return nil
 	}
-	now := time.Now().UnixNano()
 	start := p.next.Add(1) - 1
 	var best *Endpoint
 	var bestLoad float64
@@ -137,8 +136,7 @@ func (p *leastOutstanding) Pick() *Endpoint {
 // weightedRandom picks at random in proportion to weight.
 type weightedRandom struct{ base }
 
-func (p *weightedRandom) Pick() *Endpoint {
-	now := time.Now().UnixNano()
+func (p *weightedRandom) Pick(now int64) *Endpoint {
 	var total float64
 	for _, ep := range p.eps {
 		total += p.weight(ep, now)

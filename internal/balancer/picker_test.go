@@ -21,7 +21,7 @@ func endpoints(n int) []*Endpoint {
 func counts(p Picker, n int) map[string]int {
 	c := map[string]int{}
 	for range n {
-		if ep := p.Pick(); ep != nil {
+		if ep := p.Pick(time.Now().UnixNano()); ep != nil {
 			c[ep.Addr]++
 		} else {
 			c[""]++
@@ -46,10 +46,10 @@ func TestRoundRobinSkipsUnavailable(t *testing.T) {
 	for _, ep := range eps {
 		ep.SetHealthy(false)
 	}
-	if ep := p.Pick(); ep != nil {
+	if ep := p.Pick(time.Now().UnixNano()); ep != nil {
 		t.Errorf("picked %s with no endpoint available", ep.Addr)
 	}
-	if ep := NewPicker(config.RoundRobin, nil, 0).Pick(); ep != nil {
+	if ep := NewPicker(config.RoundRobin, nil, 0).Pick(time.Now().UnixNano()); ep != nil {
 		t.Error("picked from an empty list")
 	}
 }
@@ -62,7 +62,7 @@ func TestLeastOutstandingPicksIdlest(t *testing.T) {
 		ep.Start()
 	}
 	for range 10 {
-		if ep := p.Pick(); ep != eps[2] {
+		if ep := p.Pick(time.Now().UnixNano()); ep != eps[2] {
 			t.Fatalf("picked %s with %d in flight, want c with 0", ep.Addr, ep.Inflight())
 		}
 	}

@@ -214,7 +214,7 @@ func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
 	}
 	c.reported = false
 	c.Done()
-	ep, f := c.admit(c.untried(c.be.Picker.Pick()))
+	ep, f := c.admit(c.untried(c.be.Picker.Pick(c.pickTime())))
 	if f != nil {
 		return nil, f
 	}
@@ -223,6 +223,18 @@ func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
 	c.Rec.Attempts++
 	c.Rec.Endpoint = ep.Addr
 	return ep, nil
+}
+
+// pickTime is the time Pick judges the endpoints at. A gRPC call's first attempt that
+// waited for nothing (no route reading the first message, no reply cache holding it) is
+// picked while its headers are handled, microseconds after Begin: its start serves, and
+// saves a clock reading per call (about 0.2 µs in a VM, docs/benchmarks.md). Any other
+// pick reads the clock.
+func (c *Call) pickTime() int64 {
+	if c.Rec.GRPC && c.Rec.Attempts == 0 && c.dreq == nil && c.cache.c == nil && !c.Rec.Start.IsZero() {
+		return c.Rec.Start.UnixNano()
+	}
+	return time.Now().UnixNano()
 }
 
 // Done ends the endpoint's count of the call; calling it again does nothing.

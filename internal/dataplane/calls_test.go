@@ -226,6 +226,46 @@ func TestDeadlineAndCancellationReachBackend(t *testing.T) {
 	}
 }
 
+// Calls one after another on one connection each keep their own deadline, or none: the
+// relay uses a finished call's stream, and its deadline timer, for the connection's next
+// call (relay/reuse.go).
+func TestDeadlinesOfCallsInTurn(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	c, _ := l.dial()
+	for i, tc := range []struct {
+		timeout time.Duration // 0: no deadline
+		sleep   string
+		want    codes.Code
+	}{
+		{200 * time.Millisecond, "", codes.OK},
+		{0, "600ms", codes.OK}, // not cut by the last call's 200 ms
+		{10 * time.Second, "", codes.OK},
+		{200 * time.Millisecond, "10s", codes.DeadlineExceeded},
+		{0, "600ms", codes.OK},
+		{300 * time.Millisecond, "10s", codes.DeadlineExceeded},
+	} {
+		ctx := ctxTimeout(t, time.Minute)
+		if tc.timeout > 0 {
+			ctx = ctxTimeout(t, tc.timeout)
+		}
+		params := map[string]string{}
+		if tc.sleep != "" {
+			params[fakemilvus.ParamSleep] = tc.sleep
+		}
+		start, before := time.Now(), bs[0].Count(searchMethod)
+		_, err := c.Search(ctx, searchReq(params))
+		if got := status.Code(err); got != tc.want {
+			t.Fatalf("call %d (timeout %v, backend sleeps %q): %v after %v, want %v", i, tc.timeout, tc.sleep, err, time.Since(start), tc.want)
+		}
+		// One attempt: a timer of an earlier call firing would have ended it, and the
+		// read would have been tried again.
+		if n := bs[0].Count(searchMethod) - before; tc.want == codes.OK && n != 1 {
+			t.Fatalf("call %d (timeout %v, backend sleeps %q): the backend served %d attempts, want 1", i, tc.timeout, tc.sleep, n)
+		}
+	}
+}
+
 // A 64 MiB insert and a 200 MiB response pass over TLS (Milvus's own limits are 64 MiB in
 // and 256 MiB out; nothing in the balancer may impose gRPC's 4 MiB default).
 func TestLargeMessages(t *testing.T) {

@@ -120,7 +120,7 @@ func TestTerminatingEndpointsGetNoNewCalls(t *testing.T) {
 		t.Fatalf("candidates %v, want only the ready one", b.Endpoints)
 	}
 	for range 10 {
-		if ep := b.Picker.Pick(); ep == nil || ep.Addr != "10.0.0.1:1" {
+		if ep := b.Picker.Pick(time.Now().UnixNano()); ep == nil || ep.Addr != "10.0.0.1:1" {
 			t.Fatalf("picked %v", ep)
 		}
 	}

@@ -103,7 +103,7 @@ func (s *Sender) work() {
 
 // send makes one copy's call and reads its reply to the end, for its status and time.
 func (s *Sender) send(c *Copy) {
-	ep := c.Backend.Picker.Pick()
+	ep := c.Backend.Picker.Pick(time.Now().UnixNano())
 	if ep == nil {
 		s.m.dropped.WithLabelValues(c.Backend.Key, "no_endpoint").Inc()
 		return

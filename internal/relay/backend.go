@@ -20,7 +20,7 @@ func (c *h2conn) backendFrame(f http2.Frame, b *batch) error {
 			return err
 		}
 		if s := c.lookup(hb.StreamID); s != nil {
-			s.fromBackendHeaders(hb, b)
+			s.fromBackendHeaders(c, hb, b)
 		}
 	case *http2.DataFrame:
 		s := c.lookup(f.StreamID)
@@ -28,10 +28,10 @@ func (c *h2conn) backendFrame(f http2.Frame, b *batch) error {
 			c.returnConnWindow(int64(f.Length), b)
 			return nil
 		}
-		s.fromBackendData(f, b)
+		s.fromBackendData(c, f, b)
 	case *http2.RSTStreamFrame:
 		if s := c.lookup(f.StreamID); s != nil {
-			s.backendReset(f.ErrCode, b)
+			s.backendReset(c, f.StreamID, f.ErrCode, b)
 		}
 	case *http2.SettingsFrame:
 		return c.settings(f, b)
@@ -113,14 +113,18 @@ func (c *h2conn) settings(f *http2.SettingsFrame, b *batch) error {
 		c.unlockWrite(b)
 	}
 	if changed && delta != 0 {
+		type open struct {
+			id uint32
+			s  *stream
+		}
 		c.mu.Lock()
-		streams := make([]*stream, 0, len(c.streams))
-		for _, s := range c.streams {
-			streams = append(streams, s)
+		streams := make([]open, 0, len(c.streams))
+		for id, s := range c.streams {
+			streams = append(streams, open{id, s})
 		}
 		c.mu.Unlock()
-		for _, s := range streams {
-			s.adjustWindow(c, int64(delta), b)
+		for _, o := range streams {
+			o.s.adjustWindow(c, o.id, int64(delta), b)
 		}
 	}
 	return nil
@@ -130,7 +134,7 @@ func (c *h2conn) settings(f *http2.SettingsFrame, b *batch) error {
 func (c *h2conn) windowUpdate(f *http2.WindowUpdateFrame, b *batch) {
 	if f.StreamID != 0 {
 		if s := c.lookup(f.StreamID); s != nil {
-			s.adjustWindow(c, int64(f.Increment), b)
+			s.adjustWindow(c, f.StreamID, int64(f.Increment), b)
 		}
 		return
 	}
@@ -140,6 +144,6 @@ func (c *h2conn) windowUpdate(f *http2.WindowUpdateFrame, b *batch) {
 	c.blocked = nil
 	c.mu.Unlock()
 	for _, s := range blocked {
-		s.adjustWindow(c, 0, b)
+		s.adjustWindow(c, 0, 0, b) // pinned while listed
 	}
 }

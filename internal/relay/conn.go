@@ -179,7 +179,7 @@ func (c *h2conn) wakeBlocked(b *batch) {
 	c.blocked = nil
 	c.mu.Unlock()
 	for _, st := range blocked {
-		st.adjustWindow(c, 0, b)
+		st.adjustWindow(c, 0, 0, b) // pinned while listed
 	}
 }
 

@@ -161,6 +161,7 @@ func (s *stream) blockLocked(o *outFlow, dst *h2conn) {
 	if (dst.sendWin <= 0 || full) && !o.waiting {
 		o.waiting = true
 		dst.blocked = append(dst.blocked, s)
+		s.pinned = true // the list outlives the call
 	}
 }
 
@@ -291,6 +292,7 @@ func (s *stream) deferLocked() {
 		return
 	}
 	s.down.deferred = true
+	s.pinned = true // the list outlives the call
 	s.cc.mu.Lock()
 	s.cc.deferred = append(s.cc.deferred, s)
 	s.cc.mu.Unlock()
@@ -329,11 +331,13 @@ func (s *stream) grantWindow(b *batch) {
 	s.bc.unlockWrite(b)
 }
 
-// adjustWindow opens o's stream window on c by delta and sends what waited.
-func (s *stream) adjustWindow(c *h2conn, delta int64, b *batch) {
+// adjustWindow opens s's stream window on c by delta and sends what waited. id is the
+// stream's id on c when s was looked up by it (the call may be over and s used again,
+// reuse.go); 0 when the caller holds s otherwise.
+func (s *stream) adjustWindow(c *h2conn, id uint32, delta int64, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished {
+	if id != 0 && !s.onLocked(c, id) || s.finished {
 		return
 	}
 	if c == s.bc {

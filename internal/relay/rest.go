@@ -592,7 +592,7 @@ func (r *restStream) remove(clientReset bool) {
 
 // removeEarly takes the stream out of its connection's table once.
 func (r *restStream) removeEarly(early bool, b *batch) {
-	r.sc.remove(r.id, r, early, b)
+	r.sc.remove(r.id, r, nil, early, b)
 }
 
 // connectionState is the client connection's TLS state for a REST request (nil in

@@ -86,6 +86,8 @@ type clientConn struct {
 	// guarded by c.mu (streams.go).
 	streams map[uint32]clientStream
 	nrest   int
+	// free are finished streams for the next calls (reuse.go); guarded by c.mu.
+	free []*stream
 	// replayHeld is what this connection's streams keep for replays (stream.go), held
 	// what they hold while their decisions wait for their first messages (hold.go).
 	replayHeld atomic.Int64
@@ -375,6 +377,9 @@ func (s *clientConn) keepalive() {
 			_ = c.nc.Close()
 			return
 		}
+	}
+	if silent >= s.o.PingInterval {
+		s.free = nil // an idle connection keeps no streams for calls (reuse.go)
 	}
 	c.mu.Unlock()
 	next := s.o.PingInterval - silent

@@ -18,9 +18,20 @@ import (
 )
 
 // stream is one call: a stream on the client's connection and one on a backend's.
-// All fields are guarded by mu (see the locking rules in conn.go).
+// All fields are guarded by mu (see the locking rules in conn.go). A finished stream is
+// used again by a later call of its client connection (reuse.go): mu stays, the state is
+// reset.
 type stream struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// timer expires the call at its grpc-timeout (expire); made by the first call of
+	// the stream that has one, and kept for its next calls (a stopped timer is armed
+	// again). Guarded by mu; timed says whether it is armed for this call.
+	timer *time.Timer
+	streamState
+}
+
+// streamState is a stream's state, reset as a whole when the stream is used again.
+type streamState struct {
 	sc   *clientConn
 	call call.Call // the per-call decision: route, endpoint, failures, record
 
@@ -58,13 +69,16 @@ type stream struct {
 	uploading     bool                 // counted in bc.uploading (see noteUploadLocked)
 	upReceived    int64                // request bytes received from the client
 	downReceived  int64                // reply bytes relayed from the backend
-	timer         *time.Timer
+	timed         bool                 // timer is armed for this call
 	cancelDial    context.CancelFunc
 	statusFromHdr string
 	cache         cacheState // the reply cache (cache.go)
 	// replyHold: the reply's headers, held until its Milvus Status is read (replyhold.go);
 	// nil when the reply is not held.
 	replyHold *[]hpack.HeaderField
+	// pinned: a pointer to the stream went where a call after this one could still
+	// reach it (reuse.go): the stream is not used again.
+	pinned bool
 }
 
 // --- client side ---------------------------------------------------------------------
@@ -150,7 +164,7 @@ func (s *stream) fromClientWindow(delta int64, b *batch) error {
 	if over {
 		return http2.StreamError{StreamID: s.cid, Code: http2.ErrCodeFlowControl}
 	}
-	s.adjustWindow(s.cc, delta, b)
+	s.adjustWindow(s.cc, 0, delta, b)
 	s.cc.grantDeferred(b)
 	return nil
 }
@@ -206,6 +220,7 @@ func (s *stream) connectLocked(b *batch) {
 	s.connecting = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelDial = cancel
+	s.pinned = true // the dial goroutine holds it
 	go s.dial(ctx)
 }
 
@@ -267,11 +282,11 @@ func (s *stream) openLocked(bc *h2conn, b *batch) bool {
 	return true
 }
 
-// fromBackendHeaders relays response headers or trailers.
-func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
+// fromBackendHeaders relays response headers or trailers that came on c.
+func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished || s.down.closed {
+	if !s.onLocked(c, f.StreamID) || s.finished || s.down.closed {
 		return
 	}
 	end := f.StreamEnded()
@@ -347,14 +362,14 @@ func (s *stream) fromBackendHeaders(f *headerBlock, b *batch) {
 	s.maybeCompleteLocked(b)
 }
 
-// fromBackendData relays response data.
-func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
+// fromBackendData relays response data that came on c.
+func (s *stream) fromBackendData(c *h2conn, f *http2.DataFrame, b *batch) {
 	data := f.Data()
 	pad := int64(f.Length) - int64(len(data))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished || s.down.closed || (!s.respStarted && s.replyHold == nil) {
-		s.bc.returnConnWindow(int64(f.Length), b)
+	if !s.onLocked(c, f.StreamID) || s.finished || s.down.closed || (!s.respStarted && s.replyHold == nil) {
+		c.returnConnWindow(int64(f.Length), b)
 		return
 	}
 	if fl := s.call.Port().Limits.Response(&s.downScan, data); fl != nil {
@@ -386,11 +401,11 @@ func (s *stream) fromBackendData(f *http2.DataFrame, b *batch) {
 	s.maybeCompleteLocked(b)
 }
 
-// backendReset is the backend's RST_STREAM.
-func (s *stream) backendReset(code http2.ErrCode, b *batch) {
+// backendReset is the backend's RST_STREAM for stream id of c.
+func (s *stream) backendReset(c *h2conn, id uint32, code http2.ErrCode, b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished {
+	if !s.onLocked(c, id) || s.finished {
 		return
 	}
 	s.backendEnded = true
@@ -498,8 +513,8 @@ func (s *stream) finishLocked(b *batch) {
 	s.releaseReplayLocked()
 	s.releaseFieldsLocked()
 	s.uploadDoneLocked()
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.timed && !s.timer.Stop() {
+		s.pinned = true // expire runs, or is about to
 	}
 	if s.cancelDial != nil {
 		s.cancelDial()
@@ -535,11 +550,16 @@ func (s *stream) finishLocked(b *batch) {
 		s.bc.mu.Unlock()
 	}
 	s.storeReplyLocked()
-	now := time.Now()
+	// From the start's monotonic reading: the monotonic clock alone, not the wall clock too.
+	now := s.call.Rec.Start.Add(time.Since(s.call.Rec.Start))
 	s.call.Moved(s.upReceived, s.downReceived)
 	s.call.Finish(now, s.statusFromHdr)
 	early := s.clientReset && now.Sub(s.call.Rec.Start) < prematureResetLifetime
-	s.sc.remove(s.cid, s, early, b)
+	reuse := s
+	if s.pinned {
+		reuse = nil
+	}
+	s.sc.remove(s.cid, s, reuse, early, b)
 }
 
 // uploadThreshold: a request still coming after this many bytes is an upload (an insert

@@ -81,9 +81,10 @@ func (s *clientConn) add(id uint32, st clientStream, init func(peerWin int64)) b
 
 // remove takes a finished stream out of the table and runs the hooks of a stream's end:
 // the idle clock, the rapid-reset guard (early: the client reset it as soon as it began),
-// and the close of a draining connection with its last stream. It reports false when st
-// was not in the table (it was removed before).
-func (s *clientConn) remove(id uint32, st clientStream, early bool, b *batch) bool {
+// and the close of a draining connection with its last stream. reuse, when not nil, is
+// st, which a later call may use (reuse.go). It reports false when st was not in the
+// table (it was removed before).
+func (s *clientConn) remove(id uint32, st clientStream, reuse *stream, early bool, b *batch) bool {
 	c := s.c
 	c.mu.Lock()
 	if s.streams[id] != st {
@@ -91,6 +92,9 @@ func (s *clientConn) remove(id uint32, st clientStream, early bool, b *batch) bo
 		return false
 	}
 	delete(s.streams, id)
+	if reuse != nil {
+		s.keepStream(reuse)
+	}
 	if _, ok := st.(*restStream); ok {
 		s.nrest--
 	}
@@ -170,8 +174,11 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 	if authority == "" {
 		authority = fieldValue(f, "host")
 	}
-	st := &stream{sc: s, cc: c, cid: id}
-	st.call.Begin(s.sv.Port, path, true, time.Now())
+	st := s.newStream() // locked: a stream that ended (reuse.go) may still be reached
+	defer st.mu.Unlock()
+	st.sc, st.cc, st.cid = s, c, id
+	now := time.Now() // the one clock reading of the call's start: Begin, deadline, Pick
+	st.call.Begin(s.sv.Port, path, true, now)
 	st.call.Rec.Client = s.addr
 	st.call.Rec.TLSVersion = s.tlsVersion
 	st.call.Metadata(f.RegularFields())
@@ -181,18 +188,17 @@ func (s *clientConn) startCall(f *headerBlock, b *batch) {
 
 	st.down.acct = &c.respQueued
 	if !s.add(id, st, func(peerWin int64) { st.down.win = peerWin }) {
+		st.finished = true // never started: nothing to release, nothing to record
 		return
 	}
 
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	sni := s.sni
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
 	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
-		st.deadline, st.timeout = time.Now().Add(d), d
-		st.timer = time.AfterFunc(d, st.expire)
+		st.deadline, st.timeout = now.Add(d), d
+		st.armLocked(d)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
 		Request: router.Request{Path: path, Method: "POST", Headers: f.RegularFields(), Source: s.src}})

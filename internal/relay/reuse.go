@@ -1,0 +1,81 @@
+package relay
+
+import "time"
+
+// Streams used again. A Search call's stream (1,136 bytes, most of it the per-call
+// decision and its record) was the relay's one allocation per call, and with it most of
+// the garbage collector's work under Search (docs/benchmarks.md). A finished stream goes
+// to its client connection's free list and the connection's next call takes it, so it
+// is safe to reset only if nothing but the call's own code can still reach it:
+//
+//   - The client connection's table and its frames: only the connection's reader looks
+//     streams up there and acts on them, and the reader is also the one goroutine that
+//     takes a stream from the free list (startCall), so it never holds a stale one.
+//   - A backend connection's table: its reader looks a stream up by id and then takes
+//     the stream's lock; meanwhile the call may end and the stream start another call.
+//     Every method it calls checks, under the lock, that the stream is still that id on
+//     that connection (onLocked): backend stream ids are never used twice on a
+//     connection. The lists taken when a backend connection closes or sends GOAWAY
+//     (backendGone) check the connection: no stream opens on it after.
+//   - Everything else that keeps a pointer to the stream pins it, and a pinned stream is
+//     left to the garbage collector: the deadline timer when Stop could not cancel it,
+//     the dial goroutine, the lists of streams waiting for a connection's window or room
+//     (blocked, deferred).
+//   - A stream taken from the free list is reset and initialised under its lock, and
+//     stays finished unless it enters the table (a closing connection's clientGone may
+//     still reach it through a list taken before).
+//
+// The observers of the record copy what they keep (call.Observer).
+
+// freeStreams bounds the finished streams a client connection keeps for its next calls:
+// about its calls in flight at once (the bench's connections carry 8). A connection keeps
+// them while it is in use, also between calls (a client with one call at a time keeps
+// one, 1,152 bytes); one silent for PingInterval lets them go (keepalive), so idle
+// connections cost nothing more.
+const freeStreams = 8
+
+// onLocked reports whether s is still stream id on connection c (its backend's or its
+// client's). s.mu held.
+func (s *stream) onLocked(c *h2conn, id uint32) bool {
+	return c == s.bc && id == s.bid || c == s.cc && id == s.cid
+}
+
+// newStream returns a stream for a new call, locked: a finished one of the connection's,
+// reset, or a new one.
+func (s *clientConn) newStream() *stream {
+	c := s.c
+	c.mu.Lock()
+	var st *stream
+	if n := len(s.free); n > 0 {
+		st = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+	}
+	c.mu.Unlock()
+	if st == nil {
+		st = new(stream)
+		st.mu.Lock()
+		return st
+	}
+	st.mu.Lock()
+	st.streamState = streamState{}
+	return st
+}
+
+// armLocked arms the stream's deadline timer for d: the one it had, stopped when its
+// last call finished (else the stream was pinned and is not here), or a new one. s.mu held.
+func (s *stream) armLocked(d time.Duration) {
+	s.timed = true
+	if s.timer != nil {
+		s.timer.Reset(d)
+		return
+	}
+	s.timer = time.AfterFunc(d, s.expire)
+}
+
+// keepStream puts a finished stream in the free list. c.mu held.
+func (s *clientConn) keepStream(st *stream) {
+	if len(s.free) < freeStreams {
+		s.free = append(s.free, st)
+	}
+}
