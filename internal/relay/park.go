@@ -41,7 +41,8 @@ func (s *clientConn) mayPark() bool {
 // What the connection grew while it was busy goes too: the Framer keeps the largest
 // payload it read (a Search request's 3 KiB) and the largest frame it wrote, so it is
 // replaced by a new one (the writers use it under c.mu, the reader is this goroutine);
-// the stream table keeps the room it grew.
+// the stream table keeps the room it grew; the finished streams kept for the next calls
+// (reuse.go) go as they do after PingInterval of silence.
 func (s *clientConn) park() bool {
 	c := s.c
 	c.rb.flush()
@@ -53,6 +54,7 @@ func (s *clientConn) park() bool {
 	if len(s.streams) == 0 {
 		s.streams = map[uint32]clientStream{}
 	}
+	s.free = nil
 	c.mu.Unlock()
 	return c.sk.Park(s.resume)
 }
