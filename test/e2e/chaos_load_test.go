@@ -48,7 +48,9 @@ type loadResult struct {
 // startChaosLoad runs chaos_load.py with args and waits until its calls have begun.
 func startChaosLoad(t *testing.T, args []string) *chaosLoad {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// A bound for a program that its end of input did not stop: the full run
+	// (MILVUS_LB_CHAOS_ROUNDS=full) lasts half an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	script := filepath.Join(testenv.Root(t), "test", "clients", "chaos_load.py")
 	cmd := exec.CommandContext(ctx, testenv.Python(t), append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
