@@ -30,11 +30,27 @@ Commands on standard input, one a line, each answered by one line on standard ou
 
   phase NAME   the calls started from now on count for phase NAME  -> chaos_load: phase NAME
   count        -> chaos_load: count N (calls finished so far, every phase)
+  timeout S    the calls started from now on have a deadline of S seconds (0: none)
+                                                                   -> chaos_load: timeout S
+  pause        no new calls; wait for those in flight              -> chaos_load: paused
+  resume       calls again                                         -> chaos_load: resumed
+  big-insert   create the collection chaos_big on every Milvus directly, then send one
+               Insert of BIG_ROWS rows (16 MiB) through the balancer, in the background
+                                                                   -> chaos_load: big-insert FIRST_ID ROWS
+  big-result   wait for that Insert's end   -> chaos_load: big-result ok | big-result failed ERROR
+  big-rows ADDR  the rows of that Insert that the Milvus at ADDR holds (a direct Query)
+                                                                   -> chaos_load: big-rows N
+  big-drop     drop chaos_big on every Milvus directly             -> chaos_load: big-dropped
   stop         stop, wait for the calls in flight                  -> chaos_load: result JSON
 
+With a deadline, pymilvus's retry decorator retries every error but DEADLINE_EXCEEDED
+and the few others above until the deadline, instead of raising the first: the chaos
+test sets one only while one Milvus is a black hole, where no other error is expected.
+
 The JSON maps each phase to {"search": [calls, failed], "query": [...], "insert": [...],
-"errors": [the first few failures]} and "hung" to the number of threads whose call did
-not end within a minute of the stop.
+"errors": [the first few failures], "failed_ids": [the row ids of the first failed
+Inserts]} and "hung" to the number of threads whose call did not end within a minute of
+the stop.
 
     chaos_load.py --host 127.0.0.1 --port 443 --server-name milvus-demo.milvus.io \
         --ca CertificateChain.pem --direct 127.0.0.1:19530,127.0.0.1:19531,127.0.0.1:19532
@@ -47,6 +63,7 @@ import threading
 import time
 import warnings
 
+import numpy
 from pymilvus import DataType, MilvusClient
 
 warnings.filterwarnings("ignore", message=".*ORM-style PyMilvus API.*")
@@ -57,6 +74,13 @@ ROWS = 100
 VECTOR = [0.1, 0.2, 0.3, 0.4]
 NO_RETRY = {"retry_times": 0}
 FIRST_ERRORS = 5
+FAILED_IDS = 100  # the ids of the first failed Inserts, whose rows the test looks for
+# The large Insert of big-insert: 4,096 rows of 1,024 floats, 16 MiB, which a milvus-lite
+# takes seconds to apply, so that it can be killed with the Insert received and unanswered.
+BIG_COLLECTION = "chaos_big"
+BIG_DIM = 1024
+BIG_ROWS = 4096
+BIG_FIRST_ID = 50_000_000
 
 
 def say(msg):
@@ -85,31 +109,63 @@ def prepare(addr):
 
 
 class Counts:
-    """Calls and failures by phase and operation; safe for concurrent use."""
+    """Calls and failures by phase and operation, and what the next call is to do; safe
+    for concurrent use."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.phase = "start"
         self.phases = {}
         self.done = 0
+        self.options = dict(NO_RETRY)
+        self.open = threading.Condition(self.lock)
+        self.paused = False
+        self.inflight = 0
 
     def current(self):
+        """Waits while paused; returns the phase and the options of a call that starts."""
         with self.lock:
-            return self.phase
+            while self.paused:
+                self.open.wait()
+            self.inflight += 1
+            return self.phase, dict(self.options)
+
+    def set_timeout(self, seconds):
+        with self.lock:
+            self.options = dict(NO_RETRY)
+            if seconds > 0:
+                self.options["timeout"] = seconds
+
+    def pause(self):
+        with self.lock:
+            self.paused = True
+            while self.inflight:
+                self.open.wait()
+
+    def resume(self):
+        with self.lock:
+            self.paused = False
+            self.open.notify_all()
 
     def begin(self, name):
         with self.lock:
             self.phase = name
 
-    def record(self, phase, op, err):
+    def record(self, phase, op, err, key=None):
         with self.lock:
-            p = self.phases.setdefault(phase, {"search": [0, 0], "query": [0, 0], "insert": [0, 0], "errors": []})
+            p = self.phases.setdefault(
+                phase, {"search": [0, 0], "query": [0, 0], "insert": [0, 0], "errors": [], "failed_ids": []}
+            )
             p[op][0] += 1
             if err is not None:
                 p[op][1] += 1
+                if key is not None and len(p["failed_ids"]) < FAILED_IDS:
+                    p["failed_ids"].append(key)
                 if len(p["errors"]) < FIRST_ERRORS:
                     p["errors"].append(f"{op}: {err}"[:400])
             self.done += 1
+            self.inflight -= 1
+            self.open.notify_all()
 
     def finished(self):
         with self.lock:
@@ -122,21 +178,21 @@ def describe(e):
     return f"{type(e).__name__} code={code}: {getattr(e, 'message', None) or e}"
 
 
-def call(counts, op, fn):
-    phase = counts.current()
+def call(counts, op, fn, key=None):
+    phase, options = counts.current()
     err = None
     try:
-        if not fn():
+        if not fn(options):
             err = "no row in the answer"
     except Exception as e:  # noqa: BLE001 - any failure of the call is counted
         err = describe(e)
-    counts.record(phase, op, err)
+    counts.record(phase, op, err, key)
 
 
 def reader(client, counts, stopping):
     ops = (
-        ("search", lambda: client.search(COLLECTION, data=[VECTOR], limit=3, **NO_RETRY)[0]),
-        ("query", lambda: client.query(COLLECTION, filter="id < 10", output_fields=["id"], **NO_RETRY)),
+        ("search", lambda o: client.search(COLLECTION, data=[VECTOR], limit=3, **o)[0]),
+        ("query", lambda o: client.query(COLLECTION, filter="id < 10", output_fields=["id"], **o)),
     )
     n = 0
     while not stopping.is_set():
@@ -149,11 +205,59 @@ def writer(client, counts, stopping, first_id):
     n = 0
     while not stopping.is_set():
         row = {"id": first_id + n, "vector": VECTOR}
-        call(counts, "insert", lambda: client.insert(COLLECTION, [row], **NO_RETRY)["insert_count"] == 1)
+        call(counts, "insert", lambda o: client.insert(COLLECTION, [row], **o)["insert_count"] == 1, row["id"])
         n += 1
 
 
-def serve_commands(counts):
+class BigInsert:
+    """One large Insert through the balancer, whose rows the test then looks for on each
+    Milvus directly."""
+
+    def __init__(self, client, direct):
+        self.client, self.direct = client, direct
+        self.thread, self.error = None, None
+
+    def start(self):
+        for addr in self.direct:
+            c = MilvusClient(uri=f"http://{addr}")
+            schema = MilvusClient.create_schema(auto_id=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=BIG_DIM)
+            c.create_collection(BIG_COLLECTION, schema=schema)
+            c.load_collection(BIG_COLLECTION)
+            c.close()
+        vectors = numpy.random.default_rng(1).random((BIG_ROWS, BIG_DIM), dtype=numpy.float32)
+        rows = [{"id": BIG_FIRST_ID + i, "vector": vectors[i]} for i in range(BIG_ROWS)]
+        self.thread = threading.Thread(target=self.send, args=(rows,), daemon=True)
+        self.thread.start()
+
+    def send(self, rows):
+        try:
+            self.client.insert(BIG_COLLECTION, rows, **NO_RETRY)
+        except Exception as e:  # noqa: BLE001 - the test wants to see the failure
+            self.error = describe(e)
+
+    def result(self):
+        self.thread.join(timeout=120)
+        if self.thread.is_alive():
+            return "big-result hung"
+        return "big-result ok" if self.error is None else f"big-result failed {self.error[:400]}"
+
+    @staticmethod
+    def rows(addr):
+        c = MilvusClient(uri=f"http://{addr}")
+        got = c.query(BIG_COLLECTION, filter=f"id >= {BIG_FIRST_ID}", output_fields=["id"], limit=BIG_ROWS + 1)
+        c.close()
+        return len(got)
+
+    def drop(self):
+        for addr in self.direct:
+            c = MilvusClient(uri=f"http://{addr}")
+            c.drop_collection(BIG_COLLECTION)
+            c.close()
+
+
+def serve_commands(counts, big):
     for line in sys.stdin:
         cmd = line.split()
         if not cmd:
@@ -163,6 +267,25 @@ def serve_commands(counts):
             say(f"phase {cmd[1]}")
         elif cmd[0] == "count":
             say(f"count {counts.finished()}")
+        elif cmd[0] == "timeout" and len(cmd) == 2:
+            counts.set_timeout(float(cmd[1]))
+            say(f"timeout {cmd[1]}")
+        elif cmd[0] == "pause":
+            counts.pause()
+            say("paused")
+        elif cmd[0] == "resume":
+            counts.resume()
+            say("resumed")
+        elif cmd[0] == "big-insert":
+            big.start()
+            say(f"big-insert {BIG_FIRST_ID} {BIG_ROWS}")
+        elif cmd[0] == "big-result":
+            say(big.result())
+        elif cmd[0] == "big-rows" and len(cmd) == 2:
+            say(f"big-rows {big.rows(cmd[1])}")
+        elif cmd[0] == "big-drop":
+            big.drop()
+            say("big-dropped")
         elif cmd[0] == "stop":
             return
         else:
@@ -201,7 +324,8 @@ def main():
         t.start()
     say(f"running {args.readers} readers and {args.writers} writers")
 
-    serve_commands(counts)
+    serve_commands(counts, BigInsert(client, args.direct.split(",")))
+    counts.resume()
     stopping.set()
     deadline = time.monotonic() + 60
     hung = 0

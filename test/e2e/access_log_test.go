@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 )
 
 // accessLog is milvus-lb's --access-log file; every process of a restart in place
@@ -33,14 +34,31 @@ func (a accessLog) size(t *testing.T) int64 {
 	return fi.Size()
 }
 
-// count counts the calls logged from byte offset from on; with endpoint set, only those
-// whose last endpoint tried was that one.
-func (a accessLog) count(t *testing.T, from int64, endpoint string) accessCounts {
+// accessLine is one call of the access log, the fields the tests read.
+type accessLine struct {
+	Time         time.Time `json:"time"` // when its request headers arrived
+	DurationMS   float64   `json:"duration_ms"`
+	Method       string    `json:"method"`
+	Endpoint     string    `json:"endpoint"`
+	Attempts     int       `json:"attempts"`
+	RequestBytes int64     `json:"request_bytes"`
+	GRPCStatus   string    `json:"grpc_status"`
+	MilvusCode   string    `json:"milvus_code"`
+}
+
+func (l accessLine) ok() bool { return l.GRPCStatus == "OK" && l.MilvusCode == "Success" }
+
+// end is when the call ended.
+func (l accessLine) end() time.Time {
+	return l.Time.Add(time.Duration(l.DurationMS * float64(time.Millisecond)))
+}
+
+// lines are the calls logged from byte offset from on.
+func (a accessLog) lines(t *testing.T, from int64) []accessLine {
 	t.Helper()
-	var n accessCounts
 	f, err := os.Open(a.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return n
+		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -49,21 +67,29 @@ func (a accessLog) count(t *testing.T, from int64, endpoint string) accessCounts
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
+	var ls []accessLine
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l struct {
-			Method     string `json:"method"`
-			Endpoint   string `json:"endpoint"`
-			Attempts   int    `json:"attempts"`
-			GRPCStatus string `json:"grpc_status"`
-			MilvusCode string `json:"milvus_code"`
+		var l accessLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil { // the last line may be half written
+			ls = append(ls, l)
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || (endpoint != "" && l.Endpoint != endpoint) {
-			continue // the last line may be half written
+	}
+	return ls
+}
+
+// count counts the calls logged from byte offset from on; with endpoint set, only those
+// whose last endpoint tried was that one.
+func (a accessLog) count(t *testing.T, from int64, endpoint string) accessCounts {
+	t.Helper()
+	var n accessCounts
+	for _, l := range a.lines(t, from) {
+		if endpoint != "" && l.Endpoint != endpoint {
+			continue
 		}
 		n.calls++
-		if l.GRPCStatus == "OK" && l.MilvusCode == "Success" {
+		if l.ok() {
 			n.ok++
 		} else {
 			n.failed++

@@ -33,6 +33,7 @@ type chaosLoad struct {
 type phaseCounts struct {
 	Search, Query, Insert [2]int
 	Errors                []string
+	FailedIDs             []int64 `json:"failed_ids"` // the row ids of the first failed Inserts
 }
 
 func (n phaseCounts) calls() int  { return n.Search[0] + n.Query[0] + n.Insert[0] }
@@ -47,7 +48,9 @@ type loadResult struct {
 // startChaosLoad runs chaos_load.py with args and waits until its calls have begun.
 func startChaosLoad(t *testing.T, args []string) *chaosLoad {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// A bound for a program that its end of input did not stop: the full run
+	// (MILVUS_LB_CHAOS_ROUNDS=full) lasts half an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	script := filepath.Join(testenv.Root(t), "test", "clients", "chaos_load.py")
 	cmd := exec.CommandContext(ctx, testenv.Python(t), append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
@@ -185,4 +188,22 @@ func (l *chaosLoad) stop(t *testing.T) loadResult {
 		}
 	}
 	return res
+}
+
+// deadline gives the calls that start from now on a deadline (0: none).
+func (l *chaosLoad) deadline(t *testing.T, d time.Duration) {
+	t.Helper()
+	s := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+	l.ask(t, "timeout "+s, "timeout "+s, 30*time.Second)
+}
+
+// pause stops new calls and waits for those in flight to end; resume lets them go on.
+func (l *chaosLoad) pause(t *testing.T) {
+	t.Helper()
+	l.ask(t, "pause", "paused", 2*time.Minute)
+}
+
+func (l *chaosLoad) resume(t *testing.T) {
+	t.Helper()
+	l.ask(t, "resume", "resumed", 30*time.Second)
 }

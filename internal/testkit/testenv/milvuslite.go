@@ -87,11 +87,7 @@ func PrepareRestarts(t testing.TB, ms ...*MilvusLite) {
 	t.Helper()
 	var started []*Process
 	for _, m := range ms {
-		c := MilvusLiteCommand(t, m.DataDir, "127.0.0.1", m.Port)
-		c.Args = append(c.Args, "--when-free")
-		p := startProcess(t, "milvus-lite:"+strconv.Itoa(m.Port), c, syscall.SIGINT, 15*time.Second, false)
-		m.next = append(m.next, p)
-		started = append(started, p)
+		started = append(started, m.StartNext(t))
 	}
 	for _, p := range started {
 		err := waitFor(5*time.Minute, p.Exited(), func() error {
@@ -104,6 +100,18 @@ func PrepareRestarts(t testing.TB, ms ...*MilvusLite) {
 			t.Fatalf("%s, started to take over: %v\n%s", p.Name, err, p.Logs())
 		}
 	}
+}
+
+// StartNext starts, and does not wait for, a process that a later Restart of m may make
+// serve, as PrepareRestarts does: a test that restarts a server many times keeps one or
+// two such processes ahead rather than one per restart (each holds 150 MB or more).
+func (m *MilvusLite) StartNext(t testing.TB) *Process {
+	t.Helper()
+	c := MilvusLiteCommand(t, m.DataDir, "127.0.0.1", m.Port)
+	c.Args = append(c.Args, "--when-free")
+	p := startProcess(t, "milvus-lite:"+strconv.Itoa(m.Port), c, syscall.SIGINT, 15*time.Second, false)
+	m.next = append(m.next, p)
+	return p
 }
 
 // Restart starts a milvus-lite that was stopped or killed again, on its port and with its
