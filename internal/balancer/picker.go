@@ -104,28 +104,41 @@ func (p *roundRobin) Pick(now int64) *Endpoint {
 
 // leastOutstanding picks the available endpoint with the fewest calls in flight, starting
 // the scan at a rotating offset so ties are spread evenly (the ALB's
-// least_outstanding_requests).
+// least_outstanding_requests). An endpoint whose reads take outlierFactor times the
+// fastest's or more counts its calls that many times over (latency.go).
 type leastOutstanding struct {
 	base
 	next atomic.Uint64
 }
+
+// maxStackEndpoints bounds the endpoints whose factors Pick keeps on the stack.
+const maxStackEndpoints = 16
 
 func (p *leastOutstanding) Pick(now int64) *Endpoint {
 	n := uint64(len(p.eps))
 	if n == 0 {
 		return nil
 	}
+	var stack [maxStackEndpoints]float64
+	f := stack[:0]
+	if n <= maxStackEndpoints {
+		f = stack[:n]
+	} else {
+		f = make([]float64, n)
+	}
+	outlierWeights(p.eps, now, f)
 	start := p.next.Add(1) - 1
 	var best *Endpoint
 	var bestLoad float64
 	for i := range n {
-		ep := p.eps[(start+i)%n]
+		j := (start + i) % n
+		ep := p.eps[j]
 		w := p.weight(ep, now)
 		if w == 0 {
 			continue
 		}
 		// A warming endpoint looks busier than it is, so it gets fewer calls.
-		load := float64(ep.Inflight()+1) / w
+		load := float64(ep.Inflight()+1) * f[j] / w
 		if best == nil || load < bestLoad {
 			best, bestLoad = ep, load
 		}

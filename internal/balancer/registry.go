@@ -29,6 +29,8 @@ type Endpoint struct {
 	// draining is set when the endpoint left the configuration or is terminating: it gets
 	// no new calls but keeps the ones in flight.
 	draining atomic.Bool
+	// lat is what its recent reads took (latency.go).
+	lat latency
 }
 
 // Inflight returns the number of calls in flight to the endpoint.

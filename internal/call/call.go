@@ -41,6 +41,7 @@ type Call struct {
 	be     *gateway.Backend
 	mirror *gateway.Backend     // a copy goes there (Mirror)
 	ep     *balancer.Endpoint   // counts the call among its calls in flight until Done
+	picked int64                // when ep was picked (unix nanos): what the attempt took
 	tried  []*balancer.Endpoint // the endpoints of the failed attempts (retry.go)
 	dbMeta string               // the dbname metadata
 	trace  TraceContext         // sent upstream in place of the client's
@@ -214,12 +215,13 @@ func (c *Call) Pick() (*balancer.Endpoint, *Failure) {
 	}
 	c.reported = false
 	c.Done()
-	ep, f := c.admit(c.untried(c.be.Picker.Pick(c.pickTime())))
+	now := c.pickTime()
+	ep, f := c.admit(c.untried(c.be.Picker.Pick(now)))
 	if f != nil {
 		return nil, f
 	}
 	ep.Start()
-	c.ep = ep
+	c.ep, c.picked = ep, now
 	c.Rec.Attempts++
 	c.Rec.Endpoint = ep.Addr
 	return ep, nil
@@ -235,6 +237,18 @@ func (c *Call) pickTime() int64 {
 		return c.Rec.Start.UnixNano()
 	}
 	return time.Now().UnixNano()
+}
+
+// observeLatency tells the endpoint what a read it answered took, from its pick to now
+// (the least-outstanding picker's latency outliers, balancer/latency.go). Only a gRPC read
+// the backend answered with status 0 counts: a failure says nothing of its speed, and a
+// write's time is its size's.
+func (c *Call) observeLatency(now time.Time, grpcStatus string) {
+	if c.ep == nil || c.method == nil || !c.method.ReadOnly || grpcStatus != "0" || c.Rec.Code != codes.OK {
+		return
+	}
+	t := now.UnixNano()
+	c.ep.ObserveRead(t, time.Duration(t-c.picked))
 }
 
 // Done ends the endpoint's count of the call; calling it again does nothing.
@@ -293,6 +307,7 @@ func (c *Call) Answer(f *Failure) {
 func (c *Call) Finish(now time.Time, grpcStatus string) {
 	c.fillRecord() // the reply's Milvus Status, which outlier detection reads
 	c.settle(grpcStatus)
+	c.observeLatency(now, grpcStatus)
 	c.Done()
 	c.finishCache()
 	c.releaseScan() // nothing reads the messages after this

@@ -125,8 +125,10 @@ func TestSlowBackend(t *testing.T) {
 	if c.Failed() != 0 {
 		t.Errorf("%d calls failed (first: %v)", c.Failed(), c.FirstErr)
 	}
-	if share > 1.0/5 {
-		t.Errorf("the slow backend took %.1f %% of the calls; want well under its even share (33 %%): at most 20 %%", 100*share)
+	// Least outstanding alone gave it 14-17 % (its turn of every tie); as a latency
+	// outlier (balancer/latency.go) it gets the probes that tell whether it is still slow.
+	if share > 0.05 {
+		t.Errorf("the slow backend took %.1f %% of the calls; want it treated as a latency outlier: at most 5 %%", 100*share)
 	}
 }
 
