@@ -120,10 +120,8 @@ func (p *leastOutstanding) Pick(now int64) *Endpoint {
 		return nil
 	}
 	var stack [maxStackEndpoints]float64
-	f := stack[:0]
-	if n <= maxStackEndpoints {
-		f = stack[:n]
-	} else {
+	f := stack[:min(n, maxStackEndpoints)]
+	if n > maxStackEndpoints {
 		f = make([]float64, n)
 	}
 	outlierWeights(p.eps, now, f)
