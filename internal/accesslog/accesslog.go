@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
 // Format is how lines are written.
@@ -70,8 +71,9 @@ const (
 type Logger struct {
 	format Format
 	out    io.Writer
-	file   *os.File // closed by Close; nil for standard output
-	limit  int      // lines that may wait for the writer
+	// closers are closed by Close: the file Open opened, and what sock.FileWriter opened.
+	closers []io.Closer
+	limit   int // lines that may wait for the writer
 
 	mu      sync.Mutex
 	enc     encoder      // under mu
@@ -91,7 +93,7 @@ type Logger struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
-	err       error // the first write error, for Close
+	err       error // the first write error and the closers' errors, for Close
 }
 
 // chunk is a buffer of whole lines.
@@ -104,20 +106,25 @@ type chunk struct {
 // spelt "" too), "stderr", or a file path, created if need be and appended to. A path
 // that cannot be opened is an error naming it.
 func Open(spec string, f Format) (*Logger, error) {
+	file := os.Stdout
 	switch spec {
 	case "off":
 		return nil, nil
 	case "", "stdout":
-		return New(os.Stdout, f, QueueLen), nil
 	case "stderr":
-		return New(os.Stderr, f, QueueLen), nil
+		file = os.Stderr
+	default:
+		var err error
+		if file, err = os.OpenFile(spec, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
+		}
 	}
-	file, err := os.OpenFile(spec, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("access log: %w", err)
+	w, own := sock.FileWriter(file)
+	l := New(w, f, QueueLen)
+	l.closers = []io.Closer{own}
+	if file != os.Stdout && file != os.Stderr {
+		l.closers = append(l.closers, file)
 	}
-	l := New(file, f, QueueLen)
-	l.file = file
 	return l, nil
 }
 
@@ -209,11 +216,7 @@ func (l *Logger) Close() error {
 		}
 	})
 	<-l.done
-	var err error
-	if l.file != nil {
-		err = l.file.Close()
-	}
-	return errors.Join(l.err, err)
+	return l.err
 }
 
 // run is the writer: it writes full chunks as they come, the chunk being filled
@@ -244,6 +247,9 @@ func (l *Logger) run() {
 			l.write(c)
 		}
 		if closed {
+			for _, c := range l.closers {
+				l.err = errors.Join(l.err, c.Close())
+			}
 			return
 		}
 	}

@@ -1,0 +1,111 @@
+package sock
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// FileWriter returns a writer for f whose write(2) calls are made the way the data path
+// makes its own (rawWrite, without telling the scheduler), and a closer for what it
+// opened: nothing when f is a regular file, written as it is; a new descriptor of its own
+// when f is a pipe (FIFO); for anything else (a terminal, a socket), f itself.
+//
+// Why: the access log writes a 64 KiB chunk about a hundred times a second under load.
+// Made the usual way, each write wakes the runtime's monitor thread, sysmon, if it was
+// asleep, and sysmon then polls every 20 µs for a millisecond (see rawRead). With the log
+// on, the balancer made 0.40 voluntary thread switches per client read under the Search
+// benchmark, against 0.22 with these writes (docs/benchmarks.md). A write to a regular
+// file copies into the page cache without waiting for the disk, as a socket write that
+// cannot block does. A pipe's reader can make a writer wait as long as it likes, which
+// must not hold a P: the pipe is opened again (a FIFO opened through /proc/self/fd is a
+// description of its own, so standard output's flags stay as they are) in non-blocking
+// mode, and a write that finds it full waits in the netpoller.
+func FileWriter(f *os.File) (io.Writer, io.Closer) {
+	mode, err := fileMode(f)
+	if err != nil || !rawFiles {
+		return f, nopCloser{} // nothing gained to risk: the usual writes
+	}
+	switch mode {
+	case syscall.S_IFREG:
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return f, nopCloser{}
+		}
+		return &fileWriter{f: f, rc: rc}, nopCloser{}
+	case syscall.S_IFIFO:
+		var fd uintptr
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(d uintptr) { fd = d })
+		}
+		p, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_WRONLY, 0)
+		if err != nil {
+			return f, nopCloser{} // no /proc: the usual writes
+		}
+		rc, err := p.SyscallConn()
+		if err != nil {
+			p.Close()
+			return f, nopCloser{}
+		}
+		return &fileWriter{f: p, rc: rc, poll: true}, p
+	}
+	return f, nopCloser{}
+}
+
+func fileMode(f *os.File) (uint32, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var st syscall.Stat_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil {
+		return 0, err
+	}
+	return st.Mode & syscall.S_IFMT, serr
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
+
+// fileWriter writes p whole with rawWrite: through Control for a regular file (a write
+// that never waits), through the netpoller for a pipe (poll: a full pipe waits there).
+type fileWriter struct {
+	f    *os.File // kept: rc does not keep the file open
+	rc   syscall.RawConn
+	poll bool
+}
+
+func (w *fileWriter) Write(p []byte) (n int, err error) {
+	write := func(fd uintptr) bool {
+		for n < len(p) {
+			m, e := rawWrite(fd, p[n:])
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN && w.poll:
+				return false // full: wait until the reader takes some
+			case e != 0:
+				err = &os.PathError{Op: "write", Path: w.f.Name(), Err: e}
+				return true
+			case m == 0:
+				err = io.ErrShortWrite
+				return true
+			}
+			n += m
+		}
+		return true
+	}
+	var cerr error
+	if w.poll {
+		cerr = w.rc.Write(write)
+	} else {
+		cerr = w.rc.Control(func(fd uintptr) { write(fd) })
+	}
+	if err == nil {
+		err = cerr
+	}
+	return n, err
+}
