@@ -63,8 +63,13 @@ type h2conn struct {
 	lastRead atomic.Int64
 	closing  atomic.Bool
 
-	mu         sync.Mutex
-	wbuf       []byte
+	mu   sync.Mutex
+	wbuf []byte
+	// spare is a written buffer a backend connection keeps for its next write while it
+	// has streams (keepSpare): the connection every call's frames go through writes a
+	// few times a call, and each write took a buffer from smallBufs and gave it back,
+	// two rounds of the free list's lock. Given back when its last stream goes.
+	spare      []byte
 	sealed     [][]byte // full buffers waiting for the writer, before wbuf (see appendData)
 	queued     int      // bytes in sealed and wbuf
 	henc       *headerEncoder
@@ -240,9 +245,35 @@ func (c *h2conn) lockWrite() bool {
 		return false
 	}
 	if c.wbuf == nil {
-		c.wbuf = smallBufs.Get()
+		if c.wbuf, c.spare = c.spare, nil; c.wbuf == nil {
+			c.wbuf = smallBufs.Get()
+		}
 	}
 	return true
+}
+
+// keepSpare keeps a written buffer for the connection's next write when it is a backend
+// connection with streams and has none kept, and gives it back otherwise. c.mu held.
+func (c *h2conn) keepSpare(b []byte) {
+	if c.spare == nil && !c.server && len(c.streams) > 0 && !c.closed && cap(b) == smallBufs.Size {
+		c.spare = b[:0]
+		return
+	}
+	putWbuf(b)
+}
+
+// forget takes stream s, id on c, out of c's table, if it is still there; a connection
+// left without streams gives its spare buffer back.
+func (c *h2conn) forget(id uint32, s *stream) {
+	c.mu.Lock()
+	if c.streams[id] == s {
+		delete(c.streams, id)
+	}
+	if len(c.streams) == 0 && c.spare != nil {
+		putWbuf(c.spare)
+		c.spare = nil
+	}
+	c.mu.Unlock()
 }
 
 // unlockWrite releases c.mu after writing frames and marks c for the batch's flush, or
@@ -326,14 +357,22 @@ func (c *h2conn) writeLoop(wake bool) {
 		c.mu.Unlock()
 		var pending int
 		var err error
+		var last []byte // kept for the next write, if c keeps a spare (keepSpare)
 		for i, buf := range bufs {
 			if err == nil {
 				pending, err = c.writeOut(buf)
 			}
-			putWbuf(buf)
+			if i == len(bufs)-1 {
+				last = buf
+			} else {
+				putWbuf(buf)
+			}
 			bufs[i] = nil
 		}
 		c.mu.Lock()
+		if last != nil {
+			c.keepSpare(last)
+		}
 		c.handing = false
 		if err != nil && c.werr == nil {
 			c.werr = err
@@ -524,7 +563,7 @@ func (c *h2conn) markClosed(err error) (streams []*stream, first bool) {
 	}
 	clear(c.streams)
 	c.blocked = nil
-	c.wbuf, c.sealed, c.queued = nil, nil, 0
+	c.wbuf, c.sealed, c.queued, c.spare = nil, nil, 0, nil
 	_ = c.nc.Close()
 	return streams, true
 }
