@@ -191,6 +191,9 @@ func (c *h2conn) wakeBlocked(b *batch) {
 // Write appends to the write buffer; it is the Framer's writer and is only called with
 // c.mu held.
 func (c *h2conn) Write(p []byte) (int, error) {
+	if c.wbuf == nil {
+		c.takeBuf()
+	}
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)
 	return len(p), nil
@@ -215,6 +218,9 @@ const frameHeaderLen = 9
 // (the Framer would build the frame in its own buffer first). c.mu held; len(p) is
 // within the peer's frame size and roomLocked.
 func (c *h2conn) appendData(id uint32, end bool, p []byte) {
+	if c.wbuf == nil {
+		c.takeBuf()
+	}
 	need := len(c.wbuf) + frameHeaderLen + len(p)
 	if need > bigBufSize && len(c.wbuf) > 0 {
 		// Another goroutine is writing (else the buffer would have been flushed at
@@ -237,19 +243,24 @@ func (c *h2conn) appendData(id uint32, end bool, p []byte) {
 	c.queued += frameHeaderLen + n
 }
 
-// lockWrite takes c.mu for writing frames and makes sure a buffer is there.
+// lockWrite takes c.mu for writing frames. The buffer is taken by the first frame
+// written (takeBuf): a quarter of the writers per Search call write nothing (a
+// consumed window below the threshold of a WINDOW_UPDATE).
 func (c *h2conn) lockWrite() bool {
 	c.mu.Lock()
 	if c.closed || c.werr != nil {
 		c.mu.Unlock()
 		return false
 	}
-	if c.wbuf == nil {
-		if c.wbuf, c.spare = c.spare, nil; c.wbuf == nil {
-			c.wbuf = smallBufs.Get()
-		}
-	}
 	return true
+}
+
+// takeBuf gives c, which has none, a write buffer: the spare, or one from smallBufs.
+// c.mu held.
+func (c *h2conn) takeBuf() {
+	if c.wbuf, c.spare = c.spare, nil; c.wbuf == nil {
+		c.wbuf = smallBufs.Get()
+	}
 }
 
 // keepSpare keeps a written buffer for the connection's next write when it is a backend
@@ -281,11 +292,16 @@ func (c *h2conn) forget(id uint32, s *stream) {
 // streams waiting for room are woken by the batch's flush, not here.
 func (c *h2conn) unlockWrite(b *batch) {
 	big := c.queued >= flushThreshold && !c.writing
+	// Nothing written, no buffer to give back, no stream waiting for room: the batch's
+	// flush would take c.mu only to find nothing to do (flush's first case).
+	none := c.queued == 0 && c.wbuf == nil && !c.full
 	c.mu.Unlock()
 	if big {
 		c.flush(false)
 	}
-	b.mark(c)
+	if !none {
+		b.mark(c)
+	}
 }
 
 func putWbuf(b []byte) {
