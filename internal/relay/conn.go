@@ -63,8 +63,13 @@ type h2conn struct {
 	lastRead atomic.Int64
 	closing  atomic.Bool
 
-	mu         sync.Mutex
-	wbuf       []byte
+	mu   sync.Mutex
+	wbuf []byte
+	// spare is a written buffer a backend connection keeps for its next write while it
+	// has streams (keepSpare): the connection every call's frames go through writes a
+	// few times a call, and each write took a buffer from smallBufs and gave it back,
+	// two rounds of the free list's lock. Given back when its last stream goes.
+	spare      []byte
 	sealed     [][]byte // full buffers waiting for the writer, before wbuf (see appendData)
 	queued     int      // bytes in sealed and wbuf
 	henc       *headerEncoder
@@ -186,6 +191,9 @@ func (c *h2conn) wakeBlocked(b *batch) {
 // Write appends to the write buffer; it is the Framer's writer and is only called with
 // c.mu held.
 func (c *h2conn) Write(p []byte) (int, error) {
+	if c.wbuf == nil {
+		c.takeBuf()
+	}
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)
 	return len(p), nil
@@ -210,6 +218,9 @@ const frameHeaderLen = 9
 // (the Framer would build the frame in its own buffer first). c.mu held; len(p) is
 // within the peer's frame size and roomLocked.
 func (c *h2conn) appendData(id uint32, end bool, p []byte) {
+	if c.wbuf == nil {
+		c.takeBuf()
+	}
 	need := len(c.wbuf) + frameHeaderLen + len(p)
 	if need > bigBufSize && len(c.wbuf) > 0 {
 		// Another goroutine is writing (else the buffer would have been flushed at
@@ -232,17 +243,48 @@ func (c *h2conn) appendData(id uint32, end bool, p []byte) {
 	c.queued += frameHeaderLen + n
 }
 
-// lockWrite takes c.mu for writing frames and makes sure a buffer is there.
+// lockWrite takes c.mu for writing frames. The buffer is taken by the first frame
+// written (takeBuf): a quarter of the writers per Search call write nothing (a
+// consumed window below the threshold of a WINDOW_UPDATE).
 func (c *h2conn) lockWrite() bool {
 	c.mu.Lock()
 	if c.closed || c.werr != nil {
 		c.mu.Unlock()
 		return false
 	}
-	if c.wbuf == nil {
+	return true
+}
+
+// takeBuf gives c, which has none, a write buffer: the spare, or one from smallBufs.
+// c.mu held.
+func (c *h2conn) takeBuf() {
+	if c.wbuf, c.spare = c.spare, nil; c.wbuf == nil {
 		c.wbuf = smallBufs.Get()
 	}
-	return true
+}
+
+// keepSpare keeps a written buffer for the connection's next write when it is a backend
+// connection with streams and has none kept, and gives it back otherwise. c.mu held.
+func (c *h2conn) keepSpare(b []byte) {
+	if c.spare == nil && !c.server && len(c.streams) > 0 && !c.closed && cap(b) == smallBufs.Size {
+		c.spare = b[:0]
+		return
+	}
+	putWbuf(b)
+}
+
+// forget takes stream s, id on c, out of c's table, if it is still there; a connection
+// left without streams gives its spare buffer back.
+func (c *h2conn) forget(id uint32, s *stream) {
+	c.mu.Lock()
+	if c.streams[id] == s {
+		delete(c.streams, id)
+	}
+	if len(c.streams) == 0 && c.spare != nil {
+		putWbuf(c.spare)
+		c.spare = nil
+	}
+	c.mu.Unlock()
 }
 
 // unlockWrite releases c.mu after writing frames and marks c for the batch's flush, or
@@ -250,11 +292,16 @@ func (c *h2conn) lockWrite() bool {
 // streams waiting for room are woken by the batch's flush, not here.
 func (c *h2conn) unlockWrite(b *batch) {
 	big := c.queued >= flushThreshold && !c.writing
+	// Nothing written, no buffer to give back, no stream waiting for room: the batch's
+	// flush would take c.mu only to find nothing to do (flush's first case).
+	none := c.queued == 0 && c.wbuf == nil && !c.full
 	c.mu.Unlock()
 	if big {
 		c.flush(false)
 	}
-	b.mark(c)
+	if !none {
+		b.mark(c)
+	}
 }
 
 func putWbuf(b []byte) {
@@ -326,14 +373,22 @@ func (c *h2conn) writeLoop(wake bool) {
 		c.mu.Unlock()
 		var pending int
 		var err error
+		var last []byte // kept for the next write, if c keeps a spare (keepSpare)
 		for i, buf := range bufs {
 			if err == nil {
 				pending, err = c.writeOut(buf)
 			}
-			putWbuf(buf)
+			if i == len(bufs)-1 {
+				last = buf
+			} else {
+				putWbuf(buf)
+			}
 			bufs[i] = nil
 		}
 		c.mu.Lock()
+		if last != nil {
+			c.keepSpare(last)
+		}
 		c.handing = false
 		if err != nil && c.werr == nil {
 			c.werr = err
@@ -524,7 +579,7 @@ func (c *h2conn) markClosed(err error) (streams []*stream, first bool) {
 	}
 	clear(c.streams)
 	c.blocked = nil
-	c.wbuf, c.sealed, c.queued = nil, nil, 0
+	c.wbuf, c.sealed, c.queued, c.spare = nil, nil, 0, nil
 	_ = c.nc.Close()
 	return streams, true
 }

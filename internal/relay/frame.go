@@ -68,13 +68,14 @@ func (s *clientConn) countControl(f http2.Frame) error {
 // headers handles a header block from the client: a new call, or the end of one.
 func (s *clientConn) headers(f *headerBlock, b *batch) error {
 	id := f.StreamID
-	if st := s.lookup(id); st != nil {
+	st, idle := s.lookupOrIdle(id)
+	if st != nil {
 		return st.fromClientTrailers(f, b)
 	}
 	if id%2 == 0 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	if !s.idle(id) {
+	if !idle {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
 	return s.open(f, b)

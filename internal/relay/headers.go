@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -129,7 +128,7 @@ func (d *blockDecoder) release() {
 func (d *blockDecoder) emit(f hpack.HeaderField) {
 	pseudo := strings.HasPrefix(f.Name, ":")
 	switch {
-	case !httpguts.ValidHeaderFieldValue(f.Value):
+	case !validFieldValue(f.Value):
 		d.invalid = errInvalidField
 	case pseudo && d.sawRegular:
 		d.invalid = errInvalidField // a pseudo-header field after a regular one
@@ -160,20 +159,6 @@ func (d *blockDecoder) emit(f hpack.HeaderField) {
 	if pseudo {
 		d.block.pseudo++
 	}
-}
-
-// validFieldName reports whether name is a valid HTTP/2 field name: a token, in lower
-// case (RFC 9113 §8.2.1).
-func validFieldName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, r := range name {
-		if !httpguts.IsTokenRune(r) || 'A' <= r && r <= 'Z' {
-			return false
-		}
-	}
-	return true
 }
 
 // checkPseudos refuses unknown and repeated pseudo-header fields, and a block with both

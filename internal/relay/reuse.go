@@ -40,18 +40,22 @@ func (s *stream) onLocked(c *h2conn, id uint32) bool {
 	return c == s.bc && id == s.bid || c == s.cc && id == s.cid
 }
 
-// newStream returns a stream for a new call, locked: a finished one of the connection's,
-// reset, or a new one.
-func (s *clientConn) newStream() *stream {
-	c := s.c
-	c.mu.Lock()
-	var st *stream
-	if n := len(s.free); n > 0 {
-		st = s.free[n-1]
-		s.free[n-1] = nil
-		s.free = s.free[:n-1]
+// freeStreamLocked takes one of the connection's finished streams, or returns nil. c.mu
+// held.
+func (s *clientConn) freeStreamLocked() *stream {
+	n := len(s.free)
+	if n == 0 {
+		return nil
 	}
-	c.mu.Unlock()
+	st := s.free[n-1]
+	s.free[n-1] = nil
+	s.free = s.free[:n-1]
+	return st
+}
+
+// newStream returns a stream for a new call, locked: st (a finished one of the
+// connection's, from freeStreamLocked) reset, or a new one when st is nil.
+func newStream(st *stream) *stream {
 	if st == nil {
 		st = new(stream)
 		st.mu.Lock()

@@ -543,11 +543,7 @@ func (s *stream) finishLocked(b *batch) {
 		}
 	}
 	if s.bc != nil {
-		s.bc.mu.Lock()
-		if s.bc.streams[s.bid] == s {
-			delete(s.bc.streams, s.bid)
-		}
-		s.bc.mu.Unlock()
+		s.bc.forget(s.bid, s)
 	}
 	s.storeReplyLocked()
 	// From the start's monotonic reading: the monotonic clock alone, not the wall clock too.
@@ -737,11 +733,7 @@ func (s *stream) detachLocked(b *batch) {
 	s.resetBackendLocked(http2.ErrCodeCancel, b)
 	s.uploadDoneLocked()
 	if bc := s.bc; bc != nil {
-		bc.mu.Lock()
-		if bc.streams[s.bid] == s {
-			delete(bc.streams, s.bid)
-		}
-		bc.mu.Unlock()
+		bc.forget(s.bid, s)
 	}
 	s.bc, s.bid = nil, 0
 }

@@ -37,6 +37,15 @@ func (s *clientConn) idle(id uint32) bool {
 	return id%2 == 0 || id > c.lastID
 }
 
+// lookupOrIdle is lookup and idle under one round of the connection's lock (a call's
+// HEADERS asks both).
+func (s *clientConn) lookupOrIdle(id uint32) (clientStream, bool) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.streams[id], id%2 == 0 || id > c.lastID
+}
+
 // lookup finds an open stream by id.
 func (s *clientConn) lookup(id uint32) clientStream {
 	s.c.mu.Lock()
@@ -98,8 +107,15 @@ func (s *clientConn) remove(id uint32, st clientStream, reuse *stream, early boo
 	if _, ok := st.(*restStream); ok {
 		s.nrest--
 	}
+	// Whether it was the last stream is read under the same lock as the removal: one
+	// round of the connection's lock fewer per call.
+	last := len(s.streams) == 0 && c.active
+	if last {
+		c.active = false
+	}
+	drained := c.goAway && len(s.streams) == 0
 	c.mu.Unlock()
-	s.afterStreamEnd(early, b)
+	s.afterStreamEnd(last, drained, early, b)
 	return true
 }
 
@@ -119,10 +135,16 @@ func (s *clientConn) resetStream(id uint32, code http2.ErrCode, b *batch) {
 func (s *clientConn) open(f *headerBlock, b *batch) error {
 	c := s.c
 	id := f.StreamID
+	cl, ok := checkRequest(f)
+	grpc := ok && !f.Truncated && f.PseudoValue("method") == "POST" && isGRPCContentType(fieldValue(f, "content-type"))
 	c.mu.Lock()
 	c.lastID = id
 	refuse := c.goAway || uint32(len(s.streams)) >= s.maxStreams()
 	notice := s.drain == drainWanted
+	var free *stream // a gRPC call's stream, taken under this round of the lock
+	if grpc && !refuse {
+		free = s.freeStreamLocked()
+	}
 	c.mu.Unlock()
 	if notice {
 		// A connection told to drain before its first call: this call is taken (its id
@@ -141,16 +163,15 @@ func (s *clientConn) open(f *headerBlock, b *batch) error {
 		s.rejectHeaders(id, b)
 		return nil
 	}
-	cl, ok := checkRequest(f)
 	if !ok {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	if f.PseudoValue("method") != "POST" || !isGRPCContentType(fieldValue(f, "content-type")) {
+	if !grpc {
 		// Not gRPC: served by sv.REST (REST, redirects, errors as HTTP statuses).
 		s.startREST(f, cl, b)
 		return nil
 	}
-	s.startCall(f, b)
+	s.startCall(f, free, b)
 	return nil
 }
 
@@ -166,15 +187,16 @@ func fieldValue(f *headerBlock, name string) string {
 }
 
 // startCall starts a gRPC call: routed and balanced by the per-call decision, then
-// relayed frame by frame to the endpoint chosen.
-func (s *clientConn) startCall(f *headerBlock, b *batch) {
+// relayed frame by frame to the endpoint chosen, on free (a finished stream of the
+// connection's) or a new stream.
+func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	c := s.c
 	id := f.StreamID
 	path, authority := f.PseudoValue("path"), f.PseudoValue("authority")
 	if authority == "" {
 		authority = fieldValue(f, "host")
 	}
-	st := s.newStream() // locked: a stream that ended (reuse.go) may still be reached
+	st := newStream(free) // locked: a stream that ended (reuse.go) may still be reached
 	defer st.mu.Unlock()
 	st.sc, st.cc, st.cid = s, c, id
 	now := time.Now() // the one clock reading of the call's start: Begin, deadline, Pick
@@ -280,16 +302,10 @@ const (
 	pathField      = 3
 )
 
-// afterStreamEnd runs the hooks of a stream's end (see remove).
-func (s *clientConn) afterStreamEnd(early bool, b *batch) {
+// afterStreamEnd runs the hooks of a stream's end (see remove): last, it was the
+// connection's last stream; drained, the last of a draining connection.
+func (s *clientConn) afterStreamEnd(last, drained, early bool, b *batch) {
 	c := s.c
-	c.mu.Lock()
-	last := len(s.streams) == 0 && c.active
-	if last {
-		c.active = false
-	}
-	drained := c.goAway && len(s.streams) == 0
-	c.mu.Unlock()
 	if last {
 		c.sk.ParkSoon(parkAfter)
 	}
