@@ -50,6 +50,7 @@ func TuneGC(ctx context.Context) {
 	metrics.Read(samples)
 	lastAlloc, last := samples[0].Value.Uint64(), time.Now()
 	current := busyGC
+	trim := newTrimmer()
 	t := time.NewTicker(gcTick)
 	defer t.Stop()
 	defer debug.SetGCPercent(busyGC)
@@ -66,6 +67,7 @@ func TuneGC(ctx context.Context) {
 				debug.SetGCPercent(p)
 				current = p
 			}
+			trim.tick(now, current != busyGC)
 		}
 	}
 }
