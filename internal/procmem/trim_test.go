@@ -26,29 +26,40 @@ func TestBurstLeft(t *testing.T) {
 	}
 }
 
-// TestTrimmerQuietAndRateLimited: the trimmer gives back only while the balancer is quiet,
-// and at most once per trimEvery, whatever the heap says.
+// TestTrimmerQuietAndRateLimited: the trimmer gives back after a burst (the heap kept at
+// some tick well above the target now), only while the balancer is quiet, and at most
+// once per trimEvery.
 func TestTrimmerQuietAndRateLimited(t *testing.T) {
-	released := 0
+	const mib = 1 << 20
+	released, dropped := 0, 0
 	tr := newTrimmer()
-	tr.release = func() { released++ }
-	burst := true
-	tr.left = func() bool { return burst }
+	tr.releaseHeap = func() { released++ }
+	tr.dropPages = func() { dropped++ }
+	kept := uint64(150 * mib)
+	tr.read = func() (uint64, uint64) { return kept, 47 * mib }
 	now := time.Unix(1000, 0)
-	if tr.tick(now, false) {
-		t.Fatal("trimmed while busy")
+	tick := func(after time.Duration, quiet bool, want bool) {
+		t.Helper()
+		if got := tr.tick(now.Add(after), quiet); got != want {
+			t.Fatalf("%v after the start, quiet %v: trimmed %v, want %v", after, quiet, got, want)
+		}
 	}
-	if !tr.tick(now, true) || released != 1 {
-		t.Fatalf("quiet after a burst: not trimmed (%d releases)", released)
+	tick(0, false, false) // the burst: busy
+	kept = 60 * mib       // the scavenger gave some back, not all
+	tick(time.Second, true, true)
+	if released != 1 {
+		t.Fatalf("%d releases, want 1", released)
 	}
-	if tr.tick(now.Add(trimEvery/2), true) || released != 1 {
-		t.Fatal("trimmed twice within trimEvery")
+	kept = 150 * mib                 // another burst
+	tick(2*time.Second, true, false) // within trimEvery of the last
+	tick(time.Second+trimEvery, true, true)
+	kept = 50 * mib // steady: about the target
+	tick(time.Second+3*trimEvery, true, false)
+	if released != 2 {
+		t.Fatalf("%d releases, want 2", released)
 	}
-	if !tr.tick(now.Add(trimEvery), true) || released != 2 {
-		t.Fatal("not trimmed again after trimEvery")
-	}
-	burst = false
-	if tr.tick(now.Add(3*trimEvery), true) || released != 2 {
-		t.Fatal("trimmed with nothing left of a burst")
+	// The executable's pages: at each quiet tick pagesEvery after the last drop.
+	if dropped != 3 {
+		t.Fatalf("pages dropped %d times, want 3", dropped)
 	}
 }
