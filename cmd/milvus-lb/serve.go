@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/milvus-lb/milvus-lb/internal/admin"
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
@@ -135,6 +136,7 @@ func newLogger(level string) *slog.Logger {
 func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, status func(*config.Model, config.Problems)) error {
 	logger := newLogger(o.LogLevel)
 	go procmem.TuneGC(ctx)
+	go bufs.TrimEvery(ctx, bufs.TrimPeriod)
 	if o.AdvertiseAddress == "" {
 		o.AdvertiseAddress = hostAddress()
 	}

@@ -58,7 +58,7 @@ type cacheKeyed struct {
 }
 
 // keyBufs hold the keys of calls: a Search's (its vectors) is a few KiB.
-var keyBufs = bufs.List{Max: 256, Size: 16 << 10}
+var keyBufs = bufs.New(256, 16<<10)
 
 // CacheHold is how many bytes of the request the data path holds before Pick for the
 // cache to look it up; 0 when the call is not one the cache may answer (no cache on its

@@ -2,7 +2,11 @@
 
 package procmem
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+	"time"
+)
 
 // TestReleaseStartupPages releases the test binary's pages and checks what a user
 // would see in top: a smaller file-backed resident set, and a process that keeps
@@ -45,5 +49,31 @@ func TestReadOnlyMapping(t *testing.T) {
 		if _, _, ok := readOnlyMapping(c.line, exe); ok != c.ok {
 			t.Errorf("%q: %v, want %v", c.line, ok, c.ok)
 		}
+	}
+}
+
+// TestTrimGivesBackABurst: once a burst's memory is garbage, a quiet tick gives it back
+// to the system at once: the resident set top shows drops by about the burst.
+func TestTrimGivesBackABurst(t *testing.T) {
+	burst := make([][]byte, 96)
+	for i := range burst {
+		burst[i] = make([]byte, 1<<20)
+		for j := 0; j < len(burst[i]); j += 4096 {
+			burst[i][j] = 1 // resident
+		}
+	}
+	burst = nil
+	runtime.GC() // the burst is free heap now, still resident
+	before, err := ReadResident()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !newTrimmer().tick(time.Now(), true) {
+		t.Fatal("a quiet tick after the burst did not trim")
+	}
+	after, _ := ReadResident()
+	t.Logf("anonymous resident set %d MiB -> %d MiB", before.Anon>>20, after.Anon>>20)
+	if before.Anon-after.Anon < 64<<20 {
+		t.Fatalf("anonymous resident set %d MiB -> %d MiB: want it about 96 MiB smaller", before.Anon>>20, after.Anon>>20)
 	}
 }

@@ -202,7 +202,7 @@ func (c *h2conn) Write(p []byte) (int, error) {
 // smallBufs hold write buffers. A connection holds one only while it has frames to
 // write: an idle connection costs no buffer. They start small (most batches are a few
 // small frames) and the large ones that bulk transfers grow are recycled too (bigBufs).
-var smallBufs = bufs.List{Max: 32, Size: 16 << 10}
+var smallBufs = bufs.New(32, 16<<10)
 
 // bigBufSize fits a batch of DATA frames up to flushThreshold plus one more frame, so a
 // bulk transfer's buffer never grows (growing copies it) once taken from bigBufs.
@@ -210,7 +210,7 @@ const bigBufSize = flushThreshold + defaultFrame + 2*frameHeaderLen
 
 // bigBufs keeps big write buffers. A connection holds one only while it writes, so few
 // are in use at once; at most 64 are kept (5 MiB).
-var bigBufs = bufs.List{Max: 64, Size: bigBufSize}
+var bigBufs = bufs.New(64, bigBufSize)
 
 const frameHeaderLen = 9
 

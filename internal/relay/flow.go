@@ -42,7 +42,7 @@ type outFlow struct {
 // chunks anew, for a higher peak (docs/benchmarks.md).
 const queueChunk = 64 << 10
 
-var chunkPool = bufs.List{Max: 64, Size: queueChunk}
+var chunkPool = bufs.New(64, queueChunk)
 
 // queuedLen is the number of bytes waiting to be sent.
 func (o *outFlow) queuedLen() int { return o.qlen }

@@ -1,8 +1,11 @@
 package relay
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/tlsbuf"
 )
 
 // An idle client connection parks (sock.Conn.Park): its reader goroutine ends, with its
@@ -42,12 +45,17 @@ func (s *clientConn) mayPark() bool {
 // payload it read (a Search request's 3 KiB) and the largest frame it wrote, so it is
 // replaced by a new one (the writers use it under c.mu, the reader is this goroutine);
 // the stream table keeps the room it grew; the finished streams kept for the next calls
-// (reuse.go) go as they do after PingInterval of silence.
+// (reuse.go) go as they do after PingInterval of silence. And crypto/tls's record buffer
+// goes back to the list it is lent from (internal/tlsbuf) until the connection resumes.
 func (s *clientConn) park() bool {
 	c := s.c
 	c.rb.flush()
 	c.br.release()
 	c.hd.release()
+	tc, _ := c.nc.(*tls.Conn)
+	if tc != nil {
+		tlsbuf.Reclaim(tc)
+	}
 	fr := s.framer()
 	c.mu.Lock()
 	c.fr = fr
@@ -56,12 +64,21 @@ func (s *clientConn) park() bool {
 	}
 	s.free = nil
 	c.mu.Unlock()
-	return c.sk.Park(s.resume)
+	if c.sk.Park(s.resume) {
+		return true
+	}
+	if tc != nil {
+		tlsbuf.Lend(tc)
+	}
+	return false
 }
 
 // resume reads on after the connection parked: on a new goroutine, when bytes arrived or
 // the connection is closing.
 func (s *clientConn) resume() {
+	if tc, ok := s.c.nc.(*tls.Conn); ok {
+		tlsbuf.Lend(tc)
+	}
 	s.c.sk.ParkSoon(parkAfter)
 	if err := s.readFrames(&s.c.rb); err != errParked {
 		s.end(err)

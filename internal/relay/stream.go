@@ -613,7 +613,7 @@ var replayHeld atomic.Int64
 
 // replayBufs hold the requests kept for replays: a Search (a few KiB) takes one, so keeping
 // it costs no allocation, and no garbage to collect, per call.
-var replayBufs = bufs.List{Max: 256, Size: 16 << 10}
+var replayBufs = bufs.New(256, 16<<10)
 
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
 // when the request is larger than the retry buffer size (call.ReplayLimit: known from its

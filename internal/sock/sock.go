@@ -194,7 +194,7 @@ func (c *Conn) dueToPark() bool {
 // while it has bytes not yet returned: a connection waiting to read holds none.
 const readAheadSize = 64 << 10
 
-var aheadBufs = bufs.List{Max: 64, Size: readAheadSize}
+var aheadBufs = bufs.New(64, readAheadSize)
 
 // readFD reads from the descriptor; when nothing is there it waits for data (and the read
 // deadline) if wait is set, else it returns at once with again set. Reading goroutine

@@ -101,7 +101,7 @@ type Result struct {
 	MBps    float64 `json:"mbps,omitempty"`    // request megabytes (10^6) per second
 	P50ms   float64 `json:"p50_ms,omitempty"`  // latency percentiles
 	P99ms   float64 `json:"p99_ms,omitempty"`  //
-	RSSMiB  float64 `json:"rss_mib,omitempty"` // resident set at the end (Many), before (Idle)
+	RSSMiB  float64 `json:"rss_mib,omitempty"` // resident set a second before the window ends (Many), before (Idle)
 	PeakMiB float64 `json:"peak_rss_mib,omitempty"`
 	// PerConnKiB is the growth of the resident set per idle connection.
 	PerConnKiB float64 `json:"per_conn_kib,omitempty"`
@@ -235,6 +235,10 @@ func (r *Runner) window() window {
 	from := time.Now().Add(r.P.Warmup)
 	return window{from, from.Add(r.P.Duration)}
 }
+
+// manyReadBefore: the many-clients workload reads the resident set this long before its
+// window ends (runMany).
+const manyReadBefore = time.Second
 
 // manyWindow is the window of the many-clients workload: no warm-up, since each
 // connection already made a call, and a whole number of seconds.
@@ -471,11 +475,25 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 			}
 		}()
 	}
+	// The resident set is read a second before the window ends, while every client still
+	// calls: in the last second the clients stop one by one, and a balancer that gives
+	// memory back once quiet (milvus-lb's internal/procmem) would be read after that.
+	type reading struct {
+		m   memory
+		err error
+	}
+	read := make(chan reading, 1)
+	readAt := time.AfterFunc(time.Until(w.to.Add(-manyReadBefore)), func() {
+		m, err := readMemory(t.PIDs())
+		read <- reading{m, err}
+	})
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
+		readAt.Stop()
 		return err
 	}
-	m, err := readMemory(t.PIDs())
+	got := <-read
+	m, err := got.m, got.err
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,61 @@
+package bufs
+
+import "testing"
+
+// TestTrimDropsWhatAPeriodDidNotUse: after a burst took many buffers and gave them back,
+// the list keeps them until a whole trim period passes without their use; a list in
+// steady use keeps what its busiest moment of the period took.
+func TestTrimDropsWhatAPeriodDidNotUse(t *testing.T) {
+	l := New(64, 1024)
+	take := func(n int) {
+		held := make([][]byte, n)
+		for i := range held {
+			held[i] = l.Get()
+		}
+		for _, b := range held {
+			l.Put(b)
+		}
+	}
+	take(40) // the burst
+	if got := l.Len(); got != 40 {
+		t.Fatalf("after the burst the list keeps %d buffers, want 40", got)
+	}
+	Trim() // the period of the burst: every buffer was in use in it
+	if got := l.Len(); got != 40 {
+		t.Fatalf("trim right after the burst left %d buffers, want 40", got)
+	}
+	take(3) // steady use: 3 at a time
+	take(2)
+	Trim()
+	if got := l.Len(); got != 3 {
+		t.Fatalf("after a period using 3 at most the list keeps %d buffers, want 3", got)
+	}
+	Trim() // a period with no use at all
+	if got := l.Len(); got != 0 {
+		t.Fatalf("after an unused period the list keeps %d buffers, want 0", got)
+	}
+	take(5) // used again: kept again
+	if got := l.Len(); got != 5 {
+		t.Fatalf("after use the list keeps %d buffers, want 5", got)
+	}
+}
+
+// TestGetAndPut: a kept buffer is reused, emptied; the list keeps Max at most.
+func TestGetAndPut(t *testing.T) {
+	l := New(2, 16)
+	b := l.Get()
+	if len(b) != 0 || cap(b) < 16 {
+		t.Fatalf("new buffer len %d cap %d", len(b), cap(b))
+	}
+	b = append(b, "data"...)
+	l.Put(b)
+	if c := l.Get(); len(c) != 0 || &c[:1][0] != &b[0] {
+		t.Fatal("the kept buffer was not reused, emptied")
+	}
+	for range 3 {
+		l.Put(make([]byte, 0, 16))
+	}
+	if got := l.Len(); got != 2 {
+		t.Fatalf("kept %d, want Max 2", got)
+	}
+}
