@@ -23,47 +23,32 @@ import (
 // description of its own, so standard output's flags stay as they are) in non-blocking
 // mode, and a write that finds it full waits in the netpoller.
 func FileWriter(f *os.File) (io.Writer, io.Closer) {
-	mode, err := fileMode(f)
+	rc, err := f.SyscallConn()
 	if err != nil || !rawFiles {
 		return f, nopCloser{} // nothing gained to risk: the usual writes
 	}
-	switch mode {
+	var fd uintptr
+	var st syscall.Stat_t
+	var serr error = syscall.EBADF
+	if err := rc.Control(func(d uintptr) { fd, serr = d, syscall.Fstat(int(d), &st) }); err != nil || serr != nil {
+		return f, nopCloser{}
+	}
+	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
-		rc, err := f.SyscallConn()
-		if err != nil {
-			return f, nopCloser{}
-		}
 		return &fileWriter{f: f, rc: rc}, nopCloser{}
 	case syscall.S_IFIFO:
-		var fd uintptr
-		if rc, err := f.SyscallConn(); err == nil {
-			_ = rc.Control(func(d uintptr) { fd = d })
-		}
 		p, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_WRONLY, 0)
 		if err != nil {
 			return f, nopCloser{} // no /proc: the usual writes
 		}
-		rc, err := p.SyscallConn()
+		prc, err := p.SyscallConn()
 		if err != nil {
 			p.Close()
 			return f, nopCloser{}
 		}
-		return &fileWriter{f: p, rc: rc, poll: true}, p
+		return &fileWriter{f: p, rc: prc, poll: true}, p
 	}
 	return f, nopCloser{}
-}
-
-func fileMode(f *os.File) (uint32, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var st syscall.Stat_t
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil {
-		return 0, err
-	}
-	return st.Mode & syscall.S_IFMT, serr
 }
 
 type nopCloser struct{}
