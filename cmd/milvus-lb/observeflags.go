@@ -11,6 +11,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
 	"github.com/milvus-lb/milvus-lb/internal/call"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
 // observeOptions are the flags of what is recorded of each call (docs/observability.md).
@@ -59,6 +60,11 @@ func (o observeOptions) start(gw *gateway.Gateway, reg *balancer.Registry) (*obs
 func (s *observers) Observe(r *call.Record) {
 	s.Metrics.Observe(r)
 	s.Log.Observe(r)
+}
+
+// RecordFields implements call.FieldsObserver.
+func (s *observers) RecordFields() milvus.Fields {
+	return call.RecordFields(s.Metrics) | call.RecordFields(s.Log)
 }
 
 // Close writes what the access log holds and closes it.

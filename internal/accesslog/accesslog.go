@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
 	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
 
@@ -133,6 +134,15 @@ func New(w io.Writer, f Format, queueLen int) *Logger {
 	l := &Logger{format: f, out: w, limit: queueLen, wake: make(chan struct{}, 1), free: make(chan *chunk, keepFree), done: make(chan struct{})}
 	go l.run()
 	return l
+}
+
+// RecordFields implements call.FieldsObserver: a line has every field; a nil Logger (the
+// log is off) reads none.
+func (l *Logger) RecordFields() milvus.Fields {
+	if l == nil {
+		return 0
+	}
+	return milvus.AllFields
 }
 
 // Observe implements call.Observer: it encodes r's line into the queue for the writer, or

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/call"
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
 // Live keeps the last minute of calls for the admin page: for every method and every
@@ -64,6 +65,10 @@ func (l *Live) Observe(r *call.Record) {
 		l.failures[(l.nextFailure.Add(1)-1)%failureRing].Store(&rec)
 	}
 }
+
+// RecordFields implements call.FieldsObserver: the recent failures show the database and
+// collection.
+func (l *Live) RecordFields() milvus.Fields { return milvus.FieldNames }
 
 // slot is one second of one series.
 type slot struct {

@@ -103,6 +103,14 @@ func NewMetrics(gw *gateway.Gateway, reg *balancer.Registry, opts ...MetricsOpti
 	return m
 }
 
+// RecordFields implements call.FieldsObserver: the names, when they are labels.
+func (m *Metrics) RecordFields() milvus.Fields {
+	if m.collections == nil {
+		return 0
+	}
+	return milvus.FieldNames
+}
+
 // Observe implements call.Observer.
 func (m *Metrics) Observe(r *call.Record) {
 	k := seriesKey{backend: r.Backend, method: r.Method, mcode: milvus.CodeName(r.MilvusCode, r.MilvusErrCode)}

@@ -86,7 +86,7 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 		if c.method = milvus.Lookup(path); c.method != nil {
 			c.Rec.Method = c.method.Name
 			c.scan = scannerPool.Get().(*scanners)
-			c.scan.req.Reset(c.method, milvus.AllFields)
+			c.scan.req.Reset(c.method, RecordFields(p.Observer))
 			c.scan.reply.Reset(c.method)
 		}
 	}

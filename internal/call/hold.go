@@ -41,6 +41,7 @@ func (c *Call) Route(req *Request) Decision {
 	r.Milvus = c.method
 	c.held = 0
 	e, need, f := c.decide(&r, nil)
+	c.want(need)
 	if need != 0 {
 		// The data path's header list is gone by the time the message says enough.
 		c.need = need
@@ -75,14 +76,36 @@ func (c *Call) Hold(p []byte, last bool) (d Decision, ready bool) {
 	return c.decided(e, f, c.dreq, names), true
 }
 
+// want adds to what the request scanner reads (the observers' fields, Begin) what the
+// route uses: the names a condition or a rate limit waits for (need), and the names and
+// level the reply cache decides by. Route calls it before any request bytes were read.
+func (c *Call) want(need router.NameSet) {
+	if c.scan == nil {
+		return
+	}
+	var f milvus.Fields
+	for _, k := range nameFields {
+		if need&k.n != 0 {
+			f |= k.f
+		}
+	}
+	if c.cache.c != nil {
+		f |= milvus.FieldNames | milvus.FieldConsistency
+	}
+	c.scan.req.Widen(f)
+}
+
+// nameFields pairs the names routes read with the request fields that carry them.
+var nameFields = [...]struct {
+	f milvus.Fields
+	n router.NameSet
+}{{milvus.FieldDB, router.NameDB}, {milvus.FieldCollection, router.NameCollection}, {milvus.FieldConsistency, router.NameConsistency}}
+
 // names are what was read of the first request message so far, as the routes read them.
 func (c *Call) names() *router.Names {
 	r, known := c.request()
 	n := &router.Names{DB: r.DB, Collection: r.Collection, Consistency: r.Consistency, Guarantee: r.Guarantee}
-	for _, k := range [...]struct {
-		f milvus.Fields
-		n router.NameSet
-	}{{milvus.FieldDB, router.NameDB}, {milvus.FieldCollection, router.NameCollection}, {milvus.FieldConsistency, router.NameConsistency}} {
+	for _, k := range nameFields {
 		if known&k.f != 0 {
 			n.Known |= k.n
 		}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/milvus-lb/milvus-lb/internal/milvus"
 )
 
 // Record is what is known of one finished call: the one account of it that the metrics,
@@ -87,6 +89,27 @@ func (r *Record) MilvusStatus() int32 {
 	return r.MilvusErrCode
 }
 
+// FieldsObserver is an Observer that reads only some of the record's fields taken from
+// the request message (DB, Collection, Consistency, Rows, NQ, TopK): RecordFields names
+// them. The request scanner reads no more of a call's message than its observers and its
+// route use: a Search's counts and level come after its vectors, its names first.
+type FieldsObserver interface {
+	Observer
+	RecordFields() milvus.Fields
+}
+
+// RecordFields is what o reads of the request message: every field unless o is a
+// FieldsObserver; none for nil.
+func RecordFields(o Observer) milvus.Fields {
+	switch o := o.(type) {
+	case nil:
+		return 0
+	case FieldsObserver:
+		return o.RecordFields()
+	}
+	return milvus.AllFields
+}
+
 // Observers passes each record to every observer in turn.
 type Observers []Observer
 
@@ -94,6 +117,14 @@ func (os Observers) Observe(r *Record) {
 	for _, o := range os {
 		o.Observe(r)
 	}
+}
+
+// RecordFields is what any of the observers reads (FieldsObserver).
+func (os Observers) RecordFields() (f milvus.Fields) {
+	for _, o := range os {
+		f |= RecordFields(o)
+	}
+	return f
 }
 
 // TraceContext is a W3C trace context: the traceparent and tracestate header values

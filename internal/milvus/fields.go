@@ -214,6 +214,15 @@ func (s *RequestScanner) start(m *Method, want Fields) {
 	s.done = s.known == s.want
 }
 
+// Widen adds the fields in f to those wanted. Fields whose place in the message was
+// already passed stay unknown: call it before the first Write.
+func (s *RequestScanner) Widen(f Fields) {
+	f &= AllFields &^ s.want
+	s.want |= f
+	s.known |= f &^ s.lay.has
+	s.done = s.known|s.lost == s.want
+}
+
 // Write reads the next bytes of the request stream. It returns true once there is nothing
 // more to learn: every wanted field is known, the first message ended, or it cannot be
 // read (compressed, or not a valid encoding).

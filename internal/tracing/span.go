@@ -20,6 +20,14 @@ import (
 // rpcService is rpc.service of every Milvus call; Record.Method names the method in it.
 var rpcService = strings.Trim(milvus.ServicePrefix, "/")
 
+// RecordFields implements call.FieldsObserver: a span names the database and collection.
+func (t *Tracer) RecordFields() milvus.Fields {
+	if t == nil {
+		return 0
+	}
+	return milvus.FieldNames
+}
+
 // Observe exports the balancer's span of a finished call (call.Observer). It builds the
 // whole span at the end, from the Record, with the ids Start chose: nothing of the span
 // is held while the call runs. The SDK's batch processor queues it without blocking (a
