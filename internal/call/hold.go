@@ -125,7 +125,7 @@ func (c *Call) decided(e *router.Entry[*gateway.Backend], f *Failure, req *Reque
 		return Decision{Entry: e, Fail: f}
 	}
 	if c.be != nil {
-		reply, f := c.limit(e, req, names, ratelimit.Clock())
+		reply, f := c.limit(e, req, names, ratelimit.Clock)
 		if reply != nil || f != nil {
 			c.be, c.mirror = nil, nil // answered here: no backend takes the call
 			return Decision{Entry: e, Reply: reply, Fail: f}
