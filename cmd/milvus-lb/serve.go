@@ -206,9 +206,10 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	return nil
 }
 
-// releaseStartupPages gives back the executable's pages the start touched (package
-// initialisation, the first configuration): most are never used again while serving,
-// and they were most of the resident set (internal/procmem).
+// releaseStartupPages drops from the resident set the executable's pages the start
+// touched (package initialisation, the first configuration): most are never used again
+// while serving, and they were most of the resident set; they stay in the page cache
+// (internal/procmem).
 func releaseStartupPages(logger *slog.Logger) {
 	before, after, err := procmem.ReleaseStartupPages()
 	if err != nil {
