@@ -18,7 +18,10 @@ import (
 // on, the balancer made 0.40 voluntary thread switches per client read under the Search
 // benchmark, against 0.22 with these writes (docs/benchmarks.md). A write to a regular
 // file copies into the page cache without waiting for the disk, as a socket write that
-// cannot block does. A pipe's reader can make a writer wait as long as it likes, which
+// cannot block does; but the kernel makes a writer sleep while too much waits for the
+// disk (dirty page throttling), and a network filesystem may wait for the server: such a
+// write holds its P, and a stop-the-world of the collector waits for it, where a write
+// made the usual way would have let both go. A pipe's reader can make a writer wait as long as it likes, which
 // must not hold a P: the pipe is opened again (a FIFO opened through /proc/self/fd is a
 // description of its own, so standard output's flags stay as they are) in non-blocking
 // mode, and a write that finds it full waits in the netpoller. A write to a pipe whose
