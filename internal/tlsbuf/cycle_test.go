@@ -17,7 +17,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/milvus-lb/milvus-lb/internal/sock"
 )
@@ -60,32 +62,92 @@ func TestParkCyclesKeepEveryByte(t *testing.T) {
 	}()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { // the server writes while its reader parks and resumes
-		defer wg.Done()
-		for i := 0; i < 200; i++ {
-			if _, err := srv.Write(bytes.Repeat([]byte{byte(i)}, 1+i*50)); err != nil {
-				return
-			}
-		}
-	}()
+	go func() { defer wg.Done(); serverWrites(srv) }()
 	go func() { // the client drains what the server writes, its KeyUpdates included
 		defer wg.Done()
 		_, _ = io.Copy(io.Discard, rec.raw) // not through rec.cli: it would answer, with keys of its own
 	}()
 
+	got, took, kept := readParking(t, srv, nil)
+	<-sentAll
+	srv.Close()
+	wg.Wait()
+	checkParked(t, got, sent.Bytes(), took, kept)
+}
+
+// TestParkCyclesTLS12: the same parks with a TLS 1.2 client (records sealed with an
+// explicit nonce; no KeyUpdate), its records written by crypto/tls itself. The client
+// waits until a chunk was read before it writes the next (20 ms at most), so that some
+// parks find nothing buffered and the buffer is taken.
+func TestParkCyclesTLS12(t *testing.T) {
+	cn := &choppy{rng: rand.New(rand.NewPCG(5, 6))}
+	srv, cli := loopback(t, func(nc net.Conn) net.Conn { cn.Conn = nc; return cn }, &tls.Config{MaxVersion: tls.VersionTLS12})
+	cn.on = true
+	if v := cli.ConnectionState().Version; v != tls.VersionTLS12 {
+		t.Fatalf("negotiated %s, want TLS 1.2", tls.VersionName(v))
+	}
+	var sent bytes.Buffer
+	var read atomic.Int64 // bytes the server read
+	sentAll := make(chan struct{})
+	go func() {
+		defer close(sentAll)
+		defer cli.CloseWrite()
+		rng := rand.New(rand.NewPCG(7, 8))
+		for range 300 {
+			// Not past 20 ms: a server that lost bytes would never catch up.
+			for end := time.Now().Add(20 * time.Millisecond); int(read.Load()) < sent.Len() && time.Now().Before(end); {
+				time.Sleep(50 * time.Microsecond)
+			}
+			b := make([]byte, 1+rng.IntN(pick(rng, 40, 3000, 7000, 40000)))
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+			sent.Write(b)
+			if _, err := cli.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); serverWrites(srv) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, cli) }()
+	got, took, kept := readParking(t, srv, func(n int) { read.Store(int64(n)) })
+	<-sentAll
+	srv.Close()
+	wg.Wait()
+	checkParked(t, got, sent.Bytes(), took, kept)
+}
+
+// serverWrites writes to the client while the server's reader parks and resumes.
+func serverWrites(srv *tls.Conn) {
+	for i := 0; i < 200; i++ {
+		if _, err := srv.Write(bytes.Repeat([]byte{byte(i)}, 1+i*50)); err != nil {
+			return
+		}
+	}
+}
+
+// readParking reads srv to its end, Reclaiming and Lending at each sock.ErrParked and at
+// one read in four, and overwriting each buffer Reclaim gives back before it is lent.
+// progress, if set, is told how many bytes were read after each read.
+func readParking(t *testing.T, srv *tls.Conn, progress func(int)) (got []byte, took, kept int) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
-	var got bytes.Buffer
-	var took, kept int
+	var read bytes.Buffer
 	buf := make([]byte, 5000)
 	for {
 		n, err := srv.Read(buf[:1+rng.IntN(len(buf)-1)])
-		got.Write(buf[:n])
+		read.Write(buf[:n])
+		if progress != nil {
+			progress(read.Len())
+		}
 		if err == nil && rng.IntN(4) != 0 {
 			continue
 		}
 		if err != nil && !errors.Is(err, sock.ErrParked) {
 			if err != io.EOF {
-				t.Fatalf("read after %d bytes: %v", got.Len(), err)
+				t.Fatalf("read after %d bytes: %v", read.Len(), err)
 			}
 			break
 		}
@@ -101,16 +163,20 @@ func TestParkCyclesKeepEveryByte(t *testing.T) {
 		}
 		Lend(srv) // resume
 	}
-	<-sentAll
-	srv.Close()
-	wg.Wait()
-	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
-		t.Fatalf("read %d bytes, sent %d: they differ", got.Len(), sent.Len())
+	return read.Bytes(), took, kept
+}
+
+// checkParked: the server read what the client sent, and Reclaim both took buffers and
+// kept them (a record cut short, plaintext unread).
+func checkParked(t *testing.T, got, sent []byte, took, kept int) {
+	t.Helper()
+	if !bytes.Equal(got, sent) {
+		t.Fatalf("read %d bytes, sent %d: they differ", len(got), len(sent))
 	}
 	if took == 0 || kept == 0 {
 		t.Fatalf("Reclaim took the buffer %d times and kept it %d times: want both to happen", took, kept)
 	}
-	t.Logf("%d bytes in %d parks: buffer taken %d times, kept %d times (a record cut short or plaintext unread)", got.Len(), took+kept, took, kept)
+	t.Logf("%d bytes in %d parks: buffer taken %d times, kept %d times", len(got), took+kept, took, kept)
 }
 
 func pick(rng *rand.Rand, sizes ...int) int { return sizes[rng.IntN(len(sizes))] }
@@ -153,7 +219,7 @@ func handRolledPair(t *testing.T) (*tls.Conn, *recorder) {
 	t.Helper()
 	var keys bytes.Buffer
 	cn := &choppy{rng: rand.New(rand.NewPCG(1, 2))}
-	srv, cli := loopback(t, func(nc net.Conn) net.Conn { cn.Conn = nc; return cn }, &keys)
+	srv, cli := loopback(t, func(nc net.Conn) net.Conn { cn.Conn = nc; return cn }, &tls.Config{MinVersion: tls.VersionTLS13, KeyLogWriter: &keys})
 	cn.on = true // from here on its reads are cut short and stop as a parking socket's do
 	raw := cli.NetConn()
 	r := &recorder{cli: cli, raw: raw}

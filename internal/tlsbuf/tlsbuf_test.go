@@ -23,11 +23,11 @@ func TestSupported(t *testing.T) {
 
 // pair is a TLS 1.3 connection over loopback, handshake done: the server's end and the
 // client's.
-func pair(t *testing.T) (srv, cli *tls.Conn) { return loopback(t, nil, nil) }
+func pair(t *testing.T) (srv, cli *tls.Conn) { return loopback(t, nil, &tls.Config{}) }
 
 // loopback is pair with the server's socket wrapped by wrap, if set, and the client's
-// secrets written to keyLog, if set.
-func loopback(t *testing.T, wrap func(net.Conn) net.Conn, keyLog io.Writer) (srv, cli *tls.Conn) {
+// configuration cfg (its trust and server name set here).
+func loopback(t *testing.T, wrap func(net.Conn) net.Conn, cfg *tls.Config) (srv, cli *tls.Conn) {
 	t.Helper()
 	ca := certtest.NewCA(t)
 	certPEM, keyPEM := ca.Issue(t, "localhost")
@@ -50,11 +50,12 @@ func loopback(t *testing.T, wrap func(net.Conn) net.Conn, keyLog io.Writer) (srv
 		if wrap != nil {
 			nc = wrap(nc)
 		}
-		sc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		sc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}})
 		_ = sc.Handshake()
 		done <- sc
 	}()
-	cli, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", KeyLogWriter: keyLog})
+	cfg.RootCAs, cfg.ServerName = ca.Pool(), "localhost"
+	cli, err = tls.Dial("tcp", ln.Addr().String(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
