@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/procmem"
 	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/internal/tlsbuf"
 )
 
 // dataPlaneOptions are shared by serve and controller.
@@ -135,6 +137,9 @@ func newLogger(level string) *slog.Logger {
 // status writer).
 func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, status func(*config.Model, config.Problems)) error {
 	logger := newLogger(o.LogLevel)
+	if !tlsbuf.Supported { // serving as before, with more memory per connection: say why
+		logger.Warn("crypto/tls's record buffers are kept by idle connections: this Go release's tls.Conn is not the layout internal/tlsbuf knows", "go", runtime.Version())
+	}
 	go procmem.TuneGC(ctx)
 	go bufs.TrimEvery(ctx, bufs.TrimPeriod)
 	if o.AdvertiseAddress == "" {
@@ -201,9 +206,10 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	return nil
 }
 
-// releaseStartupPages gives back the executable's pages the start touched (package
-// initialisation, the first configuration): most are never used again while serving,
-// and they were most of the resident set (internal/procmem).
+// releaseStartupPages drops from the resident set the executable's pages the start
+// touched (package initialisation, the first configuration): most are never used again
+// while serving, and they were most of the resident set; they stay in the page cache
+// (internal/procmem).
 func releaseStartupPages(logger *slog.Logger) {
 	before, after, err := procmem.ReleaseStartupPages()
 	if err != nil {

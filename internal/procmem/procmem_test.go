@@ -3,6 +3,8 @@
 package procmem
 
 import (
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -31,6 +33,53 @@ func TestReleaseStartupPages(t *testing.T) {
 var written = [4]byte{'i', 'n', 'i', 't'}
 
 func init() { copy(written[:], "kept") }
+
+// TestReleaseStartupPagesPIE: the same, in a position-independent build, whose
+// relocated read-only data the dynamic loader wrote at start. Dropping those pages
+// brought back the file's unrelocated bytes, and the test binary crashed at its next
+// use of them.
+func TestReleaseStartupPagesPIE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds this package's tests again")
+	}
+	bin := filepath.Join(t.TempDir(), "procmem.test")
+	if out, err := exec.Command("go", "test", "-c", "-buildmode=pie", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go test -c -buildmode=pie: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "-test.run", "^TestReleaseStartupPages$", "-test.v").CombinedOutput(); err != nil {
+		t.Fatalf("TestReleaseStartupPages in a PIE build: %v\n%s", err, out)
+	}
+}
+
+// TestDroppable: of the executable's mappings, the read-only ones with no page of the
+// process's own; the RELRO mapping of a PIE build (Anonymous pages: the dynamic loader
+// relocated them) and the writable data are left alone.
+func TestDroppable(t *testing.T) {
+	const exe = "/usr/bin/milvus-lb"
+	smaps := `558b9eb54000-558b9ec97000 r-xp 00000000 fe:00 9978946   /usr/bin/milvus-lb
+Rss:                1228 kB
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+558b9ec97000-558b9ee12000 r--p 00143000 fe:00 9978946   /usr/bin/milvus-lb
+Rss:                1516 kB
+Anonymous:             0 kB
+558b9ee12000-558b9ee5e000 r--p 002be000 fe:00 9978946   /usr/bin/milvus-lb
+Rss:                 304 kB
+Anonymous:           268 kB
+558b9ee5e000-558b9ee83000 rw-p 0030a000 fe:00 9978946   /usr/bin/milvus-lb
+Anonymous:             0 kB
+7f0000000000-7f0000001000 r--p 00000000 fe:00 1   /usr/lib/libc.so.6
+Anonymous:             0 kB
+7f0000002000-7f0000003000 r--p 00000000 fe:00 9978946   /usr/bin/milvus-lb
+Rss:                   4 kB
+`
+	got := droppable([]byte(smaps), exe)
+	want := [][2]uintptr{{0x558b9eb54000, 0x558b9ec97000}, {0x558b9ec97000, 0x558b9ee12000}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("droppable: %x, want %x (the last mapping says nothing of its pages: kept)", got, want)
+	}
+}
 
 func TestReadOnlyMapping(t *testing.T) {
 	const exe = "/usr/bin/milvus-lb"

@@ -19,7 +19,13 @@ import (
 // first configuration, a profile's symbols): 23-34 MiB of them were resident during
 // many-clients rounds, of which 16-20 MiB in use. While quiet they are dropped every
 // pagesEvery (as at start, see ReleaseStartupPages): the ones in use come back from the
-// page cache on their next access. docs/benchmarks.md, "Many clients, fourth round".
+// page cache on their next access. They leave the resident set, not the machine's
+// memory: the page cache keeps them. docs/benchmarks.md, "Many clients, fourth round".
+//
+// Quiet is TuneGC's: less than the live heap allocated a second. That is not idle: the
+// many-clients load (2,000 clients, a Search a second each) is quiet, and the drops and
+// trims run during it, their faults and collection paid by the calls of that moment;
+// Search at full rate allocates many times its live heap a second and is not.
 const (
 	// trimRatio: the kept heap (objects, the unused room of their spans, free pages not
 	// given back) above this many times the collector's target is what a burst left. In

@@ -116,12 +116,28 @@ func getFields() *[]hpack.HeaderField {
 	return f
 }
 
+// checkFieldsTail, set by this package's tests, has putFields check what its clearing
+// assumes, at every Put the tests make: a caller that re-sliced a list shorter before
+// giving it back would leave strings past its length, kept alive by the pool.
+var checkFieldsTail bool
+
+func mustBeClearPastLen(f []hpack.HeaderField) {
+	for _, hf := range f[len(f):cap(f)] {
+		if hf != (hpack.HeaderField{}) {
+			panic("relay: a header list was re-sliced shorter before putFields: " + hf.Name + " past its length")
+		}
+	}
+}
+
 // putFields gives a list back, cleared so that the pool keeps no strings alive. Only its
 // length is cleared: every list comes from the pool cleared and only grows by append, so
 // nothing past its length was written (clearing the whole capacity, 24 fields, three
 // times a call, was 370 instructions per Search call).
 func putFields(f *[]hpack.HeaderField) {
 	if f != nil && cap(*f) <= 64 {
+		if checkFieldsTail {
+			mustBeClearPastLen(*f)
+		}
 		clear(*f)
 		*f = (*f)[:0]
 		fieldsPool.Put(f)

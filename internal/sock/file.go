@@ -18,10 +18,17 @@ import (
 // on, the balancer made 0.40 voluntary thread switches per client read under the Search
 // benchmark, against 0.22 with these writes (docs/benchmarks.md). A write to a regular
 // file copies into the page cache without waiting for the disk, as a socket write that
-// cannot block does. A pipe's reader can make a writer wait as long as it likes, which
+// cannot block does; but the kernel makes a writer sleep while too much waits for the
+// disk (dirty page throttling), and a network filesystem may wait for the server: such a
+// write holds its P, and a stop-the-world of the collector waits for it, where a write
+// made the usual way would have let both go. A pipe's reader can make a writer wait as long as it likes, which
 // must not hold a P: the pipe is opened again (a FIFO opened through /proc/self/fd is a
 // description of its own, so standard output's flags stay as they are) in non-blocking
-// mode, and a write that finds it full waits in the netpoller.
+// mode, and a write that finds it full waits in the netpoller. A write to a pipe whose
+// reader is gone fails (EPIPE) and the process lives on. Without /proc, or with no
+// reader when FileWriter is called, f itself is returned: Go ends a program whose
+// write to a broken pipe on standard output or error goes through os.File (SIGPIPE),
+// as it does for any program, milvus-lb's own log on stderr included.
 func FileWriter(f *os.File) (io.Writer, io.Closer) {
 	rc, err := f.SyscallConn()
 	if err != nil || !rawFiles {
@@ -37,9 +44,11 @@ func FileWriter(f *os.File) (io.Writer, io.Closer) {
 	case syscall.S_IFREG:
 		return &fileWriter{f: f, rc: rc}, nopCloser{}
 	case syscall.S_IFIFO:
-		p, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_WRONLY, 0)
+		// O_NONBLOCK: opening a FIFO for writing waits until it has a reader, forever
+		// if its reader is gone; non-blocking, that open fails (ENXIO) at once.
+		p, err := os.OpenFile(fmt.Sprintf(procSelfFD, fd), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
-			return f, nopCloser{} // no /proc: the usual writes
+			return f, nopCloser{} // no /proc, or no reader now: the usual writes
 		}
 		prc, err := p.SyscallConn()
 		if err != nil {
@@ -50,6 +59,10 @@ func FileWriter(f *os.File) (io.Writer, io.Closer) {
 	}
 	return f, nopCloser{}
 }
+
+// procSelfFD names a descriptor of this process's anew (a test names a /proc that is
+// not mounted).
+var procSelfFD = "/proc/self/fd/%d"
 
 type nopCloser struct{}
 

@@ -6,8 +6,17 @@
 // (docs/benchmarks.md, "Many clients, fourth round"), most of it on connections parked
 // between their calls. No API releases them; they are unexported fields (rawInput,
 // input, hand), reached here with reflect and unsafe. The layout is checked once against
-// the fields' names and types; if the Go release changes it, Supported is false and
-// nothing is touched (TestSupported fails, so an upgrade that breaks it is seen).
+// the fields' names and types; if the Go release changes it, Supported is false,
+// nothing is touched and the balancer logs a warning at start (TestSupported fails, so
+// an upgrade that breaks it is seen). What crypto/tls does with the fields cannot be
+// checked at run time: TestLayoutReviewed fails when tls.Conn gains, loses or renames any
+// field, so that its code is read again, and TestParkCyclesKeepEveryByte drives a real
+// connection through parks with records cut short and KeyUpdates.
+//
+// Every access is made with the connection's input lock (halfConn's mutex, which
+// crypto/tls holds while it touches these fields, in Read and in the handshake) and
+// from the goroutine that reads: writers (and the KeyUpdate a Read answers) use the
+// output side only.
 //
 // A buffer taken back goes to a free list and is lent to the next connection that
 // resumes, so a connection that parks between calls allocates nothing for it; one that

@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
@@ -20,7 +23,11 @@ func TestSupported(t *testing.T) {
 
 // pair is a TLS 1.3 connection over loopback, handshake done: the server's end and the
 // client's.
-func pair(t *testing.T) (srv, cli *tls.Conn) {
+func pair(t *testing.T) (srv, cli *tls.Conn) { return loopback(t, nil, &tls.Config{}) }
+
+// loopback is pair with the server's socket wrapped by wrap, if set, and the client's
+// configuration cfg (its trust and server name set here).
+func loopback(t *testing.T, wrap func(net.Conn) net.Conn, cfg *tls.Config) (srv, cli *tls.Conn) {
 	t.Helper()
 	ca := certtest.NewCA(t)
 	certPEM, keyPEM := ca.Issue(t, "localhost")
@@ -40,11 +47,15 @@ func pair(t *testing.T) (srv, cli *tls.Conn) {
 			done <- nil
 			return
 		}
+		if wrap != nil {
+			nc = wrap(nc)
+		}
 		sc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}})
 		_ = sc.Handshake()
 		done <- sc
 	}()
-	cli, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+	cfg.RootCAs, cfg.ServerName = ca.Pool(), "localhost"
+	cli, err = tls.Dial("tcp", ln.Addr().String(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,5 +110,40 @@ func TestReclaimBetweenReads(t *testing.T) {
 	}
 	if !Reclaim(srv) {
 		t.Fatal("the grown buffer was not taken back")
+	}
+}
+
+// reviewedFields are tls.Conn's fields, and its halfConn's, in the Go release whose
+// crypto/tls was read for this package (go1.26: conn.go's Read, readRecordOrCCS,
+// readFromUntil, handlePostHandshakeMessage and handleKeyUpdate touch rawInput, input and
+// hand only with in locked, and nothing but input points into rawInput's bytes).
+const reviewedFields = "conn isClient handshakeFn quic isHandshakeComplete handshakeMutex " +
+	"handshakeErr vers haveVers config handshakes extMasterSecret didResume didHRR " +
+	"cipherSuite curveID peerSigAlg ocspResponse scts peerCertificates verifiedChains " +
+	"serverName secureRenegotiation ekm resumptionSecret echAccepted ticketKeys " +
+	"clientFinishedIsFirst closeNotifyErr closeNotifySent clientFinished serverFinished " +
+	"clientProtocol in out rawInput input hand buffering sendBuf bytesSent packetsSent " +
+	"retryCount activeCall tmp | Mutex err version cipher mac seq scratchBuf nextCipher " +
+	"nextMac level trafficSecret"
+
+// TestLayoutReviewed: Supported checks the four fields' names and types, not what
+// crypto/tls does with them; a release that adds a field (another view into the record
+// buffer, say) keeps Supported true. This fails on any change to tls.Conn's fields, so
+// that crypto/tls is read again before reviewedFields is updated.
+func TestLayoutReviewed(t *testing.T) {
+	var names []string
+	ct := reflect.TypeFor[tls.Conn]()
+	for i := range ct.NumField() {
+		names = append(names, ct.Field(i).Name)
+	}
+	names = append(names, "|")
+	in, _ := ct.FieldByName("in")
+	for i := range in.Type.NumField() {
+		names = append(names, in.Type.Field(i).Name)
+	}
+	if got := strings.Join(names, " "); got != reviewedFields {
+		t.Fatalf("crypto/tls.Conn's fields changed since tlsbuf was reviewed (%s):\n got %s\nwant %s\n"+
+			"read crypto/tls's conn.go again (who touches rawInput, input, hand; what points into rawInput), then update reviewedFields",
+			runtime.Version(), got, reviewedFields)
 	}
 }

@@ -1,7 +1,8 @@
 // Package docs checks that the README documents what the code offers a user: every flag of
 // every command (read from the built binary's --help), every annotation translation reads,
 // every metric and every access log field. A flag, annotation, metric or field added
-// without a line in the README fails here.
+// without a line in the README fails here. It checks docs/architecture.md's package map
+// against the packages and their imports too.
 package docs
 
 import (
@@ -172,6 +173,56 @@ func TestREADMEDocumentsEveryAccessLogField(t *testing.T) {
 	for k := range line {
 		if !strings.Contains(rows.String(), "`"+k+"`") {
 			t.Errorf("README's access log field table lacks %s", k)
+		}
+	}
+}
+
+// TestArchitectureMapsEveryPackage: docs/architecture.md's package table names every
+// package under internal/, and what its first paragraph says of the table holds: a
+// package imports only packages in its own row or below it (testkit aside).
+func TestArchitectureMapsEveryPackage(t *testing.T) {
+	root := testenv.Root(t)
+	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := map[string]int{} // package (internal/'s first element) → its row
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(strings.Split(line, "|")[1], -1) {
+			row[strings.TrimSuffix(m[1], "/...")] = n
+		}
+		n++
+	}
+	const mod = "github.com/milvus-lb/milvus-lb/internal/"
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./internal/...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		pkg := strings.Split(strings.TrimPrefix(f[0], mod), "/")[0]
+		r, ok := row[pkg]
+		if !ok {
+			t.Errorf("internal/%s is not in docs/architecture.md's package table", pkg)
+			continue
+		}
+		if pkg == "testkit" {
+			continue
+		}
+		for _, imp := range f[1:] {
+			dep, found := strings.CutPrefix(imp, mod)
+			if !found {
+				continue
+			}
+			if d, ok := row[strings.Split(dep, "/")[0]]; ok && d < r {
+				t.Errorf("%s imports internal/%s, which docs/architecture.md's table puts above it", strings.TrimPrefix(f[0], mod), dep)
+			}
 		}
 	}
 }
