@@ -56,7 +56,7 @@ func (c *Conn) parkDeadline(err error) bool {
 		return false // a deadline of the caller's own
 	}
 	c.parkArmed = false
-	c.parkDue = true
+	c.parkDue = true // the reading goroutine's own (see Conn)
 	_ = c.Conn.SetReadDeadline(time.Time{})
 	return true
 }
