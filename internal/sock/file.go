@@ -21,14 +21,14 @@ import (
 // cannot block does; but the kernel makes a writer sleep while too much waits for the
 // disk (dirty page throttling), and a network filesystem may wait for the server: such a
 // write holds its P, and a stop-the-world of the collector waits for it, where a write
-// made the usual way would have let both go. A pipe's reader can make a writer wait as long as it likes, which
-// must not hold a P: the pipe is opened again (a FIFO opened through /proc/self/fd is a
-// description of its own, so standard output's flags stay as they are) in non-blocking
-// mode, and a write that finds it full waits in the netpoller. A write to a pipe whose
-// reader is gone fails (EPIPE) and the process lives on. Without /proc, or with no
-// reader when FileWriter is called, f itself is returned: Go ends a program whose
-// write to a broken pipe on standard output or error goes through os.File (SIGPIPE),
-// as it does for any program, milvus-lb's own log on stderr included.
+// made the usual way would have let both go. A pipe's reader can make a writer wait as
+// long as it likes, which must not hold a P: the pipe is opened again (a FIFO opened
+// through /proc/self/fd is a description of its own, so standard output's flags stay as
+// they are) in non-blocking mode, and a write that finds it full waits in the netpoller.
+// A write to a pipe whose reader is gone fails (EPIPE) and the process lives on. Without
+// /proc, or with no reader when FileWriter is called, f itself is returned: Go ends a
+// program whose write to a broken pipe on standard output or error goes through os.File
+// (SIGPIPE), as it does for any program, milvus-lb's own log on stderr included.
 func FileWriter(f *os.File) (io.Writer, io.Closer) {
 	rc, err := f.SyscallConn()
 	if err != nil || !rawFiles {
@@ -37,7 +37,8 @@ func FileWriter(f *os.File) (io.Writer, io.Closer) {
 	var fd uintptr
 	var st syscall.Stat_t
 	var serr error = syscall.EBADF
-	if err := rc.Control(func(d uintptr) { fd, serr = d, syscall.Fstat(int(d), &st) }); err != nil || serr != nil {
+	err = rc.Control(func(d uintptr) { fd, serr = d, syscall.Fstat(int(d), &st) })
+	if err != nil || serr != nil {
 		return f, nopCloser{}
 	}
 	switch st.Mode & syscall.S_IFMT {
