@@ -3,3 +3,6 @@
 package attacks
 
 const raceBuild = false
+
+// raceSlowdown scales the bounds on how long the balancer's CPU takes to end an attack.
+const raceSlowdown = 1
