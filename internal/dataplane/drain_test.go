@@ -2,8 +2,10 @@ package dataplane_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -111,4 +115,150 @@ func waitRefused(ctx context.Context, t *testing.T, addr string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatal("the balancer never stopped accepting")
+}
+
+// A client may number a stream, then read the drain's notice (GOAWAY with the highest id
+// and a PING), answer the PING, and only then write the stream's HEADERS: gRPC C core
+// writes its control frames first. The stream was begun before the client knew of the
+// drain, so the balancer takes it: it is answered, and the final GOAWAY's last stream id
+// covers it. Before the drain's second PING, that GOAWAY went out at the first answer
+// and the stream was refused (REFUSED_STREAM), which a client with gRPC's transparent
+// retries off (pymilvus with grpc.enable_retries 0) reports as a failed call.
+func TestDrainTakesStreamWrittenAfterPingAnswer(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	ctx := ctxTimeout(t, 30*time.Second)
+	nc := dialTCP(t, l.PlainAddr())
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c := newRawH2(t, nc)
+	c.call(1)
+	if status := c.readUntilEnd(1); status != "0" {
+		t.Fatalf("the call before the drain: grpc-status %q", status)
+	}
+
+	closed := make(chan struct{})
+	go func() { l.Plane.Close(20 * time.Second); close(closed) }()
+	var notice [8]byte
+	c.hold = true // the notice's PING is answered below, with the stream
+	for notice == ([8]byte{}) {
+		switch f := c.read().(type) {
+		case *http2.GoAwayFrame:
+			if f.LastStreamID != 1<<31-1 {
+				t.Fatalf("first GOAWAY of the drain: last stream id %d, want 2^31-1", f.LastStreamID)
+			}
+		case *http2.PingFrame:
+			notice = f.Data
+		}
+	}
+	// The answer and the stream begun before it, in one write.
+	c.hold = false
+	var w bytes.Buffer
+	c.fr = http2.NewFramer(&w, nc)
+	c.check(c.fr.WritePing(true, notice))
+	c.call(3)
+	c.fr = http2.NewFramer(nc, nc)
+	_, err := nc.Write(w.Bytes())
+	c.check(err)
+	if status := c.readUntilEnd(3); status != "0" {
+		t.Errorf("the stream written after the answer to the drain's PING: grpc-status %q, want it answered", status)
+	}
+	if c.lastID != 0 && c.lastID < 3 {
+		t.Errorf("final GOAWAY: last stream id %d, want 3, the stream taken", c.lastID)
+	}
+	nc.Close()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("the drain did not end")
+	}
+}
+
+// rawH2 is an HTTP/2 client written frame by frame, for orders of frames a client library
+// does not let a test choose.
+type rawH2 struct {
+	t      *testing.T
+	nc     net.Conn
+	fr     *http2.Framer
+	dec    *hpack.Decoder
+	status string // the grpc-status of the last header block read
+	hold   bool   // PINGs read are not answered
+	lastID uint32 // of the last GOAWAY read with a lower id than 2^31-1
+}
+
+// newRawH2 sends the connection preface and SETTINGS on nc.
+func newRawH2(t *testing.T, nc net.Conn) *rawH2 {
+	c := &rawH2{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	c.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) {
+		if f.Name == "grpc-status" {
+			c.status = f.Value
+		}
+	})
+	_, err := io.WriteString(nc, http2.ClientPreface)
+	c.check(err)
+	c.check(c.fr.WriteSettings())
+	return c
+}
+
+func (c *rawH2) check(err error) {
+	c.t.Helper()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// call writes a GetVersion call on stream id.
+func (c *rawH2) call(id uint32) {
+	c.t.Helper()
+	var hdr bytes.Buffer
+	enc := hpack.NewEncoder(&hdr)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", host}, {":path", versionMethod},
+		{"content-type", "application/grpc"}, {"te", "trailers"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	c.check(c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hdr.Bytes(), EndHeaders: true}))
+	c.check(c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
+}
+
+// read reads the next frame, answering PINGs unless held, decoding header blocks and
+// noting GOAWAYs.
+func (c *rawH2) read() http2.Frame {
+	c.t.Helper()
+	f, err := c.fr.ReadFrame()
+	c.check(err)
+	switch f := f.(type) {
+	case *http2.PingFrame:
+		if !f.IsAck() && !c.hold {
+			c.check(c.fr.WritePing(true, f.Data))
+		}
+	case *http2.HeadersFrame:
+		c.status = ""
+		_, err := c.dec.Write(f.HeaderBlockFragment())
+		c.check(err)
+	case *http2.GoAwayFrame:
+		if f.LastStreamID < 1<<31-1 {
+			c.lastID = f.LastStreamID
+		}
+	}
+	return f
+}
+
+// readUntilEnd reads until stream id ends and returns its grpc-status, "refused" when it
+// was refused, or "reset" for another RST_STREAM.
+func (c *rawH2) readUntilEnd(id uint32) string {
+	c.t.Helper()
+	for {
+		switch f := c.read().(type) {
+		case *http2.HeadersFrame:
+			if f.StreamID == id && f.StreamEnded() {
+				return c.status
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				if f.ErrCode == http2.ErrCodeRefusedStream {
+					return "refused"
+				}
+				return "reset"
+			}
+		}
+	}
 }

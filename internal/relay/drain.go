@@ -6,30 +6,42 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// A connection's graceful drain (Conn.Shutdown), in the two steps of RFC 9113 §6.8:
-// first a GOAWAY with the highest stream id and a PING, so that the client opens no new
-// streams but those it already sent are still taken; then, when the PING comes back (the
-// client has seen the first GOAWAY, and every stream it sent before reached the relay) or
-// after drainNoticeWait, the GOAWAY with the last stream id taken. A single GOAWAY with the
+// A connection's graceful drain (Conn.Shutdown), in the steps of RFC 9113 §6.8: first a
+// GOAWAY with the highest stream id and a PING, so that the client opens no new streams
+// but those it already sent are still taken; then, when the PING comes back (the client
+// has seen the first GOAWAY), a second PING; when that one comes back, or after
+// drainNoticeWait, the GOAWAY with the last stream id taken. A single GOAWAY with the
 // last id would refuse the calls on their way, and a client that connected just before
 // the drain would have its first call refused with nowhere else to go.
+//
+// The second round trip is for the calls a client began just as the notice arrived: gRPC
+// C core (pymilvus) can number a stream, read the notice and answer its PING, and write
+// the stream's HEADERS after that answer (its control frames go first in a write). With
+// the final GOAWAY sent at the first answer, such a stream came after it and was refused
+// (seen once in 60 restarts in place under pymilvus's load, TestChaosRealClients). A
+// client writes every stream it numbered before it read the notice before it answers a
+// PING that reached it after its first answer went out.
 
-// drainNoticeWait is how long the relay waits for the PING of the drain notice to come
-// back before it sends the final GOAWAY.
+// drainNoticeWait is how long the relay waits for the drain's PINGs to come back before
+// it sends the final GOAWAY.
 const drainNoticeWait = time.Second
 
 // firstStreamWait is how long a connection that has not opened a stream yet (it was
 // accepted just before the drain) is given to send its first call before it is told to go.
 const firstStreamWait = 500 * time.Millisecond
 
-// drainPing is the payload of the drain notice's PING.
-var drainPing = [8]byte{'d', 'r', 'a', 'i', 'n', 'm', 'l', 'b'}
+// drainPing and drainPing2 are the payloads of the drain's two PINGs.
+var (
+	drainPing  = [8]byte{'d', 'r', 'a', 'i', 'n', 'm', 'l', 'b'}
+	drainPing2 = [8]byte{'d', 'r', 'a', 'i', 'n', 'm', 'l', '2'}
+)
 
 // The steps of a connection's drain (clientConn.drain).
 const (
 	drainNone    = iota
 	drainWanted  // Shutdown was called; the notice waits for SETTINGS and a first stream
 	drainNoticed // the first GOAWAY and the PING went out
+	drainConfirm // the first PING came back, the second went out
 	drainFinal   // the final GOAWAY went out
 )
 
@@ -83,12 +95,25 @@ func (s *clientConn) noticeDrain() {
 	c.mu.Unlock()
 }
 
+// confirmDrain sends the second PING when the first came back.
+func (s *clientConn) confirmDrain(b *batch) {
+	c := s.c
+	if !c.lockWrite() {
+		return
+	}
+	if s.drain == drainNoticed {
+		s.drain = drainConfirm
+		_ = c.fr.WritePing(false, drainPing2)
+	}
+	c.unlockWrite(b)
+}
+
 // finishDrain sends the final GOAWAY, with the last stream id the connection took, and
 // closes the connection if no call is in progress (else the last one's end closes it).
 func (s *clientConn) finishDrain() {
 	c := s.c
 	c.mu.Lock()
-	now := s.drain == drainNoticed
+	now := s.drain == drainNoticed || s.drain == drainConfirm
 	if now {
 		s.drain = drainFinal
 	}

@@ -158,7 +158,10 @@ func (s *clientConn) ping(f *http2.PingFrame, b *batch) {
 		c.mu.Lock()
 		c.pingOut = false
 		c.mu.Unlock()
-		if f.Data == drainPing {
+		switch f.Data {
+		case drainPing:
+			s.confirmDrain(b)
+		case drainPing2:
 			s.finishDrain()
 		}
 	} else if c.lockWrite() {
