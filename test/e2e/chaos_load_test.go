@@ -144,6 +144,13 @@ func (l *chaosLoad) phase(t *testing.T, name string) {
 	l.ask(t, "phase "+name, "phase "+name, 30*time.Second)
 }
 
+// client makes the calls from now on use the client name of chaos_load.py: "strict"
+// (gRPC's transparent retries off) or "defaults" (pymilvus's gRPC options).
+func (l *chaosLoad) client(t *testing.T, name string) {
+	t.Helper()
+	l.ask(t, "client "+name, "client "+name, 30*time.Second)
+}
+
 func (l *chaosLoad) count(t *testing.T) int {
 	t.Helper()
 	n, err := strconv.Atoi(l.ask(t, "count", "count ", 30*time.Second))
