@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/milvus-lb/milvus-lb/internal/balancer"
+	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
 	"github.com/milvus-lb/milvus-lb/internal/milvus"
 	"github.com/milvus-lb/milvus-lb/internal/router"
@@ -242,9 +243,12 @@ func (c *Call) pickTime() int64 {
 // observeLatency tells the endpoint what a read it answered took, from its pick to now
 // (the least-outstanding picker's latency outliers, balancer/latency.go). Only a gRPC read
 // the backend answered with status 0 counts: a failure says nothing of its speed, and a
-// write's time is its size's.
+// write's time is its size's. Only a backend balanced by least outstanding requests keeps
+// the estimate, the one picker that reads it (about 140 instructions a call saved for the
+// others, docs/benchmarks.md); one switched to it starts with none, as a new endpoint does.
 func (c *Call) observeLatency(now time.Time, grpcStatus string) {
-	if c.ep == nil || c.method == nil || !c.method.ReadOnly || grpcStatus != "0" || c.Rec.Code != codes.OK {
+	if c.ep == nil || c.be.Algorithm != config.LeastOutstandingRequests || c.method == nil || !c.method.ReadOnly ||
+		grpcStatus != "0" || c.Rec.Code != codes.OK {
 		return
 	}
 	t := now.UnixNano()

@@ -129,14 +129,14 @@ func (t *Table[T]) wild(suffix, path string, accept func(*Entry[T]) bool) *Entry
 
 func matchPath[T any](es []*Entry[T], path string, accept func(*Entry[T]) bool) *Entry[T] {
 	for _, e := range es {
-		if pathMatches(e.Route, path) && accept(e) {
+		if pathMatches(&e.Route, path) && accept(e) {
 			return e
 		}
 	}
 	return nil
 }
 
-func pathMatches(r config.Route, path string) bool {
+func pathMatches(r *config.Route, path string) bool {
 	if r.PathType == config.PathExact {
 		return path == r.Path
 	}
