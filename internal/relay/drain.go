@@ -19,8 +19,9 @@ import (
 // the stream's HEADERS after that answer (its control frames go first in a write). With
 // the final GOAWAY sent at the first answer, such a stream came after it and was refused
 // (seen once in 60 restarts in place under pymilvus's load, TestChaosRealClients). A
-// client writes every stream it numbered before it read the notice before it answers a
-// PING that reached it after its first answer went out.
+// client that writes its frames in order, as gRPC C core and Go's HTTP/2 do, writes
+// every stream it numbered before it read the notice before it answers a PING that
+// reached it after its first answer went out.
 
 // drainNoticeWait is how long the relay waits for the drain's PINGs to come back before
 // it sends the final GOAWAY.
