@@ -33,6 +33,7 @@ func testPort(n int, obs Observer) (*Port, []*balancer.Endpoint) {
 	}
 	be := &gateway.Backend{
 		Backend:   &config.Backend{Key: "milvus/milvus-demo:19530", Service: "milvus/milvus-demo", Port: "19530"},
+		Policy:    config.Resilience{}.Resolved(),
 		Picker:    balancer.NewPicker(config.RoundRobin, eps, 0),
 		Endpoints: eps,
 	}

@@ -49,4 +49,4 @@ func (c *Call) events() Events {
 }
 
 // policy is the routed backend's resilience policy, defaults resolved.
-func (c *Call) policy() config.Resilience { return c.be.Resilience.Resolved() }
+func (c *Call) policy() *config.Resilience { return &c.be.Policy }

@@ -49,7 +49,7 @@ func resilientPort(t *testing.T, n int, r config.Resilience) (*Port, []*balancer
 	cb := *be.Backend
 	cb.Key = t.Name()
 	cb.Resilience = r
-	be.Backend = &cb
+	be.Backend, be.Policy = &cb, r.Resolved() // as gateway.Compile resolves it
 	return p, eps, ev
 }
 

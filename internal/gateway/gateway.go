@@ -46,6 +46,9 @@ type Listener struct {
 // Backend is a target group with its live endpoints and its picker.
 type Backend struct {
 	*config.Backend
+	// Policy is Resilience with its defaults filled in: resolved once per snapshot rather
+	// than at each of a call's three or four reads of it.
+	Policy    config.Resilience
 	Picker    balancer.Picker
 	Endpoints []*balancer.Endpoint // ready and not terminating: candidates for new calls
 	// Turns counts the stale-tolerant reads shared with the standby by weight.
@@ -196,7 +199,7 @@ func Compile(m *config.Model, reg *balancer.Registry) (*Snapshot, error) {
 }
 
 func compileBackend(cb *config.Backend, reg *balancer.Registry) *Backend {
-	b := &Backend{Backend: cb}
+	b := &Backend{Backend: cb, Policy: cb.Resilience.Resolved()}
 	for _, e := range cb.Endpoints {
 		ep, created := reg.Get(e.Address)
 		if created && cb.HealthCheck.Kind == config.CheckNone {

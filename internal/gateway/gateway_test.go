@@ -140,3 +140,19 @@ func TestWaitCheckedIsBounded(t *testing.T) {
 		t.Errorf("waited %v for a verdict that never comes, want about the limit", d)
 	}
 }
+
+// The snapshot carries each backend's resilience policy with its defaults filled in, and
+// what the Ingress set kept: the per-call decision reads it several times a call.
+func TestCompileResolvesResilience(t *testing.T) {
+	m := model(80, "10.0.0.1:1")
+	m.Backends["ns/svc:80"].Resilience.Retry.MaxAttempts = 1
+	snap, err := Compile(m, balancer.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := snap.Backends["ns/svc:80"].Policy
+	if p.Retry.MaxAttempts != 1 || p.Retry.MaxReplayBytes != config.DefaultMaxReplayBytes ||
+		p.Outlier.ConsecutiveFailures != config.DefaultConsecutiveFailures {
+		t.Errorf("policy %+v: want max attempts 1 as set, the rest defaults", p)
+	}
+}
