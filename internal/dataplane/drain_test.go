@@ -214,14 +214,20 @@ func (c *rawH2) check(err error) {
 // call writes a GetVersion call on stream id.
 func (c *rawH2) call(id uint32) {
 	c.t.Helper()
+	c.headers(id, versionMethod)
+	c.check(c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
+}
+
+// headers writes the HEADERS of a gRPC call to path on stream id, for the Ingress host.
+func (c *rawH2) headers(id uint32, path string) {
+	c.t.Helper()
 	var hdr bytes.Buffer
 	enc := hpack.NewEncoder(&hdr)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", host}, {":path", versionMethod},
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", host}, {":path", path},
 		{"content-type", "application/grpc"}, {"te", "trailers"}} {
 		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	c.check(c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hdr.Bytes(), EndHeaders: true}))
-	c.check(c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
 }
 
 // read reads the next frame, answering PINGs unless held, decoding header blocks and

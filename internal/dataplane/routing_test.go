@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -307,26 +304,18 @@ func TestHeldCallFitsTheInitialWindow(t *testing.T) {
 	msg, _ := proto.Marshal(bigSearch(100<<10, commonpb.ConsistencyLevel_Bounded))
 	stream := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg)))
 	stream = append(stream, msg...)[:65535]
-	var hdr bytes.Buffer
-	enc := hpack.NewEncoder(&hdr)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", host}, {":path", searchMethod},
-		{"content-type", "application/grpc"}, {"te", "trailers"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr := http2.NewFramer(nc, nc)
-	_, _ = io.WriteString(nc, http2.ClientPreface)
-	_ = fr.WriteSettings()
-	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr.Bytes(), EndHeaders: true})
+	c := newRawH2(t, nc)
+	c.headers(1, searchMethod)
 	for p := stream; len(p) > 0; {
 		k := min(len(p), 16384)
-		if err := fr.WriteData(1, false, p[:k]); err != nil {
+		if err := c.fr.WriteData(1, false, p[:k]); err != nil {
 			t.Fatal(err)
 		}
 		p = p[k:]
 	}
 	select {
-	case c := <-accepted:
-		c.Close()
+	case bc := <-accepted:
+		bc.Close()
 	case <-time.After(20 * time.Second):
 		t.Fatal("the call was not routed with the 65,535 bytes a client may send at first")
 	}
