@@ -175,17 +175,19 @@ func (c *Call) untried(ep *balancer.Endpoint) *balancer.Endpoint {
 
 // ReplayLimit is how many bytes of the call's request the data path keeps so that it
 // can send the request again on another endpoint (Attempt.Kept): the backend's
-// RetryPolicy.MaxReplayBytes (milvus-lb.io/retry-buffer-size) for a Replayable call, 0
-// when the call is never retried after its bytes went out (retries off, or a method that
-// is not read-only: such a call goes elsewhere only when the backend provably did not
-// receive it, from what the data path has not sent yet).
+// RetryPolicy.MaxReplayBytes (milvus-lb.io/retry-buffer-size) for a Replayable call,
+// WriteReplayBytes for another, 0 when retries are off.
 // A mirrored call keeps up to MirrorLimit for its copy, a call the reply cache may answer
 // its hold (CacheHold).
 func (c *Call) ReplayLimit() int64 {
 	p := c.policy().Retry
 	n := int64(0)
-	if p.MaxAttempts > 1 && c.Replayable() {
+	switch {
+	case p.MaxAttempts <= 1:
+	case c.Replayable():
 		n = p.MaxReplayBytes
+	default:
+		n = WriteReplayBytes
 	}
 	if c.mirror != nil {
 		n = max(n, MirrorLimit)
@@ -193,6 +195,17 @@ func (c *Call) ReplayLimit() int64 {
 	// The reply cache looks a call up by its whole request: kept as for a replay.
 	return max(n, int64(c.CacheHold()))
 }
+
+// WriteReplayBytes is how much of a call that is not read-only (a write, DDL) the data
+// path keeps. Such a call goes to another endpoint only when the backend provably did
+// not receive it, and that can be learnt after its bytes went out: the backend's GOAWAY
+// did not cover its stream, or the connection ended before the backend's first frame (a
+// stopping server resetting its accept queue). So a small one is kept until its reply
+// begins, as grpc-go keeps every call for its transparent retry; 16 KiB, less the
+// length prefix, fits one of the relay's pooled buffers (no allocation). A larger one,
+// such as an Insert of many rows, is not copied at all (its size is known from its
+// length prefix) and fails if the backend goes away under it.
+const WriteReplayBytes = 16<<10 - PrefixLen
 
 // callsInFlight is the number of calls in flight to eps.
 func callsInFlight(eps []*balancer.Endpoint) (n int64) {

@@ -1,14 +1,17 @@
 package dataplane_test
 
 import (
+	"net"
 	"testing"
 	"time"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/milvus-lb/milvus-lb/internal/testkit/fakemilvus"
+	"github.com/milvus-lb/milvus-lb/internal/testkit/lbtest"
 )
 
 // A Milvus proxy that is not serving answers UNAVAILABLE ("not ready yet" while it
@@ -106,4 +109,86 @@ func TestNotReadyStatusReadsGoElsewhere(t *testing.T) {
 	if n := bs[0].Count("/milvus.proto.milvus.MilvusService/Insert") + bs[1].Count("/milvus.proto.milvus.MilvusService/Insert"); n != 10 {
 		t.Errorf("backends saw %d inserts for 10 calls: a write was sent twice", n)
 	}
+}
+
+// A server that stops closes its listening socket, and the kernel resets the connections
+// still in its accept queue: connections it never read. The balancer writes a call on a
+// new connection right after its preface, before the server's SETTINGS come (RFC 9113
+// §3.4), so such a reset cuts calls the server never saw, writes too, and they go to
+// another endpoint; so do those above the last stream id of a GOAWAY. Once the server
+// has sent its SETTINGS it may have read the call: a write cut then fails, UNAVAILABLE,
+// and is not sent again.
+func TestUnreadWritesGoElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		settings, goAway bool
+	}{{"reset unread", false, false}, {"goaway before it", true, true}, {"reset after settings", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			good := startBackends(t, 1, fakemilvus.Options{})[0]
+			l := lbtest.Start(t, lbtest.Options{Annotations: map[string]string{
+				"milvus-lb.io/outlier-detection": "disabled",
+				"milvus-lb.io/retry-budget":      "percent=20, min_per_second=1000"}},
+				closingBackend(t, tc.settings, tc.goAway), good.Addr())
+			c, _ := l.Dial(t, false)
+			ctx := ctxTimeout(t, 30*time.Second)
+			unread := !tc.settings || tc.goAway
+			ok := 0
+			for i := range 10 {
+				_, err := c.Insert(ctx, &milvuspb.InsertRequest{CollectionName: "c1", NumRows: 1})
+				switch {
+				case err == nil:
+					ok++
+				case unread:
+					t.Errorf("insert %d: %v; want it sent to the other endpoint", i, err)
+				case status.Code(err) != codes.Unavailable:
+					t.Errorf("insert %d: %v; want UNAVAILABLE", i, err)
+				}
+			}
+			if n := good.Count("/milvus.proto.milvus.MilvusService/Insert"); n != int64(ok) {
+				t.Errorf("the serving backend took %d Inserts, %d succeeded", n, ok)
+			}
+			if !unread && (ok == 0 || ok == 10) {
+				t.Errorf("%d of 10 Inserts succeeded; want those sent to the closing endpoint (round robin) failed", ok)
+			}
+		})
+	}
+}
+
+// closingBackend accepts connections, sends an empty SETTINGS frame if settings, and
+// reads until nothing has come for 100 ms. Then it sends GOAWAY with last stream id 0
+// and closes the connection if goAway, else resets it (SO_LINGER 0).
+func closingBackend(t *testing.T, settings, goAway bool) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				fr := http2.NewFramer(nc, nil)
+				if settings {
+					_ = fr.WriteSettings()
+				}
+				buf := make([]byte, 64<<10)
+				for {
+					_ = nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+					if _, err := nc.Read(buf); err != nil {
+						break
+					}
+				}
+				if goAway {
+					_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+				} else {
+					_ = nc.(*net.TCPConn).SetLinger(0)
+				}
+				nc.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -278,12 +278,14 @@ const backendWriteTimeout = time.Minute
 // readLoop reads the frames of a backend connection until it fails.
 func (p *Pool) readLoop(c *h2conn, key poolKey) {
 	b := &c.rb
+	heard := false
 	err := func() error {
 		for {
 			f, err := c.fr.ReadFrame()
 			if err != nil {
 				return err
 			}
+			heard = true
 			c.frameRead()
 			// What the frame produced is flushed before the next read from the socket.
 			if err := c.backendFrame(f, b); err != nil {
@@ -293,9 +295,19 @@ func (p *Pool) readLoop(c *h2conn, key poolKey) {
 	}()
 	b.flush()
 	p.remove(c, key)
+	// The relay writes its calls right after its preface, without waiting for the
+	// server's (RFC 9113 §3.4 allows it; grpc-go waits). A server's first frame is its
+	// SETTINGS, which servers write as they accept the connection, before they read
+	// from it: a connection that ended before that frame came was never read. It is the
+	// one a stopping server resets from its accept queue when it closes its listening
+	// socket, and its calls, writes too, can go elsewhere.
+	stage := call.BeforeReply
+	if !heard {
+		stage = call.NotSent
+	}
 	streams, _ := c.markClosed(err)
 	for _, s := range streams {
-		s.backendGone(c, err, call.BeforeReply)
+		s.backendGone(c, err, stage)
 	}
 }
 

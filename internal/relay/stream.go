@@ -430,7 +430,8 @@ func (s *stream) backendReset(c *h2conn, id uint32, code http2.ErrCode, b *batch
 }
 
 // backendGone fails the stream when its backend connection (c) ended, or when c's
-// GOAWAY said the stream was never processed (stage NotSent).
+// GOAWAY said the stream was never processed; stage NotSent says the backend never read
+// it.
 func (s *stream) backendGone(c *h2conn, err error, stage call.Stage) {
 	var b batch
 	defer b.flush()
