@@ -86,6 +86,9 @@ func TestBlackHole(t *testing.T) {
 	taken, waiting := reads(e.bs[0]), e.bs[0].Inflight()
 	e.until("the first timeout", func() bool { return l.Snapshot().Failed() > 0 })
 	e.calls(l, 2000)
+	// The calls it took end at their deadline; stopping the load before that (2000 calls
+	// can take less than the 2 s on a quick machine) would cancel them uncounted.
+	e.until("the black hole's calls to end", func() bool { return e.bs[0].Inflight() == 0 })
 	c := l.Stop()
 	e.report("black hole", c)
 	if status.Code(c.FirstErr) != codes.DeadlineExceeded {
