@@ -100,7 +100,7 @@ func Choose(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *ro
 // the server name sends that: grpc-js, and so the Milvus Node SDK, maps its serverName
 // option to grpc.ssl_target_name_override, which changes SNI but not :authority.
 func serverNames(authority, sni string) [2]string {
-	host := HostOnly(authority)
+	host := router.HostOnly(authority)
 	names := [2]string{authority, ""}
 	if sni != "" && !strings.EqualFold(sni, host) {
 		names[1] = sni

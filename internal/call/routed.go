@@ -33,7 +33,7 @@ func (c *Call) decide(req *Request, names *router.Names) (e *router.Entry[*gatew
 	case ch.Need != 0:
 		return nil, ch.Need, nil
 	case ch.Entry == nil:
-		return nil, 0, NoRule(HostOnly(req.Authority), req.Path)
+		return nil, 0, NoRule(router.HostOnly(req.Authority), req.Path)
 	case ch.Backend == nil && ch.Entry.Route.SSLRedirect != 0 && !c.Rec.GRPC:
 		return ch.Entry, 0, nil // the REST handler redirects, as the ALB does first
 	case ch.Entry.Route.Fixed != nil:

@@ -63,7 +63,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c *call.Call, fi
 		return d.Fail
 	}
 	if port := e.Route.SSLRedirect; port != 0 && !h.Port.TLS {
-		target := "https://" + call.HostOnly(r.Host)
+		target := "https://" + router.HostOnly(r.Host)
 		if port != 443 {
 			target += ":" + strconv.Itoa(port)
 		}

@@ -7,7 +7,6 @@
 package router
 
 import (
-	"net"
 	"sort"
 	"strings"
 
@@ -148,20 +147,4 @@ func pathMatches(r *config.Route, path string) bool {
 		return false
 	}
 	return len(path) == len(p) || path[len(p)] == '/'
-}
-
-// NormalizeHost is h as rules match it: without a port or a trailing dot, lower case.
-func NormalizeHost(h string) string {
-	if strings.IndexByte(h, ':') >= 0 {
-		if host, _, err := net.SplitHostPort(h); err == nil {
-			h = host
-		}
-	}
-	h = strings.TrimSuffix(h, ".")
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
 }

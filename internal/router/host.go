@@ -1,6 +1,20 @@
-package call
+package router
 
 import "strings"
+
+// NormalizeHost is h as rules match it: without a port or a trailing dot, lower case.
+func NormalizeHost(h string) string {
+	if strings.IndexByte(h, ':') >= 0 {
+		h = HostOnly(h)
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
 
 // HostOnly is the host of an :authority or Host value, without its port: what
 // net.SplitHostPort returns for host:port and [v6]:port, h itself otherwise (without the
