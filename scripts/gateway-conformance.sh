@@ -51,6 +51,9 @@ trap 'rm -rf "$tmp"' EXIT
 export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
 
 cd "$mod"
+# go list -m names a module's directory only once it is in the module cache, which on a
+# fresh machine it is not yet.
+go mod download sigs.k8s.io/gateway-api/conformance sigs.k8s.io/gateway-api
 conf=$(go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api/conformance)
 api=$(go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)
 [[ -d $conf && -d $api ]] || die "gateway conformance: module sources not found"
