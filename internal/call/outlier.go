@@ -55,13 +55,13 @@ func (c *Call) failed(ep *balancer.Endpoint, r Reason) {
 // busy machine they can be far apart.
 const deadlineSlack = 50 * time.Millisecond
 
-// Cancelled reports that the client cancelled the call at now; deadline is the call's
-// (zero: none), timeout its grpc-timeout, replied whether the backend's reply had begun.
-// A cancellation with no reply within deadlineSlack or a fifth of the timeout of the
-// deadline is the endpoint's timeout, and counts against it as the balancer's own timer
-// would have; any other cancellation teaches nothing.
-func (c *Call) Cancelled(now, deadline time.Time, timeout time.Duration, replied bool) {
-	if c.ep == nil || replied || deadline.IsZero() || deadline.Sub(now) > max(deadlineSlack, timeout/5) {
+// Cancelled reports that the client cancelled the call at now; replied whether the
+// backend's reply had begun. A cancellation with no reply within deadlineSlack or a fifth
+// of the timeout of the call's deadline (Timeout) is the endpoint's timeout, and counts
+// against it as the balancer's own timer would have; any other cancellation teaches
+// nothing.
+func (c *Call) Cancelled(now time.Time, replied bool) {
+	if c.ep == nil || replied || c.deadline.IsZero() || c.deadline.Sub(now) > max(deadlineSlack, c.timeout/5) {
 		return
 	}
 	c.failed(c.ep, Timeout)
@@ -69,9 +69,10 @@ func (c *Call) Cancelled(now, deadline time.Time, timeout time.Duration, replied
 
 // settle reports the outcome of the call's last attempt when the backend answered it
 // (the balancer did not answer the call itself: the data path reported those failures
-// through Failed): a reply whose Milvus status says the proxy is not serving counts
-// against the endpoint; any other reply ends its run of failures, but UNAVAILABLE, which
-// the data path reports through Failed before it relays the backend's own answer. It
+// through Failed): a reply whose Milvus status says the proxy is not serving, or a
+// DEADLINE_EXCEEDED with no reply message, counts against the endpoint; any other reply
+// ends its run of failures, but UNAVAILABLE, which the data path reports through Failed
+// before it relays the backend's own answer. It
 // also ends the call's hold on the retry budget. Finish calls it before the endpoint's
 // count of the call ends.
 func (c *Call) settle(grpcStatus string) {
@@ -85,11 +86,20 @@ func (c *Call) settle(grpcStatus string) {
 	switch {
 	case milvus.NotServing(c.Rec.MilvusCode, c.Rec.MilvusErrCode):
 		c.failed(ep, NotServing)
+	case c.Rec.GRPC && grpcStatus == deadlineStatus && c.Rec.ResponseBytes == 0:
+		// The backend's own timer (it was sent the grpc-timeout) fired before the
+		// balancer's: the same timeout, whichever ends the call (Envoy counts it as a
+		// 504, a gateway failure). As a reply, it would end the endpoint's run of failures.
+		c.failed(ep, Timeout)
 	case c.Rec.GRPC && grpcStatus == unavailableStatus:
 	case c.Rec.GRPC && grpcStatus != "", !c.Rec.GRPC && c.Rec.Status != 0:
 		ep.Succeeded()
 	}
 }
 
-// unavailableStatus is grpc-status UNAVAILABLE as sent on the wire.
-var unavailableStatus = (&Failure{Code: codes.Unavailable}).GRPCStatus()
+// unavailableStatus and deadlineStatus are grpc-status UNAVAILABLE and DEADLINE_EXCEEDED
+// as sent on the wire.
+var (
+	unavailableStatus = (&Failure{Code: codes.Unavailable}).GRPCStatus()
+	deadlineStatus    = (&Failure{Code: codes.DeadlineExceeded}).GRPCStatus()
+)

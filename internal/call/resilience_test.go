@@ -277,6 +277,31 @@ func TestRetryBudgetBoundsRetries(t *testing.T) {
 	}
 }
 
+// The relay passes no context of the call's: the call's deadline is its grpc-timeout
+// (Timeout). An attempt that fails after it is not sent elsewhere: the backend's own
+// timer (grpc-go's server resets the stream at the grpc-timeout it was sent) can fire
+// just before the balancer's, and a retry then would only count the deadline against an
+// endpoint that had nothing to do with it.
+func TestNoRetryPastTheDeadline(t *testing.T) {
+	p, _, _ := resilientPort(t, 2, config.Resilience{})
+	reset := Attempt{Stage: BeforeReply, Reason: Reset, Kept: true}
+	late := routed(t, p, search)
+	if _, ok := late.Timeout("1S", time.Now().Add(-2*time.Second)); !ok {
+		t.Fatal("grpc-timeout 1S not read")
+	}
+	wiredPick(late)
+	if retry, f := late.Retry(context.Background(), reset); retry || f == nil {
+		t.Errorf("a Search whose deadline passed was sent elsewhere (retry %v, failure %v)", retry, f)
+	}
+	wiredFinish(late, "")
+	inTime := routed(t, p, search)
+	inTime.Timeout("10S", time.Now())
+	wiredPick(inTime)
+	if retry, f := inTime.Retry(context.Background(), reset); !retry {
+		t.Errorf("a Search with time left was not sent elsewhere: %v", f)
+	}
+}
+
 func TestReplayLimit(t *testing.T) {
 	p, _, _ := resilientPort(t, 2, config.Resilience{})
 	if n := routed(t, p, search).ReplayLimit(); n != 1<<20 {
@@ -338,6 +363,39 @@ func TestOutlierDetection(t *testing.T) {
 	}
 	if got := target.EjectedUntil().Sub(time.Now()); got < 29*time.Second || got > 30*time.Second {
 		t.Errorf("first ejection lasts %v, want the 30 s default", got)
+	}
+}
+
+// A backend sent the call's grpc-timeout times out by its own timer, which can fire
+// before the balancer's: its DEADLINE_EXCEEDED with no reply message is the endpoint's
+// timeout, not a reply that ends its run of failures. One after reply messages is the
+// client's deadline cutting a stream short.
+func TestBackendDeadlineCountsAsTimeout(t *testing.T) {
+	p, eps, ev := resilientPort(t, 2, config.Resilience{Outlier: config.OutlierDetection{ConsecutiveFailures: 3}})
+	target := eps[0]
+	finishOnTarget := func(responseBytes int64) {
+		for {
+			c := routed(t, p, search)
+			if ep, _ := wiredPick(c); ep != target {
+				wiredFinish(c, "0")
+				continue
+			}
+			c.Rec.ResponseBytes = responseBytes
+			wiredFinish(c, "4")
+			return
+		}
+	}
+	finishOnTarget(0)
+	finishOnTarget(0)
+	finishOnTarget(100) // ends the run
+	finishOnTarget(0)
+	finishOnTarget(0)
+	if len(ev.ejected) != 0 {
+		t.Fatalf("ejected after runs of two: %v", ev.ejected)
+	}
+	finishOnTarget(0)
+	if len(ev.ejected) != 1 || ev.ejected[0] != target.Addr+"/timeout" {
+		t.Fatalf("three DEADLINE_EXCEEDED in a row: ejected %v, want %s/timeout", ev.ejected, target.Addr)
 	}
 }
 

@@ -101,7 +101,8 @@ func (b *budget) allows(now time.Time, inflight int64, percent, perSecond int) b
 
 // Retry reports the failed attempt a of the call to outlier detection and decides: retry
 // (Pick again and send the call there) or the failure the client is told. ctx is the
-// call's: its deadline is the call's grpc-timeout, its cancellation the client's.
+// call's (the client's cancellation, a deadline of the data path's); the call's own
+// deadline (Timeout) bounds it too.
 func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 	err := a.Err
 	if err == nil {
@@ -121,6 +122,9 @@ func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 	p := c.policy().Retry
 	now := time.Now()
 	deadline, _ := ctx.Deadline()
+	if !c.deadline.IsZero() && (deadline.IsZero() || c.deadline.Before(deadline)) {
+		deadline = c.deadline
+	}
 	rc := retryCase{Stage: a.Stage, ReadOnly: c.Replayable(), Kept: a.Kept,
 		Attempts: c.Rec.Attempts, MaxAttempts: p.MaxAttempts, Deadline: deadline, Now: now,
 		Elsewhere: c.elsewhere(now.UnixNano())}

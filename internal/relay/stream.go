@@ -57,11 +57,9 @@ type streamState struct {
 	reacked       int64
 	upScan        call.Scanner
 	downScan      call.Scanner
-	clientEnded   bool          // the client sent END_STREAM
-	backendEnded  bool          // the backend sent END_STREAM or RST_STREAM
-	respStarted   bool          // response HEADERS went to the client
-	deadline      time.Time     // from grpc-timeout; zero when none
-	timeout       time.Duration // grpc-timeout
+	clientEnded   bool // the client sent END_STREAM
+	backendEnded  bool // the backend sent END_STREAM or RST_STREAM
+	respStarted   bool // response HEADERS went to the client
 	connecting    bool
 	finished      bool
 	clientReset   bool
@@ -173,7 +171,7 @@ func (s *stream) fromClientWindow(delta int64, b *batch) error {
 func (s *stream) fromClientReset(b *batch) {
 	s.mu.Lock()
 	if !s.finished {
-		s.call.Cancelled(time.Now(), s.deadline, s.timeout, s.respStarted || s.replyHold != nil)
+		s.call.Cancelled(time.Now(), s.respStarted || s.replyHold != nil)
 		s.clientReset = true
 		s.down.closed = true
 		s.resetBackendLocked(http2.ErrCodeCancel, b)

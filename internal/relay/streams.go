@@ -218,8 +218,7 @@ func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
-	if d, ok := call.ParseTimeout(fieldValue(f, "grpc-timeout")); ok {
-		st.deadline, st.timeout = now.Add(d), d
+	if d, ok := st.call.Timeout(fieldValue(f, "grpc-timeout"), now); ok {
 		st.armLocked(d)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
