@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// ParseTimeout reads a grpc-timeout value: up to 8 digits and a unit (H, M, S, m, u, n),
+// parseTimeout reads a grpc-timeout value: up to 8 digits and a unit (H, M, S, m, u, n),
 // per the gRPC over HTTP/2 spec.
-func ParseTimeout(v string) (time.Duration, bool) {
+func parseTimeout(v string) (time.Duration, bool) {
 	if len(v) < 2 || len(v) > 9 {
 		return 0, false
 	}
@@ -41,7 +41,7 @@ func ParseTimeout(v string) (time.Duration, bool) {
 // endpoint after it (Retry), and a client's cancellation close to it is the endpoint's
 // timeout (Cancelled).
 func (c *Call) Timeout(v string, now time.Time) (d time.Duration, ok bool) {
-	if d, ok = ParseTimeout(v); ok {
+	if d, ok = parseTimeout(v); ok {
 		c.deadline, c.timeout = now.Add(d), d
 	}
 	return d, ok
