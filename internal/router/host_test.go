@@ -21,6 +21,6 @@ func TestHostOnlyAgreesWithSplitHostPort(t *testing.T) {
 		}
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = HostOnly("milvus-demo.milvus.io") }); n != 0 {
-		t.Errorf("hostOnly allocates %v times per call", n)
+		t.Errorf("HostOnly allocates %v times per call", n)
 	}
 }
