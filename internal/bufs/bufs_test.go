@@ -59,3 +59,34 @@ func TestGetAndPut(t *testing.T) {
 		t.Fatalf("kept %d, want Max 2", got)
 	}
 }
+
+// TestFreeOfOtherValues: a Free of values other than byte buffers makes one with its make
+// function when it keeps none, gives back the kept ones, most recent first, keeps Max at
+// most, and is trimmed like the byte buffers' lists.
+func TestFreeOfOtherValues(t *testing.T) {
+	type framer struct{ n int }
+	made := 0
+	l := NewFree(2, func() *framer { made++; return &framer{n: made} })
+	a, b := l.Get(), l.Get()
+	if made != 2 || a == b {
+		t.Fatalf("two Gets from an empty list made %d values", made)
+	}
+	l.Put(a)
+	l.Put(b)
+	l.Put(&framer{})
+	if got := l.Len(); got != 2 {
+		t.Fatalf("kept %d, want Max 2", got)
+	}
+	if got := l.Get(); got != b {
+		t.Fatalf("Get returned value %d, want the last one put back (%d)", got.n, b.n)
+	}
+	l.Put(b)
+	Trim() // b and a were both taken in this period
+	Trim() // and neither in this one
+	if got := l.Len(); got != 0 {
+		t.Fatalf("after an unused period the list keeps %d values, want 0", got)
+	}
+	if l.Get(); made != 3 {
+		t.Fatalf("a Get from the trimmed list made %d values in all, want 3", made)
+	}
+}
