@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
@@ -92,5 +93,50 @@ func TestDrainEndsParkedConnections(t *testing.T) {
 	l.Plane.Listeners.Shutdown(20 * time.Second)
 	if open := l.Plane.Listeners.ConnStats().Open; open != 0 {
 		t.Fatalf("%d connections open after the drain", open)
+	}
+}
+
+// A connection whose client broke off a header block (a padded HEADERS frame whose padding
+// is longer than the frame: a stream error, with the block's CONTINUATION still due)
+// parks like any idle connection, and the connections after it, whose readers use Framers
+// lent from the same pool, take their calls: a Framer that still waits for a CONTINUATION
+// is not lent again (relay/readframer.go), or the next connection's first frame would
+// break its frame order check and end that connection.
+func TestParkAfterBrokenHeaderBlock(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	l := newLB(t, bs, nil)
+	waitParked := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); readers() > 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connection readers, want none", readers())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	nc := dialTCP(t, l.PlainAddr())
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c := newRawH2(t, nc)
+	c.check(c.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPadded, 1, []byte{200}))
+	for {
+		if f, ok := c.read().(*http2.RSTStreamFrame); ok {
+			if f.StreamID != 1 || f.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("RST_STREAM %d %v, want stream 1 PROTOCOL_ERROR", f.StreamID, f.ErrCode)
+			}
+			break
+		}
+	}
+	waitParked()
+	// Raw clients: grpc-go would dial again, unseen, when a connection ends before its call
+	// is sent.
+	for i := range 20 {
+		nc := dialTCP(t, l.PlainAddr())
+		_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+		c := newRawH2(t, nc)
+		c.call(1)
+		if st := c.readUntilEnd(1); st != "0" {
+			t.Fatalf("connection %d after the broken block: grpc-status %q, want 0", i+1, st)
+		}
+		waitParked()
 	}
 }

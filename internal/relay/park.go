@@ -41,24 +41,23 @@ func (s *clientConn) mayPark() bool {
 // park lets the reader goroutine go, if the socket can watch the connection without it;
 // it returns false when the reader is to read on itself.
 //
-// What the connection grew while it was busy goes too: the Framer keeps the largest
-// payload it read (a Search request's 3 KiB) and the largest frame it wrote, so it is
-// replaced by a new one (the writers use it under c.mu, the reader is this goroutine);
-// the stream table keeps the room it grew; the finished streams kept for the next calls
-// (reuse.go) go as they do after PingInterval of silence. And crypto/tls's record buffer
-// goes back to the list it is lent from (internal/tlsbuf) until the connection resumes.
+// What the connection grew while it was busy goes too: the Framer it reads with goes
+// back to its pool (readframer.go: it keeps the largest payload it read); the stream
+// table keeps the room it grew, so it is replaced by a new one; the finished streams
+// kept for the next calls (reuse.go) go as they do after PingInterval of silence. And
+// crypto/tls's record buffer goes back to the list it is lent from (internal/tlsbuf)
+// until the connection resumes.
 func (s *clientConn) park() bool {
 	c := s.c
 	c.rb.flush()
 	c.br.release()
 	c.hd.release()
+	c.giveBackReadFramer()
 	tc, _ := c.nc.(*tls.Conn)
 	if tc != nil {
 		tlsbuf.Reclaim(tc)
 	}
-	fr := s.framer()
 	c.mu.Lock()
-	c.fr = fr
 	if len(s.streams) == 0 {
 		s.streams = map[uint32]clientStream{}
 	}
@@ -70,6 +69,7 @@ func (s *clientConn) park() bool {
 	if tc != nil {
 		tlsbuf.Lend(tc)
 	}
+	c.lendReadFramer(s.o.MaxHeaderBytes)
 	return false
 }
 

@@ -406,7 +406,7 @@ func (r *restStream) Write(p []byte) (int, error) {
 		}
 		n := min(int64(len(p)-written), r.sendWin, c.sendWin, int64(c.peerFrame), c.roomLocked())
 		if n > 0 {
-			_ = c.fr.WriteData(r.id, false, p[written:written+int(n)])
+			c.appendData(r.id, false, p[written:written+int(n)])
 			c.sendWin -= n
 			r.sendWin -= n
 			written += int(n)
@@ -537,7 +537,7 @@ func (r *restStream) finish() {
 				if len(trl) > 0 {
 					c.writeHeaders(r.id, true, trl)
 				} else {
-					_ = c.fr.WriteData(r.id, true, nil)
+					c.appendData(r.id, true, nil)
 				}
 				c.unlockWrite(&b)
 			}

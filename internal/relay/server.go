@@ -159,7 +159,7 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	s.c.fr = s.framer()
+	s.c.rfr = nil // lent to the reader (readframer.go)
 	// Responses to a client are encoded without the dynamic table: the fields that would
 	// go in it (content-type, grpc-status) are a few bytes each as literals, and every
 	// connection would keep the table and x/net's two index maps over it for as long as
@@ -185,19 +185,6 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 		s.src = ap.Addr()
 	}
 	return &Conn{s: s}
-}
-
-// framer makes the connection's Framer. The relay does not advertise
-// SETTINGS_MAX_FRAME_SIZE: a client's frames are at most 16 KiB, which bounds the read
-// buffer of every connection.
-func (s *clientConn) framer() *http2.Framer {
-	fr := http2.NewFramer(s.c, s.c.br)
-	fr.SetReuseFrames() // as newH2conn's
-	fr.SetMaxReadFrameSize(defaultFrame)
-	if s.o.MaxHeaderBytes > 0 {
-		fr.MaxHeaderListSize = uint32(s.o.MaxHeaderBytes)
-	}
-	return fr
 }
 
 // Serve serves the connection. It returns when the connection has ended or when it
@@ -283,6 +270,7 @@ func (s *clientConn) start(b *batch) error {
 // readFrames reads and acts on the client's frames until the connection fails or closes.
 func (s *clientConn) readFrames(b *batch) error {
 	c := s.c
+	c.lendReadFramer(s.o.MaxHeaderBytes)
 	for {
 		// Frames for the client itself (acknowledgements, window updates, errors) go out
 		// here rather than from beforeRead: a TLS write nested in the TLS read would
@@ -291,7 +279,7 @@ func (s *clientConn) readFrames(b *batch) error {
 			c.flush(true)
 		}
 		c.br.header = true
-		f, err := c.fr.ReadFrame()
+		f, err := c.rfr.ReadFrame()
 		if err != nil && errors.Is(err, sock.ErrParked) {
 			if s.park() {
 				return errParked
@@ -309,8 +297,10 @@ func (s *clientConn) readFrames(b *batch) error {
 			// (beforeRead), with what the frames after it produce.
 			continue
 		}
+		c.lent.failed = true // see readFramer.failed
 		var se http2.StreamError
 		if !errors.As(err, &se) {
+			c.giveBackReadFramer()
 			return err
 		}
 		// A stream error (RFC 9113 §5.4.2): that stream is reset, the connection goes
