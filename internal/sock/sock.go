@@ -152,7 +152,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		if len(p) >= readAheadSize {
 			if n, err, again := c.readFD(p, false); !again && !c.parkDeadline(err) {
-				return n, err
+				return n, c.readError(err)
 			}
 		} else {
 			buf := aheadBufs.Get()[:readAheadSize]
@@ -164,7 +164,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 				} else {
 					aheadBufs.Put(buf)
 				}
-				return k, err
+				return k, c.readError(err)
 			}
 			aheadBufs.Put(buf)
 		}
@@ -174,7 +174,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		n, err, _ := c.readFD(p, true)
 		if !c.parkDeadline(err) {
-			return n, err
+			return n, c.readError(err)
 		}
 		// ParkSoon's wait passed: parked at the top if nothing came meanwhile.
 	}
@@ -199,7 +199,9 @@ const readAheadSize = 64 << 10
 var aheadBufs = bufs.New(64, readAheadSize)
 
 // readFD reads from the descriptor; when nothing is there it waits for data (and the read
-// deadline) if wait is set, else it returns at once with again set. Reading goroutine
+// deadline) if wait is set, else it returns at once with again set. Its errors are bare
+// (Read describes them, readError): the deadline ParkSoon sets passes once per call of a
+// client that calls less often than that, and is not worth describing. Reading goroutine
 // only (the callback is made once, so that a read allocates nothing).
 func (c *Conn) readFD(p []byte, wait bool) (n int, err error, again bool) {
 	if c.readFn == nil {
@@ -226,13 +228,18 @@ func (c *Conn) readFD(p []byte, wait bool) (n int, err error, again bool) {
 	c.rp, c.rwait = p, wait
 	if err := c.rc.Read(c.readFn); err != nil {
 		c.rp = nil
-		return 0, c.opError("read", err), false
+		return 0, err, false
 	}
 	c.rp = nil
-	if c.rerr != nil && c.rerr != io.EOF {
-		return 0, c.opError("read", c.rerr), false
-	}
 	return c.rn, c.rerr, c.ragain
+}
+
+// readError describes a failed read as net.Conn does; io.EOF stays as it is.
+func (c *Conn) readError(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return c.opError("read", err)
 }
 
 // opError describes a failed read or write as net.Conn does (with the addresses), since
