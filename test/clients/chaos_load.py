@@ -33,7 +33,8 @@ server refuses for a changed schema is sent once more with the schema read again
 
 Commands on standard input, one a line, each answered by one line on standard output:
 
-  phase NAME   the calls started from now on count for phase NAME  -> chaos_load: phase NAME
+  phase NAME   the calls started from now on count for phase NAME; answered once every
+               call started before has ended                       -> chaos_load: phase NAME
   count        -> chaos_load: count N (calls finished so far, every phase)
   timeout S    the calls started from now on have a deadline of S seconds (0: none)
                                                                    -> chaos_load: timeout S
@@ -130,6 +131,7 @@ class Counts:
         self.open = threading.Condition(self.lock)
         self.paused = False
         self.inflight = 0
+        self.running = {}  # calls in flight by the phase they count for
 
     def current(self):
         """Waits while paused; returns the phase, the options and the client of a call
@@ -138,6 +140,7 @@ class Counts:
             while self.paused:
                 self.open.wait()
             self.inflight += 1
+            self.running[self.phase] = self.running.get(self.phase, 0) + 1
             return self.phase, dict(self.options), self.client
 
     def use(self, name):
@@ -166,8 +169,14 @@ class Counts:
             self.open.notify_all()
 
     def begin(self, name):
+        """Makes the calls from now on count for phase name, and waits until the calls
+        started before have ended: the fault the test starts next must not meet a call
+        that counts for the phase before (a steady Insert cancelled by a milvus-lite
+        stopping for the rolling restart would count as a steady failure)."""
         with self.lock:
             self.phase = name
+            while any(n for p, n in self.running.items() if p != name):
+                self.open.wait()
 
     def record(self, phase, op, err, key=None):
         with self.lock:
@@ -183,6 +192,7 @@ class Counts:
                     p["errors"].append(f"{op}: {err}"[:400])
             self.done += 1
             self.inflight -= 1
+            self.running[phase] -= 1
             self.open.notify_all()
 
     def finished(self):
