@@ -58,9 +58,8 @@ type Call struct {
 	// reported: the current attempt's failure was counted against its endpoint (Retry),
 	// so settle leaves it alone.
 	reported bool
-	// deadline and timeout come from the call's grpc-timeout (Timeout); zero when none.
+	// deadline is the call's start plus its grpc-timeout (Timeout); zero when none.
 	deadline time.Time
-	timeout  time.Duration
 }
 
 // scanners read a Milvus call's messages as they pass. They are pooled (1 KiB, mostly the
@@ -78,7 +77,7 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.port = p
 	c.tried = c.tried[:0]
 	c.reported = false
-	c.deadline, c.timeout = time.Time{}, 0
+	c.deadline = time.Time{}
 	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
 	c.method = nil
 	c.releaseScan()

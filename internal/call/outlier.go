@@ -61,7 +61,11 @@ const deadlineSlack = 50 * time.Millisecond
 // against it as the balancer's own timer would have; any other cancellation teaches
 // nothing.
 func (c *Call) Cancelled(now time.Time, replied bool) {
-	if c.ep == nil || replied || c.deadline.IsZero() || c.deadline.Sub(now) > max(deadlineSlack, c.timeout/5) {
+	if c.ep == nil || replied || c.deadline.IsZero() {
+		return
+	}
+	timeout := c.deadline.Sub(c.Rec.Start)
+	if c.deadline.Sub(now) > max(deadlineSlack, timeout/5) {
 		return
 	}
 	c.failed(c.ep, Timeout)
@@ -72,9 +76,8 @@ func (c *Call) Cancelled(now time.Time, replied bool) {
 // through Failed): a reply whose Milvus status says the proxy is not serving, or a
 // DEADLINE_EXCEEDED with no reply message, counts against the endpoint; any other reply
 // ends its run of failures, but UNAVAILABLE, which the data path reports through Failed
-// before it relays the backend's own answer. It
-// also ends the call's hold on the retry budget. Finish calls it before the endpoint's
-// count of the call ends.
+// before it relays the backend's own answer. It also ends the call's hold on the retry
+// budget. Finish calls it before the endpoint's count of the call ends.
 func (c *Call) settle(grpcStatus string) {
 	if c.Rec.Attempts > 1 && c.be != nil {
 		budgetOf(c.be.Key).retrying.Add(-1)

@@ -286,7 +286,8 @@ func TestNoRetryPastTheDeadline(t *testing.T) {
 	p, _, _ := resilientPort(t, 2, config.Resilience{})
 	reset := Attempt{Stage: BeforeReply, Reason: Reset, Kept: true}
 	late := routed(t, p, search)
-	if _, ok := late.Timeout("1S", time.Now().Add(-2*time.Second)); !ok {
+	late.Rec.Start = time.Now().Add(-2 * time.Second) // a call that began 2 s ago
+	if _, ok := late.Timeout("1S"); !ok {
 		t.Fatal("grpc-timeout 1S not read")
 	}
 	wiredPick(late)
@@ -295,7 +296,7 @@ func TestNoRetryPastTheDeadline(t *testing.T) {
 	}
 	wiredFinish(late, "")
 	inTime := routed(t, p, search)
-	inTime.Timeout("10S", time.Now())
+	inTime.Timeout("10S")
 	wiredPick(inTime)
 	if retry, f := inTime.Retry(context.Background(), reset); !retry {
 		t.Errorf("a Search with time left was not sent elsewhere: %v", f)

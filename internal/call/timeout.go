@@ -35,14 +35,14 @@ func parseTimeout(v string) (time.Duration, bool) {
 	return time.Duration(n) * unit, true
 }
 
-// Timeout takes the call's grpc-timeout header value v at now, the call's start, and
-// returns how long the data path's timer is to run; ok is false when there is none (or it
-// is malformed). The deadline it sets is the call's own: no attempt goes to another
-// endpoint after it (Retry), and a client's cancellation close to it is the endpoint's
-// timeout (Cancelled).
-func (c *Call) Timeout(v string, now time.Time) (d time.Duration, ok bool) {
+// Timeout takes the call's grpc-timeout header value v and returns how long the data
+// path's timer is to run; ok is false when there is none (or it is malformed). The
+// deadline it sets, counted from the call's start (Begin), is the call's own: no attempt
+// goes to another endpoint after it (Retry), and a client's cancellation close to it is
+// the endpoint's timeout (Cancelled).
+func (c *Call) Timeout(v string) (d time.Duration, ok bool) {
 	if d, ok = parseTimeout(v); ok {
-		c.deadline, c.timeout = now.Add(d), d
+		c.deadline = c.Rec.Start.Add(d)
 	}
 	return d, ok
 }

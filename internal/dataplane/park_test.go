@@ -21,6 +21,18 @@ func readers() int {
 	return bytes.Count(b.Bytes(), []byte("relay.(*clientConn).readFrames("))
 }
 
+// waitReaders waits until at most want connection readers are left: the others parked
+// (or their connections ended).
+func waitReaders(t *testing.T, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); readers() > want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection readers, want at most %d", readers(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // An idle client connection holds no goroutine (it parks), and a parked one still takes
 // calls, and ends when its client leaves: over TLS and h2c.
 func TestIdleConnectionsPark(t *testing.T) {
@@ -42,19 +54,10 @@ func TestIdleConnectionsPark(t *testing.T) {
 			}
 		}
 	}
-	waitReaders := func(want int) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); readers() > want; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connection readers, want at most %d", readers(), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	call()
-	waitReaders(0)
+	waitReaders(t, 0)
 	call() // woken by their next calls
-	waitReaders(0)
+	waitReaders(t, 0)
 	for _, cc := range conns[:n/2] {
 		_ = cc.Close()
 	}
@@ -84,12 +87,7 @@ func TestDrainEndsParkedConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); readers() > 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connection readers, want none", readers())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReaders(t, 0)
 	l.Plane.Listeners.Shutdown(20 * time.Second)
 	if open := l.Plane.Listeners.ConnStats().Open; open != 0 {
 		t.Fatalf("%d connections open after the drain", open)
@@ -105,15 +103,6 @@ func TestDrainEndsParkedConnections(t *testing.T) {
 func TestParkAfterBrokenHeaderBlock(t *testing.T) {
 	bs := startBackends(t, 1, fakemilvus.Options{})
 	l := newLB(t, bs, nil)
-	waitParked := func() {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); readers() > 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connection readers, want none", readers())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	nc := dialTCP(t, l.PlainAddr())
 	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
 	c := newRawH2(t, nc)
@@ -126,7 +115,7 @@ func TestParkAfterBrokenHeaderBlock(t *testing.T) {
 			break
 		}
 	}
-	waitParked()
+	waitReaders(t, 0)
 	// Raw clients: grpc-go would dial again, unseen, when a connection ends before its call
 	// is sent.
 	for i := range 20 {
@@ -137,6 +126,6 @@ func TestParkAfterBrokenHeaderBlock(t *testing.T) {
 		if st := c.readUntilEnd(1); st != "0" {
 			t.Fatalf("connection %d after the broken block: grpc-status %q, want 0", i+1, st)
 		}
-		waitParked()
+		waitReaders(t, 0)
 	}
 }

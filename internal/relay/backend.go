@@ -15,7 +15,7 @@ import (
 func (c *h2conn) backendFrame(f http2.Frame, b *batch) error {
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
-		hb, err := c.hd.read(c.rfr, f)
+		hb, err := c.hd.read(c.fr, f)
 		if err != nil {
 			return err
 		}

@@ -53,9 +53,8 @@ type h2conn struct {
 	server bool          // faces a client
 	name   string
 
-	// rfr is the Framer frames are read with: fr on a backend connection; on a client
-	// connection, one lent while its reader runs (readframer.go), fr writing only.
-	rfr  *http2.Framer
+	// lent is the Framer a client connection reads with, lent while its reader runs
+	// (readframer.go); fr then only writes. A backend connection reads with fr.
 	lent *readFramer
 
 	// rb is the batch of the connection's reader goroutine, flushed when it is about to
@@ -149,7 +148,6 @@ func newH2conn(nc net.Conn, server bool, readBuf int, connWindow int64, writeTim
 	// DATA frames are copied out before the next read (appendData, queue), so the Framer
 	// may reuse them.
 	c.fr.SetReuseFrames()
-	c.rfr = c.fr
 	c.hd = newBlockDecoder(0)
 	c.henc = newHeaderEncoder()
 	c.lastRead.Store(time.Now().UnixNano())

@@ -23,7 +23,7 @@ func (s *clientConn) frame(f http2.Frame, b *batch) error {
 	}
 	switch f := f.(type) {
 	case *http2.HeadersFrame:
-		hb, err := s.c.hd.read(s.c.rfr, f)
+		hb, err := s.c.hd.read(s.c.lent.fr, f)
 		if err != nil {
 			return err
 		}

@@ -124,14 +124,16 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 }
 
 // blockFields keeps the field lists of parked connections' decoders: a list grown from
-// nil by append took five allocations, about 1 KiB, each time a connection resumed.
+// nil by append took five allocations, about 1 KiB, each time a connection resumed. Not
+// fieldsPool: a sync.Pool keeps what a burst of parks gives back (thousands of lists)
+// until two collections have passed (bufs.Free).
 var blockFields = bufs.NewFree(256, func() []hpack.HeaderField { return make([]hpack.HeaderField, 0, 24) })
 
 // release gives the list of fields back while the connection is parked, cleared: the last
 // block's fields keep its strings. Past its length nothing is left: read clears the
 // fields of each block before the next.
 func (d *blockDecoder) release() {
-	if f := d.block.Fields; f != nil && cap(f) <= 64 {
+	if f := d.block.Fields; f != nil && cap(f) <= maxKeptFields {
 		clear(f)
 		blockFields.Put(f[:0])
 	}

@@ -281,7 +281,7 @@ func (p *Pool) readLoop(c *h2conn, key poolKey) {
 	heard := false
 	err := func() error {
 		for {
-			f, err := c.rfr.ReadFrame()
+			f, err := c.fr.ReadFrame()
 			if err != nil {
 				return err
 			}

@@ -55,7 +55,7 @@ func (c *h2conn) lendReadFramer(maxHeaderBytes int) {
 	r := readFramers.Get()
 	r.src, r.failed = c.br, false
 	r.fr.MaxHeaderListSize = uint32(max(maxHeaderBytes, 0))
-	c.rfr, c.lent = r.fr, r
+	c.lent = r
 }
 
 // giveBackReadFramer ends the loan when the connection parks: at a frame boundary,
@@ -68,5 +68,5 @@ func (c *h2conn) giveBackReadFramer() {
 		c.lent.src = nil
 		readFramers.Put(c.lent)
 	}
-	c.rfr, c.lent = nil, nil
+	c.lent = nil
 }

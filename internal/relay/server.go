@@ -110,6 +110,10 @@ type clientConn struct {
 // headers and trailers for clients): they live only until their HEADERS are encoded.
 var fieldsPool = sync.Pool{New: func() any { f := make([]hpack.HeaderField, 0, 24); return &f }}
 
+// maxKeptFields: a header list grown past this many fields (a rare request) is left to
+// the collector rather than kept for the next, in fieldsPool or blockFields.
+const maxKeptFields = 64
+
 func getFields() *[]hpack.HeaderField {
 	f := fieldsPool.Get().(*[]hpack.HeaderField)
 	*f = (*f)[:0]
@@ -134,7 +138,7 @@ func mustBeClearPastLen(f []hpack.HeaderField) {
 // nothing past its length was written (clearing the whole capacity, 24 fields, three
 // times a call, was 370 instructions per Search call).
 func putFields(f *[]hpack.HeaderField) {
-	if f != nil && cap(*f) <= 64 {
+	if f != nil && cap(*f) <= maxKeptFields {
 		if checkFieldsTail {
 			mustBeClearPastLen(*f)
 		}
@@ -159,7 +163,6 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	s.c.rfr = nil // lent to the reader (readframer.go)
 	// Responses to a client are encoded without the dynamic table: the fields that would
 	// go in it (content-type, grpc-status) are a few bytes each as literals, and every
 	// connection would keep the table and x/net's two index maps over it for as long as
@@ -279,7 +282,7 @@ func (s *clientConn) readFrames(b *batch) error {
 			c.flush(true)
 		}
 		c.br.header = true
-		f, err := c.rfr.ReadFrame()
+		f, err := c.lent.fr.ReadFrame()
 		if err != nil && errors.Is(err, sock.ErrParked) {
 			if s.park() {
 				return errParked

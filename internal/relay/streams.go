@@ -199,7 +199,7 @@ func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	st := newStream(free) // locked: a stream that ended (reuse.go) may still be reached
 	defer st.mu.Unlock()
 	st.sc, st.cc, st.cid = s, c, id
-	now := time.Now() // the one clock reading of the call's start: Begin, deadline, Pick
+	now := time.Now() // the one clock reading of the call's start: Begin (and so the deadline), Pick
 	st.call.Begin(s.sv.Port, path, true, now)
 	st.call.Rec.Client = s.addr
 	st.call.Rec.TLSVersion = s.tlsVersion
@@ -218,7 +218,7 @@ func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
 	st.reqFields = s.requestFields(f, false, st.call.Trace())
-	if d, ok := st.call.Timeout(fieldValue(f, "grpc-timeout"), now); ok {
+	if d, ok := st.call.Timeout(fieldValue(f, "grpc-timeout")); ok {
 		st.armLocked(d)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,

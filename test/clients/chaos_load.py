@@ -130,7 +130,6 @@ class Counts:
         self.clients, self.client = {}, None
         self.open = threading.Condition(self.lock)
         self.paused = False
-        self.inflight = 0
         self.running = {}  # calls in flight by the phase they count for
 
     def current(self):
@@ -139,7 +138,6 @@ class Counts:
         with self.lock:
             while self.paused:
                 self.open.wait()
-            self.inflight += 1
             self.running[self.phase] = self.running.get(self.phase, 0) + 1
             return self.phase, dict(self.options), self.client
 
@@ -160,7 +158,7 @@ class Counts:
     def pause(self):
         with self.lock:
             self.paused = True
-            while self.inflight:
+            while any(self.running.values()):
                 self.open.wait()
 
     def resume(self):
@@ -191,7 +189,6 @@ class Counts:
                 if len(p["errors"]) < FIRST_ERRORS:
                     p["errors"].append(f"{op}: {err}"[:400])
             self.done += 1
-            self.inflight -= 1
             self.running[phase] -= 1
             self.open.notify_all()
 
