@@ -28,6 +28,9 @@ type Request struct {
 	Authority string // :authority or Host
 	SNI       string // the TLS server name, "" on plaintext
 	User      string // the user name of the authorization metadata, "" when none
+	// Memo is the connection's memory of its last route (RouteMemo); nil when the data
+	// path keeps none.
+	Memo *RouteMemo
 	router.Request
 }
 
@@ -46,21 +49,56 @@ type Choice struct {
 // Choose routes a call on listener l of snapshot snap. names is nil at the headers: if the
 // route depends on what the first request message says, Choose returns Need and must be
 // called again with what was read of it (names not read are left out of Known). It
-// changes nothing but a weighted route's place in its order (router.Split), and
-// allocates nothing; routes without Milvus conditions cost what the host/path table costs.
+// changes nothing but a weighted route's place in its order (router.Split) and req.Memo,
+// and allocates nothing; routes without Milvus conditions cost what the host/path table
+// costs, or less when req.Memo holds the route.
 //
 // Routes are tried in the router's order; the first whose conditions hold takes the call.
 // Conditions on the first message hold only for MilvusService calls that are not streams
 // (a stream's first message may be long in coming).
 func Choose(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *router.Names) Choice {
+	e, need := find(snap, l, req, names)
 	readable := req.Milvus != nil && !req.Milvus.Streaming
-	var need router.NameSet
+	switch {
+	case need != 0:
+		return Choice{Need: need | cheapNames}
+	case e == nil:
+		return Choice{}
+	case names == nil && readable && mayStandby(snap, e, req):
+		return Choice{Need: router.NameConsistency | cheapNames}
+	case names == nil && readable && snap.RateLimits[e.Route.Ingress].Need() != (ratelimit.Need{}):
+		return Choice{Need: cheapNames}
+	}
+	be := target(snap, e)
+	if mayStandby(snap, e, req) {
+		be = standby(snap, be, names)
+	}
+	return Choice{Entry: e, Backend: be}
+}
+
+// find is the route whose host, path and conditions match, looked up by each of the
+// call's server names in turn; or, when a route that may apply reads the first message
+// and names is nil, what it reads (need).
+func find(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *router.Names) (e *router.Entry[*gateway.Backend], need router.NameSet) {
+	m := req.Memo
+	if names != nil {
+		m = nil // a call that waited for its message has conditions: nothing to remember
+	}
+	if e := m.lookup(snap, req); e != nil {
+		return e, 0
+	}
+	readable := req.Milvus != nil && !req.Milvus.Streaming
+	pure := true // no route with conditions was asked: the host and path alone chose
 	for _, h := range serverNames(req.Authority, req.SNI) {
 		if h == "" {
 			continue
 		}
 		host := router.NormalizeHost(h)
-		e := l.Routes.Find(host, req.Path, func(e *router.Entry[*gateway.Backend]) bool {
+		e = l.Routes.Find(host, req.Path, func(e *router.Entry[*gateway.Backend]) bool {
+			if e.Cond == nil {
+				return true
+			}
+			pure = false
 			if !e.Cond.Head(host, &req.Request) {
 				return false
 			}
@@ -75,23 +113,17 @@ func Choose(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *ro
 			}
 			return e.Cond.Message(&req.Request, names)
 		})
-		switch {
-		case need != 0:
-			return Choice{Need: need | cheapNames}
-		case e == nil:
-			continue
-		case names == nil && readable && mayStandby(snap, e, req):
-			return Choice{Need: router.NameConsistency | cheapNames}
-		case names == nil && readable && snap.RateLimits[e.Route.Ingress].Need() != (ratelimit.Need{}):
-			return Choice{Need: cheapNames}
+		if need != 0 {
+			return nil, need
 		}
-		be := target(snap, e)
-		if mayStandby(snap, e, req) {
-			be = standby(snap, be, names)
+		if e != nil {
+			if pure {
+				m.remember(snap, req, e)
+			}
+			return e, 0
 		}
-		return Choice{Entry: e, Backend: be}
 	}
-	return Choice{}
+	return nil, 0
 }
 
 // serverNames are the names a call's rules are looked up by, in order: its :authority,

@@ -43,16 +43,17 @@ func (s *clientConn) mayPark() bool {
 //
 // What the connection grew while it was busy goes too: the Framer it reads with goes
 // back to its pool (readframer.go: it keeps the largest payload it read); the stream
-// table keeps the room it grew, so it is replaced by a new one; the finished streams
-// kept for the next calls (reuse.go) go as they do after PingInterval of silence. And
-// crypto/tls's record buffer goes back to the list it is lent from (internal/tlsbuf)
-// until the connection resumes.
+// table keeps the room it grew, so it is replaced by a new one; the route memo lets its
+// snapshot go (call.RouteMemo); the finished streams kept for the next calls (reuse.go)
+// go as they do after PingInterval of silence. And crypto/tls's record buffer goes back
+// to the list it is lent from (internal/tlsbuf) until the connection resumes.
 func (s *clientConn) park() bool {
 	c := s.c
 	c.rb.flush()
 	c.br.release()
 	c.hd.release()
 	c.giveBackReadFramer()
+	s.route.Forget()
 	tc, _ := c.nc.(*tls.Conn)
 	if tc != nil {
 		tlsbuf.Reclaim(tc)

@@ -77,9 +77,10 @@ type clientConn struct {
 	// keep a few hundred bytes per idle connection (REST builds it when it needs it).
 	tlsVersion uint16
 	sni        string
-	up         call.Conn  // what upstream headers say about this connection
-	addr       string     // the client's address:port, for the record
-	src        netip.Addr // the client's address, for source-ip conditions
+	up         call.Conn      // what upstream headers say about this connection
+	route      call.RouteMemo // the last call's route; reader goroutine only
+	addr       string         // the client's address:port, for the record
+	src        netip.Addr     // the client's address, for source-ip conditions
 
 	pingTimer *time.Timer
 	// streams are the open streams by id, and nrest how many of them are REST's;

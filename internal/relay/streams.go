@@ -221,7 +221,7 @@ func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	if d, ok := st.call.Timeout(fieldValue(f, "grpc-timeout")); ok {
 		st.armLocked(d)
 	}
-	d := st.call.Route(&call.Request{Authority: authority, SNI: sni,
+	d := st.call.Route(&call.Request{Authority: authority, SNI: sni, Memo: &s.route,
 		Request: router.Request{Path: path, Method: "POST", Headers: f.RegularFields(), Source: s.src}})
 	if d.Wait {
 		st.holding = true
