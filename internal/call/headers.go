@@ -41,23 +41,25 @@ func ClientCertValue(chain []*x509.Certificate) string {
 func (c *Conn) Upstream(dst, in []hpack.HeaderField, grpc bool, trace TraceContext) []hpack.HeaderField {
 	var named string // the Connection field's value: more fields to drop (HTTP/1.1 only)
 	xff := ""
-	for _, hf := range in {
-		if hf.Name == "connection" {
-			named = hf.Value
-		}
-	}
+	start := len(dst)
 	for _, hf := range in {
 		switch {
+		case hf.Name == "connection":
+			named = hf.Value
+			continue
 		case hopByHop(hf.Name), hf.Name == "x-amzn-mtls-clientcert", hf.Name == "x-forwarded-proto", hf.Name == "x-forwarded-port",
 			hf.Name == "traceparent", hf.Name == "tracestate":
 			continue
 		case hf.Name == "x-forwarded-for":
 			xff = hf.Value
 			continue
-		case named != "" && listed(named, hf.Name):
-			continue
 		}
 		dst = append(dst, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive || hf.Name == "authorization"})
+	}
+	if named != "" {
+		// Rare (HTTP/2 refuses the field): the fields it names are taken out after the
+		// one walk, which every other request makes alone.
+		dst = dropListed(dst, start, named)
 	}
 	if trace.Traceparent != "" {
 		dst = append(dst, hpack.HeaderField{Name: "traceparent", Value: trace.Traceparent})
@@ -104,6 +106,18 @@ func hopByHop(name string) bool {
 		return true
 	}
 	return false
+}
+
+// dropListed removes from dst[start:] the fields the Connection value v names.
+func dropListed(dst []hpack.HeaderField, start int, v string) []hpack.HeaderField {
+	kept := dst[:start]
+	for _, hf := range dst[start:] {
+		if !listed(v, hf.Name) {
+			kept = append(kept, hf)
+		}
+	}
+	clear(dst[len(kept):]) // no strings kept alive past the length of a pooled list
+	return kept
 }
 
 // listed reports whether the comma-separated list v names name (case-insensitively).

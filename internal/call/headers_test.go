@@ -29,8 +29,8 @@ func names(fs []hpack.HeaderField) []string {
 func TestUpstreamHeaders(t *testing.T) {
 	c := Conn{ClientIP: "192.0.2.7", TLS: true, Port: "443", ClientCert: "PEM"}
 	in := fields(
-		"authorization", "cm9vdDpNaWx2dXM=", "dbname", "db1", "grpc-timeout", "10S",
-		"connection", "keep-alive, X-Secret", "x-secret", "drop me", "keep-alive", "300",
+		"x-early", "named after me", "authorization", "cm9vdDpNaWx2dXM=", "dbname", "db1", "grpc-timeout", "10S",
+		"connection", "keep-alive, X-Secret,x-early", "x-secret", "drop me", "keep-alive", "300",
 		"te", "trailers", "transfer-encoding", "chunked", "upgrade", "h2c",
 		"x-forwarded-for", "198.51.100.1", "x-forwarded-for", "203.0.113.9",
 		"x-forwarded-proto", "http", "x-forwarded-port", "80", "x-amzn-mtls-clientcert", "forged",
@@ -43,6 +43,11 @@ func TestUpstreamHeaders(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("upstream fields\n got %q\nwant %q", got, want)
+	}
+	// What dst held before (the relay's pseudo-header fields) is not the client's.
+	kept := fields(":path", "/x", "x-secret", "the caller's")
+	if got := names(c.Upstream(kept, in, true, TraceContext{})); !slices.Equal(got, append(names(kept), want...)) {
+		t.Errorf("after the caller's fields\n got %q\nwant %q", got, append(names(kept), want...))
 	}
 	out := c.Upstream(nil, in, false, TraceContext{})
 	if slices.ContainsFunc(out, func(f hpack.HeaderField) bool { return f.Name == "te" }) {

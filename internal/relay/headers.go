@@ -25,14 +25,27 @@ type headerBlock struct {
 	// hold those before the limit.
 	Truncated bool
 	pseudo    int // Fields[:pseudo] are pseudo-header fields
+	// at[k] is 1 + the index in Fields of pseudo-header field k (pMethod...), 0 when the
+	// block has none: noted once, while checkPseudos walks them, instead of looked up by
+	// name each time a field is asked for.
+	at [nPseudo]uint8
 }
 
-// PseudoValue is the value of the pseudo-header field ":"+name, or "".
-func (b *headerBlock) PseudoValue(name string) string {
-	for _, f := range b.Fields[:b.pseudo] {
-		if f.Name[1:] == name {
-			return f.Value
-		}
+// The pseudo-header fields (RFC 9113 §8.3, RFC 8441 §4), as indexes of headerBlock.at.
+const (
+	pMethod = iota
+	pScheme
+	pAuthority
+	pPath
+	pProtocol
+	pStatus
+	nPseudo
+)
+
+// Pseudo is the value of pseudo-header field k (pMethod...), or "".
+func (b *headerBlock) Pseudo(k int) string {
+	if i := b.at[k]; i > 0 {
+		return b.Fields[i-1].Value
 	}
 	return ""
 }
@@ -86,7 +99,7 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		b.Fields = blockFields.Get()
 	}
 	clear(b.Fields)
-	b.HeadersFrame, b.Fields, b.Truncated, b.pseudo = hf, b.Fields[:0], false, 0
+	b.HeadersFrame, b.Fields, b.Truncated, b.pseudo, b.at = hf, b.Fields[:0], false, 0, [nPseudo]uint8{}
 	d.sawRegular, d.invalid = false, nil
 	d.headersRemain, d.trailersRemain = d.max, d.max
 	d.dec.SetEmitEnabled(true)
@@ -115,7 +128,7 @@ func (d *blockDecoder) read(fr *http2.Framer, hf *http2.HeadersFrame) (*headerBl
 		return nil, http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if d.invalid == nil {
-		d.invalid = checkPseudos(b.PseudoFields())
+		d.invalid = b.checkPseudos()
 	}
 	if d.invalid != nil {
 		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: d.invalid}
@@ -178,26 +191,35 @@ func (d *blockDecoder) emit(f hpack.HeaderField) {
 }
 
 // checkPseudos refuses unknown and repeated pseudo-header fields, and a block with both
-// request and response ones (RFC 9113 §8.3).
-func checkPseudos(fields []hpack.HeaderField) error {
-	var request, response bool
-	for i, f := range fields {
-		switch f.Name {
-		case ":method", ":path", ":scheme", ":authority", ":protocol":
-			request = true
-		case ":status":
-			response = true
-		default:
+// request and response ones (RFC 9113 §8.3), and notes where each is (b.at).
+func (b *headerBlock) checkPseudos() error {
+	for i, f := range b.PseudoFields() {
+		k := pseudoIndex(f.Name)
+		if k < 0 || b.at[k] != 0 {
 			return errInvalidField
 		}
-		for _, g := range fields[:i] {
-			if f.Name == g.Name {
-				return errInvalidField
-			}
-		}
+		b.at[k] = uint8(i + 1)
 	}
-	if request && response {
-		return errInvalidField
+	if b.at[pStatus] != 0 && b.pseudo > 1 {
+		return errInvalidField // a response's one pseudo-header field beside a request's
 	}
 	return nil
+}
+
+func pseudoIndex(name string) int {
+	switch name {
+	case ":method":
+		return pMethod
+	case ":scheme":
+		return pScheme
+	case ":authority":
+		return pAuthority
+	case ":path":
+		return pPath
+	case ":protocol":
+		return pProtocol
+	case ":status":
+		return pStatus
+	}
+	return -1
 }

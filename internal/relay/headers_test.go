@@ -64,8 +64,8 @@ func TestHeaderBlockDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fragments of %d: %v", frag, err)
 		}
-		if b.Truncated || len(b.Fields) != len(request) || b.PseudoValue("path") != request[2].Value ||
-			b.PseudoValue("authority") != request[3].Value || len(b.PseudoFields()) != 4 ||
+		if b.Truncated || len(b.Fields) != len(request) || b.Pseudo(pPath) != request[2].Value ||
+			b.Pseudo(pAuthority) != request[3].Value || len(b.PseudoFields()) != 4 ||
 			b.RegularFields()[2].Value != "default" || !b.StreamEnded() || b.StreamID != 1 {
 			t.Errorf("fragments of %d: decoded %+v", frag, b.Fields)
 		}
@@ -81,6 +81,8 @@ func TestHeaderBlockRefusesMalformedFields(t *testing.T) {
 		"unknown pseudo":            append(request[:4:4], hpack.HeaderField{Name: ":db", Value: "x"}),
 		"repeated pseudo":           append(request[:4:4], hpack.HeaderField{Name: ":path", Value: "/x"}),
 		"request and response both": append(request[:4:4], hpack.HeaderField{Name: ":status", Value: "200"}),
+		"response and request both": {{Name: ":status", Value: "200"}, request[2]},
+		"repeated status":           {{Name: ":status", Value: "200"}, {Name: ":status", Value: "204"}},
 	}
 	for name, fields := range cases {
 		_, err := readBlock(t, encodeBlock(t, fields...), 1<<14, 0)
@@ -139,5 +141,35 @@ func TestHeaderBlockReusesItsFields(t *testing.T) {
 	// One allocation is the Framer's HeadersFrame; the block itself adds none.
 	if n := testing.AllocsPerRun(100, next); n > 1 {
 		t.Errorf("%v allocations per header block, want at most the Framer's 1", n)
+	}
+}
+
+// checkRequest reads the fields the relay acts on in its one walk, the last value of
+// each as a repeated field's, and refuses a request without the pseudo-header fields
+// every request carries.
+func TestCheckRequest(t *testing.T) {
+	fields := append(request[:4:4], hpack.HeaderField{Name: "host", Value: "h1"}, hpack.HeaderField{Name: "grpc-timeout", Value: "1S"},
+		hpack.HeaderField{Name: "content-type", Value: "application/grpc+proto"}, hpack.HeaderField{Name: "grpc-timeout", Value: "2S"})
+	b, err := readBlock(t, encodeBlock(t, fields...), 1<<14, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := checkRequest(b)
+	want := requestHead{contentLength: -1, contentType: "application/grpc+proto", host: "h1", timeout: "2S"}
+	if !ok || h != want || b.Pseudo(pMethod) != "POST" || b.Pseudo(pAuthority) != request[3].Value || b.Pseudo(pStatus) != "" {
+		t.Errorf("checkRequest: %+v %v, method %q; want %+v", h, ok, b.Pseudo(pMethod), want)
+	}
+	for name, fields := range map[string][]hpack.HeaderField{
+		"no :scheme":  {request[0], request[2], request[3]},
+		"empty :path": {request[0], request[1], {Name: ":path"}},
+		"a response":  {{Name: ":status", Value: "200"}},
+	} {
+		b, err := readBlock(t, encodeBlock(t, fields...), 1<<14, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, ok := checkRequest(b); ok {
+			t.Errorf("%s: passed checkRequest", name)
+		}
 	}
 }

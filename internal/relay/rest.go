@@ -101,8 +101,7 @@ func (s *clientConn) startREST(f *headerBlock, cl int64, b *batch) {
 // newRequest builds the request the handler sees, as net/http's HTTP/2 server would.
 func (r *restStream) newRequest(f *headerBlock, cl int64) (*http.Request, error) {
 	s := r.sc
-	method, path := f.PseudoValue("method"), f.PseudoValue("path")
-	authority := f.PseudoValue("authority")
+	method, path, authority := f.Pseudo(pMethod), f.Pseudo(pPath), f.Pseudo(pAuthority)
 	u, err := url.ParseRequestURI(path)
 	if err != nil {
 		return nil, fmt.Errorf("bad :path %q: %w", path, err)

@@ -302,7 +302,7 @@ func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 	defer func() { putFields(fp) }()
 	fields := *fp
 	if !s.respStarted {
-		st := f.PseudoValue("status")
+		st := f.Pseudo(pStatus)
 		if len(st) == 3 && st[0] == '1' {
 			return // 1xx: nothing for a gRPC client
 		}

@@ -135,8 +135,8 @@ func (s *clientConn) resetStream(id uint32, code http2.ErrCode, b *batch) {
 func (s *clientConn) open(f *headerBlock, b *batch) error {
 	c := s.c
 	id := f.StreamID
-	cl, ok := checkRequest(f)
-	grpc := ok && !f.Truncated && f.PseudoValue("method") == "POST" && isGRPCContentType(fieldValue(f, "content-type"))
+	h, ok := checkRequest(f)
+	grpc := ok && !f.Truncated && f.Pseudo(pMethod) == "POST" && isGRPCContentType(h.contentType)
 	c.mu.Lock()
 	c.lastID = id
 	refuse := c.goAway || uint32(len(s.streams)) >= s.maxStreams()
@@ -168,33 +168,22 @@ func (s *clientConn) open(f *headerBlock, b *batch) error {
 	}
 	if !grpc {
 		// Not gRPC: served by sv.REST (REST, redirects, errors as HTTP statuses).
-		s.startREST(f, cl, b)
+		s.startREST(f, h.contentLength, b)
 		return nil
 	}
-	s.startCall(f, free, b)
+	s.startCall(f, &h, free, b)
 	return nil
-}
-
-// fieldValue is the value of the last regular field named name, "" when there is none.
-func fieldValue(f *headerBlock, name string) string {
-	v := ""
-	for _, hf := range f.RegularFields() {
-		if hf.Name == name {
-			v = hf.Value
-		}
-	}
-	return v
 }
 
 // startCall starts a gRPC call: routed and balanced by the per-call decision, then
 // relayed frame by frame to the endpoint chosen, on free (a finished stream of the
 // connection's) or a new stream.
-func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
+func (s *clientConn) startCall(f *headerBlock, h *requestHead, free *stream, b *batch) {
 	c := s.c
 	id := f.StreamID
-	path, authority := f.PseudoValue("path"), f.PseudoValue("authority")
+	path, authority := f.Pseudo(pPath), f.Pseudo(pAuthority)
 	if authority == "" {
-		authority = fieldValue(f, "host")
+		authority = h.host
 	}
 	st := newStream(free) // locked: a stream that ended (reuse.go) may still be reached
 	defer st.mu.Unlock()
@@ -217,8 +206,8 @@ func (s *clientConn) startCall(f *headerBlock, free *stream, b *batch) {
 	sni := s.sni
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
-	st.reqFields = s.requestFields(f, false, st.call.Trace())
-	if d, ok := st.call.Timeout(fieldValue(f, "grpc-timeout")); ok {
+	st.reqFields = s.requestFields(f, st.call.Trace())
+	if d, ok := st.call.Timeout(h.timeout); ok {
 		st.armLocked(d)
 	}
 	d := st.call.Route(&call.Request{Authority: authority, SNI: sni, Memo: &s.route,
@@ -278,18 +267,15 @@ func (s *clientConn) rejectHeaders(id uint32, b *batch) {
 }
 
 // requestFields are the headers sent to the backend: the pseudo-header fields of the
-// request, then the regular fields by the one upstream rule (call.Conn.Upstream).
-func (s *clientConn) requestFields(f *headerBlock, backendTLS bool, trace call.TraceContext) *[]hpack.HeaderField {
-	scheme := "http"
-	if backendTLS {
-		scheme = "https"
-	}
+// request, then the regular fields by the one upstream rule (call.Conn.Upstream). Its
+// :scheme is http until the call's backend is known (routedLocked).
+func (s *clientConn) requestFields(f *headerBlock, trace call.TraceContext) *[]hpack.HeaderField {
 	p := getFields()
 	out := append(*p,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
-		hpack.HeaderField{Name: ":scheme", Value: scheme}, // schemeField
-		hpack.HeaderField{Name: ":authority", Value: f.PseudoValue("authority")},
-		hpack.HeaderField{Name: ":path", Value: f.PseudoValue("path")})
+		hpack.HeaderField{Name: ":scheme", Value: "http"}, // schemeField
+		hpack.HeaderField{Name: ":authority", Value: f.Pseudo(pAuthority)},
+		hpack.HeaderField{Name: ":path", Value: f.Pseudo(pPath)})
 	*p = s.up.Upstream(out, f.RegularFields(), true, trace)
 	return p
 }
