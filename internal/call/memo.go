@@ -7,11 +7,11 @@ import (
 
 // RouteMemo is one connection's memory of the route its last call took: a client sends
 // call after call to the same :authority and path, and finding the route again (the
-// server names, the host's normal form, the host and path tables) was about a fifth of
-// the decision's work per Search (docs/benchmarks.md). It holds only a route that the
-// host and path chose alone, no route with conditions having been asked, and only for
-// the snapshot it was found in: any other call, or any reload, looks the route up as if
-// there were no memo. The next steps (a weighted route's target, a standby, the rate
+// server names, the host's normal form, the host and path tables) was about 500
+// instructions per Search call (docs/benchmarks.md, "Search per call, fifth round"). It
+// holds only a route that the host and path chose alone, no route with conditions having
+// been asked, and only for the snapshot it was found in: any other call, or any reload,
+// looks the route up as if there were no memo. The next steps (a weighted route's target, a standby, the rate
 // limits) are taken for every call as before.
 //
 // Not safe for concurrent use: the relay keeps one per client connection, used by the
