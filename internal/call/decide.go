@@ -34,6 +34,11 @@ type Request struct {
 	router.Request
 }
 
+// readable reports whether conditions on the call's first message can hold: a
+// MilvusService call that is not a stream (a stream's first message may be long in
+// coming).
+func (r *Request) readable() bool { return r.Milvus != nil && !r.Milvus.Streaming }
+
 // Choice is where a call goes.
 type Choice struct {
 	// Entry is the route that takes the call; nil when none does, or when Need is set.
@@ -54,11 +59,10 @@ type Choice struct {
 // costs, or less when req.Memo holds the route.
 //
 // Routes are tried in the router's order; the first whose conditions hold takes the call.
-// Conditions on the first message hold only for MilvusService calls that are not streams
-// (a stream's first message may be long in coming).
+// Conditions on the first message hold only for calls whose message is readable.
 func Choose(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *router.Names) Choice {
 	e, need := find(snap, l, req, names)
-	readable := req.Milvus != nil && !req.Milvus.Streaming
+	readable := req.readable()
 	switch {
 	case need != 0:
 		return Choice{Need: need | cheapNames}
@@ -87,7 +91,7 @@ func find(snap *gateway.Snapshot, l *gateway.Listener, req *Request, names *rout
 	if e := m.lookup(snap, req); e != nil {
 		return e, 0
 	}
-	readable := req.Milvus != nil && !req.Milvus.Streaming
+	readable := req.readable()
 	pure := true // no route with conditions was asked: the host and path alone chose
 	for _, h := range serverNames(req.Authority, req.SNI) {
 		if h == "" {
