@@ -47,6 +47,7 @@ type Call struct {
 	dbMeta string               // the dbname metadata
 	trace  TraceContext         // sent upstream in place of the client's
 	scan   *scanners            // nil when the call is not a MilvusService method, and after Finish
+	spare  *scanners            // kept from one call to the next (Reset), until Release
 	// While the decision waits for the first request message (Route, Hold): what the
 	// headers said (nil when it did not wait), the names it waits for, the request bytes
 	// held so far.
@@ -64,7 +65,9 @@ type Call struct {
 
 // scanners read a Milvus call's messages as they pass. They are pooled (1 KiB, mostly the
 // buffers for a name): kept in every call, they made each call's allocation four times as
-// large, and the garbage collector ran four times as often.
+// large, and the garbage collector ran four times as often. A data path that uses its
+// Call again (the relay's streams) keeps them from one call to the next (Reset): a pool's
+// Get and Put were about 170 instructions a call (docs/benchmarks.md).
 type scanners struct {
 	req   milvus.RequestScanner
 	reply milvus.StatusScanner
@@ -89,7 +92,10 @@ func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 		c.Rec.Method = "grpc"
 		if c.method = milvus.Lookup(path); c.method != nil {
 			c.Rec.Method = c.method.Name
-			c.scan = scannerPool.Get().(*scanners)
+			if c.spare == nil {
+				c.spare = scannerPool.Get().(*scanners)
+			}
+			c.scan = c.spare
 			c.scan.req.Reset(c.method, RecordFields(p.Observer))
 			c.scan.reply.Reset(c.method)
 		}
@@ -192,10 +198,20 @@ func (c *Call) request() (milvus.Request, milvus.Fields) {
 	return c.scan.req.Result()
 }
 
-func (c *Call) releaseScan() {
-	if c.scan != nil {
-		scannerPool.Put(c.scan)
-		c.scan = nil
+// releaseScan ends the scanners' reading; they stay for the next call (spare).
+func (c *Call) releaseScan() { c.scan = nil }
+
+// Reset makes c ready for the next call of the data path that keeps it, as a new Call
+// but for the scanners, kept for that call.
+func (c *Call) Reset() { *c = Call{spare: c.spare} }
+
+// Release gives back what Reset keeps, when c will have no next call; a Call that is
+// dropped without it leaves its scanners to the collector.
+func (c *Call) Release() {
+	c.scan = nil
+	if c.spare != nil {
+		scannerPool.Put(c.spare)
+		c.spare = nil
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,6 +263,52 @@ func TestDeadlinesOfCallsInTurn(t *testing.T) {
 		// read would have been tried again.
 		if n := bs[0].Count(searchMethod) - before; tc.want == codes.OK && n != 1 {
 			t.Fatalf("call %d (timeout %v, backend sleeps %q): the backend served %d attempts, want 1", i, tc.timeout, tc.sleep, n)
+		}
+	}
+}
+
+// Calls one after another on one connection each reach the backend with their own
+// metadata, and each record has its own names: a finished call's stream keeps its header
+// list and its message scanners for the connection's next call (relay/reuse.go), and
+// nothing of the last call may be left in them.
+func TestHeadersOfCallsInTurn(t *testing.T) {
+	bs := startBackends(t, 1, fakemilvus.Options{})
+	recs := &records{}
+	l := lbtest.Start(t, lbtest.Options{Observer: recs}, lbtest.Addrs(bs)...)
+	c, _ := l.Dial(t, false)
+	calls := []struct {
+		md         []string // key, value pairs
+		collection string
+	}{
+		{[]string{"dbname", "db1", "x-first", "1", "x-second", "2", "x-third", "3"}, "c1"},
+		{nil, "c2"}, // fewer fields than the last call: none of its may follow
+		{[]string{"dbname", "db3"}, "c3"},
+		{[]string{"x-second", "two"}, ""},
+	}
+	for i, tc := range calls {
+		ctx := metadata.AppendToOutgoingContext(ctxTimeout(t, 10*time.Second), tc.md...)
+		if _, err := c.Search(ctx, &milvuspb.SearchRequest{CollectionName: tc.collection, Nq: 1}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	got := bs[0].Calls()
+	recsGot := recs.wait(t, len(calls))
+	if len(got) != len(calls) {
+		t.Fatalf("the backend served %d calls, want %d", len(got), len(calls))
+	}
+	for i, tc := range calls {
+		want := metadata.Pairs(tc.md...)
+		for _, key := range []string{"dbname", "x-first", "x-second", "x-third"} {
+			if g, w := got[i].MD.Get(key), want.Get(key); !slices.Equal(g, w) {
+				t.Errorf("call %d: the backend saw %s %q, want %q", i, key, g, w)
+			}
+		}
+		db := "default"
+		if v := want.Get("dbname"); len(v) > 0 {
+			db = v[0]
+		}
+		if r := recsGot[i]; r.DB != db || r.Collection != tc.collection {
+			t.Errorf("call %d: recorded database %q collection %q, want %q %q", i, r.DB, r.Collection, db, tc.collection)
 		}
 	}
 }

@@ -18,7 +18,7 @@ type outFlow struct {
 	poff     int      // read offset in chunks[0]
 	qlen     int
 	end      bool                 // END_STREAM follows pending
-	trailers *[]hpack.HeaderField // from fieldsPool
+	trailers *[]hpack.HeaderField // the stream's replyList
 	hasTrl   bool                 // trailers follow pending
 	closed   bool                 // END_STREAM or RST_STREAM was sent: nothing more goes this way
 	held     bool                 // data waits for the held reply headers (down only; replyhold.go)
@@ -189,7 +189,7 @@ func (s *stream) drainLocked(o *outFlow, dst *h2conn, id uint32, b *batch) int64
 	if o.queuedLen() == 0 {
 		if o.hasTrl && !o.closed {
 			dst.writeHeaders(id, true, *o.trailers)
-			putFields(o.trailers)
+			clearFields(o.trailers)
 			o.hasTrl, o.trailers, o.closed = false, nil, true
 		}
 	} else {

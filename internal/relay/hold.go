@@ -71,8 +71,7 @@ func (s *stream) answerLocked(framed []byte, b *batch) {
 	}
 	s.respStarted = true
 	s.sendLocked(&s.down, s.cc, s.cid, framed, false, b)
-	tr := getFields()
-	*tr = append(*tr, hpack.HeaderField{Name: "grpc-status", Value: "0"})
+	tr := s.keepReply([]hpack.HeaderField{{Name: "grpc-status", Value: "0"}})
 	s.statusFromHdr = "0"
 	if s.down.queuedLen() > 0 {
 		s.down.trailers, s.down.hasTrl = tr, true // drainLocked sends and returns them
@@ -81,7 +80,7 @@ func (s *stream) answerLocked(framed []byte, b *batch) {
 			s.cc.writeHeaders(s.cid, true, *tr)
 			s.cc.unlockWrite(b)
 		}
-		putFields(tr)
+		clearFields(tr)
 		s.down.closed = true
 	}
 	s.maybeCompleteLocked(b)

@@ -62,7 +62,7 @@ func (s *clientConn) park() bool {
 	if len(s.streams) == 0 {
 		s.streams = map[uint32]clientStream{}
 	}
-	s.free = nil
+	s.dropFree()
 	c.mu.Unlock()
 	if c.sk.Park(s.resume) {
 		return true

@@ -16,15 +16,27 @@ import (
 // endpoint as a failed attempt would (retryLocked). At most call.ReplyHoldLimit bytes of
 // a reply are held.
 
-// holdReplyLocked holds the reply headers fp when the per-call decision wants the
-// reply's Status read first and the whole request is still here to send again. It
-// reports whether it did. s.mu held.
-func (s *stream) holdReplyLocked(fp *[]hpack.HeaderField) bool {
+// holdReplyLocked holds the reply headers fields (a copy) when the per-call decision
+// wants the reply's Status read first and the whole request is still here to send again.
+// It reports whether it did. s.mu held.
+func (s *stream) holdReplyLocked(fields []hpack.HeaderField) bool {
 	if !s.replayableLocked() || !s.call.HoldReply() {
 		return false
 	}
-	s.replyHold, s.down.held = fp, true
+	s.replyHold, s.down.held = s.keepReply(fields), true
 	return true
+}
+
+// keepReply copies fields into the stream's replyList, for a list kept past the function
+// that built it: a held reply's headers, trailers behind queued data. A list that grew
+// past maxKeptFields for a rare reply is not kept for the next. s.mu held.
+func (s *stream) keepReply(fields []hpack.HeaderField) *[]hpack.HeaderField {
+	if s.replyList == nil || cap(*s.replyList) > maxKeptFields {
+		s.replyList = getFields()
+	}
+	clearFields(s.replyList) // trailers a finished call left queued
+	*s.replyList = append(*s.replyList, fields...)
+	return s.replyList
 }
 
 // heldDataLocked decides on a held reply once n more of its bytes came (given to
@@ -57,7 +69,7 @@ func (s *stream) sendHeldLocked(b *batch) {
 		s.cc.writeHeaders(s.cid, false, *fp)
 		s.cc.unlockWrite(b)
 	}
-	putFields(fp)
+	clearFields(fp)
 	if n := s.drainLocked(&s.down, s.cc, s.cid, b); n > 0 {
 		s.ackLocked(s.bc, s.bid, &s.down, s.backendEnded, n, b)
 	}
@@ -70,7 +82,7 @@ func (s *stream) dropReplyLocked() {
 	if s.replyHold == nil {
 		return
 	}
-	putFields(s.replyHold)
+	clearFields(s.replyHold)
 	s.replyHold = nil
 	s.down.reset()
 	s.down.held, s.down.end = false, false

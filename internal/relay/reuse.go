@@ -63,7 +63,28 @@ func newStream(st *stream) *stream {
 	}
 	st.mu.Lock()
 	st.streamState = streamState{}
+	st.call.Reset()
 	return st
+}
+
+// release gives back what a finished stream keeps for its next call (its header list,
+// its call's scanners) when it will have none: dropped from its connection's free list,
+// or not put there because the list was full. It takes no lock: once dropped, only the
+// goroutine that dropped it reaches these two (a backend reader that still finds the
+// stream reads whether it is that id there, and that it finished).
+func (st *stream) release() {
+	putFields(st.reqList)
+	putFields(st.replyList)
+	st.reqList, st.replyList = nil, nil
+	st.call.Release()
+}
+
+// dropFree empties the free list. c.mu held.
+func (s *clientConn) dropFree() {
+	for _, st := range s.free {
+		st.release()
+	}
+	s.free = nil
 }
 
 // armLocked arms the stream's deadline timer for d: the one it had, stopped when its
@@ -77,9 +98,11 @@ func (s *stream) armLocked(d time.Duration) {
 	s.timer = time.AfterFunc(d, s.expire)
 }
 
-// keepStream puts a finished stream in the free list. c.mu held.
+// keepStream puts a finished stream in the free list, if there is room. c.mu held.
 func (s *clientConn) keepStream(st *stream) {
 	if len(s.free) < freeStreams {
 		s.free = append(s.free, st)
+	} else {
+		st.release()
 	}
 }

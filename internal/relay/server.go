@@ -121,6 +121,15 @@ func getFields() *[]hpack.HeaderField {
 	return f
 }
 
+// clearFields empties a list a stream keeps for its next call (reqList, replyList):
+// cleared, so that it keeps no strings alive.
+func clearFields(p *[]hpack.HeaderField) {
+	if p != nil {
+		clear(*p)
+		*p = (*p)[:0]
+	}
+}
+
 // checkFieldsTail, set by this package's tests, has putFields check what its clearing
 // assumes, at every Put the tests make: a caller that re-sliced a list shorter before
 // giving it back would leave strings past its length, kept alive by the pool.
@@ -371,6 +380,9 @@ func (s *clientConn) close(err error) {
 			st.clientGone(&b)
 		}
 		b.flush()
+		s.c.mu.Lock()
+		s.dropFree() // what its streams keep goes back to the pools
+		s.c.mu.Unlock()
 	})
 }
 
@@ -393,7 +405,7 @@ func (s *clientConn) keepalive() {
 		}
 	}
 	if silent >= s.o.PingInterval {
-		s.free = nil // an idle connection keeps no streams for calls (reuse.go)
+		s.dropFree() // an idle connection keeps no streams for calls (reuse.go)
 	}
 	c.mu.Unlock()
 	next := s.o.PingInterval - silent

@@ -27,13 +27,21 @@ type stream struct {
 	// the stream that has one, and kept for its next calls (a stopped timer is armed
 	// again). Guarded by mu; timed says whether it is armed for this call.
 	timer *time.Timer
+	// call is the per-call decision: route, endpoint, failures, record. Reset for each
+	// call; it keeps its scanners from one call to the next (call.Call.Reset).
+	call call.Call
+	// reqList is the list reqFields uses; replyList the one of a held reply's headers
+	// (replyHold) or of trailers queued behind the reply's data (down.trailers), never
+	// both at once: held headers are sent before trailers are read. Both are kept from
+	// one call to the next, and go back to fieldsPool, with the call's scanners to
+	// theirs, when the stream is dropped (release).
+	reqList, replyList *[]hpack.HeaderField
 	streamState
 }
 
 // streamState is a stream's state, reset as a whole when the stream is used again.
 type streamState struct {
-	sc   *clientConn
-	call call.Call // the per-call decision: route, endpoint, failures, record
+	sc *clientConn
 
 	cc  *h2conn // client side
 	cid uint32
@@ -63,7 +71,7 @@ type streamState struct {
 	connecting    bool
 	finished      bool
 	clientReset   bool
-	reqFields     *[]hpack.HeaderField // from fieldsPool, until the request headers are sent
+	reqFields     *[]hpack.HeaderField // reqList, until the request headers are sent
 	uploading     bool                 // counted in bc.uploading (see noteUploadLocked)
 	upReceived    int64                // request bytes received from the client
 	downReceived  int64                // reply bytes relayed from the backend
@@ -298,29 +306,14 @@ func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 		}
 		s.sendHeldLocked(b)
 	}
-	fp := getFields()
-	defer func() { putFields(fp) }()
-	fields := *fp
-	if !s.respStarted {
-		st := f.Pseudo(pStatus)
-		if len(st) == 3 && st[0] == '1' {
-			return // 1xx: nothing for a gRPC client
-		}
-		fields = append(fields, hpack.HeaderField{Name: ":status", Value: st})
+	// The list is on the stack until it is encoded; one kept longer is copied (keptFields).
+	var list [8]hpack.HeaderField
+	fields, ok := s.downstreamLocked(list[:0], f)
+	if !ok {
+		return // 1xx: nothing for a gRPC client
 	}
-	for _, hf := range f.RegularFields() {
-		if !call.Downstream(hf.Name) {
-			continue
-		}
-		if hf.Name == "grpc-status" {
-			s.statusFromHdr = hf.Value
-		}
-		fields = append(fields, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
-	}
-	*fp = fields
-	if !s.respStarted && !end && s.holdReplyLocked(fp) {
-		fp = nil // held until the Status is read
-		return
+	if !s.respStarted && !end && s.holdReplyLocked(fields) {
+		return // held until the Status is read
 	}
 	if !s.respStarted && end && call.NotServed(s.statusFromHdr) {
 		// A backend that did not serve the call (call.NotServed): a read may go
@@ -347,8 +340,7 @@ func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 		}
 	} else if end {
 		if s.down.queuedLen() > 0 {
-			s.down.trailers, s.down.hasTrl = fp, true
-			fp = nil // drainLocked sends and returns them
+			s.down.trailers, s.down.hasTrl = s.keepReply(fields), true // drainLocked sends and clears them
 		} else {
 			if s.cc.lockWrite() {
 				s.cc.writeHeaders(s.cid, true, fields)
@@ -358,6 +350,30 @@ func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 		}
 	}
 	s.maybeCompleteLocked(b)
+}
+
+// downstreamLocked appends to dst the fields of the backend's header block f that go to
+// the client: :status on the reply's first block, then what call.Downstream lets
+// through. It notes the grpc-status, and reports false for a 1xx reply, which a gRPC
+// client is not sent. s.mu held.
+func (s *stream) downstreamLocked(dst []hpack.HeaderField, f *headerBlock) ([]hpack.HeaderField, bool) {
+	if !s.respStarted {
+		st := f.Pseudo(pStatus)
+		if len(st) == 3 && st[0] == '1' {
+			return dst, false
+		}
+		dst = append(dst, hpack.HeaderField{Name: ":status", Value: st})
+	}
+	for _, hf := range f.RegularFields() {
+		if !call.Downstream(hf.Name) {
+			continue
+		}
+		if hf.Name == "grpc-status" {
+			s.statusFromHdr = hf.Value
+		}
+		dst = append(dst, hpack.HeaderField{Name: hf.Name, Value: hf.Value, Sensitive: hf.Sensitive})
+	}
+	return dst, true
 }
 
 // fromBackendData relays response data that came on c.
@@ -469,7 +485,7 @@ func (s *stream) failLocked(f *call.Failure, b *batch) {
 	s.resetBackendLocked(http2.ErrCodeCancel, b)
 	if !s.down.closed {
 		s.down.reset()
-		putFields(s.down.trailers)
+		clearFields(s.down.trailers)
 		s.down.hasTrl, s.down.trailers, s.down.end = false, nil, false
 		fields := make([]hpack.HeaderField, 0, 4)
 		if !s.respStarted {
@@ -679,11 +695,15 @@ func (s *stream) releaseReplayLocked() {
 	}
 }
 
-// releaseFieldsLocked gives back the request's header fields. s.mu held.
+// releaseFieldsLocked lets go of the request's header fields: cleared, the list stays
+// for the stream's next call. s.mu held.
 func (s *stream) releaseFieldsLocked() {
-	if s.reqFields != nil {
-		putFields(s.reqFields)
+	if f := s.reqFields; f != nil {
+		clearFields(f)
 		s.reqFields = nil
+		if cap(*f) > maxKeptFields {
+			s.reqList = nil // a rare long list is not kept
+		}
 	}
 }
 
