@@ -47,7 +47,7 @@ type Call struct {
 	dbMeta string               // the dbname metadata
 	trace  TraceContext         // sent upstream in place of the client's
 	scan   *scanners            // nil when the call is not a MilvusService method, and after Finish
-	spare  *scanners            // kept from one call to the next (Reset), until Release
+	spare  *scanners            // kept from one call to the next (Begin), until Release
 	// While the decision waits for the first request message (Route, Hold): what the
 	// headers said (nil when it did not wait), the names it waits for, the request bytes
 	// held so far.
@@ -66,7 +66,7 @@ type Call struct {
 // scanners read a Milvus call's messages as they pass. They are pooled (1 KiB, mostly the
 // buffers for a name): kept in every call, they made each call's allocation four times as
 // large, and the garbage collector ran four times as often. A data path that uses its
-// Call again (the relay's streams) keeps them from one call to the next (Reset): a pool's
+// Call again (the relay's streams) keeps them from one call to the next (Begin): a pool's
 // Get and Put were about 170 instructions a call (docs/benchmarks.md).
 type scanners struct {
 	req   milvus.RequestScanner
@@ -75,30 +75,25 @@ type scanners struct {
 
 var scannerPool = sync.Pool{New: func() any { return new(scanners) }}
 
-// Begin starts the decision for a call on port p to path, at now.
+// Begin starts the decision for a call on port p to path, at now. c starts as a new
+// Call, but for what Reset keeps.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
+	c.reset()
 	c.port = p
-	c.tried = c.tried[:0]
-	c.reported = false
-	c.deadline = time.Time{}
-	c.Rec = Record{Start: now, Port: p.Number, GRPC: grpc, Method: path}
-	c.method = nil
-	c.releaseScan()
-	c.rest = nil
+	c.Rec.Start, c.Rec.Port, c.Rec.GRPC, c.Rec.Method = now, p.Number, grpc, path
 	if !grpc {
 		c.rest = new(milvus.RESTNames)
+		return
 	}
-	if grpc {
-		c.Rec.Method = "grpc"
-		if c.method = milvus.Lookup(path); c.method != nil {
-			c.Rec.Method = c.method.Name
-			if c.spare == nil {
-				c.spare = scannerPool.Get().(*scanners)
-			}
-			c.scan = c.spare
-			c.scan.req.Reset(c.method, RecordFields(p.Observer))
-			c.scan.reply.Reset(c.method)
+	c.Rec.Method = "grpc"
+	if c.method = milvus.Lookup(path); c.method != nil {
+		c.Rec.Method = c.method.Name
+		if c.spare == nil {
+			c.spare = scannerPool.Get().(*scanners)
 		}
+		c.scan = c.spare
+		c.scan.req.Reset(c.method, RecordFields(p.Observer))
+		c.scan.reply.Reset(c.method)
 	}
 }
 
@@ -201,11 +196,10 @@ func (c *Call) request() (milvus.Request, milvus.Fields) {
 // releaseScan ends the scanners' reading; they stay for the next call (spare).
 func (c *Call) releaseScan() { c.scan = nil }
 
-// Reset makes c ready for the next call of the data path that keeps it, as a new Call
-// but for the scanners, kept for that call.
-func (c *Call) Reset() { *c = Call{spare: c.spare} }
+// reset makes c a new Call but for its scanners, kept for its next call.
+func (c *Call) reset() { *c = Call{spare: c.spare} }
 
-// Release gives back what Reset keeps, when c will have no next call; a Call that is
+// Release gives back what Begin keeps for the next call, when c will have none; a Call
 // dropped without it leaves its scanners to the collector.
 func (c *Call) Release() {
 	c.scan = nil

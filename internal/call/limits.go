@@ -49,6 +49,16 @@ func (m *Scanner) Scan(p []byte, max int64) bool {
 			p = p[k:]
 			continue
 		}
+		if m.have == 0 && len(p) >= PrefixLen {
+			// The whole prefix is here, as it nearly always is: read in place, without
+			// the copy.
+			size := int64(binary.BigEndian.Uint32(p[1:PrefixLen]))
+			if size > max {
+				return false
+			}
+			m.remain, p = size, p[PrefixLen:]
+			continue
+		}
 		k := copy(m.prefix[m.have:], p)
 		m.have += k
 		p = p[k:]

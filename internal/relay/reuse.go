@@ -62,8 +62,7 @@ func newStream(st *stream) *stream {
 		return st
 	}
 	st.mu.Lock()
-	st.streamState = streamState{}
-	st.call.Reset()
+	st.streamState = streamState{} // and st.call is reset by its Begin
 	return st
 }
 

@@ -28,7 +28,7 @@ type stream struct {
 	// again). Guarded by mu; timed says whether it is armed for this call.
 	timer *time.Timer
 	// call is the per-call decision: route, endpoint, failures, record. Reset for each
-	// call; it keeps its scanners from one call to the next (call.Call.Reset).
+	// call by its Begin, which keeps its scanners from one call to the next.
 	call call.Call
 	// reqList is the list reqFields uses; replyList the one of a held reply's headers
 	// (replyHold) or of trailers queued behind the reply's data (down.trailers), never
