@@ -6,7 +6,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The field checks of blockDecoder.emit run on every field of every header block (about
+// The field checks of blockDecoder.emitter run on every field of every header block (about
 // 12 per Search call); x/net's per-rune IsTokenRune and per-byte ValidHeaderFieldValue
 // cost about 3,000 instructions per call, counted with callgrind. These say the same with
 // one table look-up per byte of a name and eight bytes at a time for a value.
