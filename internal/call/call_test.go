@@ -88,9 +88,8 @@ func TestRouteFailures(t *testing.T) {
 	if f := routeHeaders(&c, "other.example", "", search); f == nil || f.Code != codes.Unimplemented || f.HTTPStatus() != 404 {
 		t.Errorf("unknown host: %v, want UNIMPLEMENTED/404", f)
 	}
-	gone := *p
-	gone.Number = 8443
-	c.Begin(&gone, search, true, time.Now())
+	gone := &Port{Number: 8443, TLS: p.TLS, Snapshot: p.Snapshot, Observer: p.Observer, Log: p.Log, Limits: p.Limits}
+	c.Begin(gone, search, true, time.Now())
 	if f := routeHeaders(&c, "milvus-demo.milvus.io", "", search); f == nil || f.Code != codes.Unavailable || f.Msg != "listener is shutting down" {
 		t.Errorf("port gone from the configuration: %v, want UNAVAILABLE shutting down", f)
 	}
