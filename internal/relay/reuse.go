@@ -30,7 +30,8 @@ import "time"
 // freeStreams bounds the finished streams a client connection keeps for its next calls:
 // about its calls in flight at once (the bench's connections carry 8). A connection keeps
 // them while it is in use, also between calls (a client with one call at a time keeps
-// one, 1,152 bytes); one silent for PingInterval lets them go (keepalive), so idle
+// one: 1,152 bytes, and about 3 KiB of header lists and scanners, which would otherwise be
+// in their pools); one that parks or is silent for PingInterval lets them go, so idle
 // connections cost nothing more.
 const freeStreams = 8
 
