@@ -186,13 +186,19 @@ func consistencyName(level int32) string {
 // passed. The zero value is not ready: call Reset. Not safe for concurrent use; it
 // allocates nothing but the names it returns.
 type RequestScanner struct {
+	requestState
+	scan
+}
+
+// requestState is a RequestScanner's own state, reset as a whole (the scan's buffer is
+// not: scan.reset).
+type requestState struct {
 	lay               *requestLayout
 	want, known, lost Fields
 	r                 Request
 	level             int32
 	useDefault        bool // use_default_consistency: the level is the collection's
 	next              int  // index in lay.settled of the first field not yet passed
-	scan
 }
 
 var noRequestFields = &requestLayout{}
@@ -200,7 +206,8 @@ var noRequestFields = &requestLayout{}
 // Reset starts reading the first request message of a call of method m (nil for anything
 // that is not a MilvusService method), looking for the fields in want.
 func (s *RequestScanner) Reset(m *Method, want Fields) {
-	*s = RequestScanner{}
+	s.requestState = requestState{}
+	s.scan.reset()
 	s.start(m, want)
 }
 

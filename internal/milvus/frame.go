@@ -48,6 +48,12 @@ type scan struct {
 	w    walker
 }
 
+// reset makes c as new, but for the walker's value buffer (walker).
+func (c *scan) reset() {
+	c.done, c.fr = false, framing{}
+	c.w.walkState = walkState{}
+}
+
 // input returns the bytes of the first message in the next piece p of the stream; ok is
 // false when there is nothing to read in it.
 func (c *scan) input(p []byte) (msg []byte, ok bool) {

@@ -62,16 +62,23 @@ const statusName = "milvus.proto.common.Status"
 // zero value is not ready: call Reset. Not safe for concurrent use; it allocates nothing
 // but a reason.
 type StatusScanner struct {
+	statusState
+	scan
+}
+
+// statusState is a StatusScanner's own state, reset as a whole (the scan's buffer is
+// not: scan.reset).
+type statusState struct {
 	lay   replyLayout
 	st    Status
 	known bool
-	scan
 }
 
 // Reset starts reading the first reply message of a call of method m (nil for anything
 // that is not a MilvusService method: nothing to read).
 func (s *StatusScanner) Reset(m *Method) {
-	*s = StatusScanner{}
+	s.statusState = statusState{}
+	s.scan.reset()
 	s.start(m)
 }
 

@@ -17,6 +17,15 @@ import (
 //
 // The gRPC framing is the scanners' (frame.go); a walker sees message bytes only.
 type walker struct {
+	walkState
+	// buf holds the first n bytes of the value being collected. It is not cleared when
+	// the walker starts again: n says what of it is the value's, and clearing its 256
+	// bytes, twice for each of a call's two scanners, was half of what their resets wrote.
+	buf [valueCap]byte
+}
+
+// walkState is the walker's state but its value buffer.
+type walkState struct {
 	end  int64 // length of the message; -1 while unknown (a prefix of it)
 	off  int64 // offset in the message of the next byte to read
 	skip int64 // bytes of the current value still to pass over
@@ -38,8 +47,6 @@ type walker struct {
 	bad    bool // not a valid encoding: nothing more is read
 
 	ev event // the last event: what next returned is its kind
-
-	buf [valueCap]byte
 }
 
 const (
@@ -85,7 +92,7 @@ type event struct {
 }
 
 func (w *walker) reset(end int64) {
-	*w = walker{end: end, pending: -1}
+	w.walkState = walkState{end: end, pending: -1}
 }
 
 // limit is the offset the current field must end by, or -1 when unknown.
