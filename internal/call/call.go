@@ -93,7 +93,7 @@ type scanners struct {
 var scannerPool = sync.Pool{New: func() any { return new(scanners) }}
 
 // Begin starts the decision for a call on port p to path, at now. c starts as a new
-// Call, but for what Reset keeps.
+// Call, but for the scanners it keeps from its last call.
 func (c *Call) Begin(p *Port, path string, grpc bool, now time.Time) {
 	c.reset()
 	c.port = p
@@ -209,9 +209,6 @@ func (c *Call) request() (milvus.Request, milvus.Fields) {
 	}
 	return c.scan.req.Result()
 }
-
-// releaseScan ends the scanners' reading; they stay for the next call (spare).
-func (c *Call) releaseScan() { c.scan = nil }
 
 // reset makes c a new Call but for its scanners, kept for its next call.
 func (c *Call) reset() { *c = Call{spare: c.spare} }
@@ -344,7 +341,7 @@ func (c *Call) Finish(now time.Time, grpcStatus string) {
 	c.observeLatency(now, grpcStatus)
 	c.Done()
 	c.finishCache()
-	c.releaseScan() // nothing reads the messages after this
+	c.scan = nil // nothing reads the messages after this; they stay for the next call (spare)
 	if c.Rec.GRPC && c.Rec.Code == codes.OK && grpcStatus != "" {
 		if n, err := strconv.Atoi(grpcStatus); err == nil {
 			c.Rec.Code = codes.Code(n)
