@@ -11,8 +11,8 @@ import (
 // instructions per Search call (docs/benchmarks.md, "Search per call, fifth round"). It
 // holds only a route that the host and path chose alone, no route with conditions having
 // been asked, and only for the snapshot it was found in: any other call, or any reload,
-// looks the route up as if there were no memo. The next steps (a weighted route's target, a standby, the rate
-// limits) are taken for every call as before.
+// looks the route up as if there were no memo. The next steps (a weighted route's target,
+// a standby, the rate limits) are taken for every call as before.
 //
 // Not safe for concurrent use: the relay keeps one per client connection, used by the
 // connection's reader only. The zero value remembers nothing; so does a nil *RouteMemo.

@@ -74,7 +74,7 @@ func (s *stream) answerLocked(framed []byte, b *batch) {
 	tr := s.keepReply([]hpack.HeaderField{{Name: "grpc-status", Value: "0"}})
 	s.statusFromHdr = "0"
 	if s.down.queuedLen() > 0 {
-		s.down.trailers, s.down.hasTrl = tr, true // drainLocked sends and returns them
+		s.down.trailers, s.down.hasTrl = tr, true // drainLocked sends and clears them
 	} else {
 		if s.cc.lockWrite() {
 			s.cc.writeHeaders(s.cid, true, *tr)

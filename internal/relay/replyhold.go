@@ -28,15 +28,11 @@ func (s *stream) holdReplyLocked(fields []hpack.HeaderField) bool {
 }
 
 // keepReply copies fields into the stream's replyList, for a list kept past the function
-// that built it: a held reply's headers, trailers behind queued data. A list that grew
-// past maxKeptFields for a rare reply is not kept for the next. s.mu held.
+// that built it: a held reply's headers, trailers behind queued data. s.mu held.
 func (s *stream) keepReply(fields []hpack.HeaderField) *[]hpack.HeaderField {
-	if s.replyList == nil || cap(*s.replyList) > maxKeptFields {
-		s.replyList = getFields()
-	}
-	clearFields(s.replyList) // trailers a finished call left queued
-	*s.replyList = append(*s.replyList, fields...)
-	return s.replyList
+	p := keptList(&s.replyList)
+	*p = append(*p, fields...)
+	return p
 }
 
 // heldDataLocked decides on a held reply once n more of its bytes came (given to

@@ -107,18 +107,24 @@ type clientConn struct {
 	drainTimer  *time.Timer
 }
 
-// fieldsPool recycles the header lists the relay builds (requests for backends, response
-// headers and trailers for clients): they live only until their HEADERS are encoded.
+// fieldsPool holds the header lists of streams that were dropped (reuse.go): a stream
+// keeps its lists from one call to the next (keptList) and gives them back here when it
+// will have no next call.
 var fieldsPool = sync.Pool{New: func() any { f := make([]hpack.HeaderField, 0, 24); return &f }}
 
 // maxKeptFields: a header list grown past this many fields (a rare request) is left to
 // the collector rather than kept for the next, in fieldsPool or blockFields.
 const maxKeptFields = 64
 
-func getFields() *[]hpack.HeaderField {
-	f := fieldsPool.Get().(*[]hpack.HeaderField)
-	*f = (*f)[:0]
-	return f
+// keptList returns the list *p, emptied, for a stream's use until clearFields: taken from
+// fieldsPool when the stream has none, or when the one it had grew past maxKeptFields for
+// a rare call (that one is left to the collector).
+func keptList(p **[]hpack.HeaderField) *[]hpack.HeaderField {
+	if *p == nil || cap(**p) > maxKeptFields {
+		*p = fieldsPool.Get().(*[]hpack.HeaderField)
+	}
+	clearFields(*p) // what a call that finished without emptying it left
+	return *p
 }
 
 // clearFields empties a list a stream keeps for its next call (reqList, replyList):
@@ -152,8 +158,7 @@ func putFields(f *[]hpack.HeaderField) {
 		if checkFieldsTail {
 			mustBeClearPastLen(*f)
 		}
-		clear(*f)
-		*f = (*f)[:0]
+		clearFields(f)
 		fieldsPool.Put(f)
 	}
 }

@@ -306,7 +306,7 @@ func (s *stream) fromBackendHeaders(c *h2conn, f *headerBlock, b *batch) {
 		}
 		s.sendHeldLocked(b)
 	}
-	// The list is on the stack until it is encoded; one kept longer is copied (keptFields).
+	// The list is on the stack until it is encoded; one kept longer is copied (keepReply).
 	var list [8]hpack.HeaderField
 	fields, ok := s.downstreamLocked(list[:0], f)
 	if !ok {
@@ -698,13 +698,8 @@ func (s *stream) releaseReplayLocked() {
 // releaseFieldsLocked lets go of the request's header fields: cleared, the list stays
 // for the stream's next call. s.mu held.
 func (s *stream) releaseFieldsLocked() {
-	if f := s.reqFields; f != nil {
-		clearFields(f)
-		s.reqFields = nil
-		if cap(*f) > maxKeptFields {
-			s.reqList = nil // a rare long list is not kept
-		}
-	}
+	clearFields(s.reqFields)
+	s.reqFields = nil
 }
 
 // failOrRetryLocked ends an attempt that failed at stage with err: the call goes to

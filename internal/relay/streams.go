@@ -206,10 +206,7 @@ func (s *clientConn) startCall(f *headerBlock, h *requestHead, free *stream, b *
 	sni := s.sni
 	// The upstream header list is built now, while the header block is valid: the
 	// decision may wait for the first message. Its :scheme follows the backend chosen.
-	if st.reqList == nil {
-		st.reqList = getFields()
-	}
-	st.reqFields = s.requestFields(f, st.call.Trace(), st.reqList)
+	st.reqFields = s.requestFields(f, st.call.Trace(), keptList(&st.reqList))
 	if d, ok := st.call.Timeout(h.timeout); ok {
 		st.armLocked(d)
 	}
@@ -273,7 +270,7 @@ func (s *clientConn) rejectHeaders(id uint32, b *batch) {
 // request, then the regular fields by the one upstream rule (call.Conn.Upstream). Its
 // :scheme is http until the call's backend is known (routedLocked).
 func (s *clientConn) requestFields(f *headerBlock, trace call.TraceContext, p *[]hpack.HeaderField) *[]hpack.HeaderField {
-	out := append((*p)[:0],
+	out := append(*p,
 		hpack.HeaderField{Name: ":method", Value: "POST"},
 		hpack.HeaderField{Name: ":scheme", Value: "http"}, // schemeField
 		hpack.HeaderField{Name: ":authority", Value: f.Pseudo(pAuthority)},
