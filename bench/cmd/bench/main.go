@@ -352,7 +352,7 @@ func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, 
 		mode, p.SearchCallers, p.SearchConns, p.InsertRows, harness.Dim, p.InsertCallers, p.InsertConns)
 	fmt.Fprintf(&b, "big insert %d concurrent × %d rows (%.0f MiB) × %d each; many clients %d connections × 1 Search/s for %v; idle %d connections held %v. ",
 		p.BigCallers, p.BigRows, float64(p.BigRows*(4*harness.Dim+2))/(1<<20), p.BigPerCaller, p.ManyConns, p.ManyDuration, p.IdleConns, p.IdleHold)
-	fmt.Fprintf(&b, "Search and Insert: %v measured after %v warm-up. Medians of %d interleaved rounds (idle: %d); ", p.Duration, p.Warmup, plan.Rounds, plan.IdleRounds)
+	fmt.Fprintf(&b, "Search and Insert: %v measured after %v warm-up. Medians of %d interleaved rounds, each starting one target later (idle: %d); ", p.Duration, p.Warmup, plan.Rounds, plan.IdleRounds)
 	b.WriteString("each ratio is the ratio of the medians, then the lowest and highest ratio of the same round's two figures: a ratio whose rounds straddle 1.00 is within the noise.\n\n")
 	b.WriteString(table)
 	b.WriteString("\nGoals:\n\n")

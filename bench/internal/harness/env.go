@@ -136,7 +136,8 @@ type Env struct {
 	others  []*proc // the other backends (Config.Backends)
 	// backendAdmin is the backend's pprof address, "" unless Config.BackendPprof.
 	backendAdmin string
-	// Targets are in the order of a round: Direct first, then milvus-lb, then the peers.
+	// Targets are in the order of the first round: Direct first, then milvus-lb, then the
+	// peers (each later round starts one target later: Plan.Rounds).
 	Targets []*Target
 	// SearchReply is a real backend's reply to SearchRequest (Config.Lite), which every
 	// Search must be answered with byte for byte (Runner.SearchReply); nil for the fake.
