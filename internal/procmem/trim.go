@@ -22,10 +22,12 @@ import (
 // page cache on their next access. They leave the resident set, not the machine's
 // memory: the page cache keeps them. docs/benchmarks.md, "Many clients, fourth round".
 //
-// Quiet is TuneGC's: less than the live heap allocated a second. That is not idle: the
+// Quiet is less than the live heap allocated a second (TuneGC). That is not idle: the
 // many-clients load (2,000 clients, a Search a second each) is quiet, and the drops and
-// trims run during it, their faults and collection paid by the calls of that moment;
-// Search at full rate allocates many times its live heap a second and is not.
+// trims run during it, their faults and collection paid by the calls of that moment.
+// So may Search at full rate be, which since streams are used again allocates about its
+// live heap a second: a drop is a millisecond or two of faults every pagesEvery, and a
+// trim needs a heap kept well above its target, which a steady load does not leave.
 const (
 	// trimRatio: the kept heap (objects, the unused room of their spans, free pages not
 	// given back) above this many times the collector's target is what a burst left. In
