@@ -36,6 +36,10 @@ type stream struct {
 	// one call to the next, and go back to fieldsPool, with the call's scanners to
 	// theirs, when the stream is dropped (release).
 	reqList, replyList *[]hpack.HeaderField
+	// replayBuf is the replayBufs buffer the stream's calls keep their requests in for
+	// a replay (keepLocked): taken at the first call that keeps one, and given back with
+	// the header lists.
+	replayBuf []byte
 	streamState
 }
 
@@ -627,7 +631,8 @@ const (
 var replayHeld atomic.Int64
 
 // replayBufs hold the requests kept for replays: a Search (a few KiB) takes one, so keeping
-// it costs no allocation, and no garbage to collect, per call.
+// it costs no allocation, and no garbage to collect, per call. A stream keeps the one it
+// took for its later calls (stream.replayBuf), so a call takes none from the list.
 var replayBufs = bufs.New(256, 16<<10)
 
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
@@ -648,7 +653,10 @@ func (s *stream) keepLocked(p []byte) {
 			return
 		}
 		if size <= int64(replayBufs.Size) {
-			s.replay = replayBufs.Get()
+			if s.replayBuf == nil {
+				s.replayBuf = replayBufs.Get()
+			}
+			s.replay = s.replayBuf[:0]
 		} else {
 			s.replay = make([]byte, 0, min(size, call.HoldLimit+defaultFrame))
 		}
@@ -686,10 +694,7 @@ func (s *stream) releaseReplayLocked() {
 		replayHeld.Add(-n)
 		s.sc.replayHeld.Add(-n)
 	}
-	if cap(s.replay) == replayBufs.Size {
-		replayBufs.Put(s.replay[:0])
-	}
-	s.keep, s.replay = false, nil
+	s.keep, s.replay = false, nil // replayBuf stays for the stream's next call
 	if s.bc != nil {
 		s.releaseFieldsLocked() // sent, and not to be sent again
 	}
