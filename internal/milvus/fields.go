@@ -188,6 +188,10 @@ func consistencyName(level int32) string {
 type RequestScanner struct {
 	requestState
 	scan
+	// seen are the database and collection names of the scanner's last calls, kept
+	// across Reset: a scanner used again (a relayed connection's) reads the same names
+	// call after call, and taking the string it has costs no allocation.
+	seen [2]string
 }
 
 // requestState is a RequestScanner's own state, reset as a whole (the scan's buffer is
@@ -394,16 +398,19 @@ func (s *RequestScanner) value(ev *event) {
 		s.pair(ev.b, ev.whole)
 		return
 	}
-	f, dst := FieldDB, &s.r.DB
+	f, dst, seen := FieldDB, &s.r.DB, &s.seen[0]
 	if ev.num == s.lay.collection {
-		f, dst = FieldCollection, &s.r.Collection
+		f, dst, seen = FieldCollection, &s.r.Collection, &s.seen[1]
 	}
 	if !ev.whole {
 		// Longer than any name Milvus accepts; not read.
 		s.lost |= f
 		return
 	}
-	*dst = string(ev.b)
+	if string(ev.b) != *seen {
+		*seen = string(ev.b)
+	}
+	*dst = *seen
 	s.settle(f)
 }
 

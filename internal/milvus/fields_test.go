@@ -172,6 +172,34 @@ func TestRequestScannerPieces(t *testing.T) {
 	}
 }
 
+// TestRequestScannerUsedAgain: a relayed connection's scanner reads the same names call
+// after call; it hands out the strings it has (no allocation) and a new name when the
+// next call's differs.
+func TestRequestScannerUsedAgain(t *testing.T) {
+	m := Lookup(ServicePrefix + "Search")
+	streamOf := func(db, coll string) []byte {
+		b := numberOrder(must(proto.Marshal(&milvuspb.SearchRequest{DbName: db, CollectionName: coll, Nq: 1})))
+		return append(frameOf(b), b...)
+	}
+	var s RequestScanner
+	read := func(stream []byte) Names {
+		s.Reset(m, AllFields)
+		s.Write(stream)
+		got, _ := s.Result()
+		return got.Names
+	}
+	books := streamOf("shop", "books")
+	read(books)
+	if n := testing.AllocsPerRun(100, func() { read(books) }); n != 0 {
+		t.Errorf("reading the same names again: %v allocations, want 0", n)
+	}
+	for _, c := range []struct{ db, coll string }{{"shop", "films"}, {"shop", "books"}, {"", "books"}, {"archive", "books"}} {
+		if got := read(streamOf(c.db, c.coll)); got.DB != c.db || got.Collection != c.coll {
+			t.Errorf("after other calls: %+v, want %s.%s", got, c.db, c.coll)
+		}
+	}
+}
+
 func TestRequestScannerStopsEarly(t *testing.T) {
 	b, _ := proto.Marshal(insert(10000, 128))
 	var s RequestScanner
