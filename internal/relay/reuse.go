@@ -30,11 +30,9 @@ import "time"
 // freeStreams bounds the finished streams a client connection keeps for its next calls:
 // about its calls in flight at once (the bench's connections carry 8). A connection keeps
 // them while it is in use, also between calls (a client with one call at a time keeps
-// one: 1,152 bytes, about 3 KiB of header lists and scanners and, once a call kept its
-// request for a replay, that 16 KiB buffer, all of which would otherwise be in their
-// pools); one that parks or is silent for PingInterval lets them go, so idle connections
-// cost nothing more. Taking the replay buffer from its list and giving it back was about
-// 220 instructions a call (docs/benchmarks.md).
+// one: 1,152 bytes, and about 3 KiB of header lists and scanners, which would otherwise be
+// in their pools); one that parks or is silent for PingInterval lets them go, so idle
+// connections cost nothing more.
 const freeStreams = 8
 
 // onLocked reports whether s is still stream id on connection c (its backend's or its
@@ -69,19 +67,15 @@ func newStream(st *stream) *stream {
 	return st
 }
 
-// release gives back what a finished stream keeps for its next call (its header lists,
-// replay buffer and call's scanners) when it will have none: dropped from its
-// connection's free list, or not put there because the list was full. It takes no lock:
-// once dropped, only the goroutine that dropped it reaches these (a backend reader that
-// still finds the stream reads whether it is that id there, and that it finished).
+// release gives back what a finished stream keeps for its next call (its header list,
+// its call's scanners) when it will have none: dropped from its connection's free list,
+// or not put there because the list was full. It takes no lock: once dropped, only the
+// goroutine that dropped it reaches these two (a backend reader that still finds the
+// stream reads whether it is that id there, and that it finished).
 func (st *stream) release() {
 	putFields(st.reqList)
 	putFields(st.replyList)
 	st.reqList, st.replyList = nil, nil
-	if st.replayBuf != nil {
-		replayBufs.Put(st.replayBuf)
-		st.replayBuf = nil
-	}
 	st.call.Release()
 }
 

@@ -36,10 +36,6 @@ type stream struct {
 	// one call to the next, and go back to fieldsPool, with the call's scanners to
 	// theirs, when the stream is dropped (release).
 	reqList, replyList *[]hpack.HeaderField
-	// replayBuf is the replayBufs buffer the stream's calls keep their requests in for
-	// a replay (keepLocked): taken at the first call that keeps one, and given back with
-	// the header lists.
-	replayBuf []byte
 	streamState
 }
 
@@ -631,8 +627,7 @@ const (
 var replayHeld atomic.Int64
 
 // replayBufs hold the requests kept for replays: a Search (a few KiB) takes one, so keeping
-// it costs no allocation, and no garbage to collect, per call. A stream keeps the one it
-// took for its later calls (stream.replayBuf), so a call takes none from the list.
+// it costs no allocation, and no garbage to collect, per call.
 var replayBufs = bufs.New(256, 16<<10)
 
 // keepLocked adds request bytes p to what is kept for another attempt, or stops keeping
@@ -653,10 +648,7 @@ func (s *stream) keepLocked(p []byte) {
 			return
 		}
 		if size <= int64(replayBufs.Size) {
-			if s.replayBuf == nil {
-				s.replayBuf = replayBufs.Get()
-			}
-			s.replay = s.replayBuf[:0]
+			s.replay = replayBufs.Get()
 		} else {
 			s.replay = make([]byte, 0, min(size, call.HoldLimit+defaultFrame))
 		}
@@ -694,7 +686,10 @@ func (s *stream) releaseReplayLocked() {
 		replayHeld.Add(-n)
 		s.sc.replayHeld.Add(-n)
 	}
-	s.keep, s.replay = false, nil // replayBuf stays for the stream's next call
+	if cap(s.replay) == replayBufs.Size {
+		replayBufs.Put(s.replay[:0])
+	}
+	s.keep, s.replay = false, nil
 	if s.bc != nil {
 		s.releaseFieldsLocked() // sent, and not to be sent again
 	}
