@@ -40,7 +40,7 @@ import (
 // at 21,000 calls/s allocates about 5 MB a second on 5-6 MB live, so it was "quiet" and
 // collected at 50 % to save about 3 MB; Go's default took 1.1 % off its CPU per call
 // (docs/benchmarks.md, "Search per call, seventh round"). Many clients keep about
-// 25 MB live and save 12-20 MB.
+// 29 MB live and save 20 MB or more.
 const (
 	minQuietGC = 10
 	quietGC    = 50
