@@ -100,6 +100,29 @@ func TestHelmChart(t *testing.T) {
 	if got, want := controllerArgs(t, chartObjs), controllerArgs(t, plainObjs); !slices.Equal(got, want) {
 		t.Errorf("controller args differ:\nchart %v\nplain %v", got, want)
 	}
+	// extraEnv adds to the container's environment (docs/operations.md: GOMAXPROCS).
+	withEnv := decodeAll(t, run("template", "milvus-lb", chart, "--namespace", "milvus-lb-system",
+		"--set-json", `extraEnv=[{"name":"GOMAXPROCS","value":"1"}]`))
+	if got, want := controllerEnv(t, withEnv), append(controllerEnv(t, chartObjs), "GOMAXPROCS=1"); !slices.Equal(got, want) {
+		t.Errorf("with extraEnv, the environment is %v, want %v", got, want)
+	}
+}
+
+// controllerEnv is the controller container's environment, NAME=value (NAME= for a
+// valueFrom), in order.
+func controllerEnv(t *testing.T, objs []runtime.Object) []string {
+	t.Helper()
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok {
+			var out []string
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				out = append(out, e.Name+"="+e.Value)
+			}
+			return out
+		}
+	}
+	t.Fatal("no Deployment")
+	return nil
 }
 
 func decodeAll(t *testing.T, yamlDocs string) []runtime.Object {
