@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -112,17 +113,23 @@ func TestHelmChart(t *testing.T) {
 // valueFrom), in order.
 func controllerEnv(t *testing.T, objs []runtime.Object) []string {
 	t.Helper()
+	var out []string
+	for _, e := range controller(t, objs).Env {
+		out = append(out, e.Name+"="+e.Value)
+	}
+	return out
+}
+
+// controller is the Deployment's container.
+func controller(t *testing.T, objs []runtime.Object) corev1.Container {
+	t.Helper()
 	for _, o := range objs {
 		if d, ok := o.(*appsv1.Deployment); ok {
-			var out []string
-			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-				out = append(out, e.Name+"="+e.Value)
-			}
-			return out
+			return d.Spec.Template.Spec.Containers[0]
 		}
 	}
 	t.Fatal("no Deployment")
-	return nil
+	return corev1.Container{}
 }
 
 func decodeAll(t *testing.T, yamlDocs string) []runtime.Object {
@@ -177,18 +184,12 @@ func clusterRoleRules(t *testing.T, objs []runtime.Object) []string {
 
 func controllerArgs(t *testing.T, objs []runtime.Object) []string {
 	t.Helper()
-	for _, o := range objs {
-		if d, ok := o.(*appsv1.Deployment); ok {
-			var out []string
-			for _, a := range d.Spec.Template.Spec.Containers[0].Args {
-				if !strings.HasPrefix(a, "--service-name=") {
-					out = append(out, a)
-				}
-			}
-			sort.Strings(out)
-			return out
+	var out []string
+	for _, a := range controller(t, objs).Args {
+		if !strings.HasPrefix(a, "--service-name=") {
+			out = append(out, a)
 		}
 	}
-	t.Fatal("no Deployment")
-	return nil
+	sort.Strings(out)
+	return out
 }
