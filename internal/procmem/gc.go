@@ -84,7 +84,7 @@ func TuneGC(ctx context.Context) {
 				debug.SetGCPercent(p)
 				current = p
 			}
-			trim.tick(now, rate < quietShare*float64(live))
+			trim.tick(now, quiet(rate, float64(live)))
 		}
 	}
 }
@@ -94,7 +94,7 @@ func TuneGC(ctx context.Context) {
 // rounded up to quietStep, at least minQuietGC; busy, or quiet with a heap too small for
 // the lower target to save minSaving, Go's default.
 func gcPercentFor(rate, live float64) int {
-	if rate >= quietShare*live {
+	if !quiet(rate, live) {
 		return busyGC
 	}
 	p := int(math.Ceil(100*rate/live/quietStep)) * quietStep
@@ -104,3 +104,7 @@ func gcPercentFor(rate, live float64) int {
 	}
 	return p
 }
+
+// quiet reports an allocation rate (bytes per second) below quietShare of the live heap
+// (bytes) a second: what the trims wait for, and the quiet target may apply to.
+func quiet(rate, live float64) bool { return rate < quietShare*live }
