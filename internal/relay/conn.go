@@ -563,7 +563,7 @@ func (c *h2conn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
 // stream when id != 0 and streamOwed crosses the threshold). c.mu held.
 func (c *h2conn) consumedLocked(n int64) {
 	c.recvOwed += n
-	if c.recvOwed >= c.connWindow/4 {
+	if refreshDue(c.recvOwed, c.connWindow) {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
 		c.recvOwed = 0
 	}

@@ -293,7 +293,7 @@ func (r *restStream) returnLocked(n int64, b *batch) {
 	}
 	c.consumedLocked(n)
 	r.owed += n
-	if !r.bodyEnd && r.owed >= streamWindow/4 {
+	if !r.bodyEnd && refreshDue(r.owed, streamWindow) {
 		_ = c.fr.WriteWindowUpdate(r.id, uint32(r.owed))
 		r.recvWin += r.owed
 		r.owed = 0
