@@ -84,6 +84,51 @@ func TestWriteNeverBlocks(t *testing.T) {
 	}
 }
 
+// A backlog that starts with more than 64 KiB (what a large write leaves while the
+// drain goroutine is busy) is copied into a buffer kept in backlogs, which goes back
+// there once written or outgrown: uploads to a slow backend reuse a few buffers instead
+// of leaving one to the collector per write. The bytes arrive as written.
+func TestLargeBacklogsKeepTheirBuffers(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	var want bytes.Buffer
+	write := func(n int) {
+		p := make([]byte, n)
+		_, _ = rand.Read(p)
+		want.Write(p)
+		if _, err := c.WriteNow(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c.Pending() == 0 {
+		write(256 << 10)
+	}
+	// Once the drain goroutine has taken the backlog, the next write starts a new one.
+	for {
+		c.mu.Lock()
+		taken := c.inflight > 0 && len(c.out) == 0
+		c.mu.Unlock()
+		if taken {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	kept := backlogs.Len()
+	for range 3 { // the third outgrows the kept buffer
+		write(256 << 10)
+	}
+	// The first write took a buffer from the list (or made one); outgrown, it is back.
+	if backlogs.Len() < max(kept, 1) {
+		t.Errorf("kept backlog buffers: %d before, %d after a kept buffer was outgrown", kept, backlogs.Len())
+	}
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("the peer read other bytes than were written")
+	}
+}
+
 func TestWriteAndFlushKeepOrder(t *testing.T) {
 	c, peer := pair(t, 0, nil)
 	var want bytes.Buffer
