@@ -564,14 +564,34 @@ func (c *h2conn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
 	}
 }
 
-// consumed returns n received bytes of stream id to the peer's windows (connection, and
-// stream when id != 0 and streamOwed crosses the threshold). c.mu held.
-func (c *h2conn) consumedLocked(n int64) {
+// consumedLocked returns n received bytes to the peer's connection window when half
+// of it is owed (refreshDue). c.mu held.
+func (c *h2conn) consumedLocked(n int64) { c.refreshLocked(0, nil, n) }
+
+// refreshLocked counts n bytes received on stream id as sent on and gives the windows
+// back: each when half of it is owed, and the other one with it if it is owed
+// anything, so that both go in one write and wake the peer once. owed is the stream's
+// count, nil when its window is not to be returned (the peer ended it). It returns the
+// stream window given back. c.mu held.
+func (c *h2conn) refreshLocked(id uint32, owed *int64, n int64) int64 {
 	c.recvOwed += n
-	if refreshDue(c.recvOwed, c.connWindow) {
+	streamDue := false
+	if owed != nil {
+		*owed += n
+		streamDue = refreshDue(*owed, streamWindow)
+	}
+	if c.recvOwed > 0 && (streamDue || refreshDue(c.recvOwed, c.connWindow)) {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
 		c.recvOwed = 0
+		streamDue = owed != nil && *owed > 0
 	}
+	if !streamDue {
+		return 0
+	}
+	inc := *owed
+	_ = c.fr.WriteWindowUpdate(id, uint32(inc))
+	*owed = 0
+	return inc
 }
 
 // close tears the connection down once; streams are told by the caller.

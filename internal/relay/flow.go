@@ -247,14 +247,11 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 	if !src.lockWrite() {
 		return
 	}
-	src.consumedLocked(n)
-	if !srcEnded {
-		o.owed += n
-		if refreshDue(o.owed, streamWindow) {
-			_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
-			o.owed = 0
-		}
+	owed := &o.owed
+	if srcEnded {
+		owed = nil
 	}
+	src.refreshLocked(id, owed, n)
 	src.unlockWrite(b)
 }
 

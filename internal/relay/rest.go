@@ -291,13 +291,11 @@ func (r *restStream) returnLocked(n int64, b *batch) {
 	if n <= 0 || !c.lockWrite() {
 		return
 	}
-	c.consumedLocked(n)
-	r.owed += n
-	if !r.bodyEnd && refreshDue(r.owed, streamWindow) {
-		_ = c.fr.WriteWindowUpdate(r.id, uint32(r.owed))
-		r.recvWin += r.owed
-		r.owed = 0
+	owed := &r.owed
+	if r.bodyEnd {
+		owed = nil
 	}
+	r.recvWin += c.refreshLocked(r.id, owed, n)
 	c.unlockWrite(b)
 }
 
