@@ -566,24 +566,24 @@ func (c *h2conn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
 
 // consumedLocked returns n received bytes to the peer's connection window when half
 // of it is owed (refreshDue). c.mu held.
-func (c *h2conn) consumedLocked(n int64) { c.refreshLocked(0, nil, n) }
+func (c *h2conn) consumedLocked(n int64) { c.refreshLocked(0, nil, true, n) }
 
 // refreshLocked counts n bytes received on stream id as sent on and gives the windows
 // back: each when half of it is owed, and the other one with it if it is owed
-// anything, so that both go in one write and wake the peer once. owed is the stream's
-// count, nil when its window is not to be returned (the peer ended it). It returns the
-// stream window given back. c.mu held.
-func (c *h2conn) refreshLocked(id uint32, owed *int64, n int64) int64 {
+// anything, so that both go in one write and wake the peer once. owed is what the
+// stream is owed; once the peer ended the stream (ended) its window is not returned.
+// It returns the stream window given back. c.mu held.
+func (c *h2conn) refreshLocked(id uint32, owed *int64, ended bool, n int64) int64 {
 	c.recvOwed += n
 	streamDue := false
-	if owed != nil {
+	if !ended {
 		*owed += n
 		streamDue = refreshDue(*owed, streamWindow)
 	}
 	if c.recvOwed > 0 && (streamDue || refreshDue(c.recvOwed, c.connWindow)) {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
 		c.recvOwed = 0
-		streamDue = owed != nil && *owed > 0
+		streamDue = !ended && *owed > 0
 	}
 	if !streamDue {
 		return 0

@@ -247,11 +247,7 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 	if !src.lockWrite() {
 		return
 	}
-	owed := &o.owed
-	if srcEnded {
-		owed = nil
-	}
-	src.refreshLocked(id, owed, n)
+	src.refreshLocked(id, &o.owed, srcEnded, n)
 	src.unlockWrite(b)
 }
 
@@ -260,7 +256,8 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 // uploading at full speed keeps half the window in hand, which on a loopback or a
 // cluster network is many round trips, and each WINDOW_UPDATE is a wake-up of the
 // sender and often a write of its own. At a quarter, a 3 MiB insert cost 76 writes of
-// the relay and at half 66, for 0.97x its CPU per message (docs/benchmarks.md).
+// the relay and at half 66, for 0.97x its CPU per message (docs/benchmarks.md,
+// "Inserts, fewer wake-ups").
 func refreshDue(owed, win int64) bool { return owed >= win/2 }
 
 // growLocked grows the backend's window for s from backendStreamWindow to

@@ -19,7 +19,7 @@ func TestWindowsGoBackTogether(t *testing.T) {
 	var refreshes int
 	for sent := 0; sent < total; sent += frame {
 		for _, id := range []uint32{1, 3} {
-			c.refreshLocked(id, owed[id], frame)
+			c.refreshLocked(id, owed[id], false, frame)
 			incs := map[uint32]uint32{}
 			for out.Len() > 0 {
 				f, err := rd.ReadFrame()

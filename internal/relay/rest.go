@@ -291,11 +291,7 @@ func (r *restStream) returnLocked(n int64, b *batch) {
 	if n <= 0 || !c.lockWrite() {
 		return
 	}
-	owed := &r.owed
-	if r.bodyEnd {
-		owed = nil
-	}
-	r.recvWin += c.refreshLocked(r.id, owed, n)
+	r.recvWin += c.refreshLocked(r.id, &r.owed, r.bodyEnd, n)
 	c.unlockWrite(b)
 }
 
