@@ -82,13 +82,16 @@ func (l *Free[T]) Get() T {
 	return l.make()
 }
 
-// Put keeps v for a later Get, unless Max are kept already. v must not be used after.
-func (l *Free[T]) Put(v T) {
+// Put keeps v for a later Get, unless Max are kept already; it reports whether it kept
+// v. v must not be used after if it did.
+func (l *Free[T]) Put(v T) bool {
 	l.mu.Lock()
-	if len(l.free) < l.Max {
+	kept := len(l.free) < l.Max
+	if kept {
 		l.free = append(l.free, v)
 	}
 	l.mu.Unlock()
+	return kept
 }
 
 // Put keeps b, emptied, for a later Get, unless Max are kept already. b must not be used

@@ -1,6 +1,10 @@
 package relay
 
-import "time"
+import (
+	"time"
+
+	"github.com/milvus-lb/milvus-lb/internal/bufs"
+)
 
 // Streams used again. A Search call's stream (1,136 bytes, most of it the per-call
 // decision and its record) was the relay's one allocation per call, and with it most of
@@ -24,6 +28,10 @@ import "time"
 //   - A stream taken from the free list is reset and initialised under its lock, and
 //     stays finished unless it enters the table (a closing connection's clientGone may
 //     still reach it through a list taken before).
+//   - A stream moves to another client connection only through spareStreams, from a
+//     connection that parks or falls silent and is not closed: no list of that
+//     connection's streams was taken for a close, and its table is empty, so nothing of
+//     it reaches the stream again.
 //
 // The observers of the record copy what they keep (call.Observer).
 
@@ -31,9 +39,18 @@ import "time"
 // about its calls in flight at once (the bench's connections carry 8). A connection keeps
 // them while it is in use, also between calls (a client with one call at a time keeps
 // one: 1,152 bytes, and about 3 KiB of header lists and scanners, which would otherwise be
-// in their pools); one that parks or is silent for PingInterval lets them go, so idle
-// connections cost nothing more.
+// in their pools); one that parks or is silent for PingInterval hands them to
+// spareStreams, so idle connections cost nothing more.
 const freeStreams = 8
+
+// spareStreams keeps the finished streams of connections that parked or fell silent, for
+// the next call of any connection whose own list is empty. Every call of a client that
+// calls less often than parkAfter comes on a parked connection: 2,000 clients making a
+// Search a second each had a new stream made for each call, with its header lists and
+// scanners taken from their pools again, 1.3 of the 2.1 KB a call allocated, and that
+// set the collector's pace (docs/benchmarks.md, "Many clients, sixth round"). As many are taken as connections resume with a call at once; the bound, and
+// bufs' trim of what goes unused, keep a burst of parks from holding thousands.
+var spareStreams = bufs.NewFree(64, func() *stream { return nil })
 
 // onLocked reports whether s is still stream id on connection c (its backend's or its
 // client's). s.mu held.
@@ -41,12 +58,12 @@ func (s *stream) onLocked(c *h2conn, id uint32) bool {
 	return c == s.bc && id == s.bid || c == s.cc && id == s.cid
 }
 
-// freeStreamLocked takes one of the connection's finished streams, or returns nil. c.mu
-// held.
+// freeStreamLocked takes one of the connection's finished streams, or a spare one, or
+// returns nil. c.mu held.
 func (s *clientConn) freeStreamLocked() *stream {
 	n := len(s.free)
 	if n == 0 {
-		return nil
+		return spareStreams.Get()
 	}
 	st := s.free[n-1]
 	s.free[n-1] = nil
@@ -79,10 +96,22 @@ func (st *stream) release() {
 	st.call.Release()
 }
 
-// dropFree empties the free list. c.mu held.
+// dropFree empties the free list: into spareStreams, unless the connection is closed.
+// c.mu held.
 func (s *clientConn) dropFree() {
 	for _, st := range s.free {
-		st.release()
+		if s.c.closed {
+			st.release()
+			continue
+		}
+		// It keeps nothing of this connection's; under its lock, as a backend reader may
+		// still look at it (onLocked).
+		st.mu.Lock()
+		st.streamState = streamState{}
+		st.mu.Unlock()
+		if !spareStreams.Put(st) {
+			st.release()
+		}
 	}
 	s.free = nil
 }
