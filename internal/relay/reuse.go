@@ -29,9 +29,9 @@ import (
 //     stays finished unless it enters the table (a closing connection's clientGone may
 //     still reach it through a list taken before).
 //   - A stream moves to another client connection only through spareStreams, from a
-//     connection that parks or falls silent and is not closed: no list of that
-//     connection's streams was taken for a close, and its table is empty, so nothing of
-//     it reaches the stream again.
+//     connection that parks or falls silent and is not closed. Its reader looks streams
+//     up only in its table, which a finished stream has left, and a close takes its list
+//     after marking the connection closed, so that list holds no stream handed on.
 //
 // The observers of the record copy what they keep (call.Observer).
 
@@ -104,11 +104,9 @@ func (s *clientConn) dropFree() {
 			st.release()
 			continue
 		}
-		// It keeps nothing of this connection's; under its lock, as a backend reader may
-		// still look at it (onLocked).
-		st.mu.Lock()
-		st.streamState = streamState{}
-		st.mu.Unlock()
+		// Its state is reset when a call takes it (newStream), not here: c.mu is held, and
+		// a stream's lock comes before its connection's (finishLocked, writes). Until then
+		// it still points at this connection: at most the list's bound of them.
 		if !spareStreams.Put(st) {
 			st.release()
 		}
