@@ -48,8 +48,9 @@ const freeStreams = 8
 // calls less often than parkAfter comes on a parked connection: 2,000 clients making a
 // Search a second each had a new stream made for each call, with its header lists and
 // scanners taken from their pools again, 1.3 of the 2.1 KB a call allocated, and that
-// set the collector's pace (docs/benchmarks.md, "Many clients, sixth round"). As many are taken as connections resume with a call at once; the bound, and
-// bufs' trim of what goes unused, keep a burst of parks from holding thousands.
+// set the collector's pace (docs/benchmarks.md, "Many clients, sixth round"). As many
+// are taken as connections resume with a call at once; the bound, and bufs' trim of
+// what goes unused, keep a burst of parks from holding thousands.
 var spareStreams = bufs.NewFree(64, func() *stream { return nil })
 
 // onLocked reports whether s is still stream id on connection c (its backend's or its
@@ -96,18 +97,14 @@ func (st *stream) release() {
 	st.call.Release()
 }
 
-// dropFree empties the free list: into spareStreams, unless the connection is closed.
-// c.mu held.
+// dropFree empties the free list: into spareStreams, unless the connection is closed or
+// the list is full. A stream's state is reset when a call takes it (newStream), not
+// here: c.mu is held, and a stream's lock comes before its connection's (finishLocked,
+// writes). Until then a spare stream still points at this connection: at most the
+// list's bound of them. c.mu held.
 func (s *clientConn) dropFree() {
 	for _, st := range s.free {
-		if s.c.closed {
-			st.release()
-			continue
-		}
-		// Its state is reset when a call takes it (newStream), not here: c.mu is held, and
-		// a stream's lock comes before its connection's (finishLocked, writes). Until then
-		// it still points at this connection: at most the list's bound of them.
-		if !spareStreams.Put(st) {
+		if s.c.closed || !spareStreams.Put(st) {
 			st.release()
 		}
 	}
