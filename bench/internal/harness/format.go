@@ -17,7 +17,7 @@ func (r Result) String() string {
 	case Big:
 		fmt.Fprintf(&b, " %d inserts in %.1f s (%.0f MB/s), peak RSS %.1f MiB", r.Calls, r.Seconds, r.MBps, r.PeakMiB)
 	case Many:
-		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms, RSS %.1f MiB", r.RPS, r.P50ms, r.P99ms, r.RSSMiB)
+		fmt.Fprintf(&b, " %.0f calls/s, p50 %.2f ms, p99 %.2f ms, RSS %.1f MiB, CPU/call µs: %.0f (backend %.0f, client %.0f), idle %.0f%%", r.RPS, r.P50ms, r.P99ms, r.RSSMiB, r.CPUus, r.BackendCPUus, r.ClientCPUus, r.IdlePct)
 	case Idle:
 		fmt.Fprintf(&b, " %d connections, RSS %.1f MiB, %.1f KiB per connection", r.Calls, r.RSSMiB, r.PerConnKiB)
 	case Mixed:

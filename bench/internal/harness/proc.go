@@ -260,6 +260,22 @@ func meterCPU(pids func() []int, w window) *cpuMeter {
 	return m
 }
 
+// meterCPUs meters, over w, the target's processes, its fake backend's and the load
+// generator's own: the three that share the machine's cores.
+func meterCPUs(t *Target, w window) (target, backend, client *cpuMeter) {
+	return meterCPU(t.PIDs, w),
+		meterCPU(func() []int { return []int{t.backend.pid()} }, w),
+		meterCPU(func() []int { return []int{os.Getpid()} }, w)
+}
+
+// setCPU fills in res's CPU per call (res.Calls made) and the machine's idle share.
+func setCPU(res *Result, target, backend, client *cpuMeter) {
+	res.CPUus = target.perCall(res.Calls)
+	res.BackendCPUus = backend.perCall(res.Calls)
+	res.ClientCPUus = client.perCall(res.Calls)
+	res.IdlePct = 100 * target.idleShare()
+}
+
 // perCall is the CPU time per call in microseconds.
 func (m *cpuMeter) perCall(calls int64) float64 {
 	<-m.done

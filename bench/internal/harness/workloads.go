@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -347,9 +346,7 @@ func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload s
 	}
 	defer closeAll(conns)
 	w := r.window()
-	cpu := meterCPU(t.PIDs, w)
-	backendCPU := meterCPU(func() []int { return []int{t.backend.pid()} }, w)
-	clientCPU := meterCPU(func() []int { return []int{os.Getpid()} }, w)
+	cpu, backendCPU, clientCPU := meterCPUs(t, w)
 	var end func()
 	var once sync.Once
 	lat, _, err := loop(ctx, conns, callers, w, func(ctx context.Context, cc *grpc.ClientConn, resp *response) error {
@@ -366,10 +363,7 @@ func (r *Runner) measure(ctx context.Context, t *Target, res *Result, workload s
 	}
 	res.Calls, res.Seconds = int64(len(lat)), r.P.Duration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
-	res.CPUus = cpu.perCall(res.Calls)
-	res.BackendCPUus = backendCPU.perCall(res.Calls)
-	res.ClientCPUus = clientCPU.perCall(res.Calls)
-	res.IdlePct = 100 * cpu.idleShare()
+	setCPU(res, cpu, backendCPU, clientCPU)
 	percentiles(lat, res)
 	return nil
 }
@@ -440,6 +434,7 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w := r.manyWindow()
+	cpu, backendCPU, clientCPU := meterCPUs(t, w)
 	lats := make([][]time.Duration, len(conns))
 	var wg sync.WaitGroup
 	for i, cc := range conns {
@@ -502,6 +497,7 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 	res.Calls, res.Seconds = int64(len(lat)), r.P.ManyDuration.Seconds()
 	res.RPS = float64(res.Calls) / res.Seconds
 	res.RSSMiB = float64(m.rssKiB) / 1024
+	setCPU(res, cpu, backendCPU, clientCPU)
 	percentiles(lat, res)
 	// Every connection calls once a second from a random phase: fewer calls means the
 	// calls took longer than a second, the load generator or the target fell behind.
