@@ -38,12 +38,16 @@ import (
 func TestParkCyclesKeepEveryByte(t *testing.T) {
 	srv, rec := handRolledPair(t)
 	var sent bytes.Buffer
+	var read atomic.Int64 // bytes the server read
 	sentAll := make(chan struct{})
 	go func() { // the client: records, KeyUpdates, and writes cut at any byte
 		defer close(sentAll)
 		defer rec.raw.(*net.TCPConn).CloseWrite()
 		rng := rand.New(rand.NewPCG(16, 11))
 		for i := 0; i < 400; i++ {
+			// As in TestParkCyclesTLS12: on a loaded machine the records would pile up,
+			// and no park would find the buffer empty.
+			waitRead(&read, sent.Len())
 			switch {
 			case i%7 == 5:
 				rec.keyUpdate(i%3 == 0, i%2 == 0) // some ask the server to update its keys too
@@ -68,7 +72,7 @@ func TestParkCyclesKeepEveryByte(t *testing.T) {
 		_, _ = io.Copy(io.Discard, rec.raw) // not through rec.cli: it would answer, with keys of its own
 	}()
 
-	got, took, kept := readParking(t, srv, nil)
+	got, took, kept := readParking(t, srv, func(n int) { read.Store(int64(n)) })
 	<-sentAll
 	srv.Close()
 	wg.Wait()
@@ -94,10 +98,7 @@ func TestParkCyclesTLS12(t *testing.T) {
 		defer cli.CloseWrite()
 		rng := rand.New(rand.NewPCG(7, 8))
 		for range 300 {
-			// Not past 20 ms: a server that lost bytes would never catch up.
-			for end := time.Now().Add(20 * time.Millisecond); int(read.Load()) < sent.Len() && time.Now().Before(end); {
-				time.Sleep(50 * time.Microsecond)
-			}
+			waitRead(&read, sent.Len())
 			b := make([]byte, 1+rng.IntN(pick(rng, 40, 3000, 7000, 40000)))
 			for j := range b {
 				b[j] = byte(rng.Uint32())
@@ -117,6 +118,14 @@ func TestParkCyclesTLS12(t *testing.T) {
 	srv.Close()
 	wg.Wait()
 	checkParked(t, got, sent.Bytes(), took, kept)
+}
+
+// waitRead waits until the server has read sent bytes, not past 20 ms: a server that
+// lost bytes would never catch up.
+func waitRead(read *atomic.Int64, sent int) {
+	for end := time.Now().Add(20 * time.Millisecond); int(read.Load()) < sent && time.Now().Before(end); {
+		time.Sleep(50 * time.Microsecond)
+	}
 }
 
 // serverWrites writes to the client while the server's reader parks and resumes.
