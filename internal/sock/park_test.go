@@ -103,3 +103,55 @@ func TestParkRefusedKeepsReading(t *testing.T) {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 }
+
+// A client that stayed silent for the whole wait before it spoke again parks early the
+// next time it has nothing to do: at once, not after another wait. One that comes back
+// sooner than the wait after that early park goes back to waiting first.
+func TestParkEarlyAfterSilence(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	buf := make([]byte, 16)
+	wakeThenRead := func(woken chan struct{}, msg string) {
+		t.Helper()
+		if _, err := peer.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-woken:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("not woken by %q", msg)
+		}
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != msg {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, msg)
+		}
+	}
+	wakeThenRead(park(t, c, 20*time.Millisecond), "late") // silent for the whole wait
+	// With a wait of an hour, the reader parks at its first wait all the same.
+	read := make(chan error, 1)
+	go func() {
+		c.ParkSoon(time.Hour)
+		_, err := c.Read(buf)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if !errors.Is(err, ErrParked) {
+			t.Fatalf("read = %v, want ErrParked at once", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client silent for the whole wait did not park early")
+	}
+	woken := make(chan struct{})
+	if !c.Park(func() { close(woken) }) {
+		t.Fatal("Park refused")
+	}
+	wakeThenRead(woken, "soon") // back well within the hour
+	// So the reader waits for the next bytes rather than parking.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = peer.Write([]byte("next"))
+	}()
+	c.ParkSoon(time.Hour)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "next" {
+		t.Fatalf("read %q, %v; want the bytes, not a park", buf[:n], err)
+	}
+}

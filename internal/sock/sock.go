@@ -82,13 +82,18 @@ type Conn struct {
 	// deadline of ParkSoon's is set) by pmu. parkDue (that deadline passed) is set and
 	// cleared by the reading goroutine only (parkDeadline, dueToPark), which asks it
 	// before every wait: a round of pmu there was 2.5 lock rounds per Search call.
+	// parkWait (ParkSoon's last wait) is guarded by pmu, earlyFrom by mu; parkEarly is
+	// the reading goroutine's own, set by the wake-up that starts it (park.go).
 	parked    bool
 	onReady   func()
 	fd        int32
 	watched   bool
+	earlyFrom time.Time
+	parkEarly bool
 	pmu       sync.Mutex
 	parkArmed bool
 	parkDue   bool
+	parkWait  time.Duration
 }
 
 // New wraps nc. A *net.TCPConn (or anything with SyscallConn) gets non-blocking writes;
@@ -181,9 +186,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // dueToPark reports whether the reader, about to wait, is to park instead: ParkSoon's
-// wait passed and MayPark agrees.
+// wait passed, or the connection parks early (park.go), and MayPark agrees.
 func (c *Conn) dueToPark() bool {
-	if !c.parkDue {
+	if !c.parkDue && !c.parkEarly {
 		return false
 	}
 	c.parkDue = false
