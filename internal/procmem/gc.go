@@ -14,25 +14,28 @@ import (
 // next collection, and the resident set stays near that peak: with thousands of idle
 // connections (about 14 KiB of live heap each: TLS state, buffers, HPACK tables) half of
 // the resident set is headroom that only a collection would free. When the allocation
-// rate is low, the headroom is what about a second of allocation takes, between
-// minQuietGC and quietGC % of the live heap: at most about one collection a second, so
-// little CPU, and the rest goes back to the system. Idle connections (pings only) run at
+// rate is low, the headroom is what about quietSpan seconds of allocation take, between
+// minQuietGC and quietGC % of the live heap: a collection every few seconds, so little
+// CPU, and the rest goes back to the system. Idle connections (pings only) run at
 // minQuietGC: 10,000 of them held 22.1 KiB each at 25 % and 20.3 KiB at 10 %
 // (docs/benchmarks.md). When calls start to allocate, the default comes back within a
 // tick, so busy paths pay nothing more.
 //
 // Many clients each making a call now and then (2,000 connections, a Search a second
-// each) allocate a fifth to a half of the live heap a second (each call's frames, and
-// what a connection that parks lets go of): up to half, the headroom is still what a
-// second of allocation takes, up to quietGC = 50 %, against 100 before (docs/benchmarks.md,
-// "Memory, third round"). A collection costs about a millisecond of CPU per live MB, so
-// that costs at most a collection a second. Since crypto/tls's buffers are lent only
-// while a connection reads (internal/tlsbuf), the same clients keep a third less live
-// (27 against 40 MB) and so allocate half to all of it a second: up to all of it, the
-// target stays at quietGC (up to two collections a second, of a smaller heap), rather
-// than going back to Go's default, which made the heap twice what is live again
-// (docs/benchmarks.md, "Many clients, fourth round": 68-70 against 84-86 MiB resident,
-// about 15 % more CPU in that workload).
+// each) allocate a sixteenth to a half of the live heap a second (each call's frames,
+// and what a connection that parks lets go of), so the target is 25-50 % (against 100
+// before, docs/benchmarks.md, "Memory, third round"). Since crypto/tls's buffers are lent
+// only while a connection reads (internal/tlsbuf), they keep a third less live (27
+// against 40 MB); where they allocate more, the target stays at quietGC, rather than
+// going back to Go's default, which made the heap twice what is live again
+// (docs/benchmarks.md, "Many clients, fourth round": 68-70 against 84-86 MiB resident).
+//
+// Why seconds, not one: a collection marks for 13-17 ms with 25 MB live, and on two
+// cores the goroutines made runnable meanwhile wait for the mark workers. In an
+// execution trace of many clients, 84 of the 102 scheduling delays over a millisecond
+// (in 6 s) fell in the 1.1 % of the time spent marking. A collection a second puts 1-2 %
+// of the calls in a mark, which is p99; one every four seconds, a third of that.
+// (docs/benchmarks.md, "Many clients, seventh round".)
 //
 // Collecting more often costs CPU on every call whatever the heap's size, and keeps
 // off the resident set what the lower target saves of the live heap: worth it only
@@ -54,6 +57,8 @@ const (
 	// quietStep rounds the quiet target up to a multiple of it, so that small swings of
 	// the rate do not change it every tick.
 	quietStep = 5
+	// quietSpan: the quiet headroom is what this many seconds of allocation take.
+	quietSpan = 4
 	gcTick    = time.Second
 )
 
@@ -90,14 +95,14 @@ func TuneGC(ctx context.Context) {
 }
 
 // gcPercentFor is the collector's target for an allocation rate (bytes per second) and
-// a live heap (bytes): quiet, the share of the live heap a second of allocation takes,
+// a live heap (bytes): quiet, the share of the live heap quietSpan seconds of allocation take,
 // rounded up to quietStep, at least minQuietGC; busy, or quiet with a heap too small for
 // the lower target to save minSaving, Go's default.
 func gcPercentFor(rate, live float64) int {
 	if !quiet(rate, live) {
 		return busyGC
 	}
-	p := int(math.Ceil(100*rate/live/quietStep)) * quietStep
+	p := int(math.Ceil(100*quietSpan*rate/live/quietStep)) * quietStep
 	p = min(quietGC, max(minQuietGC, p))
 	if float64(busyGC-p)/100*live < minSaving {
 		return busyGC
