@@ -32,7 +32,7 @@ import (
 //
 // Why seconds, not one: a collection marks for 13-17 ms with 25 MB live, and on two
 // cores the goroutines made runnable meanwhile wait for the mark workers. In an
-// execution trace of many clients, 84 of the 102 scheduling delays over a millisecond
+// execution trace of many clients, 86 of the 102 scheduling delays over a millisecond
 // (in 6 s) fell in the 1.1 % of the time spent marking. A collection a second puts 1-2 %
 // of the calls in a mark, which is p99; one every four seconds, a third of that.
 // (docs/benchmarks.md, "Many clients, seventh round".)
