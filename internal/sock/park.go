@@ -92,12 +92,12 @@ func (c *Conn) Park(onReady func()) bool {
 		c.parkEarly = false // else every wait would try again
 		return false
 	}
-	// The silence began now if the reader parked early, else when the wait began.
-	silent := time.Now()
-	if !c.parkEarly {
-		silent = silent.Add(-wait)
+	// A client silent for the whole wait parks early from its next wake-up on; after an
+	// early park, only if it stays silent for the wait again.
+	c.earlyFrom = time.Now()
+	if c.parkEarly {
+		c.earlyFrom = c.earlyFrom.Add(wait)
 	}
-	c.earlyFrom = silent.Add(wait)
 	return true
 }
 
