@@ -174,6 +174,18 @@ func TestRetryDeadlineAndCancel(t *testing.T) {
 	}
 	wiredFinish(c, "")
 
+	// The backend reset the stream as its own deadline ran out, before the data path's
+	// timer for the call's grpc-timeout ran: the client is told DEADLINE_EXCEEDED all
+	// the same, not that the backend reset the stream.
+	c = routed(t, p, search)
+	wiredPick(c)
+	c.Timeout("1n")
+	reset := Attempt{Stage: BeforeReply, Reason: Reset, Err: BackendReset("milvus-demo", "CANCEL"), Kept: true}
+	if retry, f := c.Retry(context.Background(), reset); retry || f.Code != codes.DeadlineExceeded {
+		t.Fatalf("reset past the call's deadline: %v, %v; want DEADLINE_EXCEEDED", retry, f)
+	}
+	wiredFinish(c, "")
+
 	c = routed(t, p, search)
 	ep, _ := wiredPick(c)
 	ctx, cancel = context.WithCancel(context.Background())

@@ -125,6 +125,12 @@ func (c *Call) Retry(ctx context.Context, a Attempt) (retry bool, f *Failure) {
 	if !c.deadline.IsZero() && (deadline.IsZero() || c.deadline.Before(deadline)) {
 		deadline = c.deadline
 	}
+	if !deadline.IsZero() && !now.Before(deadline) {
+		// The deadline passed first: what the backend did then (a reset once the
+		// grpc-timeout forwarded to it ran out) follows from it, and the client is told
+		// so, whichever of the timers and the backend's reset came first.
+		f = DeadlineExceeded(c.Service())
+	}
 	rc := retryCase{Stage: a.Stage, ReadOnly: c.Replayable(), Kept: a.Kept,
 		Attempts: c.Rec.Attempts, MaxAttempts: p.MaxAttempts, Deadline: deadline, Now: now,
 		Elsewhere: c.elsewhere(now.UnixNano())}
