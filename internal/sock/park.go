@@ -80,22 +80,24 @@ func (c *Conn) Park(onReady func()) bool {
 		return false
 	}
 	wait := c.disarm()
+	// Cleared whatever happens: a reader that cannot park must not try at every wait,
+	// and the wake-up of one that does sets it anew.
+	early := c.parkEarly
+	c.parkEarly = false
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		c.parkEarly = false
 		return false
 	}
 	c.parked, c.onReady = true, onReady
 	if err := watch(c); err != nil {
 		c.parked, c.onReady = false, nil
-		c.parkEarly = false // else every wait would try again
 		return false
 	}
 	// A client silent for the whole wait parks early from its next wake-up on; after an
 	// early park, only if it stays silent for the wait again.
 	c.earlyFrom = time.Now()
-	if c.parkEarly {
+	if early {
 		c.earlyFrom = c.earlyFrom.Add(wait)
 	}
 	return true
