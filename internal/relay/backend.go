@@ -69,12 +69,14 @@ func (c *h2conn) lookup(id uint32) *stream {
 	return s
 }
 
-// returnConnWindow gives back connection window for bytes that will not be forwarded.
+// returnConnWindow gives n received bytes back to the peer's connection window, at once
+// if half of it is owed (refreshDue), else with a later WINDOW_UPDATE. Only a due
+// update takes c.mu: a Search call's few kilobytes each way seldom make one due.
 func (c *h2conn) returnConnWindow(n int64, b *batch) {
-	if n == 0 || !c.lockWrite() {
+	if n == 0 || !refreshDue(c.recvOwed.Add(n), c.connWindow) || !c.lockWrite() {
 		return
 	}
-	c.consumedLocked(n)
+	c.giveConnWindowLocked()
 	c.unlockWrite(b)
 }
 

@@ -85,8 +85,11 @@ type h2conn struct {
 	sendWin    int64 // connection-level window for what we send
 	peerWin    int32 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  uint32
-	peerMaxStr uint32             // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
-	recvOwed   int64              // bytes received and consumed, not yet returned by WINDOW_UPDATE
+	peerMaxStr uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS
+	// recvOwed: bytes received and consumed, not yet returned by WINDOW_UPDATE. Counted
+	// without mu (returnConnWindow): most calls add to it and find nothing due, and a
+	// round of mu for that was two of the ten a Search call took.
+	recvOwed   atomic.Int64
 	connWindow int64              // the connection window we advertise
 	streams    map[uint32]*stream // by backend stream id (backend side; a client connection keeps its own, streams.go)
 	blocked    []*stream          // streams waiting for connection-level window
@@ -564,9 +567,13 @@ func (c *h2conn) writeHeaders(id uint32, end bool, fields []hpack.HeaderField) {
 	}
 }
 
-// consumedLocked returns n received bytes to the peer's connection window when half
-// of it is owed (refreshDue). c.mu held.
-func (c *h2conn) consumedLocked(n int64) { c.refreshLocked(0, nil, true, n) }
+// giveConnWindowLocked returns what the peer's connection window is owed, if anything
+// still is: another goroutine may have given it back meanwhile. c.mu held.
+func (c *h2conn) giveConnWindowLocked() {
+	if k := c.recvOwed.Swap(0); k > 0 {
+		_ = c.fr.WriteWindowUpdate(0, uint32(k))
+	}
+}
 
 // refreshLocked counts n bytes received on stream id as sent on and gives the windows
 // back: each when half of it is owed, and the other one with it if it is owed
@@ -574,15 +581,14 @@ func (c *h2conn) consumedLocked(n int64) { c.refreshLocked(0, nil, true, n) }
 // stream is owed; once the peer ended the stream (ended) its window is not returned.
 // It returns the stream window given back. c.mu held.
 func (c *h2conn) refreshLocked(id uint32, owed *int64, ended bool, n int64) int64 {
-	c.recvOwed += n
+	connOwed := c.recvOwed.Add(n)
 	streamDue := false
 	if !ended {
 		*owed += n
 		streamDue = refreshDue(*owed, streamWindow)
 	}
-	if c.recvOwed > 0 && (streamDue || refreshDue(c.recvOwed, c.connWindow)) {
-		_ = c.fr.WriteWindowUpdate(0, uint32(c.recvOwed))
-		c.recvOwed = 0
+	if connOwed > 0 && (streamDue || refreshDue(connOwed, c.connWindow)) {
+		c.giveConnWindowLocked()
 		streamDue = !ended && *owed > 0
 	}
 	if !streamDue {

@@ -223,12 +223,18 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 			s.deferLocked()
 			return
 		}
-		s.growLocked()
 		threshold := int64(streamWindow / 4)
 		if !o.grown {
 			threshold = backendStreamWindow / 4
 		}
-		if o.owed < threshold || !src.lockWrite() {
+		if o.owed < threshold {
+			return
+		}
+		// The window grows with the first update: a reply shorter than a quarter of its
+		// first window (a Search's) ends without one, and its backend reads no
+		// WINDOW_UPDATE for a stream it has closed.
+		s.growLocked()
+		if !src.lockWrite() {
 			return
 		}
 		_ = src.fr.WriteWindowUpdate(id, uint32(o.owed))
@@ -243,6 +249,11 @@ func (s *stream) ackLocked(src *h2conn, id uint32, o *outFlow, srcEnded bool, n 
 		if n -= k; n == 0 {
 			return
 		}
+	}
+	if srcEnded {
+		// No stream window to give back: only the connection's, which is seldom due.
+		src.returnConnWindow(n, b)
+		return
 	}
 	if !src.lockWrite() {
 		return

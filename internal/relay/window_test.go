@@ -2,12 +2,15 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/milvuspb"
 	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"golang.org/x/net/http2"
@@ -72,6 +75,46 @@ func TestUploadGetsWindowBackInHalves(t *testing.T) {
 	if streamUpdates == 0 || connUpdates == 0 {
 		t.Errorf("%d stream and %d connection WINDOW_UPDATEs for a %d-byte upload through windows of %d and %d bytes",
 			streamUpdates, connUpdates, len(msg), up.streamWindow, up.connWindow)
+	}
+}
+
+// A backend stream's window grows only for a reply that needs more than its first
+// window. A Search's few kilobytes end within it, and no WINDOW_UPDATE goes to the
+// backend for their stream: it would be a frame for a stream the backend has closed, on
+// every call. A reply of megabytes gets its window grown, and arrives whole.
+func TestBackendWindowGrowsForLongRepliesOnly(t *testing.T) {
+	tap := tapToBackend(t, lbtest.Addrs(lbtest.Backends(t, 1, fakemilvus.Options{NoRecord: true}))[0])
+	l := lbtest.Start(t, lbtest.Options{}, tap.addr)
+	c, _ := l.Dial(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	search := func(replyBytes int) *milvuspb.SearchResults {
+		t.Helper()
+		resp, err := c.Search(ctx, &milvuspb.SearchRequest{CollectionName: "demo", Nq: 1, SearchParams: []*commonpb.KeyValuePair{
+			{Key: fakemilvus.ParamResultBytes, Value: strconv.Itoa(replyBytes)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for range 20 {
+		search(3 << 10)
+	}
+	if ups := tap.streamUpdates(); len(ups) != 0 {
+		t.Errorf("20 Searches of 3 KiB replies sent the backend %d stream WINDOW_UPDATEs (%v); want none", len(ups), ups)
+	}
+
+	const big = 3 << 20
+	resp := search(big)
+	if got := len(resp.GetResults().GetFieldsData()[0].GetVectors().GetBinaryVector()); got < big/2 {
+		t.Fatalf("a %d-byte reply arrived with %d bytes of padding", big, got)
+	}
+	var grown bool
+	for _, inc := range tap.streamUpdates() {
+		grown = grown || inc >= 512<<10
+	}
+	if !grown {
+		t.Errorf("a %d-byte reply was given back its window as %v: never grown past its first 64 KiB", big, tap.streamUpdates())
 	}
 }
 
