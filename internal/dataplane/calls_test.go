@@ -631,33 +631,44 @@ func TestConcurrentLargeInsertsArriveIntact(t *testing.T) {
 	}
 }
 
-// Small calls, however many at once, share one backend connection: one write carries
-// many of them, for the balancer and for the backend.
-func TestSmallCallsShareOneBackendConnection(t *testing.T) {
+// Small calls a few at a time share one backend connection: one write carries many of
+// them, for the balancer and for the backend. Past 8 in flight on it they spread over
+// more, up to four, which a backend reading each connection on one goroutine reads in
+// parallel.
+func TestSmallCallsShareABackendConnectionUntilMany(t *testing.T) {
 	bs := startBackends(t, 1, fakemilvus.Options{})
 	l := newLB(t, bs, nil)
 	ctx := ctxTimeout(t, time.Minute)
 	c := l.dialTLS()
-	// A 768-dimension float vector's worth of bytes, as in a real search.
+	// A 768-dimension float vector's worth of bytes, as in a real search; each call
+	// stays in flight for a while, so that those sent at once overlap.
 	req := &milvuspb.SearchRequest{CollectionName: "c1", Nq: 1,
-		SearchInput:  &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: make([]byte, 768*4)},
-		SearchParams: []*commonpb.KeyValuePair{{Key: "topk", Value: "10"}}}
-	concurrently(t, 32, func(int) error {
-		for range 20 {
-			if _, err := c.Search(ctx, req); err != nil {
-				return fmt.Errorf("search: %w", err)
+		SearchInput: &milvuspb.SearchRequest_PlaceholderGroup{PlaceholderGroup: make([]byte, 768*4)},
+		SearchParams: []*commonpb.KeyValuePair{{Key: "topk", Value: "10"},
+			{Key: fakemilvus.ParamSleep, Value: "20ms"}}}
+	searches := func(callers int) map[string]int {
+		t.Helper()
+		concurrently(t, callers, func(int) error {
+			for range 5 {
+				if _, err := c.Search(ctx, req); err != nil {
+					return fmt.Errorf("search: %w", err)
+				}
+			}
+			return nil
+		})
+		peers := map[string]int{}
+		for _, call := range bs[0].Calls() {
+			if call.Method == searchMethod {
+				peers[call.Peer]++
 			}
 		}
-		return nil
-	})
-	peers := map[string]int{}
-	for _, call := range bs[0].Calls() {
-		if call.Method == searchMethod {
-			peers[call.Peer]++
-		}
+		return peers
 	}
-	if len(peers) != 1 {
-		t.Errorf("640 searches reached the backend over %d connections (%v), want one", len(peers), peers)
+	if peers := searches(4); len(peers) != 1 {
+		t.Fatalf("searches 4 at a time reached the backend over %d connections (%v), want one", len(peers), peers)
+	}
+	if peers := searches(32); len(peers) < 2 || len(peers) > 4 {
+		t.Errorf("searches 32 at a time reached the backend over %d connections (%v), want 2 to 4", len(peers), peers)
 	}
 }
 

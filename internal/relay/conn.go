@@ -109,7 +109,10 @@ type h2conn struct {
 	// Backend side: uploading counts the streams whose request is still coming after
 	// uploadThreshold bytes (Pool.ready spreads uploads over connections).
 	uploading atomic.Int32
-	grown     atomic.Int64 // the extra window its streams' backends were given (growLocked)
+	// inFlight is len(streams) on the backend side, kept under mu and read without it
+	// by Pool.ready, which would otherwise take every connection's lock per call.
+	inFlight atomic.Int32
+	grown    atomic.Int64 // the extra window its streams' backends were given (growLocked)
 
 	// Writing: one goroutine at a time writes the connection (writing is set), the one
 	// that flushed while nobody was, or, when the kernel would not take everything, the
@@ -291,6 +294,7 @@ func (c *h2conn) forget(id uint32, s *stream) {
 	c.mu.Lock()
 	if c.streams[id] == s {
 		delete(c.streams, id)
+		c.inFlight.Store(int32(len(c.streams)))
 	}
 	if len(c.streams) == 0 && c.spare != nil {
 		putWbuf(c.spare)
@@ -613,6 +617,7 @@ func (c *h2conn) markClosed(err error) (streams []*stream, first bool) {
 		streams = append(streams, s)
 	}
 	clear(c.streams)
+	c.inFlight.Store(0)
 	c.blocked = nil
 	c.wbuf, c.sealed, c.queued, c.spare = nil, nil, 0, nil
 	_ = c.nc.Close()

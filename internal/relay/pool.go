@@ -115,35 +115,69 @@ func (p *Pool) sweep() {
 	}
 }
 
-// ready returns a connection to key with room for one more stream, or nil: the one with
-// the fewest uploads in progress (noteUploadLocked). Small calls share one connection,
-// which batches them into few writes for both sides; but a backend reads each connection
-// on one goroutine and under one connection window, so while every connection is carrying
-// an upload (inserts of megabytes), one more is opened in the background, up to
-// maxConnsPerEndpoint, for the calls after this one. Measured in paired rounds (3 MiB
-// inserts from 8 callers): +11% messages/s, -8% balancer CPU per message (-7% for
-// balancer, backend and load generator together); searches unchanged; 8 connections
-// instead of 4 gave nothing more.
+// ready returns a connection to key with room for one more stream, or nil. Calls fill
+// the first connection with fewer than spreadStreams streams in flight and no upload in
+// progress (noteUploadLocked): at a few calls at a time they all share one, which batches
+// them into few writes for both sides. Past that, the one with the fewest uploads, then
+// the fewest streams, and another is opened in the background for the calls after this
+// one, up to maxConnsPerEndpoint: a backend reads each connection on one goroutine and
+// under one connection window, so one connection serializes its reading of every call
+// (see spreadStreams) and of every upload (inserts of megabytes: +11% messages/s, -8%
+// balancer CPU per message in paired rounds of 3 MiB inserts from 8 callers; 8
+// connections instead of 4 gave nothing more).
 func (p *Pool) ready(key poolKey) *h2conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var best *h2conn
-	var bestUp int32
-	for _, c := range p.conns[key] {
-		if !c.hasRoom() {
-			continue
-		}
-		if up := c.uploading.Load(); best == nil || up < bestUp {
-			best, bestUp = c, up
-			if up == 0 {
+	cs := p.conns[key]
+	best, load := -1, int64(0)
+	for i, c := range cs {
+		if l := connLoad(c); best < 0 || l < load {
+			best, load = i, l
+			if l == 0 {
 				break
 			}
 		}
 	}
-	if best != nil && bestUp > 0 && len(p.conns[key]) < maxConnsPerEndpoint && p.dialing[key] == nil && !p.closed {
+	var c *h2conn
+	if best >= 0 && cs[best].hasRoom() {
+		c = cs[best]
+	} else if c = withRoom(cs); c == nil {
+		return nil
+	}
+	if load > 0 && len(cs) < maxConnsPerEndpoint && p.dialing[key] == nil && !p.closed {
 		p.startDialLocked(key)
 	}
-	return best
+	return c
+}
+
+// spreadStreams is how many streams in flight a backend connection takes before calls
+// go to another. grpc-go, as Milvus serves, reads a connection's frames, decodes its
+// header blocks and starts its calls on one goroutine. With 32 Searches in flight over
+// up to four connections of 8 instead of one, in two runs of paired rounds: calls/s
+// 1.02x and 1.05x, the backend's CPU per call 0.98x and 0.95x, the balancer's 1.03x and
+// 1.00x (fewer calls in each write), p99 1.07x and 1.03x, each within its rounds' spread
+// (docs/benchmarks.md, "Search over more backend connections").
+const spreadStreams = 8
+
+// connLoad orders backend connections for a new call: 0 for one that has fewer than
+// spreadStreams streams and no upload, else its uploads first and then its streams. Read
+// without c.mu, so it may be a call or two behind.
+func connLoad(c *h2conn) int64 {
+	up, n := int64(c.uploading.Load()), int64(c.inFlight.Load())
+	if up == 0 && n < spreadStreams {
+		return 0
+	}
+	return up<<32 | n
+}
+
+// withRoom returns the first connection of cs with room for a stream, or nil.
+func withRoom(cs []*h2conn) *h2conn {
+	for _, c := range cs {
+		if c.hasRoom() {
+			return c
+		}
+	}
+	return nil
 }
 
 // get returns a connection to key, dialing one if none has room. It blocks for the dial.
