@@ -5,6 +5,7 @@ package sock
 import (
 	"errors"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -153,5 +154,49 @@ func TestParkEarlyAfterSilence(t *testing.T) {
 	c.ParkSoon(time.Hour)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "next" {
 		t.Fatalf("read %q, %v; want the bytes, not a park", buf[:n], err)
+	}
+}
+
+// A woken reader runs as long as its connection is busy, whoever runs it: while one
+// holds on, the other parked connections still wake, one at a time and many at once.
+func TestParkWakesWhileAReaderHoldsOn(t *testing.T) {
+	c, peer := pair(t, 0, nil)
+	c.BeforeRead = func() {}
+	c.MayPark = func() bool { return true }
+	c.ParkSoon(time.Millisecond)
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, ErrParked) {
+		t.Fatalf("read = %v, want ErrParked", err)
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	if !c.Park(func() { close(holding); <-release }) {
+		t.Fatal("Park refused")
+	}
+	_, _ = peer.Write([]byte("busy"))
+	select {
+	case <-holding:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not woken by the peer's bytes")
+	}
+
+	const others = 20
+	woken := make([]chan struct{}, others)
+	peers := make([]net.Conn, others)
+	for i := range others {
+		oc, op := pair(t, 0, nil)
+		woken[i], peers[i] = park(t, oc, time.Millisecond), op
+	}
+	_, _ = peers[0].Write([]byte("one"))
+	for i, p := range peers[1:] {
+		if _, err := p.Write([]byte("many")); err != nil {
+			t.Fatalf("peer %d: %v", i+1, err)
+		}
+	}
+	for i, w := range woken {
+		select {
+		case <-w:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d of %d not woken while another reader held on", i, others)
+		}
 	}
 }
