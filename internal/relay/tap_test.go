@@ -9,8 +9,8 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// backendTap is a TCP relay in front of a backend that counts the balancer's connections
-// and reads the frames it sends.
+// backendTap is a TCP relay in front of a backend that reads the frames the balancer
+// sends it.
 type backendTap struct {
 	addr   string
 	mu     sync.Mutex
@@ -82,15 +82,9 @@ func (tap *backendTap) read(r io.Reader) {
 	}
 }
 
+// streamUpdates are the increments of the stream WINDOW_UPDATEs read so far.
 func (tap *backendTap) streamUpdates() []uint32 {
 	tap.mu.Lock()
 	defer tap.mu.Unlock()
 	return append([]uint32(nil), tap.incs...)
-}
-
-// connections is how many connections the balancer opened to the backend.
-func (tap *backendTap) connections() int {
-	tap.mu.Lock()
-	defer tap.mu.Unlock()
-	return len(tap.conns) / 2
 }
