@@ -143,6 +143,10 @@ func (p *Pool) ready(key poolKey) *h2conn {
 		c = cs[best]
 	} else if c = withRoom(cs); c == nil {
 		return nil
+	} else {
+		// The least loaded had no room (closing, going away, or at its peer's stream
+		// limit): whether to dial another is for the one taken.
+		load = connLoad(c)
 	}
 	if load > 0 && len(cs) < maxConnsPerEndpoint && p.dialing[key] == nil && !p.closed {
 		p.startDialLocked(key)

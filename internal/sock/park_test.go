@@ -157,8 +157,8 @@ func TestParkEarlyAfterSilence(t *testing.T) {
 	}
 }
 
-// A woken reader runs as long as its connection is busy, whoever runs it: while one
-// holds on, the other parked connections still wake, one at a time and many at once.
+// A woken reader runs as long as its connection is busy: while one holds on, the other
+// parked connections still wake, one alone and then many at once.
 func TestParkWakesWhileAReaderHoldsOn(t *testing.T) {
 	c, peer := pair(t, 0, nil)
 	c.BeforeRead = func() {}
@@ -187,6 +187,11 @@ func TestParkWakesWhileAReaderHoldsOn(t *testing.T) {
 		woken[i], peers[i] = park(t, oc, time.Millisecond), op
 	}
 	_, _ = peers[0].Write([]byte("one"))
+	select {
+	case <-woken[0]:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a parked connection not woken alone while another reader held on")
+	}
 	for i, p := range peers[1:] {
 		if _, err := p.Write([]byte("many")); err != nil {
 			t.Fatalf("peer %d: %v", i+1, err)
