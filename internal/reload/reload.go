@@ -100,8 +100,15 @@ func New(o Options) *Pipeline {
 }
 
 // Rejected returns the last refused reload, or nil if the last reload was applied (or
-// none was refused yet).
-func (p *Pipeline) Rejected() *Rejection { return p.rejected.Load() }
+// none was refused yet). A refusal is over as soon as another generation serves: the
+// gateway publishes an applied snapshot before the pipeline forgets the refusal, and a
+// status read between the two would show the new generation still "keeping" the old.
+func (p *Pipeline) Rejected() *Rejection {
+	if rej := p.rejected.Load(); rej != nil && p.opts.Gateway.Current().Generation == rej.Serving {
+		return rej
+	}
+	return nil
+}
 
 // Reload takes one set of objects, with the problems its source found reading them,
 // through every step of the pipeline.

@@ -11,6 +11,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/certs"
 	"github.com/milvus-lb/milvus-lb/internal/config"
 	"github.com/milvus-lb/milvus-lb/internal/gateway"
+	"github.com/milvus-lb/milvus-lb/internal/gatewayapi"
 	"github.com/milvus-lb/milvus-lb/internal/ingress"
 	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/testkit/certtest"
@@ -89,6 +90,30 @@ func TestRefusedReloadKeepsServing(t *testing.T) {
 	}
 	if p.Rejected() != nil || rec.ready != 1 || rec.status != 2 {
 		t.Errorf("after the mended edit: rejected %+v, recorder %+v; want no rejection, ready still once", p.Rejected(), rec)
+	}
+}
+
+// A refusal is over once another generation serves, even in the moment between the
+// gateway publishing it and the pipeline forgetting the refusal: a status read then
+// must not show the new generation as the one kept after a rejected edit.
+func TestRejectionEndsWithTheGenerationItKept(t *testing.T) {
+	ctx := context.Background()
+	gw := gateway.New(balancer.NewRegistry(), nil, nil, nil)
+	var rec recorder
+	p := newPipeline(&rec, gw, true)
+	if res := p.Reload(ctx, manifest(t, "milvus-demo"), nil); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res := p.Reload(ctx, manifest(t, "milvus-demoo"), nil); res.Err == nil || p.Rejected() == nil {
+		t.Fatalf("a broken edit: %v, rejection %+v; want refused", res.Err, p.Rejected())
+	}
+	// What the pipeline does first when it applies, without the rest of it.
+	model, problems := gatewayapi.TranslateAll(manifest(t, "milvus-demo"), ingress.Options{})
+	if _, err := gw.Apply(ctx, model, problems); err != nil {
+		t.Fatal(err)
+	}
+	if rej := p.Rejected(); rej != nil {
+		t.Errorf("generation %d serves, and the rejection that kept generation %d is still reported", gw.Current().Generation, rej.Serving)
 	}
 }
 
