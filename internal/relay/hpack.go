@@ -16,6 +16,10 @@ type headerEncoder struct {
 	enc     *hpack.Encoder
 	buf     []byte // the block being encoded: the Encoder's writer
 	changed bool   // the encoding inserted into the table or resized it
+	filled  bool   // the table may hold entries (forget)
+	// size is the table size set (setTableSize), limit the peer's
+	// SETTINGS_HEADER_TABLE_SIZE: both outlive the Encoder, which forget replaces.
+	size, limit uint32
 	// epoch counts the table's changes; a remembered block is valid in its epoch only.
 	epoch uint64
 	memo  []memoBlock
@@ -33,10 +37,39 @@ const (
 	memoMaxBytes = 1024 // larger blocks are not remembered (nor their field values kept)
 )
 
+// defaultTableSize is HPACK's initial table size (RFC 7541 §6.5.2, SETTINGS_HEADER_TABLE_SIZE).
+const defaultTableSize = 4096
+
 func newHeaderEncoder() *headerEncoder {
-	e := &headerEncoder{}
+	e := &headerEncoder{size: defaultTableSize, limit: defaultTableSize}
 	e.enc = hpack.NewEncoder(e)
 	return e
+}
+
+// setTableSize sets the size of the table the blocks are encoded with, up to the peer's
+// limit; the next block says so.
+func (e *headerEncoder) setTableSize(v uint32) {
+	e.size = v
+	e.enc.SetMaxDynamicTableSize(v)
+}
+
+// forget empties the table and lets go of the blocks remembered over it, for a
+// connection that went quiet: x/net's table keeps its entries and two maps over them
+// (about 0.8 KiB for a gRPC reply's fields) for as long as the connection is open. The
+// next block starts with a size update to 0, which empties the peer's table too, and then
+// one to the size again (RFC 7541 §4.2: the smallest size since the last block comes
+// first).
+func (e *headerEncoder) forget() {
+	if !e.filled {
+		return
+	}
+	e.enc = hpack.NewEncoder(e)
+	e.enc.SetMaxDynamicTableSizeLimit(e.limit)
+	e.enc.SetMaxDynamicTableSize(0)
+	e.enc.SetMaxDynamicTableSize(e.size)
+	e.filled = false
+	e.memo, e.next, e.buf = nil, 0, nil
+	e.epoch++
 }
 
 // Write takes one field's encoding from the Encoder (one Write per field, a pending table
@@ -64,6 +97,7 @@ func (e *headerEncoder) encode(fields []hpack.HeaderField) []byte {
 	}
 	if e.changed {
 		e.epoch++
+		e.filled = true
 		return e.buf
 	}
 	if len(e.buf) <= memoMaxBytes {
@@ -82,6 +116,7 @@ func (e *headerEncoder) encode(fields []hpack.HeaderField) []byte {
 // setMaxDynamicTableSizeLimit applies the peer's SETTINGS_HEADER_TABLE_SIZE; the table may
 // shrink, so no remembered block stands.
 func (e *headerEncoder) setMaxDynamicTableSizeLimit(v uint32) {
+	e.limit = v
 	e.enc.SetMaxDynamicTableSizeLimit(v)
 	e.epoch++
 }

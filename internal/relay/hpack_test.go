@@ -9,8 +9,8 @@ import (
 )
 
 // Blocks from the remembering encoder decode, in sequence, to exactly the fields given,
-// through insertions, evictions, table size changes and sensitive fields; and a list
-// repeated with the table unchanged is copied, not encoded again.
+// through insertions, evictions, table size changes, tables forgotten and sensitive
+// fields; and a list repeated with the table unchanged is copied, not encoded again.
 func TestHeaderEncoderBlocksDecode(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	e := newHeaderEncoder()
@@ -47,6 +47,14 @@ func TestHeaderEncoderBlocksDecode(t *testing.T) {
 			// may remember from before the resize.
 			fields = lists[rng.IntN(len(lists))]
 		}
+		forgot := n%331 == 0 && n > 0
+		if forgot {
+			// A connection gone quiet empties its table (forget): the next block empties
+			// the peer's (a size update to 0 first), and the table is as large as the
+			// peer's current limit allows again.
+			e.forget()
+			tableSize = e.limit
+		}
 		if fields == nil {
 			fields = lists[0]
 		}
@@ -57,6 +65,9 @@ func TestHeaderEncoderBlocksDecode(t *testing.T) {
 		sizeUpdate := len(block) > 0 && block[0]&0xe0 == 0x20
 		if resized && !sizeUpdate {
 			t.Fatalf("block %d, the first after a table size change, does not start with a size update (RFC 7541 §4.2)", n)
+		}
+		if forgot && (hit || len(block) == 0 || block[0] != 0x20) {
+			t.Fatalf("block %d, the first after forget, starts % x, not with a size update to 0", n, block[:min(len(block), 4)])
 		}
 		if hit && sizeUpdate {
 			t.Fatalf("block %d was remembered with a table size update in it", n)

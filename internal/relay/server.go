@@ -178,12 +178,7 @@ func (sv *Server) NewConn(nc net.Conn, o Options) *Conn {
 	}
 	s.c = newH2conn(nc, true, readBuf, clientConnWindow, o.WriteTimeout)
 	s.c.name = "client"
-	// Responses to a client are encoded without the dynamic table: the fields that would
-	// go in it (content-type, grpc-status) are a few bytes each as literals, and every
-	// connection would keep the table and x/net's two index maps over it for as long as
-	// it is open (docs/benchmarks.md, "Memory, third round"). The first block says so
-	// with a table size update (RFC 7541 §6.3), which every HPACK decoder takes.
-	s.c.henc.enc.SetMaxDynamicTableSize(0)
+	s.c.henc.setTableSize(clientTableSize)
 	s.c.onWritable = s.writable
 	s.c.sk.MayPark = s.mayPark
 	if o.MaxHeaderBytes > 0 {
@@ -391,6 +386,16 @@ func (s *clientConn) close(err error) {
 	})
 }
 
+// clientTableSize is the HPACK table a client connection's replies are encoded with:
+// room for a gRPC reply's fields (content-type, grpc-status and grpc-message take 148
+// bytes of it), so that from its second call on a client reads them as one-byte indexes.
+// As literals on every call, they cost the client's decoder more than the whole relay
+// saved by them: behind a table of size 0 the bench's Go client spent about 1 µs more per
+// Search call (docs/benchmarks.md, "Reply headers indexed again"). The table, and x/net's
+// two maps over it, are about 0.8 KiB per connection; a connection silent for
+// PingInterval lets go of them (keepalive).
+const clientTableSize = 256
+
 // keepalive pings a client that has been silent for PingInterval and closes the
 // connection if the PING is not answered within PingTimeout.
 func (s *clientConn) keepalive() {
@@ -411,6 +416,7 @@ func (s *clientConn) keepalive() {
 	}
 	if silent >= s.o.PingInterval {
 		s.dropFree() // an idle connection keeps no streams for calls (reuse.go)
+		c.henc.forget()
 	}
 	c.mu.Unlock()
 	next := s.o.PingInterval - silent
