@@ -55,7 +55,7 @@ func (e *headerEncoder) setTableSize(v uint32) {
 
 // forget empties the table and lets go of the blocks remembered over it, for a
 // connection that went quiet: x/net's table keeps its entries and two maps over them
-// (about 0.8 KiB for a gRPC reply's fields) for as long as the connection is open. The
+// (about 0.7 KiB for a gRPC reply's fields) for as long as the connection is open. The
 // next block starts with a size update to 0, which empties the peer's table too, and then
 // one to the size again (RFC 7541 §4.2: the smallest size since the last block comes
 // first).

@@ -18,10 +18,10 @@ import (
 )
 
 // A client's decoder reads a reply's headers and trailers as indexes into its HPACK
-// table from its second call on, as it does from a gRPC server directly; sent as literals
-// on every call they cost the client more than they saved the relay. A connection silent
-// for PingInterval lets go of its table, says so at the start of its next block (a size
-// update to 0, then to the table's size), and its calls go on.
+// table from its second call on, as it does from a gRPC server directly, not as literals
+// it decodes on every call. A connection silent for PingInterval lets go of its table,
+// says so at the start of its next block (a size update to 0, then to the table's size),
+// and its calls go on.
 func TestReplyHeadersAreIndexedForTheClient(t *testing.T) {
 	o := lbtest.Options{}
 	o.Plane.Listener = listener.DefaultOptions()
@@ -40,7 +40,7 @@ func TestReplyHeadersAreIndexedForTheClient(t *testing.T) {
 	for range 3 {
 		search()
 	}
-	blocks := tap.replyBlocks(t)
+	blocks := tap.replyBlocks()
 	if len(blocks) != 6 {
 		t.Fatalf("%d reply header blocks for 3 calls, want 6", len(blocks))
 	}
@@ -49,11 +49,11 @@ func TestReplyHeadersAreIndexedForTheClient(t *testing.T) {
 			t.Errorf("call %d: reply block %d is %d bytes (% x), want indexes of a byte or two each", 2+i/2, i%2+1, len(b), b)
 		}
 	}
-	// Silent for PingInterval: the relay pings, the client answers, the table goes.
-	time.Sleep(2 * o.Plane.Listener.PingInterval)
+	// Silent for PingInterval: the relay lets go of the table, then pings.
+	tap.waitPing(t)
 	search()
 	search()
-	blocks = tap.replyBlocks(t)[6:]
+	blocks = tap.replyBlocks()[6:]
 	if len(blocks) != 4 {
 		t.Fatalf("%d reply header blocks for 2 calls after the silence, want 4", len(blocks))
 	}
@@ -80,20 +80,40 @@ func (r *readTap) dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // replyBlocks returns the header blocks of the HEADERS frames read so far (the relay
 // sends no CONTINUATION for blocks this small).
-func (r *readTap) replyBlocks(t *testing.T) [][]byte {
-	t.Helper()
-	r.mu.Lock()
-	fr := http2.NewFramer(nil, bytes.NewReader(bytes.Clone(r.buf.Bytes())))
-	r.mu.Unlock()
+func (r *readTap) replyBlocks() [][]byte {
 	var blocks [][]byte
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return blocks
-		}
+	r.frames(func(f http2.Frame) {
 		if h, ok := f.(*http2.HeadersFrame); ok {
 			blocks = append(blocks, bytes.Clone(h.HeaderBlockFragment()))
 		}
+	})
+	return blocks
+}
+
+// waitPing waits until the client has read a PING of the relay's own (keepalive), not an
+// acknowledgement of one of its own.
+func (r *readTap) waitPing(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pinged := false
+		r.frames(func(f http2.Frame) {
+			p, ok := f.(*http2.PingFrame)
+			pinged = pinged || ok && !p.IsAck()
+		})
+		if pinged {
+			return
+		}
+	}
+	t.Fatal("the relay sent no PING in 10 s of silence")
+}
+
+// frames calls fn with each whole frame read so far; a frame is valid during its call.
+func (r *readTap) frames(fn func(http2.Frame)) {
+	r.mu.Lock()
+	fr := http2.NewFramer(nil, bytes.NewReader(bytes.Clone(r.buf.Bytes())))
+	r.mu.Unlock()
+	for f, err := fr.ReadFrame(); err == nil; f, err = fr.ReadFrame() {
+		fn(f)
 	}
 }
 

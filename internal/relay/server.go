@@ -389,11 +389,10 @@ func (s *clientConn) close(err error) {
 // clientTableSize is the HPACK table a client connection's replies are encoded with:
 // room for a gRPC reply's fields (content-type, grpc-status and grpc-message take 148
 // bytes of it), so that from its second call on a client reads them as one-byte indexes.
-// As literals on every call, they cost the client's decoder more than the whole relay
-// saved by them: behind a table of size 0 the bench's Go client spent about 1 µs more per
-// Search call (docs/benchmarks.md, "Reply headers indexed again"). The table, and x/net's
-// two maps over it, are about 0.8 KiB per connection; a connection silent for
-// PingInterval lets go of them (keepalive).
+// As literals on every call (a table of size 0), they cost the bench's Go client about
+// 1 µs more per Search call, 3-4 % of its CPU per call (docs/benchmarks.md, "Reply
+// headers indexed again"). The table and x/net's two maps over it are about 0.7 KiB per
+// connection; a connection silent for PingInterval lets go of them (keepalive).
 const clientTableSize = 256
 
 // keepalive pings a client that has been silent for PingInterval and closes the
