@@ -288,6 +288,13 @@ func (c *h2conn) keepSpare(b []byte) {
 	putWbuf(b)
 }
 
+// track puts stream s in c's table as id, where forget and markClosed take it out: the
+// three keep inFlight the table's size. c.mu held.
+func (c *h2conn) track(id uint32, s *stream) {
+	c.streams[id] = s
+	c.inFlight.Store(int32(len(c.streams)))
+}
+
 // forget takes stream s, id on c, out of c's table, if it is still there; a connection
 // left without streams gives its spare buffer back.
 func (c *h2conn) forget(id uint32, s *stream) {

@@ -3,8 +3,6 @@ package relay_test
 import (
 	"bytes"
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,17 +65,6 @@ func TestReplyHeadersAreIndexedForTheClient(t *testing.T) {
 	}
 }
 
-// readTap keeps what a client connection reads.
-type readTap struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *readTap) dial(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	return tappedConn{c, r}, err
-}
-
 // replyBlocks returns the header blocks of the HEADERS frames read so far (the relay
 // sends no CONTINUATION for blocks this small).
 func (r *readTap) replyBlocks() [][]byte {
@@ -105,27 +92,4 @@ func (r *readTap) waitPing(t *testing.T) {
 		}
 	}
 	t.Fatal("the relay sent no PING in 10 s of silence")
-}
-
-// frames calls fn with each whole frame read so far; a frame is valid during its call.
-func (r *readTap) frames(fn func(http2.Frame)) {
-	r.mu.Lock()
-	fr := http2.NewFramer(nil, bytes.NewReader(bytes.Clone(r.buf.Bytes())))
-	r.mu.Unlock()
-	for f, err := fr.ReadFrame(); err == nil; f, err = fr.ReadFrame() {
-		fn(f)
-	}
-}
-
-type tappedConn struct {
-	net.Conn
-	tap *readTap
-}
-
-func (c tappedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.tap.mu.Lock()
-	c.tap.buf.Write(p[:n])
-	c.tap.mu.Unlock()
-	return n, err
 }

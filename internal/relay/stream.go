@@ -268,8 +268,7 @@ func (s *stream) openLocked(bc *h2conn, b *batch) bool {
 	}
 	id := bc.nextID
 	bc.nextID += 2
-	bc.streams[id] = s
-	bc.inFlight.Store(int32(len(bc.streams)))
+	bc.track(id, s)
 	s.bc, s.bid = bc, id
 	s.noteUploadLocked()
 	s.connecting = false
