@@ -632,7 +632,7 @@ func TestConcurrentLargeInsertsArriveIntact(t *testing.T) {
 }
 
 // Small calls a few at a time share one backend connection: one write carries many of
-// them, for the balancer and for the backend. Past 8 in flight on it they spread over
+// them, for the balancer and for the backend. Past 16 in flight on it they spread over
 // more, up to four, which a backend reading each connection on one goroutine reads in
 // parallel.
 func TestSmallCallsShareABackendConnectionUntilMany(t *testing.T) {

@@ -156,12 +156,16 @@ func (p *Pool) ready(key poolKey) *h2conn {
 
 // spreadStreams is how many streams in flight a backend connection takes before calls
 // go to another. grpc-go, as Milvus serves, reads a connection's frames, decodes its
-// header blocks and starts its calls on one goroutine. With 32 Searches in flight over
-// up to four connections of 8 instead of one, in two runs of paired rounds: calls/s
-// 1.02x and 1.05x, the backend's CPU per call 0.98x and 0.95x, the balancer's 1.03x and
-// 1.00x (fewer calls in each write), p99 1.07x and 1.03x, each within its rounds' spread
-// (docs/benchmarks.md, "Search over more backend connections").
-const spreadStreams = 8
+// header blocks and starts its calls on one goroutine, so one connection serializes the
+// backend's reading of every call; each connection more, though, means fewer calls in
+// each of the balancer's reads and writes. At 8, 32 Searches in flight went over four
+// connections: calls/s 1.02x and 1.05x against one, on a machine where the backend spent
+// 28 us a call, but on a faster one (16 us) the balancer's CPU per call 1.05x-1.06x at
+// the same calls/s. At 16 (two connections) against 8, paired: the balancer's CPU per
+// call 0.95x and 0.99x, calls/s 1.00x and 1.02x, the backend's 0.97x-0.98x; against
+// one connection, calls/s 1.03x at the same CPU (docs/benchmarks.md, "Search over more
+// backend connections" and "Two backend connections for 32 Searches").
+const spreadStreams = 16
 
 // connLoad orders backend connections for a new call: 0 for one that has fewer than
 // spreadStreams streams and no upload, else its uploads first and then its streams. Read
