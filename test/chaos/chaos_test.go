@@ -89,6 +89,15 @@ func TestBlackHole(t *testing.T) {
 	// The calls it took end at their deadline; stopping the load before that (2000 calls
 	// can take less than the 2 s on a quick machine) would cancel them uncounted.
 	e.until("the black hole's calls to end", func() bool { return e.bs[0].Inflight() == 0 })
+	// A held call ends at the backend (its deadline, or milvus-lb's reset at the call's
+	// deadline) a moment before the load counts its failure: stopping the load in
+	// between cancelled one uncounted in a CI run. Give the load a moment to count them
+	// (the check below says what is wrong if they never fail).
+	for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait); time.Sleep(5 * time.Millisecond) {
+		if l.Snapshot().FailedReads >= reads(e.bs[0])-taken {
+			break
+		}
+	}
 	c := l.Stop()
 	e.report("black hole", c)
 	if status.Code(c.FirstErr) != codes.DeadlineExceeded {
