@@ -26,6 +26,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/procmem"
 	"github.com/milvus-lb/milvus-lb/internal/reload"
 	"github.com/milvus-lb/milvus-lb/internal/source"
+	"github.com/milvus-lb/milvus-lb/internal/threads"
 	"github.com/milvus-lb/milvus-lb/internal/tlsbuf"
 )
 
@@ -141,6 +142,7 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 		logger.Warn("crypto/tls's record buffers are kept by idle connections: this Go release's tls.Conn is not the layout internal/tlsbuf knows", "go", runtime.Version())
 	}
 	go procmem.TuneGC(ctx)
+	go threads.Run(ctx, logger)
 	go bufs.TrimEvery(ctx, bufs.TrimPeriod)
 	if o.AdvertiseAddress == "" {
 		o.AdvertiseAddress = hostAddress()
