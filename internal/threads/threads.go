@@ -22,8 +22,11 @@ import (
 )
 
 const (
-	// tick: how often the load is read and the number chosen.
-	tick = 250 * time.Millisecond
+	// tick: how often the load is read and the number chosen. Short, so that load
+	// arriving at a balancer on one thread finds more within about two ticks (the first
+	// may be mostly idle); the CPU read over it is still many of the kernel's 4 ms
+	// accounting ticks.
+	tick = 100 * time.Millisecond
 	// busyShare: above this share of its threads' time in use, the process gets twice
 	// the threads, up to the cores (GOMAXPROCS's default).
 	busyShare = 0.6
@@ -31,7 +34,7 @@ const (
 	// (hysteresis against busyShare: a process just under busy at one thread is not
 	// brought down to it), for calmTicks in a row.
 	calmShare = 0.5
-	calmTicks = 8
+	calmTicks = 20 // 2 s
 	// slowWait: when 10 % of the goroutines made runnable waited longer than this to
 	// run, the threads are too few whatever the CPU says: more at once, and, unless the
 	// CPU in use was busy too (then it tells when fewer are enough again), none fewer for
