@@ -24,8 +24,8 @@ import (
 const (
 	// tick: how often the load is read and the number chosen. Short, so that load
 	// arriving at a balancer on one thread finds more within about two ticks (the first
-	// may be mostly idle); the CPU read over it is still many of the kernel's 4 ms
-	// accounting ticks.
+	// may be mostly idle); long against the kernel's accounting of CPU time, in steps of
+	// a few milliseconds where it samples at its timer tick.
 	tick = 100 * time.Millisecond
 	// busyShare: above this share of its threads' time in use, the process gets twice
 	// the threads, up to the cores (GOMAXPROCS's default).
