@@ -2,6 +2,7 @@ package threads
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -33,7 +34,8 @@ func Run(ctx context.Context, logger *slog.Logger) {
 			return
 		case now := <-t.C:
 			before := c.procs
-			n := c.next(now, r.read(now))
+			l := r.read(now)
+			n := c.next(now, l)
 			if n == before {
 				continue
 			}
@@ -44,7 +46,8 @@ func Run(ctx context.Context, logger *slog.Logger) {
 			} else {
 				runtime.GOMAXPROCS(n)
 			}
-			logger.Debug("threads running Go code", "from", before, "to", c.procs)
+			logger.Debug("threads running Go code", "from", before, "to", c.procs,
+				"cpu", fmt.Sprintf("%.2f", l.cpu), "waits_p90", l.wait)
 		}
 	}
 }

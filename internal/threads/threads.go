@@ -45,10 +45,14 @@ const (
 	// nothing about the 90th percentile.
 	minSamples = 16
 	// holdBase, holdMax: after threads were added for slow waits, no fewer for holdBase;
-	// twice as long each time it happens again within twice the last hold, up to
-	// holdMax.
-	holdBase = 10 * time.Second
-	holdMax  = 5 * time.Minute
+	// twice as long each time it happens again within recurWithin of the last hold's
+	// end, up to holdMax. The base is short because a burst (thousands of clients
+	// connecting: handshakes that keep a thread for a millisecond or two each, at a third
+	// of a core) is over in a second or two; a load that is slow on fewer threads for good
+	// makes the hold grow to minutes within a few tries.
+	holdBase    = 2 * time.Second
+	holdMax     = 5 * time.Minute
+	recurWithin = 30 * time.Second
 )
 
 // load is what the process did over one tick.
@@ -95,9 +99,9 @@ func (c *controller) next(now time.Time, l load) int {
 }
 
 // holdAfterSlow keeps the threads added at now for slow waits: holdBase, or twice the
-// last hold if the last time was recent.
+// last hold if that ended less than recurWithin ago.
 func (c *controller) holdAfterSlow(now time.Time) {
-	if !c.slowAt.IsZero() && now.Sub(c.slowAt) < 2*c.hold {
+	if !c.slowAt.IsZero() && now.Sub(c.holdUntil) < recurWithin {
 		c.hold = min(holdMax, 2*c.hold)
 	} else {
 		c.hold = holdBase

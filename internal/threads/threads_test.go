@@ -98,7 +98,7 @@ func TestSlowWaitsHoldThreads(t *testing.T) {
 	// Slow again soon after: the hold doubles.
 	ticks(c, &now, 1, load{cpu: 0.3, wait: 3 * time.Millisecond})
 	if c.hold != 2*holdBase {
-		t.Fatalf("hold %v after slow waits again within %v, want %v", c.hold, 2*holdBase, 2*holdBase)
+		t.Fatalf("hold %v after slow waits again within %v of the last, want %v", c.hold, recurWithin, 2*holdBase)
 	}
 	for range 10 {
 		ticks(c, &now, int(c.hold/tick)+calmTicks+1, load{cpu: 0.3})
