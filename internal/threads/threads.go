@@ -67,8 +67,7 @@ type controller struct {
 	procs, max int
 	calm       int // ticks in a row calm enough for fewer threads
 	hold       time.Duration
-	holdUntil  time.Time // no fewer threads before this
-	slowAt     time.Time // when threads were last added for slow waits
+	holdUntil  time.Time // no fewer threads before this; zero before the first hold
 }
 
 func newController(max int) *controller {
@@ -101,11 +100,10 @@ func (c *controller) next(now time.Time, l load) int {
 // holdAfterSlow keeps the threads added at now for slow waits: holdBase, or twice the
 // last hold if that ended less than recurWithin ago.
 func (c *controller) holdAfterSlow(now time.Time) {
-	if !c.slowAt.IsZero() && now.Sub(c.holdUntil) < recurWithin {
+	if !c.holdUntil.IsZero() && now.Sub(c.holdUntil) < recurWithin {
 		c.hold = min(holdMax, 2*c.hold)
 	} else {
 		c.hold = holdBase
 	}
-	c.slowAt = now
 	c.holdUntil = now.Add(c.hold)
 }
