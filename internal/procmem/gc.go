@@ -27,9 +27,10 @@ import (
 // now and then (2,000 connections, a Search a second each) allocate about 1.5 MB a second
 // on 22 MB live. With four seconds of allocation as the headroom (25-30 %) they collected
 // every 2.7-3 s, and p99 was 1.1-1.4 times HAProxy's; with fifteen (Go's default here, a
-// collection every 15 s or so, marking a thousandth of the time) 0.87-0.97 times, for 1.28
-// times the resident set (70 against 55 MiB; HAProxy's 63; docs/benchmarks.md, "Many
-// clients, ninth round"). Fewer collections also cost less CPU per call.
+// collection every 15 s or so, marking a thousandth of the time) 0.91-0.93 times in two
+// paired runs, for 1.2-1.3 times the resident set (63-70 against 52-55 MiB; HAProxy's 63;
+// docs/benchmarks.md, "Many clients, ninth round"). Fewer collections also cost less CPU
+// per call.
 //
 // Collecting more often costs CPU on every call whatever the heap's size, and keeps
 // off the resident set what the lower target saves of the live heap: worth it only

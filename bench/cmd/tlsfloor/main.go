@@ -8,8 +8,9 @@
 //	go run ./bench/cmd/tlsfloor -conns 10000 -hold 12s
 //	go run ./bench/cmd/tlsfloor -conns 10000 -tls12
 //
-// The server is this program again, in a process of its own, with the collector's
-// target of milvus-lb's quiet connections (-gogc 25, procmem.TuneGC). The clients send
+// The server is this program again, in a process of its own, with a low collector
+// target like milvus-lb's for idle connections (-gogc: 25, what procmem.TuneGC gave
+// them when the floor was first measured; it gives them 10 now). The clients send
 // what a gRPC client sends on an idle connection: the HTTP/2 preface and SETTINGS, then a
 // PING every 10 s (pymilvus' keepalive). The server's resident set is read before and
 // after; its live heap and goroutine stacks after a collection.
