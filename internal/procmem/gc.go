@@ -35,9 +35,9 @@ import (
 // Collecting more often costs CPU on every call whatever the heap's size, and keeps
 // off the resident set what the lower target saves of the live heap: worth it only
 // where that is minSaving or more. Since a connection's streams are used again, Search
-// at 21,000 calls/s allocates about 5 MB a second on 5-6 MB live, so it is not quiet;
-// Go's default took 1.1 % off its CPU per call against a quiet 50 % (docs/benchmarks.md,
-// "Search per call, seventh round").
+// at 21,000 calls/s allocates about 5 MB a second on 5-6 MB live: quiet, but a lower
+// target would save less than minSaving, and Go's default took 1.1 % off its CPU per
+// call against 50 % (docs/benchmarks.md, "Search per call, seventh round").
 const (
 	minQuietGC = 10
 	busyGC     = 100

@@ -22,7 +22,7 @@ func TestGCPercentFor(t *testing.T) {
 		{1.5 * mib, 60 * mib, 40},          // idle connections in thousands, a few calling
 		{100 * mib, 100 * mib, busyGC},     // calls allocate: the default
 		{200 * mib, 20 * mib, busyGC},      // a busy relay with little live
-		{5 * mib, 6 * mib, busyGC},         // Search: not quiet
+		{5 * mib, 6 * mib, busyGC},         // Search: too little live to save 8 MiB
 		{0, 8 * mib, busyGC},               // a small idle balancer: 10 % would save 7.2 MiB
 		{0, 9 * mib, minQuietGC},           // ... 8.1 MiB
 		{4.5 * mib, 100 * mib, 70},         // 30 % saves 30 MiB
