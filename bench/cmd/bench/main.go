@@ -32,7 +32,7 @@ import (
 )
 
 func main() {
-	harness.MaybeBackend()
+	harness.MaybeChild()
 	log.SetFlags(log.Ltime)
 	if err := run(); err != nil {
 		log.Fatal(err)
@@ -46,7 +46,7 @@ func run() error {
 		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
 		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go); \"mixed\" (neither) Searches while 32 MiB inserts stream, in front of two backends (mixed.go)")
 		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
-		bound     = flag.Bool("bound", true, "also measure search and insert through tls-pipe, HAProxy as a TLS-terminating TCP pipe: no HTTP/2 work, the least a balancer that terminates TLS pays here (not a peer: no goal is measured against it)")
+		bound     = flag.Bool("bound", true, "also measure search and insert through the bounds: tls-pipe, HAProxy as a TLS-terminating TCP pipe (no HTTP/2 work, the least a balancer that terminates TLS pays here), and go-pipe, the same pipe in Go (what a Go balancer pays; not peers: no peer goal is measured against them)")
 		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
 		baseline  = flag.String("baseline", "", "another milvus-lb binary to measure beside it, as target \"baseline\" (a change against the commit before it)")
 		out       = flag.String("out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
@@ -114,8 +114,10 @@ func run() error {
 	}
 	plan.Workloads = split(*workloads)
 	peerList := split(*peers)
-	if *bound && !slices.Contains(peerList, harness.TLSPipe) {
-		peerList = append(peerList, harness.TLSPipe)
+	for _, b := range harness.Bounds {
+		if *bound && !slices.Contains(peerList, b) {
+			peerList = append(peerList, b)
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "milvus-lb-bench-")

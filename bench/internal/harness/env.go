@@ -42,9 +42,15 @@ const (
 	Caddy    = "caddy"
 	// TLSPipe is a bound, not a peer (bench/peers/tlspipe.cfg.tmpl): TLS termination and
 	// a byte copy to the backend, no HTTP/2. Ask for it with Config.Peers; it is not in
-	// AllPeers, so no goal is measured against it.
+	// AllPeers, so no goal but goal 5's and goal 1's bound is measured against it.
 	TLSPipe = "tls-pipe"
+	// GoPipe is the same bound written in Go (bench/internal/gopipe): what terminating TLS
+	// and copying cost a Go process, with milvus-lb's choice of threads.
+	GoPipe = "go-pipe"
 )
+
+// Bounds are the pipes, which run the throughput workloads only (measures).
+var Bounds = []string{TLSPipe, GoPipe}
 
 // AllPeers are the balancers milvus-lb is compared with.
 var AllPeers = []string{Nginx, HAProxy, Caddy}
@@ -64,12 +70,19 @@ const (
 // often as its small heap needs.
 var backendRuntime = []string{"GODEBUG=gcshrinkstackoff=1", "GOGC=200"}
 
-// MaybeBackend runs the fake Milvus backend and never returns if this process was started
-// as one by the harness; otherwise it returns at once. Call it first thing in main (and in
-// TestMain): the harness re-executes its own binary for the backend, so that the backend
-// is a process of its own (its CPU and memory apart from the load generator's) without a
-// second build.
-func MaybeBackend() {
+// MaybeChild runs the fake Milvus backend, or the Go pipe, and never returns if this
+// process was started as one by the harness; otherwise it returns at once. Call it first
+// thing in main (and in TestMain): the harness re-executes its own binary for them, so
+// that each is a process of its own (its CPU and memory apart from the load generator's)
+// without a second build.
+func MaybeChild() {
+	if spec := os.Getenv(goPipeEnv); spec != "" {
+		if err := runGoPipe(spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	addr := os.Getenv(backendEnv)
 	if addr == "" {
 		return
@@ -112,7 +125,7 @@ type Config struct {
 	NoCache bool
 	// BackendPprof serves the fake backend's pprof (Target.BackendAdmin).
 	BackendPprof bool
-	// Peers to start, from AllPeers, and TLSPipe for the bound. A peer whose binary is
+	// Peers to start, from AllPeers, and the Bounds. A peer whose binary is
 	// missing is an error.
 	Peers []string
 	// Backends is the number of fake backends every balancer spreads calls over (0: 1).
@@ -624,19 +637,18 @@ var peerSpecs = map[string]struct{ exe, tmpl, conf string }{
 }
 
 func (e *Env) startPeer(name string, backends []string) (*Target, error) {
+	if name == GoPipe {
+		return e.startGoPipe(backends)
+	}
 	spec, ok := peerSpecs[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bound %s)", name, AllPeers, TLSPipe)
+		return nil, fmt.Errorf("unknown peer %q (want one of %v, or the bounds %v)", name, AllPeers, Bounds)
 	}
 	bin, err := peerBinary(spec.exe)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(e.cfg.Dir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
+	dir, addr, err := e.place(name)
 	if err != nil {
 		return nil, err
 	}
@@ -672,6 +684,16 @@ func (e *Env) startPeer(name string, backends []string) (*Target, error) {
 		return nil, err
 	}
 	return &Target{Name: name, Addr: addr, TLS: true, proc: p}, nil
+}
+
+// place makes the directory of the target called name and picks its address.
+func (e *Env) place(name string) (dir, addr string, err error) {
+	dir = filepath.Join(e.cfg.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	addr, err = freeAddr()
+	return dir, addr, err
 }
 
 // errFailedCall marks a workload that saw a failed call: the run fails.

@@ -167,8 +167,8 @@ func num(v float64) string {
 }
 
 // Table is the Markdown table of the medians, one column per target, with milvus-lb's
-// ratio to the best peer and, where the run measured them, to the bound (tls-pipe) and
-// to the baseline: each the ratio of the medians, then the lowest and highest ratio of
+// ratio to the best peer and, where the run measured them, to the bounds (tls-pipe,
+// go-pipe) and to the baseline: each the ratio of the medians, then the lowest and highest ratio of
 // a round (ratios).
 func Table(sum []Result, ratios []Ratio, targets []string) string {
 	var b strings.Builder
@@ -180,7 +180,7 @@ func Table(sum []Result, ratios []Ratio, targets []string) string {
 		b.WriteString(" " + t + " |")
 	}
 	versus := []string{""} // the best peer
-	for _, t := range []string{TLSPipe, Baseline} {
+	for _, t := range append(slices.Clone(Bounds), Baseline) {
 		if slices.Contains(targets, t) {
 			versus = append(versus, t)
 		}
@@ -256,7 +256,7 @@ func ratioCell(sum []Result, ratios []Ratio, f figure, t string) string {
 	}
 	cell := fmt.Sprintf("%.2f×", f.get(lb)/other)
 	var notes []string
-	if t != TLSPipe && t != Baseline {
+	if !isBound(t) && t != Baseline {
 		notes = append(notes, t)
 	}
 	if r, ok := findRatio(ratios, f.workload, f.name, t); ok && r.spread() != "" {
@@ -327,6 +327,9 @@ func Goals(sum []Result, ratios []Ratio) []string {
 	if t, r, ok := vs(Search, "calls/s", TLSPipe); ok {
 		parts = append(parts, fmt.Sprintf("%s, goal ≥ 0.95×: %s", t, mark(r >= 0.95)))
 	}
+	if t, _, ok := vs(Search, "calls/s", GoPipe); ok {
+		parts = append(parts, t+" (the pipe in Go; no goal)")
+	}
 	if t, r, ok := vs(Search, "p99", ""); ok {
 		parts = append(parts, fmt.Sprintf("p99 %s, goal < 1×: %s", t, mark(r < 1)))
 	}
@@ -334,6 +337,9 @@ func Goals(sum []Result, ratios []Ratio) []string {
 	parts = nil
 	if t, r, ok := vs(Insert, "messages/s", TLSPipe); ok {
 		parts = append(parts, fmt.Sprintf("messages/s %s, goal ≥ 1.0×: %s", t, mark(r >= 1)))
+	}
+	if t, _, ok := vs(Insert, "messages/s", GoPipe); ok {
+		parts = append(parts, t+" (the pipe in Go; no goal)")
 	}
 	if t, r, ok := vs(Insert, "messages/s", ""); ok {
 		parts = append(parts, fmt.Sprintf("%s, goal > 1×: %s", t, mark(r > 1)))

@@ -50,10 +50,10 @@ func (r *Runner) RunPlan(ctx context.Context, env *Env, plan Plan) ([]Result, er
 	return out, nil
 }
 
-// measures says whether workload w runs through target t: the bound (TLSPipe) runs the
-// throughput workloads only; what it holds per connection or per call is no balancer's.
+// measures says whether workload w runs through target t: the bounds (the pipes) run the
+// throughput workloads only; what they hold per connection or per call is no balancer's.
 func measures(w, t string) bool {
-	return t != TLSPipe || w == Search || w == Insert
+	return !isBound(t) || w == Search || w == Insert
 }
 
 // Summary is the median of each figure over the rounds of one workload and target.

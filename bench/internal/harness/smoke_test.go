@@ -14,7 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	MaybeBackend()
+	MaybeChild()
 	os.Exit(m.Run())
 }
 
@@ -33,22 +33,22 @@ func buildMilvusLB(t *testing.T) string {
 
 // TestSmoke runs every workload, tiny, through every target: the backend directly,
 // milvus-lb, the three peers (installed by scripts/setup.sh; missing ones fail the test)
-// and the TLS pipe bound (search and insert only). It asserts that every call succeeds
+// and the two pipe bounds (search and insert only). It asserts that every call succeeds
 // with the expected reply (the workloads check each reply and fail on the first bad one)
 // and that every figure was measured; nothing about speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts six servers")
+		t.Skip("starts seven servers")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: append(slices.Clone(AllPeers), TLSPipe), Logf: t.Logf})
+	env, err := Start(ctx, Config{Dir: t.TempDir(), LB: buildMilvusLB(t), Peers: append(slices.Clone(AllPeers), Bounds...), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	if len(env.Targets) != 6 {
-		t.Fatalf("%d targets started, want 6", len(env.Targets))
+	if len(env.Targets) != 7 {
+		t.Fatalf("%d targets started, want 7", len(env.Targets))
 	}
 	r := NewRunner(SmokeParams())
 	r.Logf = t.Logf
@@ -64,8 +64,8 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	if want != len(AllWorkloads)*5+2 {
-		t.Fatalf("the plan measures %d workloads and targets, want %d", want, len(AllWorkloads)*5+2)
+	if want != len(AllWorkloads)*5+2*len(Bounds) {
+		t.Fatalf("the plan measures %d workloads and targets, want %d", want, len(AllWorkloads)*5+2*len(Bounds))
 	}
 	if len(results) != want {
 		t.Fatalf("%d results, want %d", len(results), want)
@@ -111,7 +111,7 @@ func TestSmoke(t *testing.T) {
 // (direct sends everything to one backend, so some did); nothing about speed.
 func TestMixedSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts six servers")
+		t.Skip("starts seven servers")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -21,7 +21,7 @@ type Ratio struct {
 }
 
 // Ratios are, for every figure, milvus-lb against the best peer (chosen by the medians,
-// as the table does), against the bound (tls-pipe) and against the baseline, where the
+// as the table does), against the bounds (tls-pipe, go-pipe) and against the baseline, where the
 // run measured them.
 func Ratios(results, sum []Result) []Ratio {
 	var out []Ratio
@@ -30,7 +30,7 @@ func Ratios(results, sum []Result) []Ratio {
 		if name, _, ok := bestPeer(sum, f); ok {
 			against = append(against, name)
 		}
-		for _, t := range []string{TLSPipe, Baseline} {
+		for _, t := range append(slices.Clone(Bounds), Baseline) {
 			if _, ok := lookup(sum, f.workload, t); ok {
 				against = append(against, t)
 			}
