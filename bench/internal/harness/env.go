@@ -42,7 +42,8 @@ const (
 	Caddy    = "caddy"
 	// TLSPipe is a bound, not a peer (bench/peers/tlspipe.cfg.tmpl): TLS termination and
 	// a byte copy to the backend, no HTTP/2. Ask for it with Config.Peers; it is not in
-	// AllPeers, so no goal but goal 5's and goal 1's bound is measured against it.
+	// AllPeers, so no peer goal is measured against it (Goals states Search's and
+	// Insert's bounds against it).
 	TLSPipe = "tls-pipe"
 	// GoPipe is the same bound written in Go (bench/internal/gopipe): what terminating TLS
 	// and copying cost a Go process, with milvus-lb's choice of threads.

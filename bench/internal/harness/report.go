@@ -168,8 +168,8 @@ func num(v float64) string {
 
 // Table is the Markdown table of the medians, one column per target, with milvus-lb's
 // ratio to the best peer and, where the run measured them, to the bounds (tls-pipe,
-// go-pipe) and to the baseline: each the ratio of the medians, then the lowest and highest ratio of
-// a round (ratios).
+// go-pipe) and to the baseline: each the ratio of the medians, then the lowest and
+// highest ratio of a round (ratios).
 func Table(sum []Result, ratios []Ratio, targets []string) string {
 	var b strings.Builder
 	b.WriteString("| workload | figure |")
@@ -180,7 +180,7 @@ func Table(sum []Result, ratios []Ratio, targets []string) string {
 		b.WriteString(" " + t + " |")
 	}
 	versus := []string{""} // the best peer
-	for _, t := range append(slices.Clone(Bounds), Baseline) {
+	for _, t := range notPeers() {
 		if slices.Contains(targets, t) {
 			versus = append(versus, t)
 		}

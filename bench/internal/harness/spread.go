@@ -21,8 +21,8 @@ type Ratio struct {
 }
 
 // Ratios are, for every figure, milvus-lb against the best peer (chosen by the medians,
-// as the table does), against the bounds (tls-pipe, go-pipe) and against the baseline, where the
-// run measured them.
+// as the table does), against the bounds (tls-pipe, go-pipe) and against the baseline,
+// where the run measured them.
 func Ratios(results, sum []Result) []Ratio {
 	var out []Ratio
 	for _, f := range figures {
@@ -30,7 +30,7 @@ func Ratios(results, sum []Result) []Ratio {
 		if name, _, ok := bestPeer(sum, f); ok {
 			against = append(against, name)
 		}
-		for _, t := range append(slices.Clone(Bounds), Baseline) {
+		for _, t := range notPeers() {
 			if _, ok := lookup(sum, f.workload, t); ok {
 				against = append(against, t)
 			}
@@ -43,6 +43,10 @@ func Ratios(results, sum []Result) []Ratio {
 	}
 	return out
 }
+
+// notPeers are the targets milvus-lb is compared with beside the best peer, where a run
+// measures them: the bounds and the baseline.
+func notPeers() []string { return append(slices.Clone(Bounds), Baseline) }
 
 // pairedRatio divides milvus-lb's value of f by t's in each round both ran.
 func pairedRatio(results []Result, f figure, t string) (Ratio, bool) {
