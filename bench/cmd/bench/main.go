@@ -114,9 +114,11 @@ func run() error {
 	}
 	plan.Workloads = split(*workloads)
 	peerList := split(*peers)
-	for _, b := range harness.Bounds {
-		if *bound && !slices.Contains(peerList, b) {
-			peerList = append(peerList, b)
+	if *bound {
+		for _, b := range harness.Bounds {
+			if !slices.Contains(peerList, b) {
+				peerList = append(peerList, b)
+			}
 		}
 	}
 

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +53,9 @@ const (
 
 // Bounds are the pipes, which run the throughput workloads only (measures).
 var Bounds = []string{TLSPipe, GoPipe}
+
+// isBound says whether t is one of the Bounds.
+func isBound(t string) bool { return slices.Contains(Bounds, t) }
 
 // AllPeers are the balancers milvus-lb is compared with.
 var AllPeers = []string{Nginx, HAProxy, Caddy}
@@ -553,12 +557,11 @@ func (e *Env) cacheAnnotations() []string {
 }
 
 func (e *Env) startMilvusLB(name, bin string, backends []string, annotations ...string) (*Target, error) {
-	dir := filepath.Join(e.cfg.Dir, name)
-	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+	dir, addr, err := e.place(name)
+	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
-	if err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
 	}
 	admin, err := freeAddr()
@@ -610,7 +613,15 @@ type PeerConfig struct {
 	PEMFile           string // certificate and key in one file
 	Threads           int
 	NoFile            uint64 // the open file limit the harness could set
+	// TLS13Suites are the TLS 1.3 cipher suites in order, for peers that would otherwise
+	// take OpenSSL's (HAProxy): AES-128-GCM first, what milvus-lb, nginx and Caddy
+	// negotiate with the load generator, so that none pays for AES-256's 14 rounds a
+	// block where the others pay 10.
+	TLS13Suites string
 }
+
+// tls13Suites is PeerConfig.TLS13Suites, in OpenSSL's names.
+const tls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 // peerBinary finds a peer's executable; Debian puts nginx and haproxy in /usr/sbin, which
 // is not on every PATH.
@@ -656,7 +667,7 @@ func (e *Env) startPeer(name string, backends []string) (*Target, error) {
 	ip, port, _ := net.SplitHostPort(addr)
 	pc := PeerConfig{
 		Dir: dir, Listen: addr, IP: ip, Port: port, Host: Host, Backend: backends[0], Backends: backends,
-		CertFile: e.cert.certFile, KeyFile: e.cert.keyFile, PEMFile: e.cert.both, Threads: runtime.NumCPU(), NoFile: e.noFile,
+		CertFile: e.cert.certFile, KeyFile: e.cert.keyFile, PEMFile: e.cert.both, TLS13Suites: tls13Suites, Threads: runtime.NumCPU(), NoFile: e.noFile,
 	}
 	tmpl, err := template.ParseFS(peers.FS, spec.tmpl)
 	if err != nil {

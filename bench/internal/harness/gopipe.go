@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -65,6 +64,3 @@ func runGoPipe(spec string) error {
 	}()
 	return gopipe.Serve(l, f[1])
 }
-
-// isBound says whether t is one of the Bounds.
-func isBound(t string) bool { return slices.Contains(Bounds, t) }
