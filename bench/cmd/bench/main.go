@@ -39,176 +39,223 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		quick     = flag.Bool("quick", false, "smaller, shorter workloads for a first look")
-		rounds    = flag.Int("rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
-		idleRuns  = flag.Int("idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
-		workloads = flag.String("workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go); \"mixed\" (neither) Searches while 32 MiB inserts stream, in front of two backends (mixed.go)")
-		peers     = flag.String("peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
-		bound     = flag.Bool("bound", true, "also measure search and insert through the bounds: tls-pipe, HAProxy as a TLS-terminating TCP pipe (no HTTP/2 work, the least a balancer that terminates TLS pays here), and go-pipe, the same pipe in Go (what a Go balancer pays; not peers: no peer goal is measured against them)")
-		lb        = flag.String("lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
-		baseline  = flag.String("baseline", "", "another milvus-lb binary to measure beside it, as target \"baseline\" (a change against the commit before it)")
-		out       = flag.String("out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
-		jsonOut   = flag.String("json", "", "results as JSON (default: beside -out, .json)")
-		pngOut    = flag.String("png", "", "plot (default: beside -out, .png; \"-\" for none)")
-		pprofDir  = flag.String("pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here, and the backend's and the load generator's CPU profiles with each target")
-		keep      = flag.Bool("keep", false, "keep the run directory (configurations, logs)")
-		duration  = flag.Duration("duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
-		plotFrom  = flag.String("plot", "", "redraw the plot (-png) of the run saved in this JSON file and do nothing else")
-		lbEnvFlag = flag.String("lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
-		noCache   = flag.Bool("no-cache", false, "leave milvus-lb.io/cache off milvus-lb's Ingress (search-cached then measures a relayed Search)")
-		backend   = flag.String("backend", "fake", "the backend: \"fake\" (bench/internal/backend, answers in microseconds) or \"milvus-lite\" (a real milvus-lite server, for search and search-cached only; lite.go)")
-		liteRows  = flag.Int("lite-rows", 20000, "-backend milvus-lite: rows of 768-dim vectors in the searched collection")
-		lbAnnots  = flag.String("lb-annotations", "", "annotations on milvus-lb's Ingress, not the baseline's, ';'-separated \"key: value\"; an alb.ingress.kubernetes.io/actions.NAME gets a rule path before the default one (with -baseline set to the same binary: what a route costs)")
-	)
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// options are the command line's.
+type options struct {
+	quick, bound, keep, noCache              bool
+	rounds, idleRounds, liteRows             int
+	duration                                 time.Duration
+	workloads, peers, lbEnv, annotations     []string
+	lb, baseline, backend                    string
+	out, jsonOut, pngOut, pprofDir, plotFrom string
+}
 
-	root, err := moduleRoot()
-	if err != nil {
-		return err
+func parseFlags() *options {
+	var o options
+	var workloads, peers, lbEnv, annotations string
+	flag.BoolVar(&o.quick, "quick", false, "smaller, shorter workloads for a first look")
+	flag.IntVar(&o.rounds, "rounds", 0, "rounds of each workload (default 3, or 2 with -quick)")
+	flag.IntVar(&o.idleRounds, "idle-rounds", 1, "rounds of the idle workload (each long; its spread is what the machine makes of the collector's timing)")
+	flag.StringVar(&workloads, "workloads", strings.Join(harness.AllWorkloads, ","), "workloads to run, comma-separated; \"chaos\" and \"mirror\" (not among the defaults) run milvus-lb alone through backend faults (chaos.go) and with a mirror healthy, slow or down (mirror.go); \"mixed\" (neither) Searches while 32 MiB inserts stream, in front of two backends (mixed.go)")
+	flag.StringVar(&peers, "peers", strings.Join(harness.AllPeers, ","), "peers to compare with, comma-separated (\"\" for none)")
+	flag.BoolVar(&o.bound, "bound", true, "also measure search and insert through the bounds: tls-pipe, HAProxy as a TLS-terminating TCP pipe (no HTTP/2 work, the least a balancer that terminates TLS pays here), and go-pipe, the same pipe in Go (what a Go balancer pays; not peers: no peer goal is measured against them)")
+	flag.StringVar(&o.lb, "lb", "", "milvus-lb binary (default: build ./cmd/milvus-lb)")
+	flag.StringVar(&o.baseline, "baseline", "", "another milvus-lb binary to measure beside it, as target \"baseline\" (a change against the commit before it)")
+	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file whose generated-results section is rewritten (\"\" for none)")
+	flag.StringVar(&o.jsonOut, "json", "", "results as JSON (default: beside -out, .json)")
+	flag.StringVar(&o.pngOut, "png", "", "plot (default: beside -out, .png; \"-\" for none)")
+	flag.StringVar(&o.pprofDir, "pprof", "", "save milvus-lb's CPU, allocation, mutex and block profiles of each workload here, and the backend's and the load generator's CPU profiles with each target")
+	flag.BoolVar(&o.keep, "keep", false, "keep the run directory (configurations, logs)")
+	flag.DurationVar(&o.duration, "duration", 0, "measured window of search and insert (default 10s, or 3s with -quick)")
+	flag.StringVar(&o.plotFrom, "plot", "", "redraw the plot (-png) of the run saved in this JSON file and do nothing else")
+	flag.StringVar(&lbEnv, "lb-env", "", "environment for milvus-lb (and the baseline), comma-separated KEY=VALUE (GOGC=200,GOMAXPROCS=1)")
+	flag.BoolVar(&o.noCache, "no-cache", false, "leave milvus-lb.io/cache off milvus-lb's Ingress (search-cached then measures a relayed Search)")
+	flag.StringVar(&o.backend, "backend", "fake", "the backend: \"fake\" (bench/internal/backend, answers in microseconds) or \"milvus-lite\" (a real milvus-lite server, for search and search-cached only; lite.go)")
+	flag.IntVar(&o.liteRows, "lite-rows", 20000, "-backend milvus-lite: rows of 768-dim vectors in the searched collection")
+	flag.StringVar(&annotations, "lb-annotations", "", "annotations on milvus-lb's Ingress, not the baseline's, ';'-separated \"key: value\"; an alb.ingress.kubernetes.io/actions.NAME gets a rule path before the default one (with -baseline set to the same binary: what a route costs)")
+	flag.Parse()
+	o.workloads, o.peers, o.lbEnv, o.annotations = split(workloads), split(peers), split(lbEnv), splitOn(annotations, ";")
+	if o.bound {
+		for _, b := range harness.Bounds {
+			if !slices.Contains(o.peers, b) {
+				o.peers = append(o.peers, b)
+			}
+		}
 	}
+	return &o
+}
+
+// resolvePaths makes the output paths absolute (relative ones are the module root's),
+// puts the JSON and the plot beside -out unless given, and makes their directories and
+// -pprof's.
+func (o *options) resolvePaths(root string) error {
 	resolve := func(p string) string {
 		if p == "" || p == "-" || filepath.IsAbs(p) {
 			return p
 		}
 		return filepath.Join(root, p)
 	}
-	*out = resolve(*out)
-	if *out != "" {
-		base := strings.TrimSuffix(*out, filepath.Ext(*out))
-		if *jsonOut == "" {
-			*jsonOut = base + ".json"
+	o.out = resolve(o.out)
+	if o.out != "" {
+		base := strings.TrimSuffix(o.out, filepath.Ext(o.out))
+		if o.jsonOut == "" {
+			o.jsonOut = base + ".json"
 		}
-		if *pngOut == "" {
-			*pngOut = base + ".png"
+		if o.pngOut == "" {
+			o.pngOut = base + ".png"
 		}
 	}
-	*jsonOut, *pngOut = resolve(*jsonOut), resolve(*pngOut)
-	for _, f := range []string{*out, *jsonOut, *pngOut} {
+	o.jsonOut, o.pngOut, o.plotFrom = resolve(o.jsonOut), resolve(o.pngOut), resolve(o.plotFrom)
+	dirs := []string{o.pprofDir}
+	for _, f := range []string{o.out, o.jsonOut, o.pngOut} {
 		if f != "" && f != "-" {
-			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			dirs = append(dirs, filepath.Dir(f))
+		}
+	}
+	for _, d := range dirs {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
 			}
 		}
 	}
+	return nil
+}
 
-	if *plotFrom != "" {
-		if *pngOut == "" || *pngOut == "-" {
-			return errors.New("-plot needs a plot to draw (-png, or -out beside which it goes)")
-		}
-		return replot(ctx, root, resolve(*plotFrom), *pngOut)
-	}
-
-	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: max(1, *idleRuns)}
-	if *quick {
+// plan sizes the workloads and their rounds.
+func (o *options) plan() (harness.Params, harness.Plan) {
+	params, plan := harness.FullParams(), harness.Plan{Rounds: 3, IdleRounds: max(1, o.idleRounds), Workloads: o.workloads}
+	if o.quick {
 		params, plan.Rounds = harness.QuickParams(), 2
 	}
-	if *rounds > 0 {
-		plan.Rounds = *rounds
+	if o.rounds > 0 {
+		plan.Rounds = o.rounds
 	}
-	if *duration > 0 {
-		params.Duration = *duration
+	if o.duration > 0 {
+		params.Duration = o.duration
 	}
-	plan.Workloads = split(*workloads)
-	peerList := split(*peers)
-	if *bound {
-		for _, b := range harness.Bounds {
-			if !slices.Contains(peerList, b) {
-				peerList = append(peerList, b)
-			}
-		}
-	}
+	return params, plan
+}
 
+func run() error {
+	o := parseFlags()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if err := o.resolvePaths(root); err != nil {
+		return err
+	}
+	if o.plotFrom != "" {
+		if o.pngOut == "" || o.pngOut == "-" {
+			return errors.New("-plot needs a plot to draw (-png, or -out beside which it goes)")
+		}
+		return replot(ctx, root, o.plotFrom, o.pngOut)
+	}
 	dir, err := os.MkdirTemp("", "milvus-lb-bench-")
 	if err != nil {
 		return err
 	}
-	if *keep {
+	if o.keep {
 		log.Printf("run directory %s", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	if *lb == "" {
-		*lb = filepath.Join(dir, "bin", "milvus-lb")
-		log.Printf("building milvus-lb")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", *lb, "./cmd/milvus-lb")
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build milvus-lb: %w", err)
-		}
-	}
-	if slices.Contains(plan.Workloads, harness.Mirror) {
-		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Mirror })
-		if err := runMirror(ctx, dir, *lb, *out, *quick, *duration, *rounds); err != nil {
+	if o.lb == "" {
+		if o.lb, err = buildLB(ctx, root, dir); err != nil {
 			return err
 		}
-		if len(plan.Workloads) == 0 {
-			return nil
-		}
 	}
-	if slices.Contains(plan.Workloads, harness.Chaos) {
-		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Chaos })
-		if err := runChaos(ctx, dir, *lb, *out, *quick, *duration); err != nil {
-			return err
-		}
-		if len(plan.Workloads) == 0 {
-			return nil
-		}
-	}
-	lbEnv := split(*lbEnvFlag)
-	if *pprofDir != "" {
-		if err := os.MkdirAll(*pprofDir, 0o755); err != nil {
-			return err
-		}
+	params, plan := o.plan()
+	lbEnv := o.lbEnv
+	if o.pprofDir != "" {
 		lbEnv = append(lbEnv, harness.ProfileEnv...)
 	}
+	cfg := harness.Config{Dir: dir, LB: o.lb, Baseline: o.baseline, LBEnv: lbEnv, LBAnnotations: o.annotations, NoCache: o.noCache, BackendPprof: o.pprofDir != "", Peers: o.peers, Logf: log.Printf}
+	return runPlan(ctx, o, cfg, params, plan, root)
+}
 
-	cfg := harness.Config{Dir: dir, LB: *lb, Baseline: *baseline, LBEnv: lbEnv, LBAnnotations: splitOn(*lbAnnots, ";"), NoCache: *noCache, BackendPprof: *pprofDir != "", Peers: peerList, Logf: log.Printf}
-	if *backend == "milvus-lite" {
+// runPlan runs the workloads that are runs of their own (mirror, chaos; milvus-lite's;
+// mixed), each taken out of the plan, and then the rest side by side.
+func runPlan(ctx context.Context, o *options, cfg harness.Config, params harness.Params, plan harness.Plan, root string) error {
+	if take(&plan, harness.Mirror) {
+		if err := runMirror(ctx, cfg.Dir, o.lb, o.out, o.quick, o.duration, o.rounds); err != nil || len(plan.Workloads) == 0 {
+			return err
+		}
+	}
+	if take(&plan, harness.Chaos) {
+		if err := runChaos(ctx, cfg.Dir, o.lb, o.out, o.quick, o.duration); err != nil || len(plan.Workloads) == 0 {
+			return err
+		}
+	}
+	switch o.backend {
+	case "milvus-lite":
 		if !flagSet("workloads") {
 			plan.Workloads = []string{harness.Search, harness.SearchCached}
 		}
-		return runLite(ctx, cfg, params, plan, *liteRows, root, *out)
-	} else if *backend != "fake" {
-		return fmt.Errorf("-backend %q: want fake or milvus-lite", *backend)
+		return runLite(ctx, cfg, params, plan, o.liteRows, root, o.out)
+	case "fake":
+	default:
+		return fmt.Errorf("-backend %q: want fake or milvus-lite", o.backend)
 	}
-	if slices.Contains(plan.Workloads, harness.Mixed) {
-		plan.Workloads = slices.DeleteFunc(plan.Workloads, func(w string) bool { return w == harness.Mixed })
-		if err := runMixed(ctx, cfg, params, plan.Rounds, *out); err != nil {
+	if take(&plan, harness.Mixed) {
+		if err := runMixed(ctx, cfg, params, plan.Rounds, o.out); err != nil || len(plan.Workloads) == 0 {
 			return err
 		}
-		if len(plan.Workloads) == 0 {
-			return nil
-		}
 	}
+	saved, table, goals, err := measure(ctx, cfg, params, plan, o.pprofDir)
+	if err != nil {
+		return err
+	}
+	return o.write(ctx, root, saved, table, goals)
+}
 
-	machine := harness.DescribeMachine(peerList)
+// take removes workload w from the plan and says whether it was in it.
+func take(plan *harness.Plan, w string) bool {
+	n := len(plan.Workloads)
+	plan.Workloads = slices.DeleteFunc(plan.Workloads, func(x string) bool { return x == w })
+	return len(plan.Workloads) < n
+}
+
+// buildLB builds milvus-lb into the run directory.
+func buildLB(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "bin", "milvus-lb")
+	log.Printf("building milvus-lb")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/milvus-lb")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build milvus-lb: %w", err)
+	}
+	return bin, nil
+}
+
+// measure runs the plan's workloads through every target, interleaved, and prints the
+// table and the goals.
+func measure(ctx context.Context, cfg harness.Config, params harness.Params, plan harness.Plan, pprofDir string) (savedRun, string, []string, error) {
+	machine := harness.DescribeMachine(cfg.Peers)
 	log.Printf("load average before: %s on %d cores", machine.LoadBefore, machine.Cores)
 	start := time.Now()
 	env, err := harness.Start(ctx, cfg)
 	if err != nil {
-		return err
+		return savedRun{}, "", nil, err
 	}
+	defer env.Close()
 	for _, t := range env.Targets {
 		if t.TLSState != "" {
 			machine.TLS = append(machine.TLS, t.Name+": "+t.TLSState)
 		}
 	}
-	defer env.Close()
-
 	runner := harness.NewRunner(params)
 	runner.Logf = log.Printf
-	if *pprofDir != "" {
-		runner.Profile = harness.PprofCapture(*pprofDir, log.Printf)
+	if pprofDir != "" {
+		runner.Profile = harness.PprofCapture(pprofDir, log.Printf)
 	}
 	s, i, b := runner.MessageSizes()
 	log.Printf("messages: search %d B, insert %d B, big insert %d B", s, i, b)
 	results, err := runner.RunPlan(ctx, env, plan)
 	if err != nil {
-		return fmt.Errorf("run failed: %w", err)
+		return savedRun{}, "", nil, fmt.Errorf("run failed: %w", err)
 	}
 	machine.LoadAfter = harness.LoadAverage()
 	machine.Minutes = time.Since(start).Minutes()
@@ -216,37 +263,37 @@ func run() error {
 
 	sum := harness.Summary(results)
 	ratios := harness.Ratios(results, sum)
-	run := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Ratios: ratios, Results: results}
-	table := harness.Table(sum, ratios, run.targets())
-	goals := harness.Goals(sum, ratios)
+	saved := savedRun{Machine: machine, Params: params, Plan: plan, Summary: sum, Ratios: ratios, Results: results}
+	table, goals := harness.Table(sum, ratios, saved.targets()), harness.Goals(sum, ratios)
 	fmt.Println(table)
 	for _, g := range goals {
 		fmt.Println("- " + g)
 	}
 	log.Printf("load average after: %s", machine.LoadAfter)
+	return saved, table, goals, nil
+}
 
-	if *jsonOut != "" {
-		b, err := json.MarshalIndent(run, "", "  ")
+// write saves the run as JSON, draws its plot and rewrites the results section of -out,
+// each where asked.
+func (o *options) write(ctx context.Context, root string, saved savedRun, table string, goals []string) error {
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(saved, "", "  ")
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}
-	if *pngOut != "" && *pngOut != "-" {
-		if err := plot(ctx, root, run, *pngOut); err != nil {
+	if o.pngOut != "" && o.pngOut != "-" {
+		if err := plot(ctx, root, saved, o.pngOut); err != nil {
 			return err
 		}
 	}
-	if *out != "" {
-		section := report(machine, params, plan, *quick, table, goals, *pngOut, *out)
-		if err := replaceSection(*out, section); err != nil {
-			return err
-		}
-		log.Printf("wrote %s", *out)
+	if o.out == "" {
+		return nil
 	}
-	return nil
+	return resultsSection.write(o.out, report(saved.Machine, saved.Params, saved.Plan, o.quick, table, goals, o.pngOut, o.out))
 }
 
 // savedRun is what a run writes to its JSON file, and what -plot reads back.
@@ -334,11 +381,6 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-const (
-	beginMarker = "<!-- bench:results:begin (generated by go run ./bench/cmd/bench; do not edit) -->"
-	endMarker   = "<!-- bench:results:end -->"
-)
-
 func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, table string, goals []string, png, out string) string {
 	var b strings.Builder
 	args := strings.Join(os.Args[1:], " ")
@@ -371,25 +413,4 @@ func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, 
 		fmt.Fprintf(&b, "\n![benchmark figures](%s)\n", rel)
 	}
 	return b.String()
-}
-
-// replaceSection writes section between the markers of file, adding them at the end if
-// the file has none (or creating the file).
-func replaceSection(file, section string) error {
-	old, err := os.ReadFile(file)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	s := string(old)
-	block := beginMarker + "\n" + section + endMarker
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if i >= 0 && j > i {
-		s = s[:i] + block + s[j+len(endMarker):]
-	} else {
-		if s == "" {
-			s = "# Benchmarks\n"
-		}
-		s += "\n## Results\n\n" + block + "\n"
-	}
-	return os.WriteFile(file, []byte(s), 0o644)
 }
