@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -273,98 +274,124 @@ func ratioCell(sum []Result, ratios []Ratio, f figure, t string) string {
 // over the rounds: a goal met by the medians but not in every round is a goal met by
 // this run, not by a margin the machine's noise cannot take away.
 func Goals(sum []Result, ratios []Ratio) []string {
-	var out []string
-	// vs is milvus-lb's ratio to the best peer by f, or to target t, as text; ok says
-	// whether both were measured, and r is the ratio of the medians.
-	vs := func(workload, name, t string) (text string, r float64, ok bool) {
-		f := figureOf(workload, name)
-		lb, ok1 := lookup(sum, workload, MilvusLB)
-		var other float64
-		if t == "" {
-			peer, best, ok := bestPeer(sum, f)
-			if !ok {
-				return "", 0, false
-			}
-			t, other = peer, best
-		} else if o, ok := lookup(sum, workload, t); ok {
-			other = f.get(o)
-		}
-		if !ok1 || other == 0 {
-			return "", 0, false
-		}
-		r = f.get(lb) / other
-		text = fmt.Sprintf("%.2f× %s's %s", r, t, num(other))
-		if rr, ok := findRatio(ratios, workload, name, t); ok && rr.spread() != "" {
-			text += " (" + rr.spread() + ")"
-		}
-		return text, r, true
-	}
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**not met**"
-	}
-	line := func(title string, parts ...string) {
-		if len(parts) > 0 {
-			out = append(out, title+": "+strings.Join(parts, "; "))
-		}
-	}
-	if lb, ok := lookup(sum, SearchCached, MilvusLB); ok {
-		if own, ok := lookup(sum, Search, MilvusLB); ok {
-			r := lb.RPS / own.RPS
-			out = append(out, fmt.Sprintf("Search, cached: %.2f× milvus-lb's own uncached calls/s, goal ≥ 1.8×: %s", r, mark(r >= 1.8)))
-		}
-		if name, best, ok := bestPeer(sum, figureOf(SearchCached, "calls/s")); ok {
-			r := lb.RPS / best
-			out = append(out, fmt.Sprintf("Search, cached: %.2f× the calls/s of the best peer (%s), goal ≥ 2.5×: %s", r, name, mark(r >= 2.5)))
-		}
-	}
-	var parts []string
-	if t, r, ok := vs(Search, "calls/s", ""); ok {
-		parts = append(parts, fmt.Sprintf("calls/s %s, goal ≥ 1.5×: %s", t, mark(r >= 1.5)))
-	}
-	if t, r, ok := vs(Search, "calls/s", TLSPipe); ok {
-		parts = append(parts, fmt.Sprintf("%s, goal ≥ 0.95×: %s", t, mark(r >= 0.95)))
-	}
-	if t, _, ok := vs(Search, "calls/s", GoPipe); ok {
-		parts = append(parts, t+" (the pipe in Go; no goal)")
-	}
-	if t, r, ok := vs(Search, "p99", ""); ok {
-		parts = append(parts, fmt.Sprintf("p99 %s, goal < 1×: %s", t, mark(r < 1)))
-	}
-	line("Search", parts...)
-	parts = nil
-	if t, r, ok := vs(Insert, "messages/s", TLSPipe); ok {
-		parts = append(parts, fmt.Sprintf("messages/s %s, goal ≥ 1.0×: %s", t, mark(r >= 1)))
-	}
-	if t, _, ok := vs(Insert, "messages/s", GoPipe); ok {
-		parts = append(parts, t+" (the pipe in Go; no goal)")
-	}
-	if t, r, ok := vs(Insert, "messages/s", ""); ok {
-		parts = append(parts, fmt.Sprintf("%s, goal > 1×: %s", t, mark(r > 1)))
-	}
-	line("Insert", parts...)
-	parts = nil
-	if t, r, ok := vs(Big, "MB/s", ""); ok {
-		parts = append(parts, fmt.Sprintf("MB/s %s, goal > 1×: %s", t, mark(r > 1)))
-	}
+	c := &goalCheck{sum: sum, ratios: ratios}
+	c.cached()
+	c.against(Search, "calls/s", "", "calls/s ", &bound{"≥", 1.5, "×"})
+	c.against(Search, "calls/s", TLSPipe, "", &bound{"≥", 0.95, "×"})
+	c.against(Search, "calls/s", GoPipe, "", nil)
+	c.against(Search, "p99", "", "p99 ", &bound{"<", 1, "×"})
+	c.line("Search")
+	c.against(Insert, "messages/s", TLSPipe, "messages/s ", &bound{"≥", 1, "×"})
+	c.against(Insert, "messages/s", GoPipe, "", nil)
+	c.against(Insert, "messages/s", "", "", &bound{">", 1, "×"})
+	c.line("Insert")
+	c.against(Big, "MB/s", "", "MB/s ", &bound{">", 1, "×"})
 	if lb, ok := lookup(sum, Big, MilvusLB); ok {
-		parts = append(parts, fmt.Sprintf("peak RSS %.1f MiB, goal ≤ 48 MiB: %s", lb.PeakMiB, mark(lb.PeakMiB <= 48)))
+		c.value(fmt.Sprintf("peak RSS %.1f MiB", lb.PeakMiB), lb.PeakMiB, bound{"≤", 48, " MiB"})
 	}
-	line("Big inserts", parts...)
-	parts = nil
-	if t, r, ok := vs(Many, "p99", ""); ok {
-		parts = append(parts, fmt.Sprintf("p99 %s, goal ≤ 1×: %s", t, mark(r <= 1)))
-	}
-	if t, r, ok := vs(Many, "RSS", ""); ok {
-		parts = append(parts, fmt.Sprintf("RSS %s, goal ≤ 1.2×: %s", t, mark(r <= 1.2)))
-	}
-	line("Many clients", parts...)
+	c.line("Big inserts")
+	c.against(Many, "p99", "", "p99 ", &bound{"≤", 1, "×"})
+	c.against(Many, "RSS", "", "RSS ", &bound{"≤", 1.2, "×"})
+	c.line("Many clients")
 	if lb, ok := lookup(sum, Idle, MilvusLB); ok {
-		line("Idle connections", fmt.Sprintf("%.1f KiB each, goal ≤ 20 KiB: %s", lb.PerConnKiB, mark(lb.PerConnKiB <= 20)))
+		c.value(fmt.Sprintf("%.1f KiB each", lb.PerConnKiB), lb.PerConnKiB, bound{"≤", 20, " KiB"})
 	}
-	return out
+	c.line("Idle connections")
+	return c.out
+}
+
+// bound is a goal: a figure op x, x in unit.
+type bound struct {
+	op   string // ≥, >, ≤ or <
+	x    float64
+	unit string
+}
+
+func (b bound) met(v float64) bool {
+	switch b.op {
+	case "≥":
+		return v >= b.x
+	case ">":
+		return v > b.x
+	case "≤":
+		return v <= b.x
+	}
+	return v < b.x
+}
+
+// check is the goal and whether v meets it, as the report words it.
+func (b bound) check(v float64) string {
+	mark := "**not met**"
+	if b.met(v) {
+		mark = "met"
+	}
+	return fmt.Sprintf("goal %s %s%s: %s", b.op, strconv.FormatFloat(b.x, 'f', -1, 64), b.unit, mark)
+}
+
+// goalCheck builds Goals' lines: parts for one workload, then its line.
+type goalCheck struct {
+	sum    []Result
+	ratios []Ratio
+	parts  []string
+	out    []string
+}
+
+// against adds milvus-lb's figure against target t's (the best peer's for ""), with
+// the ratio's spread over the rounds and its goal; b is nil for the pipe in Go, shown
+// for reference, with no goal. Nothing if either was not measured.
+func (c *goalCheck) against(workload, name, t, prefix string, b *bound) {
+	f := figureOf(workload, name)
+	lb, ok := lookup(c.sum, workload, MilvusLB)
+	var other float64
+	if t == "" {
+		t, other, _ = bestPeer(c.sum, f)
+	} else if o, found := lookup(c.sum, workload, t); found {
+		other = f.get(o)
+	}
+	if !ok || other == 0 {
+		return
+	}
+	r := f.get(lb) / other
+	text := fmt.Sprintf("%s%.2f× %s's %s", prefix, r, t, num(other))
+	if rr, ok := findRatio(c.ratios, workload, name, t); ok && rr.spread() != "" {
+		text += " (" + rr.spread() + ")"
+	}
+	if b == nil {
+		text += " (the pipe in Go; no goal)"
+	} else {
+		text += ", " + b.check(r)
+	}
+	c.parts = append(c.parts, text)
+}
+
+// value adds a figure of milvus-lb's own, text, and its goal.
+func (c *goalCheck) value(text string, v float64, b bound) {
+	c.parts = append(c.parts, text+", "+b.check(v))
+}
+
+// line ends the workload's parts as a line titled title, if it has any.
+func (c *goalCheck) line(title string) {
+	if len(c.parts) > 0 {
+		c.out = append(c.out, title+": "+strings.Join(c.parts, "; "))
+	}
+	c.parts = nil
+}
+
+// cached adds the reply cache's lines: against milvus-lb's own uncached Search, and
+// against the best peer's.
+func (c *goalCheck) cached() {
+	lb, ok := lookup(c.sum, SearchCached, MilvusLB)
+	if !ok {
+		return
+	}
+	if own, ok := lookup(c.sum, Search, MilvusLB); ok {
+		r := lb.RPS / own.RPS
+		c.out = append(c.out, fmt.Sprintf("Search, cached: %.2f× milvus-lb's own uncached calls/s, %s", r, bound{"≥", 1.8, "×"}.check(r)))
+	}
+	if name, best, ok := bestPeer(c.sum, figureOf(SearchCached, "calls/s")); ok {
+		r := lb.RPS / best
+		c.out = append(c.out, fmt.Sprintf("Search, cached: %.2f× the calls/s of the best peer (%s), %s", r, name, bound{"≥", 2.5, "×"}.check(r)))
+	}
 }
 
 // Chart is the plot description bench/plot reads.
