@@ -441,54 +441,22 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var resp response
-			var checker searchChecker
-			// Spread the connections over the second, as independent clients are.
-			next := time.Now().Add(time.Duration(rand.Int64N(int64(time.Second))))
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				if next.After(w.to) {
-					return
-				}
-				t0 := time.Now()
-				err := cc.Invoke(ctx, searchMethod, r.search, &resp)
-				if err == nil {
-					err = checker.check(resp.b)
-				}
-				if err != nil {
-					cancel(err)
-					return
-				}
-				if t0.After(w.from) {
-					lats[i] = append(lats[i], time.Since(t0))
-				}
-				next = next.Add(time.Second)
+			var err error
+			if lats[i], err = r.searchEverySecond(ctx, cc, w); err != nil {
+				cancel(err)
 			}
 		}()
 	}
 	// The resident set is read a second before the window ends, while every client still
 	// calls: in the last second the clients stop one by one, and a balancer that gives
 	// memory back once quiet (milvus-lb's internal/procmem) would be read after that.
-	type reading struct {
-		m   memory
-		err error
-	}
-	read := make(chan reading, 1)
-	readAt := time.AfterFunc(time.Until(w.to.Add(-manyReadBefore)), func() {
-		m, err := readMemory(t.PIDs())
-		read <- reading{m, err}
-	})
+	read := readMemoryAt(w.to.Add(-manyReadBefore), t)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		readAt.Stop()
+		read.cancel()
 		return err
 	}
-	got := <-read
-	m, err := got.m, got.err
+	m, err := read.wait()
 	if err != nil {
 		return err
 	}
@@ -505,6 +473,67 @@ func (r *Runner) runMany(ctx context.Context, t *Target, res *Result) error {
 		return fmt.Errorf("only %d calls in the window, want about %d: the load generator or the target fell behind", res.Calls, want)
 	}
 	return nil
+}
+
+// searchEverySecond makes one Search a second on cc, from a random phase (as
+// independent clients do), until ctx ends or the window w does, and returns the
+// latencies of the calls that started in w. A failed or wrong answer is an error.
+func (r *Runner) searchEverySecond(ctx context.Context, cc *grpc.ClientConn, w window) ([]time.Duration, error) {
+	var lat []time.Duration
+	var resp response
+	var checker searchChecker
+	next := time.Now().Add(time.Duration(rand.Int64N(int64(time.Second))))
+	for {
+		select {
+		case <-ctx.Done():
+			return lat, nil
+		case <-time.After(time.Until(next)):
+		}
+		if next.After(w.to) {
+			return lat, nil
+		}
+		t0 := time.Now()
+		err := cc.Invoke(ctx, searchMethod, r.search, &resp)
+		if err == nil {
+			err = checker.check(resp.b)
+		}
+		if err != nil {
+			return lat, err
+		}
+		if t0.After(w.from) {
+			lat = append(lat, time.Since(t0))
+		}
+		next = next.Add(time.Second)
+	}
+}
+
+// memoryReading is a reading of a target's memory at a set time (readMemoryAt).
+type memoryReading struct {
+	timer *time.Timer
+	got   chan memoryResult
+}
+
+type memoryResult struct {
+	m   memory
+	err error
+}
+
+// readMemoryAt reads the memory of t's processes at time at.
+func readMemoryAt(at time.Time, t *Target) *memoryReading {
+	mr := &memoryReading{got: make(chan memoryResult, 1)}
+	mr.timer = time.AfterFunc(time.Until(at), func() {
+		m, err := readMemory(t.PIDs())
+		mr.got <- memoryResult{m, err}
+	})
+	return mr
+}
+
+func (mr *memoryReading) cancel() { mr.timer.Stop() }
+
+// wait returns the reading once it is made.
+func (mr *memoryReading) wait() (memory, error) {
+	got := <-mr.got
+	return got.m, got.err
 }
 
 // runIdle opens IdleConns TLS connections that make one call and then only ping every
