@@ -113,115 +113,156 @@ func run(ctx context.Context, addr string, creds grpc.DialOption) error {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-
 	version, err := c.GetServerVersion(ctx, milvusclient.NewGetServerVersionOption())
 	if err := step("version "+version, err); err != nil {
 		return err
 	}
+	if err := step("check health", checkHealth(ctx, c)); err != nil {
+		return err
+	}
+
+	s := newSession(c)
+	if err := step("create collection "+s.name, s.create(ctx)); err != nil {
+		return err
+	}
+	// Drop even when a later step fails, so that reruns against one server stay clean.
+	defer s.dropIfLeft(context.WithoutCancel(ctx))
+	for _, st := range []struct {
+		name string
+		do   func(context.Context) error
+	}{
+		{fmt.Sprintf("insert %d", rows), s.insert},
+		{"create index", s.index},
+		{"load", s.load},
+		{"search", s.search},
+		{"query", s.query},
+		{"delete", s.delete},
+		{"drop", s.drop},
+	} {
+		if err := step(st.name, st.do(ctx)); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("goclient: PASS: %s, %d rows, search/query/delete verified via %s\n", version, rows, addr)
+	return nil
+}
+
+func checkHealth(ctx context.Context, c *milvusclient.Client) error {
 	health, err := c.GetService().CheckHealth(ctx, &milvuspb.CheckHealthRequest{})
 	if err == nil && !health.GetIsHealthy() {
 		err = fmt.Errorf("is_healthy=false, reasons %v", health.GetReasons())
 	}
-	if err := step("check health", err); err != nil {
-		return err
-	}
+	return err
+}
 
-	name := fmt.Sprintf("goclient_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	schema := entity.NewSchema().WithName(name).
+// session is one collection's life: its rows (id, a tag of four, a vector) and the steps
+// that create, fill, search, query, trim and drop it.
+type session struct {
+	c       *milvusclient.Client
+	name    string
+	ids     []int64
+	tags    []string
+	vectors [][]float32
+	dropped bool
+}
+
+func newSession(c *milvusclient.Client) *session {
+	s := &session{c: c, name: fmt.Sprintf("goclient_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range rows {
+		s.ids = append(s.ids, int64(i))
+		s.tags = append(s.tags, fmt.Sprintf("tag%d", i%4))
+		v := make([]float32, dim)
+		for j := range dim {
+			v[j] = r.Float32()
+		}
+		s.vectors = append(s.vectors, v)
+	}
+	return s
+}
+
+func (s *session) create(ctx context.Context) error {
+	schema := entity.NewSchema().WithName(s.name).
 		WithField(entity.NewField().WithName("id").WithDataType(entity.FieldTypeInt64).WithIsPrimaryKey(true)).
 		WithField(entity.NewField().WithName("tag").WithDataType(entity.FieldTypeVarChar).WithMaxLength(32)).
 		WithField(entity.NewField().WithName("vector").WithDataType(entity.FieldTypeFloatVector).WithDim(dim))
-	if err := step("create collection "+name, c.CreateCollection(ctx, milvusclient.NewCreateCollectionOption(name, schema))); err != nil {
-		return err
-	}
-	// Drop even when a later step fails, so that reruns against one server stay clean.
-	dropped := false
-	defer func() {
-		if !dropped {
-			_ = c.DropCollection(context.WithoutCancel(ctx), milvusclient.NewDropCollectionOption(name))
-		}
-	}()
+	return s.c.CreateCollection(ctx, milvusclient.NewCreateCollectionOption(s.name, schema))
+}
 
-	ids := make([]int64, rows)
-	tags := make([]string, rows)
-	vectors := make([][]float32, rows)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range rows {
-		ids[i] = int64(i)
-		tags[i] = fmt.Sprintf("tag%d", i%4)
-		vectors[i] = make([]float32, dim)
-		for j := range dim {
-			vectors[i][j] = r.Float32()
-		}
-	}
-	inserted, err := c.Insert(ctx, milvusclient.NewColumnBasedInsertOption(name).
-		WithInt64Column("id", ids).WithVarcharColumn("tag", tags).WithFloatVectorColumn("vector", dim, vectors))
+func (s *session) insert(ctx context.Context) error {
+	inserted, err := s.c.Insert(ctx, milvusclient.NewColumnBasedInsertOption(s.name).
+		WithInt64Column("id", s.ids).WithVarcharColumn("tag", s.tags).WithFloatVectorColumn("vector", dim, s.vectors))
 	if err == nil && inserted.InsertCount != rows {
 		err = fmt.Errorf("inserted %d rows, want %d", inserted.InsertCount, rows)
 	}
-	if err := step(fmt.Sprintf("insert %d", rows), err); err != nil {
-		return err
-	}
+	return err
+}
 
-	task, err := c.CreateIndex(ctx, milvusclient.NewCreateIndexOption(name, "vector", index.NewAutoIndex(entity.L2)))
-	if err == nil {
-		err = task.Await(ctx)
-	}
-	if err := step("create index", err); err != nil {
+func (s *session) index(ctx context.Context) error {
+	task, err := s.c.CreateIndex(ctx, milvusclient.NewCreateIndexOption(s.name, "vector", index.NewAutoIndex(entity.L2)))
+	if err != nil {
 		return err
 	}
-	load, err := c.LoadCollection(ctx, milvusclient.NewLoadCollectionOption(name))
-	if err == nil {
-		err = load.Await(ctx)
-	}
-	if err := step("load", err); err != nil {
-		return err
-	}
+	return task.Await(ctx)
+}
 
-	// Row 7's own vector must come back first, at distance ~0.
-	results, err := c.Search(ctx, milvusclient.NewSearchOption(name, 3, []entity.Vector{entity.FloatVector(vectors[7])}).
+func (s *session) load(ctx context.Context) error {
+	task, err := s.c.LoadCollection(ctx, milvusclient.NewLoadCollectionOption(s.name))
+	if err != nil {
+		return err
+	}
+	return task.Await(ctx)
+}
+
+// search looks for row 7's own vector, which must come back first, at distance ~0.
+func (s *session) search(ctx context.Context) error {
+	results, err := s.c.Search(ctx, milvusclient.NewSearchOption(s.name, 3, []entity.Vector{entity.FloatVector(s.vectors[7])}).
 		WithANNSField("vector").WithOutputFields("tag").WithConsistencyLevel(entity.ClStrong))
-	if err == nil {
-		err = checkSearch(results)
-	}
-	if err := step("search", err); err != nil {
+	if err != nil {
 		return err
 	}
+	return checkSearch(results)
+}
 
-	rs, err := c.Query(ctx, milvusclient.NewQueryOption(name).WithFilter(`tag == "tag1"`).
+func (s *session) query(ctx context.Context) error {
+	rs, err := s.c.Query(ctx, milvusclient.NewQueryOption(s.name).WithFilter(`tag == "tag1"`).
 		WithOutputFields("id", "tag").WithConsistencyLevel(entity.ClStrong))
 	if err == nil && rs.ResultCount != rows/4 {
 		err = fmt.Errorf("query tag1 returned %d rows, want %d", rs.ResultCount, rows/4)
 	}
-	if err := step("query", err); err != nil {
-		return err
-	}
+	return err
+}
 
-	_, err = c.Delete(ctx, milvusclient.NewDeleteOption(name).WithInt64IDs("id", []int64{0, 1, 2, 3, 4}))
-	if err == nil {
-		rs, err = c.Query(ctx, milvusclient.NewQueryOption(name).WithFilter("id < 10").
-			WithOutputFields("id").WithConsistencyLevel(entity.ClStrong))
-		if err == nil && rs.ResultCount != 5 {
-			err = fmt.Errorf("after deleting ids 0-4, id < 10 matches %d rows, want 5", rs.ResultCount)
-		}
-	}
-	if err := step("delete", err); err != nil {
+// delete removes ids 0-4 and checks that 5 of the first 10 are left.
+func (s *session) delete(ctx context.Context) error {
+	if _, err := s.c.Delete(ctx, milvusclient.NewDeleteOption(s.name).WithInt64IDs("id", []int64{0, 1, 2, 3, 4})); err != nil {
 		return err
 	}
+	rs, err := s.c.Query(ctx, milvusclient.NewQueryOption(s.name).WithFilter("id < 10").
+		WithOutputFields("id").WithConsistencyLevel(entity.ClStrong))
+	if err == nil && rs.ResultCount != 5 {
+		err = fmt.Errorf("after deleting ids 0-4, id < 10 matches %d rows, want 5", rs.ResultCount)
+	}
+	return err
+}
 
-	err = c.DropCollection(ctx, milvusclient.NewDropCollectionOption(name))
-	if err == nil {
-		dropped = true
-		var has bool
-		if has, err = c.HasCollection(ctx, milvusclient.NewHasCollectionOption(name)); err == nil && has {
-			err = errors.New("collection still exists after drop")
-		}
-	}
-	if err := step("drop", err); err != nil {
+func (s *session) drop(ctx context.Context) error {
+	if err := s.c.DropCollection(ctx, milvusclient.NewDropCollectionOption(s.name)); err != nil {
 		return err
 	}
-	fmt.Printf("goclient: PASS: %s, %d rows, search/query/delete verified via %s\n", version, rows, addr)
-	return nil
+	s.dropped = true
+	has, err := s.c.HasCollection(ctx, milvusclient.NewHasCollectionOption(s.name))
+	if err == nil && has {
+		err = errors.New("collection still exists after drop")
+	}
+	return err
+}
+
+// dropIfLeft drops the collection if the session ended before its drop step.
+func (s *session) dropIfLeft(ctx context.Context) {
+	if !s.dropped {
+		_ = s.c.DropCollection(ctx, milvusclient.NewDropCollectionOption(s.name))
+	}
 }
 
 func checkSearch(results []milvusclient.ResultSet) error {
