@@ -31,16 +31,37 @@ const awsControllerName = "ingress.k8s.aws/alb"
 func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 	x := newIndex(objs)
 	x.readFile = opts.ReadFile
-	classes := newClassSet(objs.IngressClasses, opts)
+	ings, problems := x.dedupe(byPrecedence(objs.Ingresses))
+	plans, statuses, unserved := x.planAll(ings, newClassSet(objs.IngressClasses, opts))
+	problems = append(problems, unserved...)
 
-	ings := make([]*networkingv1.Ingress, 0, len(objs.Ingresses))
-	for _, ing := range objs.Ingresses {
+	b := assemble(plans)
+	model := &config.Model{
+		Listeners:  b.result(),
+		Backends:   b.backends,
+		RateLimits: rateLimitsOf(b.accepted),
+		Caches:     cachesOf(b.accepted),
+		Ingresses:  servedStatuses(ings, statuses, b.accepted),
+	}
+	for _, p := range plans {
+		problems = append(problems, p.r.problems...)
+		if cr := b.conflicts[p]; cr != nil {
+			problems = append(problems, cr.problems...)
+		}
+	}
+	problems.Sort()
+	return model, problems
+}
+
+// byPrecedence is the Ingresses, nil ones left out, older first, then by name, as the
+// ALB orders an IngressGroup's members when group.order is not set.
+func byPrecedence(all []*networkingv1.Ingress) []*networkingv1.Ingress {
+	ings := make([]*networkingv1.Ingress, 0, len(all))
+	for _, ing := range all {
 		if ing != nil {
 			ings = append(ings, ing)
 		}
 	}
-	// Precedence: older first, then by name, as the ALB orders an IngressGroup's members
-	// when group.order is not set.
 	sort.SliceStable(ings, func(i, j int) bool {
 		a, b := ings[i], ings[j]
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
@@ -48,10 +69,15 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		}
 		return nsName(a.Namespace, a.Name) < nsName(b.Namespace, b.Name)
 	})
+	return ings
+}
 
-	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
+// planAll plans the Ingresses of a class milvus-lb serves, and gives every Ingress its
+// status (not served yet) and the others their problems.
+func (x *index) planAll(ings []*networkingv1.Ingress, classes classSet) ([]*plan, map[*networkingv1.Ingress]*config.IngressStatus, config.Problems) {
 	var plans []*plan
-	ings, ingProblems := x.dedupe(ings)
+	var problems config.Problems
+	statuses := map[*networkingv1.Ingress]*config.IngressStatus{}
 	for _, ing := range ings {
 		class, served := classes.classOf(ing)
 		statuses[ing] = &config.IngressStatus{
@@ -66,43 +92,30 @@ func Translate(objs Objects, opts Options) (*config.Model, config.Problems) {
 		if served {
 			plans = append(plans, x.plan(ing, class))
 		} else {
-			ingProblems = append(ingProblems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
+			problems = append(problems, classes.unserved(ing, x.file("Ingress", ing.Namespace, ing.Name))...)
 		}
 	}
+	return plans, statuses, problems
+}
 
-	b := assemble(plans)
-
-	model := &config.Model{
-		Listeners: b.result(),
-		Backends:  b.backends,
-		Ingresses: make([]config.IngressStatus, 0, len(ings)),
-	}
-	model.RateLimits = rateLimitsOf(b.accepted)
-	model.Caches = cachesOf(b.accepted)
-	for _, p := range b.accepted {
+// servedStatuses marks the Ingresses whose plans were accepted as served, on the ports
+// they got, and returns every Ingress's status by namespace and name.
+func servedStatuses(ings []*networkingv1.Ingress, statuses map[*networkingv1.Ingress]*config.IngressStatus, accepted []*plan) []config.IngressStatus {
+	for _, p := range accepted {
 		st := statuses[p.ing]
 		st.Served = true
 		for _, lp := range p.s.ports {
 			st.Ports = append(st.Ports, lp.Port)
 		}
 	}
+	out := make([]config.IngressStatus, 0, len(ings))
 	for _, ing := range ings {
-		model.Ingresses = append(model.Ingresses, *statuses[ing])
+		out = append(out, *statuses[ing])
 	}
-	sort.Slice(model.Ingresses, func(i, j int) bool {
-		a, b := model.Ingresses[i], model.Ingresses[j]
-		return nsName(a.Namespace, a.Name) < nsName(b.Namespace, b.Name)
+	sort.Slice(out, func(i, j int) bool {
+		return nsName(out[i].Namespace, out[i].Name) < nsName(out[j].Namespace, out[j].Name)
 	})
-
-	problems := ingProblems
-	for _, p := range plans {
-		problems = append(problems, p.r.problems...)
-		if cr := b.conflicts[p]; cr != nil {
-			problems = append(problems, cr.problems...)
-		}
-	}
-	problems.Sort()
-	return model, problems
+	return out
 }
 
 // dedupe keeps the first of Ingresses with the same namespace and name, in precedence
@@ -200,27 +213,19 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 	p.rules = x.readRules(ns, ing.Annotations, p.s.backend, p.r)
 	p.limits = parseRateLimits(annotations{m: ing.Annotations, r: p.r})
 	p.cache = parseCache(annotations{m: ing.Annotations, r: p.r})
-	seen := map[routeKey]*field.Path{}
-	seenBackend := map[string]bool{}
-	addRoutes := func(pr *pathRule, host, path string, pt config.PathType, explicit bool, at, beAt *field.Path) {
-		for _, rt := range pr.routes(host, path, pt, explicit) {
-			k := routeKeyOf(rt, 0)
-			if first, dup := seen[k]; dup {
-				p.r.warnf(at, "duplicate of %s (same host, path, path type and conditions); ignored", first)
-				continue
-			}
-			seen[k] = at
-			rt.Ingress = p.key
-			p.routes = append(p.routes, plannedRoute{Route: rt, field: at})
-		}
-		for _, be := range pr.backends {
-			if !seenBackend[be.Key] {
-				seenBackend[be.Key] = true
-				p.backends = append(p.backends, plannedBackend{Backend: be, field: beAt})
-			}
-		}
+	x.planRules(p, ing, ns)
+	x.applyPolicies(p, annotations{m: ing.Annotations, r: p.r}, ns)
+	p.rules.reportUnused(p.r)
+	if len(p.routes) == 0 && !p.r.failed() {
+		p.r.warnf(field.NewPath("spec"), "no rules and no defaultBackend: nothing to serve")
 	}
+	return p
+}
 
+// planRules adds the routes and backends of ing's rules and of its default backend to
+// p, and its hosts.
+func (x *index) planRules(p *plan, ing *networkingv1.Ingress, ns string) {
+	a := routeAdder{p: p, seen: map[routeKey]*field.Path{}, seenBackend: map[string]bool{}}
 	seenHost := map[string]bool{}
 	for i, rule := range ing.Spec.Rules {
 		rp := field.NewPath("spec", "rules").Index(i)
@@ -242,22 +247,45 @@ func (x *index) plan(ing *networkingv1.Ingress, class string) *plan {
 			path, pt, okPath := normalizePath(hp, pp, p.r)
 			pr := x.pathRule(p, ns, &hp.Backend, pp.Child("backend"), false)
 			if okPath && pr != nil {
-				addRoutes(pr, host, path, pt, hp.Path != "", pp, pp.Child("backend", "service", "name"))
+				a.add(pr, host, path, pt, hp.Path != "", pp, pp.Child("backend", "service", "name"))
 			}
 		}
 	}
 	if db := ing.Spec.DefaultBackend; db != nil {
 		dp := field.NewPath("spec", "defaultBackend")
 		if pr := x.pathRule(p, ns, db, dp, true); pr != nil {
-			addRoutes(pr, "", "/", config.PathPrefix, true, dp, dp.Child("service", "name"))
+			a.add(pr, "", "/", config.PathPrefix, true, dp, dp.Child("service", "name"))
 		}
 	}
-	x.applyPolicies(p, annotations{m: ing.Annotations, r: p.r}, ns)
-	p.rules.reportUnused(p.r)
-	if len(p.routes) == 0 && !p.r.failed() {
-		p.r.warnf(field.NewPath("spec"), "no rules and no defaultBackend: nothing to serve")
+}
+
+// routeAdder adds path rules' routes and backends to a plan, each once: a route seen
+// before (the same host, path, path type and conditions) is warned about and left out.
+type routeAdder struct {
+	p           *plan
+	seen        map[routeKey]*field.Path
+	seenBackend map[string]bool
+}
+
+// add adds pr's routes for host and path (at: the path's field, beAt: its backend's).
+func (a *routeAdder) add(pr *pathRule, host, path string, pt config.PathType, explicit bool, at, beAt *field.Path) {
+	p := a.p
+	for _, rt := range pr.routes(host, path, pt, explicit) {
+		k := routeKeyOf(rt, 0)
+		if first, dup := a.seen[k]; dup {
+			p.r.warnf(at, "duplicate of %s (same host, path, path type and conditions); ignored", first)
+			continue
+		}
+		a.seen[k] = at
+		rt.Ingress = p.key
+		p.routes = append(p.routes, plannedRoute{Route: rt, field: at})
 	}
-	return p
+	for _, be := range pr.backends {
+		if !a.seenBackend[be.Key] {
+			a.seenBackend[be.Key] = true
+			p.backends = append(p.backends, plannedBackend{Backend: be, field: beAt})
+		}
+	}
 }
 
 // normalizeHost lower-cases and validates a rule's host ("" means any host).
