@@ -106,6 +106,15 @@ func NewKube(client kubernetes.Interface, opts KubeOptions) *Kube {
 	k.services = k.factory.Core().V1().Services().Informer()
 	k.slices = k.factory.Discovery().V1().EndpointSlices().Informer()
 
+	k.watchSecrets(client, ns)
+	k.handleEvents()
+	return k
+}
+
+// watchSecrets makes the informers of the Secrets: the TLS ones of the watched
+// namespaces, and, when those are not the controller's, the controller's imported
+// certificates.
+func (k *Kube) watchSecrets(client kubernetes.Interface, ns []informers.SharedInformerOption) {
 	// Secrets hold every credential of the cluster; caching only the TLS ones keeps
 	// tokens and passwords out of this process's memory.
 	tlsOnly := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -113,16 +122,20 @@ func NewKube(client kubernetes.Interface, opts KubeOptions) *Kube {
 	})
 	k.tlsSecret = informers.NewSharedInformerFactoryWithOptions(client, 0, append(slices.Clone(ns), tlsOnly)...)
 	k.secretInformer = append(k.secretInformer, k.tlsSecret.Core().V1().Secrets().Informer())
-	if opts.Namespace != "" && opts.Namespace != opts.ControllerNamespace {
+	if k.opts.Namespace != "" && k.opts.Namespace != k.opts.ControllerNamespace {
 		k.certSecret = informers.NewSharedInformerFactoryWithOptions(client, 0,
-			informers.WithNamespace(opts.ControllerNamespace),
+			informers.WithNamespace(k.opts.ControllerNamespace),
 			informers.WithTransform(k.transform),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 				o.LabelSelector = certs.CertificateIDLabel
 			}))
 		k.secretInformer = append(k.secretInformer, k.certSecret.Core().V1().Secrets().Informer())
 	}
+}
 
+// handleEvents makes every change of a watched object a notification (k.changed), but
+// for the Ingresses' own status writes, and logs failed watches.
+func (k *Kube) handleEvents() {
 	notify := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { k.notify() },
 		UpdateFunc: func(any, any) { k.notify() },
@@ -153,7 +166,6 @@ func NewKube(client kubernetes.Interface, opts KubeOptions) *Kube {
 			k.log.Warn("kubernetes watch failed; retrying", "kind", name, "err", err)
 		})
 	}
-	return k
 }
 
 type namedInformer struct {
@@ -233,24 +245,7 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 	if !started {
 		return errors.New("kube source: Run called twice")
 	}
-	factories := []interface {
-		Start(<-chan struct{})
-		Shutdown()
-	}{k.factory, k.tlsSecret}
-	if k.certSecret != nil {
-		factories = append(factories, k.certSecret)
-	}
-	if k.opts.Gateway != nil {
-		found := GatewayResources(k.discovery)
-		if k.gateway = k.newGatewayWatch(k.opts.Gateway, found); k.gateway == nil {
-			k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
-		} else {
-			factories = append(factories, k.gateway.factory)
-			if k.gateway.nsFactory != nil {
-				factories = append(factories, k.gateway.nsFactory)
-			}
-		}
-	}
+	factories := k.factories()
 	stop := make(chan struct{})
 	for _, f := range factories {
 		f.Start(stop)
@@ -261,39 +256,78 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 			f.Shutdown() // waits for the informer goroutines
 		}
 	}()
-
-	begin := time.Now()
-	synced := make([]cache.InformerSynced, 0, 8)
-	for _, inf := range k.informers() {
-		synced = append(synced, inf.HasSynced)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+	if !k.waitSynced(ctx) {
 		return nil // ctx canceled before the first snapshot
 	}
-	k.log.Info("kubernetes caches synced", "namespace", k.namespaceForLog(), "took", time.Since(begin).Round(time.Millisecond))
-
 	// Drain the notifications of the initial lists: the first snapshot covers them.
 	select {
 	case <-k.changed:
 	default:
 	}
 	apply(k.Snapshot(), nil)
+	k.applyChanges(ctx, apply)
+	return nil
+}
 
+// informerFactory is what Run starts and shuts down: client-go's informer factories.
+type informerFactory interface {
+	Start(<-chan struct{})
+	Shutdown()
+}
+
+// factories are the informer factories to start: the Ingresses' and their objects', the
+// Secrets', and the Gateway API's if its CRDs are installed.
+func (k *Kube) factories() []informerFactory {
+	factories := []informerFactory{k.factory, k.tlsSecret}
+	if k.certSecret != nil {
+		factories = append(factories, k.certSecret)
+	}
+	if k.opts.Gateway == nil {
+		return factories
+	}
+	found := GatewayResources(k.discovery)
+	if k.gateway = k.newGatewayWatch(k.opts.Gateway, found); k.gateway == nil {
+		k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
+		return factories
+	}
+	factories = append(factories, k.gateway.factory)
+	if k.gateway.nsFactory != nil {
+		factories = append(factories, k.gateway.nsFactory)
+	}
+	return factories
+}
+
+// waitSynced waits for every informer's first list; false if ctx ended first.
+func (k *Kube) waitSynced(ctx context.Context) bool {
+	begin := time.Now()
+	synced := make([]cache.InformerSynced, 0, 8)
+	for _, inf := range k.informers() {
+		synced = append(synced, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return false
+	}
+	k.log.Info("kubernetes caches synced", "namespace", k.namespaceForLog(), "took", time.Since(begin).Round(time.Millisecond))
+	return true
+}
+
+// applyChanges applies a snapshot Debounce after each change until ctx ends. The window
+// starts at the first change and is not extended by later ones, so a steady stream of
+// endpoint updates still gets applied every Debounce.
+func (k *Kube) applyChanges(ctx context.Context, apply func(ingress.Objects, config.Problems)) {
 	timer := time.NewTimer(k.opts.Debounce)
 	timer.Stop() // armed at the first change; since Go 1.23 a stopped timer delivers nothing stale
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-k.changed:
 		}
-		// The window starts at the first change and is not extended by later ones, so a
-		// steady stream of endpoint updates still gets applied every Debounce.
 		timer.Reset(k.opts.Debounce)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-timer.C:
 		}
 		select {
