@@ -112,22 +112,8 @@ func runController(ctx context.Context, o dataPlaneOptions, co controllerOptions
 		Logger:              logger,
 		Gateway:             gwClient,
 	}
-	if co.LeaderElect {
-		// client-go's own rule (leaderelection.NewLeaderElector), checked here so that a
-		// bad flag stops the start instead of silently disabling status writes.
-		if !(co.LeaseDuration > co.RenewDeadline && co.RenewDeadline > time.Duration(1.2*float64(co.RetryPeriod))) {
-			return fmt.Errorf("leader election needs --leader-election-lease-duration > --leader-election-renew-deadline > 1.2 × --leader-election-retry-period (got %s, %s, %s)",
-				co.LeaseDuration, co.RenewDeadline, co.RetryPeriod)
-		}
-		statusOpts.LeaderElection = &source.LeaderElection{
-			Namespace:     co.LeaderNamespace,
-			LeaseDuration: co.LeaseDuration,
-			RenewDeadline: co.RenewDeadline,
-			RetryPeriod:   co.RetryPeriod,
-			// On SIGTERM the data plane drains for up to the deregistration delay;
-			// status writing need not wait for that, so hand the Lease over at once.
-			ReleaseOnCancel: true,
-		}
+	if statusOpts.LeaderElection, err = co.leaderElection(); err != nil {
+		return err
 	}
 	reporter := source.NewReporter(client, src, statusOpts)
 
@@ -147,6 +133,29 @@ func runController(ctx context.Context, o dataPlaneOptions, co controllerOptions
 
 	// A broken Ingress loses only its own routes: RejectOnError stays false.
 	return runDataPlane(ctx, src, o, reporter.Report)
+}
+
+// leaderElection is the status writers' election as the flags set it; nil when it is
+// off.
+func (co controllerOptions) leaderElection() (*source.LeaderElection, error) {
+	if !co.LeaderElect {
+		return nil, nil
+	}
+	// client-go's own rule (leaderelection.NewLeaderElector), checked here so that a bad
+	// flag stops the start instead of silently disabling status writes.
+	if !(co.LeaseDuration > co.RenewDeadline && co.RenewDeadline > time.Duration(1.2*float64(co.RetryPeriod))) {
+		return nil, fmt.Errorf("leader election needs --leader-election-lease-duration > --leader-election-renew-deadline > 1.2 × --leader-election-retry-period (got %s, %s, %s)",
+			co.LeaseDuration, co.RenewDeadline, co.RetryPeriod)
+	}
+	return &source.LeaderElection{
+		Namespace:     co.LeaderNamespace,
+		LeaseDuration: co.LeaseDuration,
+		RenewDeadline: co.RenewDeadline,
+		RetryPeriod:   co.RetryPeriod,
+		// On SIGTERM the data plane drains for up to the deregistration delay; status
+		// writing need not wait for that, so hand the Lease over at once.
+		ReleaseOnCancel: true,
+	}, nil
 }
 
 // restConfig loads kubeconfig, or the in-cluster configuration when it is empty.

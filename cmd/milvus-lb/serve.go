@@ -28,6 +28,7 @@ import (
 	"github.com/milvus-lb/milvus-lb/internal/source"
 	"github.com/milvus-lb/milvus-lb/internal/threads"
 	"github.com/milvus-lb/milvus-lb/internal/tlsbuf"
+	"github.com/milvus-lb/milvus-lb/internal/tracing"
 )
 
 // dataPlaneOptions are shared by serve and controller.
@@ -154,20 +155,12 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	defer stopTracing()
 	dp := dataplane.New(dataplane.Options{Listener: o.Listener, Limits: o.Limits, Log: logger, Trace: tracer.StartTrace})
 	defer dp.Close(0)
-	obs, err := o.Observe.start(dp.Gateway, dp.Registry)
+	obs, live, err := observe(dp, o.Observe, tracer)
 	if err != nil {
 		return err
 	}
 	defer obs.Close()
 	metrics := obs.Metrics
-	metrics.Registry.MustRegister(admin.ConnCollector(dp.Listeners.ConnStats))
-	metrics.Registry.MustRegister(dp.Mirror)
-	live := admin.NewLive()
-	all := call.Observers{obs, live}
-	if tracer != nil {
-		all = append(all, tracer)
-	}
-	dp.SetObserver(all)
 
 	adminLn, err := o.Listener.Listen("tcp", o.AdminAddr)
 	if err != nil {
@@ -206,6 +199,25 @@ func runDataPlane(ctx context.Context, src reload.Source, o dataPlaneOptions, st
 	dp.Close(limit)
 	logger.Info("drained; exiting")
 	return nil
+}
+
+// observe starts what every call's record goes to (the metrics and the access log, the
+// live view of the admin page, the tracer when tracing is on) and gives it to the data
+// plane; the caller closes what it returns.
+func observe(dp *dataplane.Plane, o observeOptions, tracer *tracing.Tracer) (*observers, *admin.Live, error) {
+	obs, err := o.start(dp.Gateway, dp.Registry)
+	if err != nil {
+		return nil, nil, err
+	}
+	obs.Metrics.Registry.MustRegister(admin.ConnCollector(dp.Listeners.ConnStats))
+	obs.Metrics.Registry.MustRegister(dp.Mirror)
+	live := admin.NewLive()
+	all := call.Observers{obs, live}
+	if tracer != nil {
+		all = append(all, tracer)
+	}
+	dp.SetObserver(all)
+	return obs, live, nil
 }
 
 // releaseStartupPages drops from the resident set the executable's pages the start
