@@ -185,32 +185,46 @@ func scan(paths []string, store *certs.Store, prev *snapshot) *snapshot {
 			add(p) // readFile reports the error
 			continue
 		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			s.problems = append(s.problems, config.Problem{Severity: config.Error, File: p, Message: err.Error()})
-			continue
+		names, problem := manifestsIn(p)
+		if problem != nil {
+			s.problems = append(s.problems, *problem)
 		}
-		n := 0
-		for _, e := range entries {
-			ext := filepath.Ext(e.Name())
-			if strings.HasPrefix(e.Name(), ".") || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
-				continue // editors' swap and backup files among them
-			}
-			if e.IsDir() {
-				continue
-			}
-			add(filepath.Join(p, e.Name()))
-			n++
-		}
-		if n == 0 {
-			s.problems = append(s.problems, config.Problem{Severity: config.Warning, File: p,
-				Message: "directory has no .yaml, .yml or .json files"})
+		for _, name := range names {
+			add(name)
 		}
 	}
 	if store != nil {
 		s.storeRev, s.storeErr = store.Revision()
 	}
+	s.key = s.digest()
+	return s
+}
 
+// manifestsIn lists the manifests of directory dir: its .yaml, .yml and .json files,
+// not hidden ones (editors' swap and backup files among them). A directory it cannot
+// read, or with none, is a problem.
+func manifestsIn(dir string) ([]string, *config.Problem) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &config.Problem{Severity: config.Error, File: dir, Message: err.Error()}
+	}
+	var names []string
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
+			continue
+		}
+		names = append(names, filepath.Join(dir, e.Name()))
+	}
+	if len(names) == 0 {
+		return nil, &config.Problem{Severity: config.Warning, File: dir, Message: "directory has no .yaml, .yml or .json files"}
+	}
+	return names, nil
+}
+
+// digest is what the snapshot's key is: its files' names, contents' hashes and errors,
+// its problems and the certificate store's revision.
+func (s *snapshot) digest() string {
 	h := sha256.New()
 	for _, f := range s.files {
 		fmt.Fprintf(h, "%s\x00%s\x00%v\x00", f.name, f.hash, f.err)
@@ -219,8 +233,7 @@ func scan(paths []string, store *certs.Store, prev *snapshot) *snapshot {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
 	fmt.Fprintf(h, "%s\x00%v", s.storeRev, s.storeErr)
-	s.key = hex.EncodeToString(h.Sum(nil))
-	return s
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // racyWindow: a file modified this recently is read even if its stat is unchanged, because
