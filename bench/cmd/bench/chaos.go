@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 	"strings"
 	"time"
 
@@ -48,6 +47,6 @@ func runChaos(ctx context.Context, dir, lb, out string, quick bool, d time.Durat
 // runLine is the paragraph that says how a run was made: command, time, machine, load.
 func runLine(m harness.Machine, start time.Time) string {
 	m.LoadAfter = harness.LoadAverage()
-	return fmt.Sprintf("Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes). Machine: %s, %d cores; load average before %s, after %s.\n\n",
-		strings.Join(os.Args[1:], " "), m.Started, time.Since(start).Minutes(), m.CPU, m.Cores, m.LoadBefore, m.LoadAfter)
+	return fmt.Sprintf("Command: `%s` (%s, %.0f minutes). Machine: %s, %d cores; load average before %s, after %s.\n\n",
+		commandLine(), m.Started, time.Since(start).Minutes(), m.CPU, m.Cores, m.LoadBefore, m.LoadAfter)
 }

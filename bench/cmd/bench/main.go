@@ -381,10 +381,14 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
+// commandLine is how this run was started, as a reader would type it.
+func commandLine() string {
+	return strings.Join(append([]string{"go run ./bench/cmd/bench"}, os.Args[1:]...), " ")
+}
+
 func report(m harness.Machine, p harness.Params, plan harness.Plan, quick bool, table string, goals []string, png, out string) string {
 	var b strings.Builder
-	args := strings.Join(os.Args[1:], " ")
-	fmt.Fprintf(&b, "Command: `go run ./bench/cmd/bench %s` (%s, %.0f minutes).\n\n", strings.TrimSpace(args), m.Started, m.Minutes)
+	fmt.Fprintf(&b, "Command: `%s` (%s, %.0f minutes).\n\n", commandLine(), m.Started, m.Minutes)
 	fmt.Fprintf(&b, "Machine: %s, %d cores, %.0f GiB, Linux %s, %s; %s. ", m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, strings.Join(m.Versions, ", "))
 	fmt.Fprintf(&b, "Load average before the run %s, after %s (the load generator, the backend and the balancers share these cores).\n\n", m.LoadBefore, m.LoadAfter)
 	if len(m.TLS) > 0 {
