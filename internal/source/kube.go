@@ -245,6 +245,7 @@ func (k *Kube) Run(ctx context.Context, apply func(ingress.Objects, config.Probl
 	if !started {
 		return errors.New("kube source: Run called twice")
 	}
+	k.watchGateway()
 	factories := k.factories()
 	stop := make(chan struct{})
 	for _, f := range factories {
@@ -275,24 +276,30 @@ type informerFactory interface {
 	Shutdown()
 }
 
+// watchGateway makes the Gateway API's informers when the Gateway API is served and its
+// CRDs are installed (k.gateway; nil otherwise). The CRDs are looked up once: a cluster
+// that installs them later needs a restart, as the log says.
+func (k *Kube) watchGateway() {
+	if k.opts.Gateway == nil {
+		return
+	}
+	if k.gateway = k.newGatewayWatch(k.opts.Gateway, GatewayResources(k.discovery)); k.gateway == nil {
+		k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
+	}
+}
+
 // factories are the informer factories to start: the Ingresses' and their objects', the
-// Secrets', and the Gateway API's if its CRDs are installed.
+// Secrets', and the Gateway API's when watchGateway made them.
 func (k *Kube) factories() []informerFactory {
 	factories := []informerFactory{k.factory, k.tlsSecret}
 	if k.certSecret != nil {
 		factories = append(factories, k.certSecret)
 	}
-	if k.opts.Gateway == nil {
-		return factories
-	}
-	found := GatewayResources(k.discovery)
-	if k.gateway = k.newGatewayWatch(k.opts.Gateway, found); k.gateway == nil {
-		k.log.Info("the Gateway API CRDs are not installed; only Ingresses are served (restart after installing them)")
-		return factories
-	}
-	factories = append(factories, k.gateway.factory)
-	if k.gateway.nsFactory != nil {
-		factories = append(factories, k.gateway.nsFactory)
+	if k.gateway != nil {
+		factories = append(factories, k.gateway.factory)
+		if k.gateway.nsFactory != nil {
+			factories = append(factories, k.gateway.nsFactory)
+		}
 	}
 	return factories
 }
